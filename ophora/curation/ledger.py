@@ -1,0 +1,97 @@
+"""The source ledger: what happened to every input of a run, and what resume reads.
+
+One row per source and attempt, appended as Parquet part files under ``OUT/ledger/`` (one file per writing task,
+so concurrent writers never clash). The latest row of a source (by ``updated_at``) is its state:
+
+- ``done``      every clip of the source went through; ``clips_written`` of them landed in shards
+- ``rejected``  the input is unusable (``stage`` and ``reason`` say why: "probe: no video stream", ...)
+- ``failed``    an error broke the source's processing (``reason`` holds the error); resume retries it
+
+``drops_json`` maps "stage: reason" to how many clip windows of the source that stage dropped for that reason.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from typing import Any, Iterable
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ophora.curation.shards import LEDGER_DIR
+
+STATUSES = ("done", "rejected", "failed")
+
+LEDGER_SCHEMA = pa.schema([
+    ("source_uri", pa.string()),
+    ("source_id", pa.string()),
+    ("status", pa.string()),
+    ("stage", pa.string()),
+    ("reason", pa.string()),
+    ("duration", pa.float64()),
+    ("clips_written", pa.int64()),
+    ("clips_dropped", pa.int64()),
+    ("drops_json", pa.string()),
+    ("keys_json", pa.string()),
+    ("updated_at", pa.float64()),
+])
+
+
+def ledger_row(source_uri: str, source_id: str | None, status: str, *, stage: str = "", reason: str = "",
+               duration: float | None = None, keys: Iterable[str] = (), drops: dict[str, int] | None = None
+               ) -> dict[str, Any]:
+    """A ledger row; ``keys`` are the clip keys written for the source, ``drops`` "stage: reason" -> count."""
+    if status not in STATUSES:
+        raise ValueError(f"ledger status must be one of {STATUSES}, not {status!r}")
+    keys = sorted(keys)
+    drops = dict(drops or {})
+    return {
+        "source_uri": source_uri, "source_id": source_id or "", "status": status, "stage": stage,
+        "reason": reason, "duration": float(duration) if duration is not None else None,
+        "clips_written": len(keys), "clips_dropped": int(sum(drops.values())),
+        "drops_json": json.dumps(drops, sort_keys=True), "keys_json": json.dumps(keys),
+        "updated_at": time.time(),
+    }
+
+
+def append_rows(root: str, rows: list[dict[str, Any]]) -> str | None:
+    """Append rows as a new Parquet part file; returns its path (None when there is nothing to write)."""
+    if not rows:
+        return None
+    fs, path = fsspec.core.url_to_fs(root)
+    fs.makedirs(f"{path}/{LEDGER_DIR}", exist_ok=True)
+    target = f"{path}/{LEDGER_DIR}/part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
+    table = pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA)
+    with fs.open(target, "wb") as fh:
+        pq.write_table(table, fh)
+    return target
+
+
+def read_ledger(root: str, latest: bool = True):
+    """The ledger as a pandas DataFrame (LEDGER_SCHEMA columns); with ``latest`` one row per source_uri."""
+    import pandas as pd
+
+    fs, path = fsspec.core.url_to_fs(root)
+    parts = sorted(fs.glob(f"{path}/{LEDGER_DIR}/*.parquet"))
+    if not parts:
+        return pd.DataFrame({f.name: pd.Series(dtype=f.type.to_pandas_dtype()) for f in LEDGER_SCHEMA})
+    frames = []
+    for p in parts:
+        with fs.open(p, "rb") as fh:
+            frames.append(pq.read_table(fh, schema=LEDGER_SCHEMA).to_pandas())
+    df = pd.concat(frames, ignore_index=True)
+    if latest:
+        df = df.sort_values("updated_at").groupby("source_uri", as_index=False).tail(1)
+    return df.sort_values("source_uri").reset_index(drop=True)
+
+
+def drop_counts(df) -> Counter:
+    """Sum of ``drops_json`` over ledger rows: "stage: reason" -> clips dropped."""
+    total: Counter = Counter()
+    for s in df["drops_json"].dropna():
+        total.update(json.loads(s))
+    return total
