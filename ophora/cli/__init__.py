@@ -40,6 +40,9 @@ def _register() -> None:
 
     app.command("synth", help=synth.synth.__doc__, no_args_is_help=True)(synth.synth)
     app.command("demo", help=demo.demo.__doc__)(demo.demo)
+    from ophora.cli import shards
+
+    app.add_typer(shards.app, name="shards")
 
 
 _register()

@@ -1,0 +1,214 @@
+"""Dataset statistics: clips per subset, durations, instruction lengths, scores, phases and the ledger's drops.
+
+``collect_stats`` returns plain data (JSON-ready); ``stats_tables`` renders it for a person and ``plot_stats``
+writes PNG plots (matplotlib, Agg backend, imported only when plotting).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from ophora.curation.ledger import drop_counts, read_ledger
+from ophora.inspection.catalog import index_scores, iter_all, read_index, shard_inventory
+
+HIST_BINS = 10
+
+
+def summarize(values: list[float]) -> dict[str, Any]:
+    """count, min, p10, median, mean, p90, max of ``values`` (None entries when empty)."""
+    vals = sorted(v for v in values if v is not None and not math.isnan(v))
+    if not vals:
+        return {"count": 0, "min": None, "p10": None, "median": None, "mean": None, "p90": None, "max": None}
+
+    def q(p: float) -> float:
+        pos = p * (len(vals) - 1)
+        lo, hi = math.floor(pos), math.ceil(pos)
+        return vals[lo] + (vals[hi] - vals[lo]) * (pos - lo)
+
+    return {"count": len(vals), "min": vals[0], "p10": q(0.1), "median": q(0.5), "mean": sum(vals) / len(vals),
+            "p90": q(0.9), "max": vals[-1]}
+
+
+def histogram(values: list[float], bins: int = HIST_BINS) -> dict[str, list[float]]:
+    """Equal-width histogram: ``edges`` (bins+1) and ``counts`` (bins)."""
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    if not vals:
+        return {"edges": [], "counts": []}
+    lo, hi = min(vals), max(vals)
+    width = (hi - lo) / bins or 1.0
+    counts = [0] * bins
+    for v in vals:
+        counts[min(int((v - lo) / width), bins - 1)] += 1
+    return {"edges": [lo + i * width for i in range(bins + 1)], "counts": counts}
+
+
+def _clip_rows(root: str, source: str) -> tuple[list[dict[str, Any]], str]:
+    """One record per (clip, subset): key, subset, duration, phase, instruction, scores; from the index when it
+    exists (fast) or by streaming the json members of every shard."""
+    if source in ("auto", "index"):
+        index = read_index(root)
+        if len(index) or source == "index":
+            return [{"key": r["key"], "subset": r["subset"], "duration": float(r["duration"]),
+                     "phase": r["phase"], "instruction": r["instruction"] or "", "scores": index_scores(r)}
+                    for _, r in index.iterrows()], "index"
+    rows = []
+    for subset, sample in iter_all(root, members=("json", "txt")):
+        meta = sample.meta
+        rows.append({"key": sample.key, "subset": subset, "duration": float(meta["end"]) - float(meta["start"]),
+                     "phase": meta.get("phase"), "instruction": sample.instruction,
+                     "scores": {k: float(v) for k, v in meta.get("scores", {}).items()}})
+    return rows, "shards"
+
+
+def collect_stats(root: str, source: str = "auto") -> dict[str, Any]:
+    """Statistics of a curation output directory. ``source`` picks where clip facts come from: ``index``,
+    ``shards`` (streams every json member) or ``auto`` (the index when one exists)."""
+    if source not in ("auto", "index", "shards"):
+        raise ValueError(f"stats source must be auto, index or shards, not {source!r}")
+    shards = shard_inventory(root)
+    rows, used = _clip_rows(root, source)
+    by_subset: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_subset[r["subset"]].append(r)
+    subsets = {}
+    for subset in dict.fromkeys([s.subset for s in shards] + list(by_subset)):
+        mine = [s for s in shards if s.subset == subset]
+        clips = by_subset.get(subset, [])
+        subsets[subset] = {"clips": len(clips), "shards": len(mine), "bytes": sum(s.bytes for s in mine),
+                           "hours": sum(r["duration"] for r in clips) / 3600}
+    unique = {r["key"]: r for r in rows}.values()  # a p2ft clip is also in tpt: count each clip once below
+    durations = [r["duration"] for r in unique]
+    words = [len(r["instruction"].split()) for r in unique]
+    score_values: dict[str, list[float]] = defaultdict(list)
+    for r in unique:
+        for name, v in r["scores"].items():
+            score_values[name].append(v)
+    return {
+        "root": str(root), "source": used, "subsets": subsets, "clips": len(durations),
+        "duration_s": {**summarize(durations), "histogram": histogram(durations)},
+        "instruction_words": {**summarize(words), "histogram": histogram(words)},
+        "scores": {name: {**summarize(v), "histogram": histogram(v)} for name, v in sorted(score_values.items())},
+        "phases": dict(Counter(r["phase"] or "(none)" for r in unique).most_common()),
+        "ledger": ledger_stats(root),
+    }
+
+
+def ledger_stats(root: str) -> dict[str, Any]:
+    """Sources per status, clips written/dropped, drops per stage ("stage" -> "reason" -> clips) and why
+    sources were rejected or failed ("stage: reason" -> sources)."""
+    df = read_ledger(root)
+    drops: dict[str, dict[str, int]] = defaultdict(dict)
+    for label, n in drop_counts(df).most_common():
+        stage, _, reason = label.partition(": ")
+        drops[stage if reason else "?"][reason or label] = int(n)
+    bad = df[df["status"] != "done"]
+    return {
+        "sources": int(len(df)), "status": {k: int(v) for k, v in df["status"].value_counts().items()},
+        "clips_written": int(df["clips_written"].fillna(0).sum()),
+        "clips_dropped": int(df["clips_dropped"].fillna(0).sum()),
+        "drops_by_stage": dict(drops),
+        "source_rejections": dict(Counter(f"{r.stage or '?'}: {r.reason}" for r in bad.itertuples())),
+    }
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def stats_tables(stats: dict[str, Any]):
+    """The statistics as a list of rich Tables (subsets, distributions, phases, drops)."""
+    from rich.table import Table
+
+    t_sub = Table(title="Subsets", caption=f"{stats['root']} (clip facts from the {stats['source']})")
+    for c in ("subset", "clips", "shards", "MiB", "hours"):
+        t_sub.add_column(c, justify="left" if c == "subset" else "right")
+    for name, s in stats["subsets"].items():
+        t_sub.add_row(name, str(s["clips"]), str(s["shards"]), f"{s['bytes'] / 2**20:.1f}", f"{s['hours']:.3f}")
+    t_dist = Table(title=f"Distributions over {stats['clips']} unique clips")
+    cols = ("min", "p10", "median", "mean", "p90", "max")
+    t_dist.add_column("measure")
+    for c in cols:
+        t_dist.add_column(c, justify="right")
+    dists = [("duration (s)", stats["duration_s"]), ("instruction (words)", stats["instruction_words"])]
+    dists += [(f"score: {k}", v) for k, v in stats["scores"].items()]
+    for label, d in dists:
+        t_dist.add_row(label, *(_fmt(d[c]) for c in cols))
+    t_phase = Table(title="Phases")
+    t_phase.add_column("phase")
+    t_phase.add_column("clips", justify="right")
+    for phase, n in stats["phases"].items():
+        t_phase.add_row(phase, str(n))
+    led = stats["ledger"]
+    status = ", ".join(f"{k} {v}" for k, v in led["status"].items()) or "no ledger"
+    t_drop = Table(title="Drops (ledger)", caption=f"{led['sources']} sources ({status}); "
+                                                   f"{led['clips_written']} clips written, {led['clips_dropped']} dropped")
+    for c in ("stage", "reason", "count"):
+        t_drop.add_column(c, justify="right" if c == "count" else "left")
+    for stage, reasons in led["drops_by_stage"].items():
+        for reason, n in reasons.items():
+            t_drop.add_row(stage, reason, f"{n} clips")
+    for label, n in led["source_rejections"].items():
+        stage, _, reason = label.partition(": ")
+        t_drop.add_row(stage, reason, f"{n} sources")
+    return [t_sub, t_dist, t_phase, t_drop]
+
+
+def plot_stats(stats: dict[str, Any], out_dir: str | Path) -> list[Path]:
+    """Write PNG plots (durations, instruction lengths, scores, drops per stage) into ``out_dir``; returns them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def hist_plot(ax, hist, title, xlabel):
+        edges, counts = hist["edges"], hist["counts"]
+        if counts:
+            widths = [b - a for a, b in zip(edges, edges[1:])]
+            ax.bar(edges[:-1], counts, width=widths, align="edge", edgecolor="black")
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("clips")
+
+    for name, key, xlabel in (("durations.png", "duration_s", "seconds"),
+                              ("instruction_words.png", "instruction_words", "words")):
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        hist_plot(ax, stats[key]["histogram"], key.replace("_", " "), xlabel)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=100)
+        plt.close(fig)
+        written.append(out / name)
+    if stats["scores"]:
+        n = len(stats["scores"])
+        fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.2), squeeze=False)
+        for ax, (score, d) in zip(axes[0], stats["scores"].items()):
+            hist_plot(ax, d["histogram"], score, "score")
+        fig.tight_layout()
+        fig.savefig(out / "scores.png", dpi=100)
+        plt.close(fig)
+        written.append(out / "scores.png")
+    drops = [(f"{stage}: {reason}", n) for stage, rs in stats["ledger"]["drops_by_stage"].items()
+             for reason, n in rs.items()]
+    fig, ax = plt.subplots(figsize=(6, 0.4 * max(len(drops), 1) + 1.2))
+    if drops:
+        ax.barh([d[0] for d in drops][::-1], [d[1] for d in drops][::-1])
+    ax.set_title("clips dropped per stage and reason")
+    ax.set_xlabel("clips")
+    fig.tight_layout()
+    fig.savefig(out / "drops.png", dpi=100)
+    plt.close(fig)
+    written.append(out / "drops.png")
+    return written
+
+
+def stats_json(stats: dict[str, Any]) -> str:
+    return json.dumps(stats, indent=2, sort_keys=False, default=float)

@@ -1,0 +1,255 @@
+"""``ophora shards validate``: does a curation output keep the shard contract (DESIGN.md §3)?
+
+Checks every tar is well-formed and complete, every sample has its members, keys and json follow the schema
+(:class:`ClipMeta`), each mp4 decodes to the promised frames, size and fps (skipped with ``quick``), no key appears
+in two shards of a subset, and the index, the shards and the ledger agree. Problems become :class:`Finding`s; the
+run never stops at the first one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import fsspec
+from pydantic import ValidationError
+
+from ophora.curation.ledger import read_ledger
+from ophora.curation.shards import (LATENT_MEMBERS, RAW_MEMBERS, ClipMeta, Sample, ShardError, iter_samples,
+                                    list_shards, parse_key)
+from ophora.inspection.catalog import read_index, shard_name, subsets_in, torn_shards
+
+TAR_BLOCK = 512
+FPS_TOLERANCE = 0.01
+
+
+@dataclass
+class Finding:
+    """One problem: ``severity`` error (breaks the contract) or warning, a stable ``code``, where, and why."""
+
+    severity: str
+    code: str
+    where: str
+    message: str
+    key: str = ""
+
+
+@dataclass
+class ValidationReport:
+    root: str
+    quick: bool
+    shards: int = 0
+    samples: int = 0
+    decoded: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def codes(self) -> set[str]:
+        return {f.code for f in self.findings}
+
+    def to_json(self) -> str:
+        return json.dumps({"root": self.root, "quick": self.quick, "ok": self.ok, "shards": self.shards,
+                           "samples": self.samples, "decoded": self.decoded, "errors": len(self.errors),
+                           "findings": [asdict(f) for f in self.findings]}, indent=2)
+
+
+def _shard_error_code(message: str) -> str:
+    if "broken tar" in message:
+        return "broken-tar"
+    if "not contiguous" in message:
+        return "split-sample"
+    return "unsafe-member"
+
+
+def tar_is_complete(shard: str) -> str | None:
+    """None when the tar ends like a finished archive (whole 512-byte blocks, two zero blocks at the end), else
+    why not. Catches a shard cut between members, which a streaming reader takes for a normal end."""
+    fs, path = fsspec.core.url_to_fs(shard)
+    size = fs.size(path)
+    if size < 2 * TAR_BLOCK or size % TAR_BLOCK:
+        return f"size {size} is not a whole number of {TAR_BLOCK}-byte tar blocks"
+    with fs.open(path, "rb") as fh:
+        fh.seek(size - 2 * TAR_BLOCK)
+        if fh.read(2 * TAR_BLOCK).strip(b"\0"):
+            return "no end-of-archive marker (the tar was cut short)"
+    return None
+
+
+def check_sample(sample: Sample, subset: str) -> tuple[list[Finding], ClipMeta | None]:
+    """Contract checks on one sample that need no decoding: members, key, schema, agreement of json and txt."""
+    out: list[Finding] = []
+    where = shard_name(sample.shard)
+
+    def bad(code: str, message: str) -> None:
+        out.append(Finding("error", code, where, message, sample.key))
+
+    try:
+        parse_key(sample.key)
+    except ShardError as e:
+        bad("bad-key", str(e))
+    wanted = LATENT_MEMBERS if "latents.npy" in sample.members else RAW_MEMBERS
+    missing = [m for m in wanted if m not in sample.members]
+    if missing:
+        bad("missing-member", f"sample {sample.key} lacks {', '.join('.' + m for m in missing)}")
+    if "json" not in sample.members:
+        return out, None
+    try:
+        meta = sample.clip_meta()
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'json'}: {err['msg']}" for err in e.errors()[:5])
+        bad("bad-json", f"{sample.key}.json breaks the ClipMeta schema: {problems}")
+        return out, None
+    if meta.key != sample.key:
+        bad("meta-mismatch", f"{sample.key}.json names key {meta.key!r}")
+    if subset in ("tpt", "p2ft") and subset not in meta.subsets:
+        bad("meta-mismatch", f"{sample.key} is in {subset}/ but its json lists subsets {meta.subsets}")
+    if "txt" in sample.members:
+        try:
+            text = sample.instruction
+        except UnicodeDecodeError:
+            bad("bad-text", f"{sample.key}.txt is not UTF-8")
+        else:
+            if text != meta.instruction:
+                bad("meta-mismatch", f"{sample.key}.txt differs from the instruction in its json")
+    return out, meta
+
+
+def check_video(sample: Sample, meta: ClipMeta) -> list[Finding]:
+    """Decode the mp4 and compare frames, size and fps with what the json promises."""
+    from ophora.inspection.contact_sheet import probe_decode
+
+    where = shard_name(sample.shard)
+    try:
+        facts = probe_decode(sample.mp4)
+    except Exception as e:  # any decoder complaint about untrusted bytes is a finding, not a crash
+        return [Finding("error", "bad-video", where, f"{sample.key}.mp4 does not decode: {e}", sample.key)]
+    out = []
+    if facts.num_frames != meta.num_frames:
+        out.append(Finding("error", "wrong-frames", where,
+                           f"{sample.key}.mp4 decodes to {facts.num_frames} frames, json promises {meta.num_frames}",
+                           sample.key))
+    if (facts.width, facts.height) != (meta.width, meta.height):
+        out.append(Finding("error", "wrong-size", where, f"{sample.key}.mp4 is {facts.width}x{facts.height}, json "
+                                                         f"promises {meta.width}x{meta.height}", sample.key))
+    if abs(facts.fps - meta.fps) > FPS_TOLERANCE:
+        out.append(Finding("error", "wrong-fps", where,
+                           f"{sample.key}.mp4 runs at {facts.fps:.3f} fps, json promises {meta.fps}", sample.key))
+    return out
+
+
+def validate(root: str, quick: bool = False, workers: int = 1,
+             progress: Callable[[str], None] | None = None) -> ValidationReport:
+    """Validate the curation output under ``root``. ``quick`` skips decoding videos; ``workers`` decodes that
+    many clips at once (threads; PyAV releases the GIL). ``progress`` is called with each shard's name."""
+    report = ValidationReport(root=str(root), quick=quick)
+    keys_by_subset: dict[str, dict[str, str]] = defaultdict(dict)  # subset -> key -> shard name
+    pool = ThreadPoolExecutor(max_workers=max(1, workers)) if not quick else None
+    pending: list[Future] = []
+
+    def drain(limit: int) -> None:
+        while len(pending) > limit:
+            report.findings.extend(pending.pop(0).result())
+            report.decoded += 1
+
+    try:
+        for subset in subsets_in(root):
+            for tmp in torn_shards(root, subset):
+                report.findings.append(Finding("warning", "torn-shard", shard_name(tmp),
+                                               "unfinished .tmp shard left by a writer that died"))
+            for shard in list_shards(root, subset):
+                report.shards += 1
+                name = shard_name(shard)
+                if progress:
+                    progress(f"{subset}/{name}")
+                why = tar_is_complete(shard)
+                if why:
+                    report.findings.append(Finding("error", "incomplete-tar", name, why))
+                try:
+                    for sample in iter_samples(shard):
+                        report.samples += 1
+                        if sample.key in keys_by_subset[subset]:
+                            report.findings.append(Finding(
+                                "error", "duplicate-key", name, f"{sample.key} is also in "
+                                f"{subset}/{keys_by_subset[subset][sample.key]}", sample.key))
+                        else:
+                            keys_by_subset[subset][sample.key] = name
+                        found, meta = check_sample(sample, subset)
+                        report.findings.extend(found)
+                        if pool is not None and meta is not None and "mp4" in sample.members:
+                            pending.append(pool.submit(check_video, sample, meta))
+                            drain(2 * max(1, workers))
+                except ShardError as e:
+                    report.findings.append(Finding("error", _shard_error_code(str(e)), name, str(e)))
+        drain(0)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    report.findings.extend(cross_check(root, keys_by_subset))
+    return report
+
+
+def cross_check(root: str, keys_by_subset: dict[str, dict[str, str]]) -> list[Finding]:
+    """Index <-> shards <-> ledger agreement, and p2ft/ within tpt/."""
+    out: list[Finding] = []
+    index = read_index(root)
+    if not len(index):
+        out.append(Finding("warning", "no-index", "index/", "no clip index; index checks skipped"))
+    else:
+        indexed = set()
+        for row in index.itertuples():
+            indexed.add((row.subset, row.key))
+            held = keys_by_subset.get(row.subset, {}).get(row.key)
+            if held is None:
+                out.append(Finding("error", "index-orphan", "index/", f"index row {row.key} in {row.subset} points "
+                                   f"to {row.shard}, but no {row.subset} shard holds that key", row.key))
+            elif held != shard_name(row.shard):
+                out.append(Finding("error", "index-wrong-shard", "index/", f"index row {row.key} names shard "
+                                   f"{row.shard}, the key is in {row.subset}/{held}", row.key))
+        for subset, keys in keys_by_subset.items():
+            for key, shard in keys.items():
+                if (subset, key) not in indexed:
+                    out.append(Finding("error", "not-indexed", shard, f"{subset}/{shard} holds {key}, the index "
+                                       "has no row for it", key))
+    for key, shard in keys_by_subset.get("p2ft", {}).items():
+        if key not in keys_by_subset.get("tpt", {}):
+            out.append(Finding("error", "p2ft-not-in-tpt", shard, f"{key} is in p2ft/ but not in tpt/", key))
+    ledger = read_ledger(root)
+    if not len(ledger):
+        out.append(Finding("warning", "no-ledger", "ledger/", "no source ledger; ledger checks skipped"))
+        return out
+    written: dict[str, str] = {}
+    for row in ledger.itertuples():
+        try:
+            keys = json.loads(row.keys_json or "[]")
+        except ValueError:
+            out.append(Finding("error", "bad-ledger", "ledger/", f"{row.source_uri}: keys_json is not JSON"))
+            continue
+        if row.status != "done" and keys:
+            out.append(Finding("warning", "ledger-status", "ledger/", f"{row.source_uri} is {row.status} but lists "
+                               f"{len(keys)} written clips"))
+        for key in keys:
+            written[key] = row.source_uri
+    all_keys = {k: s for keys in keys_by_subset.values() for k, s in keys.items()}
+    for key, uri in sorted(written.items()):
+        if key not in all_keys:
+            out.append(Finding("error", "ledger-orphan", "ledger/", f"the ledger says {uri} wrote {key}, no shard "
+                               "holds it", key))
+    for key, shard in sorted(all_keys.items()):
+        if key not in written:
+            out.append(Finding("error", "not-in-ledger", shard, f"{key} is in a shard but no ledger row lists it",
+                               key))
+    return out
+
+
+def findings_rows(report: ValidationReport) -> list[tuple[Any, ...]]:
+    return [(f.severity, f.code, f.where, f.message) for f in report.findings]
