@@ -38,11 +38,12 @@ INSTRUCTIONS = (
 CLIPS_PER_SOURCE = 4
 
 
-def make_clip(lavfi: str, seconds_offset: int, frames: int = FRAMES, fps: int = FPS) -> bytes:
+def make_clip(lavfi: str, seconds_offset: int, frames: int = FRAMES, fps: int = FPS, pix_fmt: str = "yuv420p"
+              ) -> bytes:
     """A real H.264 yuv420p mp4 from an ffmpeg test source (argument list, no shell)."""
     cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
            "-i", f"{lavfi}=size={WIDTH}x{HEIGHT}:rate={fps}", "-ss", str(seconds_offset), "-frames:v", str(frames),
-           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-movflags", "+faststart",
+           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", pix_fmt, "-movflags", "+faststart",
            "-f", "mp4"]
     with tempfile.TemporaryDirectory() as tmp:  # mp4 needs a seekable output
         out = Path(tmp) / "clip.mp4"

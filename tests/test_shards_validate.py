@@ -62,6 +62,12 @@ def _wrong_frame_count(root):
     write_raw_tar(root / "tpt" / "shard-w0-000000.tar", [(f"{meta.key}.{e}", encoded[e]) for e in ("json", "mp4", "txt")])
 
 
+def _wrong_pixel_format(root):
+    meta = clip_meta(0, 0)
+    encoded = encode_sample(meta, make_clip("testsrc2", 0, pix_fmt="yuv444p"))
+    write_raw_tar(root / "tpt" / "shard-w0-000000.tar", [(f"{meta.key}.{e}", encoded[e]) for e in ("json", "mp4", "txt")])
+
+
 def _evil_member(root):
     write_raw_tar(root / "tpt" / "shard-w0-000000.tar", sample_members(0, 0) + [("../evil", b"owned")])
 
@@ -84,6 +90,7 @@ CORRUPTIONS = {
     "duplicate key in two shards": (_duplicate_key, {"duplicate-key"}),
     "json breaks the schema": (_schema_break, {"bad-json"}),
     "mp4 with the wrong frame count": (_wrong_frame_count, {"wrong-frames"}),
+    "mp4 not yuv420p": (_wrong_pixel_format, {"wrong-codec"}),
     "member named ../evil": (_evil_member, {"unsafe-member"}),
     "symlink member": (_symlink_member, {"unsafe-member"}),
     "index row pointing nowhere": (_index_row_pointing_nowhere, {"index-orphan"}),

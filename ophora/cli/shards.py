@@ -191,7 +191,8 @@ def gallery(root: str = typer.Argument(..., help="A curation output, or a folder
             limit: int = typer.Option(None, help="Only the first N clips."),
             kind: str = typer.Option("auto", "--from", help="auto | shards | folder."),
             videos: bool = typer.Option(False, "--videos", help="Copy each mp4 into the site (cards link to it)."),
-            preview: bool = typer.Option(True, "--preview/--no-preview", help="Animated preview on hover.")) -> None:
+            preview: bool = typer.Option(True, "--preview/--no-preview", help="Animated preview on hover."),
+            workers: int = typer.Option(2, "--workers", help="Clips decoded at once.")) -> None:
     """A static offline HTML gallery: a card per clip, paginated, filterable by subset and phase."""
     from ophora.inspection.catalog import subsets_in
     from ophora.inspection.gallery import build_gallery, folder_items, shard_items
@@ -203,7 +204,8 @@ def gallery(root: str = typer.Argument(..., help="A curation output, or a folder
         fail(f"--from must be auto, shards or folder, not {kind!r}")
     items = shard_items(root, limit=limit) if kind == "shards" else folder_items(root, limit=limit)
     with console.status("building gallery"):
-        result = build_gallery(items, out, title=title, page_size=page_size, preview=preview, copy_videos=videos)
+        result = build_gallery(items, out, title=title, page_size=page_size, preview=preview, copy_videos=videos,
+                               workers=workers)
     for problem in result.problems:
         console.print(f"[yellow]warning:[/] {problem}")
     console.print(f"wrote {result.cards} cards on {len(result.pages)} pages: {result.pages[0]}")

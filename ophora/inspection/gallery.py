@@ -12,6 +12,8 @@ from __future__ import annotations
 import html
 import json
 import shutil
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -154,11 +156,21 @@ def _media(item: GalleryItem, seq: int, out: Path, preview: bool, copy_videos: b
     return files
 
 
+def _media_or_problem(item: GalleryItem, seq: int, out: Path, preview: bool, copy_videos: bool
+                      ) -> tuple[dict[str, str], str]:
+    try:
+        return _media(item, seq, out, preview, copy_videos), item.problem
+    except Exception as e:  # an undecodable clip gets a card with the reason, not a failed build
+        return {}, "; ".join(p for p in (item.problem, f"no preview: {e}") if p)
+
+
 def build_gallery(items: Iterable[GalleryItem], out_dir: str | Path, title: str = "Ophora clips",
-                  page_size: int = PAGE_SIZE, preview: bool = True, copy_videos: bool = False) -> GalleryResult:
+                  page_size: int = PAGE_SIZE, preview: bool = True, copy_videos: bool = False,
+                  workers: int = 2) -> GalleryResult:
     """Write the site into ``out_dir`` (created; only files inside it are written): ``index.html`` is page 1,
     then ``page-0002.html``...; ``thumbs/``, ``previews/``, ``videos/`` (with ``copy_videos``), ``assets/`` and
-    ``pages.js``. A clip whose video will not decode still gets a card, marked with the problem."""
+    ``pages.js``. ``workers`` clips are decoded at once (threads), at most twice that many held in memory.
+    A clip whose video will not decode still gets a card, marked with the problem."""
     if page_size < 1:
         raise ValueError("page_size must be at least 1")
     out = Path(out_dir)
@@ -168,18 +180,24 @@ def build_gallery(items: Iterable[GalleryItem], out_dir: str | Path, title: str 
         (out / "assets" / name).write_bytes(resources.files("ophora.inspection").joinpath("static", name).read_bytes())
     cards: list[dict[str, Any]] = []
     problems: list[str] = []
-    for seq, item in enumerate(items, start=1):
-        files: dict[str, str] = {}
-        problem = item.problem
-        try:
-            files = _media(item, seq, out, preview, copy_videos)
-        except Exception as e:  # an undecodable clip gets a card with the reason, not a failed build
-            problem = "; ".join(p for p in (problem, f"no preview: {e}") if p)
+    pending: deque[tuple[GalleryItem, Future]] = deque()
+
+    def finish() -> None:
+        item, future = pending.popleft()
+        files, problem = future.result()
         if problem:
             problems.append(f"{item.id}: {problem}")
         cards.append({"id": item.id, "instruction": item.instruction, "subsets": item.subsets,
                       "phase": item.phase or "", "scores": item.scores, "details": item.details,
                       "problem": problem, **files})
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for seq, item in enumerate(items, start=1):
+            pending.append((item, pool.submit(_media_or_problem, item, seq, out, preview, copy_videos)))
+            while len(pending) > 2 * max(1, workers):
+                finish()
+        while pending:
+            finish()
     pages = [cards[i:i + page_size] for i in range(0, len(cards), page_size)] or [[]]
     names = ["index.html"] + [f"page-{n:04d}.html" for n in range(2, len(pages) + 1)]
     subsets = sorted({s for c in cards for s in c["subsets"]})

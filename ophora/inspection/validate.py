@@ -24,6 +24,7 @@ from ophora.inspection.catalog import read_index, shard_name, subsets_in, torn_s
 
 TAR_BLOCK = 512
 FPS_TOLERANCE = 0.01
+CONTRACT_CODEC = ("h264", "yuv420p")  # DESIGN.md §3: H.264, yuv420p
 
 
 @dataclass
@@ -141,6 +142,9 @@ def check_video(sample: Sample, meta: ClipMeta) -> list[Finding]:
     if (facts.width, facts.height) != (meta.width, meta.height):
         out.append(Finding("error", "wrong-size", where, f"{sample.key}.mp4 is {facts.width}x{facts.height}, json "
                                                          f"promises {meta.width}x{meta.height}", sample.key))
+    if (facts.codec, facts.pix_fmt) != CONTRACT_CODEC:
+        out.append(Finding("error", "wrong-codec", where, f"{sample.key}.mp4 is {facts.codec} {facts.pix_fmt}, the "
+                                                          f"contract is {' '.join(CONTRACT_CODEC)}", sample.key))
     if abs(facts.fps - meta.fps) > FPS_TOLERANCE:
         out.append(Finding("error", "wrong-fps", where,
                            f"{sample.key}.mp4 runs at {facts.fps:.3f} fps, json promises {meta.fps}", sample.key))
