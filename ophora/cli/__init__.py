@@ -43,6 +43,12 @@ def _register() -> None:
     from ophora.cli import shards
 
     app.add_typer(shards.app, name="shards")
+    from ophora.cli import train
+
+    app.add_typer(train.app, name="train")
+    from ophora.cli import curate
+
+    app.command("curate", help=curate.curate.__doc__, no_args_is_help=True)(curate.curate)
 
 
 _register()

@@ -1,0 +1,245 @@
+"""The curate job: every stage wired into one streaming Ray Data graph, and the driver's bookkeeping.
+
+Graph: sources -> probe -> scenes -> windows (1 -> many, flat_map) -> clip -> [later stages] -> write -> records.
+Rows carry paths and small facts; only the clip stage on carries mp4 bytes (one clip each), so memory stays
+bounded whatever the corpus size. Every stage runs as an actor pool whose CPUs, GPUs, pool size, batch size and
+restart policy come from ``config.resources.<stage>``; dead actors are restarted and their calls retried.
+
+The driver consumes the write stage's small records. When every window of a source is accounted for, it writes
+the source's index file, removes any shard of that source no record names (a retried write's first attempt),
+and appends the source's ledger row. See resume.py for what a rerun cleans and skips.
+
+Adding a stage: one class in ``stages/`` and one line in :data:`STAGES` (before ``write``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from ophora.curation.config import CurateConfig
+from ophora.curation.inputs import SourceInput, discover
+from ophora.curation.ledger import append_rows, ledger_row
+from ophora.curation.resume import OutState, prepare_out, remove_source_shards, write_index
+from ophora.curation.shards import SUMMARY_FILE
+from ophora.curation.stages.clip import Clip
+from ophora.curation.stages.common import new_row
+from ophora.curation.stages.probe import Probe
+from ophora.curation.stages.scenes import Scenes
+from ophora.curation.stages.windows import Windows
+from ophora.curation.stages.write import Write
+
+log = logging.getLogger("ophora.curate")
+
+# (resources name, stage class, how Ray Data applies it). Order is flow order; "write" stays last.
+STAGES: list[tuple[str, type, str]] = [
+    ("probe", Probe, "batches"),
+    ("scenes", Scenes, "batches"),
+    ("windows", Windows, "flat_map"),
+    ("clip", Clip, "batches"),
+    ("write", Write, "batches"),
+]
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def build_dataset(config: CurateConfig, sources: list[SourceInput], out: str):
+    """The lazy Ray Data graph for ``sources``; iterating it runs the job and yields write records."""
+    import ray.data
+
+    items = [new_row(source_uri=s.uri, sidecars_json=json.dumps(s.sidecars, sort_keys=True)) for s in sources]
+    ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 10_000)))
+    for name, stage, how in STAGES:
+        res = config.resources.for_stage(name)
+        remote = {"num_cpus": res.num_cpus,
+                  "compute": ray.data.ActorPoolStrategy(min_size=res.concurrency[0], max_size=res.concurrency[1]),
+                  "max_restarts": res.max_restarts, "max_task_retries": res.max_task_retries}
+        if res.num_gpus:
+            remote["num_gpus"] = res.num_gpus
+        ctor_kwargs = {"out": out} if stage is Write else {}
+        with warnings.catch_warnings():  # restart policy has no named parameter yet, only ray_remote_args
+            warnings.simplefilter("ignore", DeprecationWarning)
+            if how == "flat_map":
+                ds = ds.flat_map(stage, fn_constructor_args=(config,), **remote)
+            else:
+                ds = ds.map_batches(stage, fn_constructor_args=(config,), fn_constructor_kwargs=ctor_kwargs,
+                                    batch_size=res.batch_size, batch_format="pyarrow", **remote)
+    return ds
+
+
+@dataclass
+class SourceTally:
+    """The records of one source seen so far; complete when every window (or the one source row) arrived."""
+
+    uri: str
+    source_id: str = ""
+    expected: int = 1
+    seen: set[int] = field(default_factory=set)
+    duration: float = 0.0
+    keys: list[str] = field(default_factory=list)
+    index: list[dict] = field(default_factory=list)
+    drops: Counter = field(default_factory=Counter)
+    rejected: str = ""
+    failed: str = ""
+
+    def add(self, rec: dict[str, Any]) -> None:
+        self.source_id = rec["source_id"] or self.source_id
+        self.expected = max(1, rec["windows_total"])
+        self.seen.add(rec["window_index"])
+        self.duration = rec["duration"] or self.duration
+        outcome, reason = rec["outcome"], rec["reason"]
+        if outcome == "written":
+            self.keys.append(rec["key"])
+            self.index.extend(json.loads(rec["index_json"]))
+        elif outcome == "dropped":
+            self.drops[reason] += 1
+        elif outcome == "rejected":
+            self.rejected = reason
+        elif outcome == "failed":
+            self.failed = self.failed or reason
+
+    @property
+    def complete(self) -> bool:
+        return len(self.seen) >= self.expected
+
+
+class Bookkeeper:
+    """Driver-side: turns write records into index files and ledger rows, and keeps the run's counts."""
+
+    def __init__(self, out: str, state: OutState, total: int, quiet: bool, every_s: float):
+        self.out, self.claims, self.total, self.quiet, self.every_s = out, dict(state.claims), total, quiet, every_s
+        self.tallies: dict[str, SourceTally] = {}
+        self.finished: set[str] = set()
+        self.pending_rows: list[dict] = []
+        self.status: Counter = Counter()
+        self.reasons: Counter = Counter()
+        self.drops: Counter = Counter()
+        self.subsets: Counter = Counter()
+        self.clips = 0
+        self.source_seconds = 0.0
+        self._last_flush = self._last_line = time.monotonic()
+
+    def add(self, rec: dict[str, Any]) -> None:
+        tally = self.tallies.setdefault(rec["source_uri"], SourceTally(rec["source_uri"]))
+        tally.add(rec)
+        if tally.complete:
+            self.finish(self.tallies.pop(rec["source_uri"]))
+        now = time.monotonic()
+        if now - self._last_flush > self.every_s:
+            self.flush()
+        if not self.quiet and now - self._last_line > self.every_s:
+            self._last_line = now
+            log.info("sources %d/%d done (rejected %d, failed %d), clips %d", sum(self.status.values()),
+                     self.total, self.status["rejected"], self.status["failed"], self.clips)
+
+    def finish(self, t: SourceTally, lost: str = "") -> None:
+        """Settle one source: index + ledger for done; shards removed for anything else."""
+        self.finished.add(t.uri)
+        owner = self.claims.get(t.source_id)
+        if lost or t.failed:
+            status, reason = "failed", lost or t.failed
+        elif t.rejected:
+            status, reason = "rejected", t.rejected
+        elif owner and owner != t.uri:
+            status, reason = "rejected", f"probe: duplicate content of {owner}"
+        else:
+            status, reason = "done", ""
+        mine = {r["shard"] for r in t.index}
+        if status == "done":
+            if t.source_id:
+                remove_source_shards(self.out, t.source_id, keep=mine)
+            if t.index:
+                write_index(self.out, t.source_id, t.index)
+            self.claims[t.source_id] = t.uri
+            self.clips += len(t.keys)
+            self.subsets.update(r["subset"] for r in t.index)
+            self.drops.update(t.drops)
+            self.source_seconds += t.duration
+        elif t.source_id and owner and owner != t.uri:
+            self._remove(mine)  # a duplicate: only its own shards, never the owner's
+        elif t.source_id:
+            remove_source_shards(self.out, t.source_id)
+        if reason:
+            self.reasons[reason if status == "failed" else reason.split(" (")[0]] += 1
+        self.status[status] += 1
+        stage = reason.split(":", 1)[0] if reason else ""
+        self.pending_rows.append(ledger_row(t.uri, t.source_id, status, stage=stage, reason=reason,
+                                            duration=t.duration, keys=t.keys if status == "done" else (),
+                                            drops=dict(t.drops)))
+
+    def _remove(self, shards: set[str]) -> None:
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(self.out)
+        for rel in shards:
+            if fs.exists(f"{root}/{rel}"):
+                fs.rm(f"{root}/{rel}")
+
+    def flush(self) -> None:
+        append_rows(self.out, self.pending_rows)
+        self.pending_rows, self._last_flush = [], time.monotonic()
+
+
+def _init_ray(address: str | None, quiet: bool) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": not quiet}
+    if address:
+        kwargs["address"] = address
+    else:
+        kwargs["include_dashboard"] = False
+    ray.init(**kwargs)
+
+
+def run_curation(config: CurateConfig, inputs: list[str], out: str, address: str | None = None,
+                 force: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """Curate ``inputs`` into ``out`` (shards, index, ledger, summary.json); returns the summary.
+
+    Starts an embedded Ray unless one is initialised or ``address`` names a cluster. Sources already settled in
+    ``out``'s ledger are skipped unless ``force``. Raises InputError for inputs that name nothing; a bad video
+    never raises, it ends in the ledger. ``summary["exit_code"]`` is 0, or 1 when some source failed."""
+    started = time.time()
+    sources, repeated = discover(inputs)
+    state = prepare_out(out, force)
+    pending = [s for s in sources if s.uri not in state.settled_uris]
+    if config.limit:
+        pending = pending[:config.limit]
+    book = Bookkeeper(out, state, len(pending), quiet, config.progress_every_s)
+    if pending:
+        _init_ray(address, quiet)
+        from ray.data import DataContext
+
+        ctx = DataContext.get_current()
+        ctx.enable_progress_bars = not quiet
+        ctx.max_errored_blocks = config.max_errored_blocks
+        for rec in build_dataset(config, pending, out).iter_rows():
+            book.add(rec)
+        for s in pending:  # rows lost with a block that failed past its retries still end in the ledger
+            if s.uri not in book.finished:
+                book.finish(book.tallies.pop(s.uri, SourceTally(s.uri)),
+                            lost="pipeline: lost in a worker failure (retried on resume)")
+    book.flush()
+    wall = time.time() - started
+    summary = {
+        "out": out, "inputs": len(sources), "repeated_inputs": repeated,
+        "skipped_settled": len(sources) - len([s for s in sources if s.uri not in state.settled_uris]),
+        "processed": len(pending), "done": book.status["done"], "rejected": book.status["rejected"],
+        "failed": book.status["failed"], "clips_written": book.clips, "clips_by_subset": dict(book.subsets),
+        "clips_dropped": sum(book.drops.values()), "drops": dict(book.drops), "reasons": dict(book.reasons),
+        "leftovers_removed": len(state.removed), "source_seconds": round(book.source_seconds, 3),
+        "wall_seconds": round(wall, 3), "clips_per_second": round(book.clips / wall, 4) if wall else 0.0,
+        "source_seconds_per_second": round(book.source_seconds / wall, 4) if wall else 0.0,
+        "exit_code": EXIT_FAILED if book.status["failed"] else EXIT_OK,
+    }
+    import fsspec
+
+    with fsspec.open(f"{out.rstrip('/')}/{SUMMARY_FILE}", "w") as fh:
+        json.dump(summary, fh, indent=2, sort_keys=True)
+    return summary

@@ -1,0 +1,133 @@
+"""probe: ffprobe facts about a source, its stable source id, and rejection of unusable inputs with a reason."""
+
+from __future__ import annotations
+
+import json
+import os
+from fractions import Fraction
+from typing import Any
+
+import ffmpeg
+import fsspec
+
+from ophora.curation.config import CurateConfig
+from ophora.curation.inputs import localize
+from ophora.curation.shards import source_id_for_file, source_id_from_stable_id
+from ophora.curation.stages.common import Reject, RowStage, ToolError, ffmpeg_args, run_tool
+
+_MAX_INFO_JSON = 8 << 20  # .info.json sidecars are small; a huge one is not read
+
+
+def ffmpeg_path(local_path: str) -> str:
+    """The name ffmpeg/ffprobe get for a local file: ``file:`` + absolute path, so a leading dash or a colon in
+    the name is never read as an option or a protocol."""
+    return "file:" + os.path.abspath(local_path)
+
+
+def _rate(text: str | None) -> float:
+    try:
+        value = Fraction(text or "0")
+    except (ValueError, ZeroDivisionError):
+        return 0.0
+    return float(value) if value > 0 else 0.0
+
+
+def _rotation(stream: dict[str, Any]) -> int:
+    for side in stream.get("side_data_list", []) or []:
+        if "rotation" in side:
+            return int(round(float(side["rotation"]))) % 360
+    return int(stream.get("tags", {}).get("rotate", 0) or 0) % 360
+
+
+def _stable_id(sidecars: dict[str, str]) -> str | None:
+    uri = sidecars.get("info.json")
+    if not uri:
+        return None
+    try:
+        with fsspec.open(uri, "rb") as fh:
+            raw = fh.read(_MAX_INFO_JSON + 1)
+        info = json.loads(raw) if len(raw) <= _MAX_INFO_JSON else {}
+    except (OSError, ValueError):
+        return None
+    value = info.get("id") if isinstance(info, dict) else None
+    return str(value) if isinstance(value, (str, int)) and str(value) else None
+
+
+class Probe(RowStage):
+    """Fills ``source_id``, ``local_path``, ``duration`` and ``facts_json`` (width/height as displayed, fps,
+    rotation, audio, codec, variable frame rate); rejects empty, unreadable, undecodable, audio-only, too short,
+    too small and too large inputs."""
+
+    name = "probe"
+    level = "source"
+
+    def __init__(self, config: CurateConfig):
+        self.cfg = config.probe
+        self.cache_dir = config.input_cache_dir
+
+    def process(self, row: dict[str, Any]) -> None:
+        sidecars = json.loads(row["sidecars_json"] or "{}")
+        try:
+            local = localize(row["source_uri"], self.cache_dir)
+            if os.path.isdir(local):
+                raise Reject("not a file")
+            if os.path.getsize(local) == 0:
+                raise Reject("empty file (0 bytes)")
+            stable = _stable_id(sidecars)
+            if stable:
+                row["source_id"] = source_id_from_stable_id(stable)
+            else:
+                with open(local, "rb") as fh:
+                    row["source_id"] = source_id_for_file(fh)
+        except FileNotFoundError as e:
+            raise Reject(f"unreadable: not found ({e})") from e
+        except PermissionError as e:
+            raise Reject(f"unreadable: permission denied ({e})") from e
+        row["local_path"] = local
+        facts = self._facts(local)
+        row["facts_json"] = json.dumps(facts, sort_keys=True)
+        row["duration"] = facts["duration"]
+
+    def _facts(self, local: str) -> dict[str, Any]:
+        args = ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", ffmpeg_path(local)]
+        try:
+            info = json.loads(run_tool(args, self.cfg.timeout_s) or b"{}")
+        except ToolError as e:
+            raise Reject(f"undecodable: {e}") from e
+        streams = info.get("streams", [])
+        videos = [s for s in streams if s.get("codec_type") == "video"
+                  and not s.get("disposition", {}).get("attached_pic")]
+        if not videos:
+            raise Reject("no video stream" + (" (audio only)" if any(s.get("codec_type") == "audio"
+                                                                       for s in streams) else ""))
+        v = videos[0]
+        width, height = int(v.get("width") or 0), int(v.get("height") or 0)
+        rotation = _rotation(v)
+        if rotation in (90, 270):
+            width, height = height, width
+        fmt = info.get("format", {})
+        duration = float(v.get("duration") or fmt.get("duration") or 0.0)
+        avg, real = _rate(v.get("avg_frame_rate")), _rate(v.get("r_frame_rate"))
+        facts = {"width": width, "height": height, "rotation": rotation, "duration": duration,
+                 "fps": avg or real, "variable_frame_rate": bool(avg and real and abs(avg - real) > 0.01 * real),
+                 "codec": v.get("codec_name", ""), "pix_fmt": v.get("pix_fmt", ""),
+                 "has_audio": any(s.get("codec_type") == "audio" for s in streams),
+                 "format": fmt.get("format_name", ""), "size": int(fmt.get("size") or 0)}
+        if width * height == 0:
+            raise Reject("undecodable: video stream has no frame size")
+        if width * height > self.cfg.max_pixels:
+            raise Reject(f"too large: {width}x{height} frames exceed probe.max_pixels={self.cfg.max_pixels}")
+        if width < self.cfg.min_width or height < self.cfg.min_height:
+            raise Reject(f"too small: {width}x{height} (minimum {self.cfg.min_width}x{self.cfg.min_height})")
+        if duration < self.cfg.min_duration:
+            raise Reject(f"too short: {duration:.2f} s (minimum {self.cfg.min_duration:g} s)")
+        self._check_decodes(local)
+        return facts
+
+    def _check_decodes(self, local: str) -> None:
+        """Decode the first frame: a container ffprobe can read may still hold an undecodable stream."""
+        args = ffmpeg_args(ffmpeg.input(ffmpeg_path(local)).output("-", format="null", vframes=1))
+        try:
+            run_tool(args, self.cfg.timeout_s)
+        except ToolError as e:
+            raise Reject(f"undecodable: {e}") from e

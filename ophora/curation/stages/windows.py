@@ -1,0 +1,62 @@
+"""windows: the 1 -> many split of a source into clip windows that fit the trainer's frame budget.
+
+Each scene (after a ``windows.cut_margin`` is kept clear at both ends) is cut into back-to-back windows of
+``num_frames / fps`` seconds; a window never spans a scene boundary. What is left of a scene after its last
+window is dropped with a reason, as a window row of its own, so the ledger counts it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from ophora.curation.config import CurateConfig
+from ophora.curation.stages.common import new_row
+
+_EPS = 1e-6
+
+
+class Windows:
+    """``__call__(source row) -> [window rows]``: one row per clip window (``window_index`` 0.. in time order,
+    ``windows_total`` on each), plus one row per short leftover with ``drop`` set. A settled source (rejected or
+    failed) passes through as its single row with ``windows_total = 0``."""
+
+    name = "windows"
+
+    def __init__(self, config: CurateConfig):
+        self.cfg = config.windows
+        # The clip stage samples frames at start + k/fps, k < num_frames: it needs this much source time.
+        self.span = self.cfg.num_frames / self.cfg.fps
+
+    def plan(self, scenes: list[tuple[float, float]]) -> list[tuple[int, float, float, str]]:
+        """(scene index, start, end, drop reason or "") for every window and leftover, in time order."""
+        out = []
+        for si, (a, b) in enumerate(scenes):
+            lo, hi = a + self.cfg.cut_margin, b - self.cfg.cut_margin
+            usable = hi - lo
+            count = int(math.floor((usable + _EPS) / self.span)) if usable > 0 else 0
+            if self.cfg.max_windows_per_scene:
+                count = min(count, self.cfg.max_windows_per_scene)
+            for k in range(count):
+                out.append((si, lo + k * self.span, lo + (k + 1) * self.span, ""))
+            left = usable - count * self.span
+            if count == 0 or (left > _EPS and not self.cfg.max_windows_per_scene):
+                start = lo + count * self.span if usable > 0 else a
+                end = max(start + _EPS, hi if usable > 0 else b)
+                out.append((si, start, end, f"windows: short leftover ({max(0.0, left):.2f} s < "
+                                            f"{self.span:.3f} s window)"))
+        return out
+
+    def __call__(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        if row["reject"] or row["error"]:
+            return [{**row, "window_index": -1, "windows_total": 0}]
+        scenes = [tuple(s) for s in json.loads(row["scenes_json"])]
+        plan = self.plan(scenes)
+        if not any(not reason for *_, reason in plan):
+            return [{**row, "window_index": -1, "windows_total": 0,
+                     "reject": f"windows: no scene holds a {self.span:.3f} s window"}]
+        base = {k: v for k, v in row.items() if k not in ("scenes_json",)}
+        return [new_row(**{**base, "scenes_json": "[]", "window_index": i, "windows_total": len(plan),
+                           "scene_index": si, "start": round(start, 4), "end": round(end, 4), "drop": reason})
+                for i, (si, start, end, reason) in enumerate(plan)]

@@ -1,0 +1,107 @@
+"""write: clips into WebDataset shards (through shards.ShardWriter), one small record per row out.
+
+Each call writes the batch's clips grouped by source into shards named ``<source id>-<token>-<seq>.tar`` (the
+token is fresh per call, so concurrent writers and retried calls never share a name) and closes them before
+returning: every shard a record names is complete. The driver turns records into index rows and ledger rows;
+the write stage never touches the ledger, so it can run with any concurrency.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import pyarrow as pa
+
+from ophora.curation.config import CurateConfig
+from ophora.curation.shards import ClipMeta, ShardWriter, clip_key, decide_subsets, encode_sample
+from ophora.curation.stages.common import batch_to_rows, read_meta
+
+RECORD_SCHEMA = pa.schema([
+    ("source_uri", pa.string()),
+    ("source_id", pa.string()),
+    ("window_index", pa.int64()),
+    ("windows_total", pa.int64()),
+    ("duration", pa.float64()),
+    ("outcome", pa.string()),      # written | dropped | rejected | failed
+    ("reason", pa.string()),       # "stage: reason" for dropped / rejected / failed
+    ("key", pa.string()),
+    ("index_json", pa.string()),   # [index row per subset] (shards.INDEX_COLUMNS; shard relative to OUT)
+])
+
+
+def clip_meta(row: dict[str, Any], key: str) -> ClipMeta:
+    """The ``<key>.json`` of a window row: the row's facts plus what later stages put in ``meta_json``."""
+    extra = read_meta(row)
+    reasons = list(extra.pop("p2ft_reasons", []))
+    identifying = bool(extra.get("flags", {}).get("identifying", False))
+    return ClipMeta(key=key, source_id=row["source_id"], source_uri=row["source_uri"],
+                    clip_index=row["window_index"], scene_index=row["scene_index"], start=row["start"],
+                    end=row["end"], p2ft_reasons=reasons, subsets=decide_subsets(reasons, identifying), **extra)
+
+
+def _record(row: dict[str, Any], outcome: str, reason: str = "", key: str = "", index: list | None = None):
+    return {"source_uri": row["source_uri"], "source_id": row["source_id"], "window_index": row["window_index"],
+            "windows_total": row["windows_total"], "duration": row["duration"], "outcome": outcome,
+            "reason": reason, "key": key, "index_json": json.dumps(index or [])}
+
+
+class Write:
+    """``__call__(batch) -> records``: writes every clip of the batch and returns one record per row."""
+
+    name = "write"
+
+    def __init__(self, config: CurateConfig, out: str):
+        self.cfg, self.out = config.write, out
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = batch_to_rows(batch)
+        records, clips = [], defaultdict(list)
+        for row in rows:
+            if row["error"]:
+                records.append(_record(row, "failed", row["error"]))
+            elif row["reject"]:
+                records.append(_record(row, "rejected", row["reject"]))
+            elif row["drop"]:
+                records.append(_record(row, "dropped", row["drop"]))
+            elif row["window_index"] < 0:
+                records.append(_record(row, "failed", "write: a source row reached the writer unsplit"))
+            else:
+                clips[row["source_id"]].append(row)
+        for source_id, source_rows in clips.items():
+            records.extend(self._write_source(source_id, source_rows))
+        return pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
+
+    def _write_source(self, source_id: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        prefix = f"{source_id}-{uuid.uuid4().hex[:8]}"
+        writers: dict[str, ShardWriter] = {}
+        records = []
+        try:
+            for row in rows:
+                key = clip_key(source_id, row["window_index"])
+                meta = clip_meta(row, key)
+                if not meta.subsets:
+                    records.append(_record(row, "dropped", "write: identifying content, kept out of every subset"))
+                    continue
+                sample = encode_sample(meta, row["mp4"])
+                index = []
+                for subset in meta.subsets:
+                    if subset not in writers:
+                        writers[subset] = ShardWriter(self.out, subset, prefix, self.cfg.max_count,
+                                                      self.cfg.max_bytes)
+                    shard = writers[subset].write(key, sample)
+                    index.append({"key": key, "subset": subset, "shard": f"{subset}/{os.path.basename(shard)}",
+                                  "source_id": source_id, "start": meta.start, "end": meta.end,
+                                  "duration": meta.end - meta.start, "phase": meta.phase or "",
+                                  "instruction": meta.instruction, "scores_json": json.dumps(meta.scores)})
+                records.append(_record(row, "written", key=key, index=index))
+            for w in writers.values():
+                w.close()
+        except BaseException:
+            for w in writers.values():
+                w.abort()
+            raise
+        return records
