@@ -145,9 +145,14 @@ def stats_tables(stats: dict[str, Any]):
     for phase, n in stats["phases"].items():
         t_phase.add_row(phase, str(n))
     led = stats["ledger"]
-    status = ", ".join(f"{k} {v}" for k, v in led["status"].items()) or "no ledger"
-    t_drop = Table(title="Drops (ledger)", caption=f"{led['sources']} sources ({status}); "
-                                                   f"{led['clips_written']} clips written, {led['clips_dropped']} dropped")
+    t_led = Table(title="Ledger")
+    t_led.add_column("what")
+    t_led.add_column("count", justify="right")
+    for status, n in led["status"].items():
+        t_led.add_row(f"sources {status}", str(n))
+    t_led.add_row("clips written", str(led["clips_written"]))
+    t_led.add_row("clips dropped", str(led["clips_dropped"]))
+    t_drop = Table(title="Drops per stage")
     for c in ("stage", "reason", "count"):
         t_drop.add_column(c, justify="right" if c == "count" else "left")
     for stage, reasons in led["drops_by_stage"].items():
@@ -156,7 +161,7 @@ def stats_tables(stats: dict[str, Any]):
     for label, n in led["source_rejections"].items():
         stage, _, reason = label.partition(": ")
         t_drop.add_row(stage, reason, f"{n} sources")
-    return [t_sub, t_dist, t_phase, t_drop]
+    return [t_sub, t_dist, t_phase, t_led, t_drop]
 
 
 def plot_stats(stats: dict[str, Any], out_dir: str | Path) -> list[Path]:
