@@ -43,6 +43,9 @@ def _register() -> None:
     from ophora.cli import shards
 
     app.add_typer(shards.app, name="shards")
+    from ophora.cli import sample
+
+    app.command("sample", help=sample.sample.__doc__)(sample.sample)
     from ophora.cli import train
 
     app.add_typer(train.app, name="train")

@@ -1,0 +1,144 @@
+"""`ophora train`: progressive video-instruction tuning of CogVideoX on Ray Train (TPT -> P²FT).
+
+This module only parses arguments and calls ophora.training; heavy imports stay inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ophora.cli.common import console, fail, print_table
+
+app = typer.Typer(help="Fine-tune CogVideoX on clip-instruction shards (TPT, then P²FT).", no_args_is_help=True,
+                  invoke_without_command=True)
+
+CONFIG_HELP = "bundled config name (tpt, p2ft, tiny) or a YAML path"
+SET_HELP = "override a config field, e.g. --set optim.lr=1e-5 (repeatable; values are YAML)"
+
+
+def _overrides(pairs: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq:
+            fail(f"--set {pair!r}: expected KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _config(name: str, sets: list[str], model: Optional[str]):
+    from pydantic import ValidationError
+
+    from ophora.training.config import load_config
+
+    over = _overrides(sets)
+    if model:
+        over["model"] = model
+    try:
+        return load_config(name, over)
+    except (FileNotFoundError, ValidationError) as e:
+        fail(f"config {name}: {e}")
+
+
+def _report(summary: dict, out: Path) -> None:
+    from ophora.training.trainer import summary_rows
+
+    print_table(f"train {summary.get('stage', '')} summary", summary_rows(summary), ("field", "value"))
+    console.print(f"summary JSON: {out / 'summary.json'}")
+
+
+def _guarded(fn, *args, **kwargs):
+    from ophora.training.checkpoint import CheckpointMismatch
+    from ophora.training.data import DataError
+    from ophora.training.trainer import TrainingError
+
+    try:
+        return fn(*args, **kwargs)
+    except (DataError, TrainingError, CheckpointMismatch, FileNotFoundError) as e:
+        fail(str(e), code=1)
+
+
+def _run_stage(stage, shards, out, config, model, init_from, sets) -> None:
+    if stage not in ("tpt", "p2ft") or shards is None or out is None:
+        fail("give --stage tpt|p2ft, --shards DIR and --out DIR (or a subcommand; see --help)")
+    from ophora.training.trainer import run_training
+
+    cfg = _config(config or stage, sets, model)
+    _report(_guarded(run_training, cfg, shards, out, stage, init_from=init_from), out)
+
+
+STAGE_OPT = typer.Option(None, "--stage", help="tpt (all clips) or p2ft (privacy-clean subset)")
+SHARDS_OPT = typer.Option(None, "--shards", help="curation output folder holding tpt/ and p2ft/")
+OUT_OPT = typer.Option(None, "--out", help="run folder: checkpoints, export/, tensorboard/, summary.json")
+CONFIG_OPT = typer.Option(None, "--config", help=CONFIG_HELP + " (default: the stage's)")
+MODEL_OPT = typer.Option(None, "--model", help="diffusers folder or hub id (overrides the config's)")
+INIT_OPT = typer.Option(None, "--init-from", help="start from these weights (e.g. a TPT export)")
+SET_OPT = typer.Option([], "--set", help=SET_HELP)
+
+
+@app.callback()
+def stage_run(ctx: typer.Context, stage: Optional[str] = STAGE_OPT, shards: Optional[Path] = SHARDS_OPT,
+              out: Optional[Path] = OUT_OPT, config: Optional[str] = CONFIG_OPT, model: Optional[str] = MODEL_OPT,
+              init_from: Optional[str] = INIT_OPT, sets: list[str] = SET_OPT) -> None:
+    """Run one stage: `ophora train --stage tpt --shards DATA --out RUN` (rerun resumes from RUN's latest
+    checkpoint), or use a subcommand."""
+    if ctx.invoked_subcommand is None:
+        _run_stage(stage, shards, out, config, model, init_from, sets)
+
+
+@app.command("run")
+def run(stage: Optional[str] = STAGE_OPT, shards: Optional[Path] = SHARDS_OPT, out: Optional[Path] = OUT_OPT,
+        config: Optional[str] = CONFIG_OPT, model: Optional[str] = MODEL_OPT, init_from: Optional[str] = INIT_OPT,
+        sets: list[str] = SET_OPT) -> None:
+    """Run one stage (same as `ophora train --stage ...`)."""
+    _run_stage(stage, shards, out, config, model, init_from, sets)
+
+
+@app.command()
+def progressive(shards: Path = typer.Option(..., "--shards", help="curation output folder with tpt/ and p2ft/"),
+                out: Path = typer.Option(..., "--out", help="run folder; stages go to OUT/tpt and OUT/p2ft"),
+                tpt_config: str = typer.Option("tpt", "--tpt-config", help=CONFIG_HELP),
+                p2ft_config: str = typer.Option("p2ft", "--p2ft-config", help=CONFIG_HELP),
+                model: Optional[str] = typer.Option(None, "--model", help="starting model for TPT"),
+                sets: list[str] = typer.Option([], "--set", help=SET_HELP + "; applies to both stages")) -> None:
+    """TPT on tpt/, then P²FT on p2ft/ starting from TPT's exported weights."""
+    from ophora.training.trainer import run_progressive
+
+    both = _guarded(run_progressive, _config(tpt_config, sets, model), _config(p2ft_config, sets, None),
+                    shards, out)
+    for stage in ("tpt", "p2ft"):
+        _report(both[stage], out / stage)
+
+
+@app.command()
+def precompute(shards: Path = typer.Option(..., "--shards", help="curation output folder (raw mp4 shards)"),
+               out: Path = typer.Option(..., "--out", help="where the latent shards go (same subset layout)"),
+               model: str = typer.Option(..., "--model", help="diffusers folder or hub id of CogVideoX"),
+               config: str = typer.Option("tpt", "--config", help=CONFIG_HELP + " (frames, size, text length)"),
+               subsets: list[str] = typer.Option(["tpt", "p2ft"], "--subset", help="subsets to encode"),
+               gpus: float = typer.Option(0.0, "--gpus", help="GPUs per encoder actor (0 = CPU)"),
+               actors: int = typer.Option(1, "--actors", help="encoder actors")) -> None:
+    """Encode VAE latents (scaled) and T5 embeddings once, into shards the trainer reads instead of mp4."""
+    from ophora.training.precompute import precompute_latents
+
+    cfg = _config(config, [], model)
+    summary = _guarded(precompute_latents, cfg, shards, out, subsets=subsets, num_gpus=gpus, actors=actors)
+    print_table("precompute summary", [(k, v) for k, v in summary.items()], ("field", "value"))
+    (out / "precompute-summary.json").write_text(json.dumps(summary, indent=2))
+
+
+@app.command("make-tiny-model")
+def make_tiny_model(out: Path = typer.Argument(..., help="folder for the diffusers-layout model"),
+                    seed: int = typer.Option(0, help="initialisation seed"),
+                    rotary: bool = typer.Option(True, help="5b-style rotary (else 2b-style sinusoidal) positions")):
+    """Build a randomly initialised miniature CogVideoX (9 frames of 64x96) for tests and demos."""
+    from ophora.training.models import make_tiny_model as build
+
+    path = build(out, seed=seed, rotary=rotary)
+    console.print(f"tiny CogVideoX written to {path}")

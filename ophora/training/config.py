@@ -1,0 +1,129 @@
+"""The train job's configuration: one pydantic model, loaded from YAML (training/configs/*.yaml) plus overrides.
+
+Config is data: the loop, the trainer and the CLI read these fields and nothing else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+CONFIG_DIR = Path(__file__).with_name("configs")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """How shards become batches."""
+
+    num_frames: int = Field(49, description="frames per clip; 4k+1 for CogVideoX's temporal VAE")
+    height: int = 480
+    width: int = 720
+    fps: float = 8.0
+    kind: Literal["auto", "raw", "latents"] = Field("auto", description="raw mp4 shards or precomputed latents")
+    shuffle_buffer: int = Field(64, ge=1, description="samples held per reader for shuffling")
+    loader_workers: int = Field(0, ge=0, description="torch DataLoader worker processes per Ray Train worker")
+    max_text_tokens: int = Field(226, ge=1, description="T5 sequence length (CogVideoX uses 226)")
+    caption_dropout: float = Field(0.0, ge=0, le=1, description="probability an instruction is replaced by ''")
+    max_bad_fraction: float = Field(0.2, ge=0, le=1, description="fail when more samples than this are bad")
+
+    @model_validator(mode="after")
+    def _geometry(self) -> "DataConfig":
+        if (self.num_frames - 1) % 4:
+            raise ValueError(f"num_frames={self.num_frames} must be 4k+1 (CogVideoX's VAE compresses time by 4)")
+        if self.height % 16 or self.width % 16:
+            raise ValueError(f"height and width ({self.height}x{self.width}) must be multiples of 16")
+        return self
+
+
+class OptimConfig(_Strict):
+    """AdamW and its learning-rate schedule (the paper's settings are the defaults)."""
+
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 1e-3
+    eps: float = 1e-8
+    max_grad_norm: float = 1.0
+    lr_scheduler: str = Field("cosine_with_restarts", description="a diffusers.optimization.get_scheduler name")
+    lr_num_cycles: int = 1
+    warmup_steps: int = 800
+
+
+class LoraConfig(_Strict):
+    """LoRA through peft; ``rank == 0`` means a full fine-tune of the transformer."""
+
+    rank: int = Field(0, ge=0)
+    alpha: float = 64.0
+    target_modules: list[str] = Field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"])
+
+
+class ScalingConfig(_Strict):
+    """Ray Train workers and what each asks for."""
+
+    num_workers: int = Field(2, ge=1)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0)
+    gpus_per_worker: float = Field(1.0, ge=0)
+    backend: Literal["gloo", "nccl", "auto"] = "auto"
+
+
+class TrainConfig(_Strict):
+    """Everything one training stage needs. ``global_batch = batch_size * grad_accum * num_workers``."""
+
+    model: str = Field(..., description="diffusers-layout folder or hub id of CogVideoX")
+    max_steps: int = Field(..., ge=1, description="optimizer steps")
+    batch_size: int = Field(1, ge=1, description="clips per worker per micro-step")
+    grad_accum: int = Field(1, ge=1)
+    mixed_precision: Literal["no", "bf16", "fp16"] = "bf16"
+    gradient_checkpointing: bool = True
+    parallel: Literal["ddp", "fsdp2"] = "ddp"
+    ema_decay: float | None = Field(None, description="keep an EMA of the trainable weights (e.g. 0.999)")
+    seed: int = 42
+    checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints")
+    checkpoints_to_keep: int = Field(3, ge=1)
+    max_failures: int = Field(3, ge=-1, description="Ray Train worker-group restarts; -1 = unlimited")
+    log_every: int = Field(10, ge=1)
+    storage_path: str | None = Field(None, description="Ray Train storage (local dir or s3://); default out_dir")
+    data: DataConfig = Field(default_factory=DataConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    scaling: ScalingConfig = Field(default_factory=ScalingConfig)
+
+    @property
+    def global_batch(self) -> int:
+        return self.batch_size * self.grad_accum * self.scaling.num_workers
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _dotted(overrides: dict[str, Any]) -> dict[str, Any]:
+    """{'optim.lr': 1e-5} -> {'optim': {'lr': 1e-5}}."""
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        node = nested
+        *head, last = key.split(".")
+        for part in head:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return nested
+
+
+def load_config(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """A TrainConfig from a bundled name ('tpt', 'p2ft', 'tiny') or a YAML path, with dotted-key overrides."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"train config {name_or_path!r} not found (bundled: tpt, p2ft, tiny)")
+    raw = yaml.safe_load(path.read_text()) or {}
+    return TrainConfig.model_validate(_merge(raw, _dotted(overrides or {})))

@@ -1,0 +1,233 @@
+"""Shards -> training batches, with a data position that a checkpoint can hold.
+
+Every (Ray Train worker, DataLoader worker) pair is one *reader*. In each epoch the shard list is permuted with
+the run's seed and dealt to readers round-robin (or, when there are fewer shards than readers, samples are dealt
+instead), so no two readers ever see the same sample. A reader's stream is a pure function of (seed, epoch,
+reader), which makes its position one integer: how many raw samples of this epoch it has handed out. Resuming
+replays the tar stream up to that point without decoding a single frame.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+from ophora.curation.shards import LATENT_MEMBERS, RAW_MEMBERS, Sample, ShardError, iter_samples, list_shards
+
+log = logging.getLogger(__name__)
+MIN_SEEN_FOR_THRESHOLD = 10  # judge the bad-sample fraction only once this many samples were read
+
+
+class DataError(RuntimeError):
+    """The training data cannot feed the run (empty subset, all samples bad, too many bad samples)."""
+
+
+@dataclass
+class BadCounts:
+    """Samples and shards a reader skipped, by reason."""
+
+    seen: int = 0
+    bad_samples: dict[str, int] = field(default_factory=dict)
+    bad_shards: int = 0
+
+    def add(self, reason: str) -> None:
+        self.bad_samples[reason] = self.bad_samples.get(reason, 0) + 1
+
+    @property
+    def total_bad(self) -> int:
+        return sum(self.bad_samples.values())
+
+
+def find_shards(root: str, subset: str) -> list[str]:
+    """The subset's complete shards; DataError naming the folder when there are none."""
+    shards = list_shards(root, subset)
+    if not shards:
+        raise DataError(f"no shards under {root}/{subset}/ (empty subset or wrong --shards path)")
+    return shards
+
+
+def detect_kind(shards: list[str]) -> str:
+    """'latents' when the first shard with a clip member carries precomputed latents, else 'raw'."""
+    import tarfile
+
+    import fsspec
+
+    for shard in shards:
+        try:
+            with fsspec.open(shard, "rb") as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
+                for ti in tar:
+                    if ti.name.endswith(".latents.npy"):
+                        return "latents"
+                    if ti.name.endswith(".mp4"):
+                        return "raw"
+        except (tarfile.TarError, EOFError, OSError):
+            continue
+    return "raw"
+
+
+# ---------------------------------------------------------------- decoding
+
+def decode_clip(mp4: bytes, num_frames: int, height: int, width: int) -> np.ndarray:
+    """The first ``num_frames`` frames as uint8 [F, H, W, 3], resized to cover HxW and centre-cropped.
+
+    Raises ValueError when the clip has fewer frames than asked (PyAV; it beat spawning ffmpeg per clip)."""
+    import av
+
+    frames = []
+    with av.open(io.BytesIO(mp4)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if len(frames) == num_frames:
+                break
+    if len(frames) < num_frames:
+        raise ValueError(f"too few frames: {len(frames)} < {num_frames}")
+    clip = np.stack(frames)
+    return clip if clip.shape[1:3] == (height, width) else _cover_crop(clip, height, width)
+
+
+def _cover_crop(clip: np.ndarray, height: int, width: int) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+
+    h, w = clip.shape[1:3]
+    scale = max(height / h, width / w)
+    nh, nw = max(height, round(h * scale)), max(width, round(w * scale))
+    t = torch.from_numpy(clip).permute(0, 3, 1, 2).float()
+    t = F.interpolate(t, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+    top, left = (nh - height) // 2, (nw - width) // 2
+    t = t[:, :, top:top + height, left:left + width]
+    return t.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+
+
+def to_model_pixels(clip: np.ndarray):
+    """uint8 [F, H, W, 3] -> float [3, F, H, W] in [-1, 1] (the VAE's input layout)."""
+    import torch
+
+    return torch.from_numpy(clip).permute(3, 0, 1, 2).float().div(127.5).sub(1.0)
+
+
+# ---------------------------------------------------------------- the stream
+
+def _reader_shards(shards: list[str], seed: int, epoch: int, reader: int, readers: int) -> tuple[list[str], bool]:
+    """(this reader's shards, whether samples must be dealt instead of shards) for one epoch."""
+    order = list(shards)
+    random.Random(f"{seed}:{epoch}").shuffle(order)
+    if len(order) >= readers:
+        return order[reader::readers], False
+    return order, True
+
+
+class ClipStream:
+    """An endless, shuffled, resumable stream of batches for one Ray Train worker (a torch IterableDataset).
+
+    ``positions`` maps reader id -> (epoch, position) from a checkpoint. Each batch is a dict with ``pixels``
+    [B, 3, F, H, W] (raw shards) or ``latents`` [B, F, C, h, w] and ``prompt_embeds`` [B, L, D] (precomputed), plus
+    ``text``, ``keys``, ``reader``, ``epoch``, ``position`` and the reader's ``bad`` counts."""
+
+    def __init__(self, shards: list[str], data_cfg, batch_size: int, seed: int, rank: int, world: int,
+                 kind: str, positions: dict[int, tuple[int, int]] | None = None):
+        self.shards, self.cfg, self.batch_size, self.seed = shards, data_cfg, batch_size, seed
+        self.rank, self.world, self.kind = rank, world, kind
+        self.positions = dict(positions or {})
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        import torch.utils.data
+
+        info = torch.utils.data.get_worker_info()
+        loaders, loader_id = (info.num_workers, info.id) if info else (1, 0)
+        reader, readers = self.rank * loaders + loader_id, self.world * loaders
+        epoch, skip = self.positions.get(reader, (0, 0))
+        counts = BadCounts()
+        while True:
+            good = 0
+            batch: list[tuple[str, str, Any]] = []
+            for position, sample in enumerate(self._shuffled(epoch, reader, readers, counts), start=1):
+                if position <= skip:
+                    continue
+                item = self._decode(sample, counts)
+                if item is None:
+                    continue
+                good += 1
+                batch.append(item)
+                if len(batch) == self.batch_size:
+                    yield self._collate(batch, reader, epoch, position, counts)
+                    batch = []
+            if good == 0 and skip == 0:
+                raise DataError(f"reader {reader} got no usable sample in epoch {epoch} from {len(self.shards)} "
+                                f"shard(s) (bad: {counts.bad_samples}, broken shards: {counts.bad_shards})")
+            epoch, skip = epoch + 1, 0
+
+    def _raw(self, epoch: int, reader: int, readers: int, counts: BadCounts) -> Iterator[Sample]:
+        mine, deal_samples = _reader_shards(self.shards, self.seed, epoch, reader, readers)
+        members = RAW_MEMBERS if self.kind == "raw" else LATENT_MEMBERS
+        index = 0
+        for shard in mine:
+            try:
+                for sample in iter_samples(shard, members=members, strict=False):
+                    index += 1
+                    if not deal_samples or (index - 1) % readers == reader:
+                        yield sample
+            except ShardError as e:
+                counts.bad_shards += 1
+                log.warning("skipping the rest of a broken shard: %s", e)
+
+    def _shuffled(self, epoch: int, reader: int, readers: int, counts: BadCounts) -> Iterator[Sample]:
+        rng = random.Random(f"{self.seed}:{epoch}:{reader}")
+        buffer: list[Sample] = []
+        for sample in self._raw(epoch, reader, readers, counts):
+            buffer.append(sample)
+            if len(buffer) >= self.cfg.shuffle_buffer:
+                yield buffer.pop(rng.randrange(len(buffer)))
+        while buffer:
+            yield buffer.pop(rng.randrange(len(buffer)))
+
+    def _decode(self, sample: Sample, counts: BadCounts):
+        counts.seen += 1
+        try:
+            text = sample.instruction
+            if self.kind == "raw":
+                clip = decode_clip(sample.mp4, self.cfg.num_frames, self.cfg.height, self.cfg.width)
+                return sample.key, text, to_model_pixels(clip)
+            return sample.key, text, (sample.npy("latents.npy"), sample.npy("prompt_embeds.npy"))
+        except Exception as e:  # noqa: BLE001 - any undecodable sample is skipped and counted, never fatal alone
+            reason = "too few frames" if "too few frames" in str(e) else f"undecodable ({type(e).__name__})"
+            counts.add(reason)
+            log.warning("skipping sample %s in %s: %s", sample.key, sample.shard, e)
+            if counts.seen >= MIN_SEEN_FOR_THRESHOLD and counts.total_bad / counts.seen > self.cfg.max_bad_fraction:
+                raise DataError(f"{counts.total_bad} of {counts.seen} samples are bad ({counts.bad_samples}), above "
+                                f"max_bad_fraction={self.cfg.max_bad_fraction}; last: {sample.shard}: {e}") from e
+            return None
+
+    def _collate(self, batch, reader: int, epoch: int, position: int, counts: BadCounts) -> dict[str, Any]:
+        import torch
+
+        out: dict[str, Any] = {"keys": [b[0] for b in batch], "text": [b[1] for b in batch], "reader": reader,
+                               "epoch": epoch, "position": position,
+                               "bad": {"samples": counts.total_bad, "shards": counts.bad_shards}}
+        if self.kind == "raw":
+            out["pixels"] = torch.stack([b[2] for b in batch])
+        else:
+            out["latents"] = torch.stack([torch.from_numpy(b[2][0].astype(np.float32)) for b in batch])
+            out["prompt_embeds"] = torch.stack([torch.from_numpy(b[2][1].astype(np.float32)) for b in batch])
+        return out
+
+
+def make_loader(stream: ClipStream, loader_workers: int):
+    """A DataLoader over the stream (batches are built by the stream itself)."""
+    import torch.utils.data
+
+    class _Iterable(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(stream)
+
+    kwargs = {"num_workers": loader_workers}
+    if loader_workers:
+        kwargs.update(prefetch_factor=2, persistent_workers=False)
+    return torch.utils.data.DataLoader(_Iterable(), batch_size=None, **kwargs)

@@ -1,0 +1,155 @@
+"""The Ray Train job end to end on the tiny CogVideoX: 2 CPU workers, gloo, real shards, real checkpoints.
+
+One 20-step run feeds several promises (loss falls, disjoint workers, export loads); a rerun of the same folder
+checks resume. Progressive + LoRA and the killed-worker recovery are the slow ones.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ophora.training.config import load_config
+from ophora.training.data import ClipStream, find_shards
+from ophora.training.fixtures import write_clip_shards
+from ophora.training.models import make_tiny_model
+from ophora.training.trainer import TrainingError, run_progressive, run_training
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> str:
+    return str(make_tiny_model(tmp_path_factory.mktemp("tiny-cogvideox"), seed=0))
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> tuple[str, dict[str, list[str]]]:
+    """4 tpt clips and 4 different p2ft clips, 2 per shard."""
+    root = tmp_path_factory.mktemp("train-shards")
+    keys = write_clip_shards(root, {"tpt": 4, "p2ft": 4}, per_shard=2)
+    return str(root), keys
+
+
+def tiny(model: str, **over):
+    return load_config("tiny", {"model": model, "log_every": 1, "optim.lr": 2e-3, **over})
+
+
+def keys_log(out: Path, stage: str, rank: int) -> list[dict]:
+    return [json.loads(line) for line in (out / "keys" / stage / f"rank-{rank}.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def overfit_run(ray_local, tiny_model, shards, tmp_path_factory):
+    out = tmp_path_factory.mktemp("overfit")
+    cfg = tiny(tiny_model, max_steps=20, checkpoint_every=10)
+    return cfg, out, run_training(cfg, shards[0], out, "tpt", record_keys=True)
+
+
+def test_overfitting_four_clips_lowers_the_loss_by_a_tenth(overfit_run):
+    _, _, summary = overfit_run
+    history = summary["loss_history"]
+    assert summary["steps"] == 20 and len(history) == 20
+    first, last = sum(history[:3]) / 3, sum(history[-5:]) / 5
+    assert last < 0.9 * first, history
+
+
+def test_two_workers_train_on_disjoint_clips_every_epoch(overfit_run, shards):
+    _, out, _ = overfit_run
+    by_epoch: dict[tuple[int, int], set[str]] = {}
+    for rank in (0, 1):
+        for row in keys_log(out, "tpt", rank):
+            by_epoch.setdefault((rank, row["epoch"]), set()).update(row["keys"])
+    epochs = {e for _, e in by_epoch}
+    assert len(epochs) >= 2
+    for epoch in epochs:
+        assert not by_epoch.get((0, epoch), set()) & by_epoch.get((1, epoch), set())
+    assert set().union(*by_epoch.values()) == set(shards[1]["tpt"])
+
+
+def test_export_loads_in_cogvideox_pipeline_and_generates_frames(overfit_run, tiny_model):
+    import torch
+    from diffusers import CogVideoXPipeline, CogVideoXTransformer3DModel
+
+    _, out, summary = overfit_run
+    pipe = CogVideoXPipeline.from_pretrained(summary["export"])
+    assert (Path(summary["export"]) / "transformer" / "diffusion_pytorch_model.safetensors").exists()
+    base = CogVideoXTransformer3DModel.from_pretrained(tiny_model, subfolder="transformer")
+    assert not torch.equal(pipe.transformer.proj_out.weight, base.proj_out.weight)
+    frames = pipe("Polish the posterior capsule.", num_frames=9, height=64, width=96, num_inference_steps=2,
+                  output_type="np", generator=torch.Generator().manual_seed(0)).frames
+    assert frames.shape == (1, 9, 64, 96, 3)
+    assert (out / "tensorboard" / "tpt").is_dir() and json.loads((out / "summary.json").read_text())["steps"] == 20
+
+
+def test_rerun_resumes_from_the_latest_checkpoint_and_continues_the_data(overfit_run, shards):
+    cfg, out, _ = overfit_run
+    longer = cfg.model_copy(update={"max_steps": 24})
+    summary = run_training(longer, shards[0], out, "tpt", record_keys=True)
+    assert summary["resumed_from_step"] == 20 and summary["steps"] == 24
+    shard_list = find_shards(shards[0], "tpt")
+    for rank in (0, 1):
+        logged = [row["keys"] for row in keys_log(out, "tpt", rank)]
+        expected = [b["keys"] for b in itertools.islice(
+            iter(ClipStream(shard_list, cfg.data, cfg.batch_size, cfg.seed, rank, 2, "raw")), 24)]
+        assert logged == expected  # steps 21-24 neither repeat nor skip a clip of the uninterrupted order
+
+
+def test_more_workers_than_cpus_fail_at_once_with_the_numbers(ray_local, tiny_model, shards, tmp_path):
+    cfg = tiny(tiny_model, max_steps=1, **{"scaling.num_workers": 8})
+    started = time.time()
+    with pytest.raises(TrainingError, match=r"need 4 CPU .* has 2 CPU"):
+        run_training(cfg, shards[0], tmp_path, "tpt")
+    assert time.time() - started < 30
+
+
+@pytest.mark.slow
+def test_progressive_p2ft_starts_from_tpt_weights_reads_only_p2ft_and_exports_lora(ray_local, tiny_model, shards,
+                                                                                   tmp_path):
+    import torch
+    from diffusers import CogVideoXPipeline, CogVideoXTransformer3DModel
+
+    tpt = tiny(tiny_model, max_steps=3, checkpoint_every=3)
+    p2ft = tiny(tiny_model, max_steps=3, checkpoint_every=3, **{"lora.rank": 4, "optim.lr": 1e-2})
+    both = run_progressive(tpt, p2ft, shards[0], tmp_path, record_keys=True)
+    assert both["p2ft"]["model"] == both["tpt"]["export"]
+    p2ft_seen = {k for r in (0, 1) for row in keys_log(tmp_path / "p2ft", "p2ft", r) for k in row["keys"]}
+    assert p2ft_seen and p2ft_seen <= set(shards[1]["p2ft"])
+
+    load = lambda d: CogVideoXTransformer3DModel.from_pretrained(d, subfolder="transformer")  # noqa: E731
+    base, after_tpt, after_p2ft = load(tiny_model), load(both["tpt"]["export"]), load(both["p2ft"]["export"])
+    # LoRA touches only attention projections: everything else in P²FT must be TPT's weights, bit for bit.
+    assert not torch.equal(after_tpt.proj_out.weight, base.proj_out.weight)
+    assert torch.equal(after_p2ft.proj_out.weight, after_tpt.proj_out.weight)
+    q = "transformer_blocks.0.attn1.to_q.weight"
+    assert not torch.equal(after_p2ft.state_dict()[q], after_tpt.state_dict()[q])
+
+    pipe = CogVideoXPipeline.from_pretrained(both["tpt"]["export"])
+    pipe.load_lora_weights(str(Path(both["p2ft"]["export"]) / "lora"), adapter_name="p2ft")
+    pipe.fuse_lora(components=["transformer"])
+    assert torch.allclose(pipe.transformer.state_dict()[q], after_p2ft.state_dict()[q], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_killed_worker_is_restarted_and_training_resumes_with_its_step_count(ray_local, tiny_model, shards, tmp_path):
+    from ray.util.state import list_actors
+
+    cfg = tiny(tiny_model, max_steps=16, checkpoint_every=4)
+    result: dict = {}
+    runner = threading.Thread(target=lambda: result.update(run_training(cfg, shards[0], tmp_path, "tpt")))
+    runner.start()
+    deadline = time.time() + 300
+    while not list((tmp_path / "ray" / "ophora-tpt").glob("checkpoint_*")) and time.time() < deadline:
+        time.sleep(0.5)
+    workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    assert workers, "no live Ray Train worker to kill"
+    os.kill(workers[-1].pid, signal.SIGKILL)
+    runner.join(timeout=400)
+    assert result, "training did not finish after the worker was killed"
+    assert result["steps"] == 16
+    assert result["resumed_from_step"] in (4, 8, 12)
