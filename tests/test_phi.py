@@ -83,3 +83,10 @@ def test_spans_are_sorted_and_disjoint():
     spans = phi.find_phi("Dr. Ann Lee at Harborview Medical Center on March 3, 2020, MRN 123456, 555-123-4567.")
     assert [k for *_, k in spans] == ["NAME", "INSTITUTION", "DATE", "ID", "PHONE"]
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+
+
+def test_scrubbing_twice_changes_nothing_more():
+    once, _ = phi.scrub("PT: OKAFOR, MARGARET. Our patient today is Harold Pemberton, born May 2, 1950, MRN 4 8 2 9 1 3.")
+    twice, counts = phi.scrub(once)
+    assert twice == once and counts == {}
+    assert once.startswith("PT: [NAME]")

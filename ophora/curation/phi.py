@@ -76,6 +76,7 @@ clinic surgery cataract lens eye eyes iris cornea capsule chamber phaco nucleus 
 thursday friday saturday sunday morning afternoon evening name named called from is our see note remember sorry
 english american british european indian chinese japanese african muslim christian jewish professor prof
 institute centre center university college medical health trust foundation eye vision ophthalmology
+pt dob mrn id nhs ssn sex age hosp
 """.split())
 
 # Common given names (a cross-cultural sample written for Ophora); a capitalised one is a name on sight.
@@ -99,6 +100,7 @@ alejandro lucia keiko yuko takashi kenji priya deepak arjun lakshmi beatrice ele
 cecil clifford everett winifred josephine rosalind gordon wilfred edith mabel harriet
 """.split())
 
+_PLACEHOLDER = re.compile(r"\[(?:" + "|".join(KINDS) + r")\]")
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 _CAPS_RUN = re.compile(rf"{_NAME_WORD}(?:\s+{_NAME_WORD})*|\b[A-Z]{{2,}}(?:\s+[A-Z]{{2,}})*\b")
 
@@ -139,6 +141,8 @@ def find_phi(text: str) -> list[tuple[int, int, str]]:
     """Sorted, non-overlapping ``(start, end, kind)`` spans of identifying text; kind is one of :data:`KINDS`."""
     if not text:
         return []
+    # Placeholders from an earlier scrub are blanked (same length, offsets kept) so scrubbing is idempotent.
+    text = _PLACEHOLDER.sub(lambda m: " " * len(m.group(0)), text)
     spans = []
     for kind, pattern in _PATTERNS:
         for m in pattern.finditer(text):
