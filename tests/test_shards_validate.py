@@ -83,6 +83,15 @@ def _index_row_pointing_nowhere(root):
     pq.write_table(pa.Table.from_pylist([row]), root / "index" / "part-9.parquet")
 
 
+def _p2ft_clip_lost(root):
+    # the last p2ft shard holds one clip; dropping it leaves a clip whose json promises p2ft
+    (root / "p2ft" / "shard-w0-000001.tar").unlink()
+
+
+def _index_row_twice(root):
+    pq.write_table(pq.read_table(root / "index" / "part-0.parquet").slice(0, 1), root / "index" / "part-1.parquet")
+
+
 CORRUPTIONS = {
     "truncated tar": (_truncated_tar, {"broken-tar", "incomplete-tar"}),
     "tar cut between members": (_truncated_between_members, {"incomplete-tar"}),
@@ -94,6 +103,8 @@ CORRUPTIONS = {
     "member named ../evil": (_evil_member, {"unsafe-member"}),
     "symlink member": (_symlink_member, {"unsafe-member"}),
     "index row pointing nowhere": (_index_row_pointing_nowhere, {"index-orphan"}),
+    "index row twice": (_index_row_twice, {"index-duplicate"}),
+    "p2ft clip missing from p2ft/": (_p2ft_clip_lost, {"subset-missing", "index-orphan"}),
 }
 
 

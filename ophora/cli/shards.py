@@ -15,6 +15,7 @@ from ophora.cli.common import console, fail
 app = typer.Typer(help="Inspect, validate, browse and export Ophora shards.", no_args_is_help=True,
                   context_settings={"help_option_names": ["-h", "--help"]}, pretty_exceptions_enable=False)
 
+SHOWN_PROBLEMS = 20  # a big broken set should not scroll the summary away
 DirArg = typer.Argument(..., help="A curation output directory (holds tpt/, p2ft/, index/, ledger/).")
 
 
@@ -22,6 +23,13 @@ def _out():
     from rich.console import Console
 
     return Console(file=sys.stdout)
+
+
+def _fail(message: str, code: int = 2):
+    """common.fail with the message escaped: it quotes shard names and members, which are data, not markup."""
+    from rich.markup import escape
+
+    fail(escape(message), code)
 
 
 def print_table(title: str, rows, columns: tuple[str, ...]) -> None:
@@ -39,7 +47,7 @@ def print_table(title: str, rows, columns: tuple[str, ...]) -> None:
 
 def _check_dir(root: str) -> None:
     if "://" not in root and not Path(root).is_dir():
-        fail(f"{root}: no such directory")
+        _fail(f"{root}: no such directory")
 
 
 @app.command("ls")
@@ -54,7 +62,7 @@ def ls(root: str = DirArg,
     try:
         infos, counted_by = listing(root, count_tars=count)
     except ShardError as e:
-        fail(f"{e} (run `ophora shards validate` for every problem)", code=1)
+        _fail(f"{e} (run `ophora shards validate` for every problem)", code=1)
     if per_shard:
         print_table(f"Shards (samples from the {counted_by})",
                     [(i.subset, shard_name(i.path), i.samples, f"{i.bytes / 2**20:.2f}") for i in infos],
@@ -79,9 +87,9 @@ def stats(root: str = DirArg,
     try:
         data = collect_stats(root, source=source)
     except ShardError as e:
-        fail(f"{e} (run `ophora shards validate` for every problem)", code=1)
+        _fail(f"{e} (run `ophora shards validate` for every problem)", code=1)
     except ValueError as e:
-        fail(str(e))
+        _fail(str(e))
     if as_json:
         typer.echo(stats_json(data))
     else:
@@ -108,13 +116,13 @@ def show(root: str = DirArg, key: str = typer.Argument(..., help="Clip key, e.g.
     try:
         sample = find_sample(root, key)
     except ShardError as e:
-        fail(str(e))
+        _fail(str(e))
     if sample is None:
-        fail(f"no clip {key!r} in {root}", code=1)
+        _fail(f"no clip {key!r} in {root}", code=1)
     try:
         meta = sample.meta
     except ValueError as e:
-        fail(f"{sample.shard}: {key}.json is not JSON ({e})", code=1)
+        _fail(f"{sample.shard}: {key}.json is not JSON ({e})", code=1)
     rows = [(k, v) for k, v in meta.items() if k not in ("instruction", "narration", "scores", "flags", "words")]
     rows += [("shard", sample.shard), ("instruction", sample.instruction), ("narration", meta.get("narration", ""))]
     rows += [(f"score: {k}", v) for k, v in sorted((meta.get("scores") or {}).items())]
@@ -128,7 +136,7 @@ def show(root: str = DirArg, key: str = typer.Argument(..., help="Clip key, e.g.
         if extract:
             console.print(f"wrote {extract_clip(sample, out_dir)}")
     except (ShardError, KeyError, ValueError, OSError) as e:
-        fail(f"{key}: {e}", code=1)
+        _fail(f"{key}: {e}", code=1)
 
 
 @app.command("grep")
@@ -149,9 +157,9 @@ def grep(root: str = DirArg, text: str = typer.Argument(..., help="Text (or --re
     try:
         found = grep_clips(root, text, regex=regex, ignore_case=not case, fields=field or FIELDS, limit=limit)
     except ShardError as e:
-        fail(f"{e} (run `ophora shards validate` for every problem)", code=1)
+        _fail(f"{e} (run `ophora shards validate` for every problem)", code=1)
     except (ValueError, re.error) as e:
-        fail(str(e))
+        _fail(str(e))
     if as_json:
         typer.echo(json.dumps([m.__dict__ for m in found], indent=2))
     else:
@@ -194,6 +202,8 @@ def gallery(root: str = typer.Argument(..., help="A curation output, or a folder
             preview: bool = typer.Option(True, "--preview/--no-preview", help="Animated preview on hover."),
             workers: int = typer.Option(2, "--workers", help="Clips decoded at once.")) -> None:
     """A static offline HTML gallery: a card per clip, paginated, filterable by subset and phase."""
+    from rich.markup import escape
+
     from ophora.inspection.catalog import subsets_in
     from ophora.inspection.gallery import build_gallery, folder_items, shard_items
 
@@ -201,13 +211,15 @@ def gallery(root: str = typer.Argument(..., help="A curation output, or a folder
     if kind == "auto":
         kind = "shards" if subsets_in(root) else "folder"
     if kind not in ("shards", "folder"):
-        fail(f"--from must be auto, shards or folder, not {kind!r}")
+        _fail(f"--from must be auto, shards or folder, not {kind!r}")
     items = shard_items(root, limit=limit) if kind == "shards" else folder_items(root, limit=limit)
     with console.status("building gallery"):
         result = build_gallery(items, out, title=title, page_size=page_size, preview=preview, copy_videos=videos,
                                workers=workers)
-    for problem in result.problems:
-        console.print(f"[yellow]warning:[/] {problem}")
+    for problem in result.problems[:SHOWN_PROBLEMS]:
+        console.print(f"[yellow]warning:[/] {escape(problem)}")
+    if len(result.problems) > SHOWN_PROBLEMS:
+        console.print(f"[yellow]... and {len(result.problems) - SHOWN_PROBLEMS} more clips without a preview[/]")
     console.print(f"wrote {result.cards} cards on {len(result.pages)} pages: {result.pages[0]}")
 
 
@@ -220,13 +232,17 @@ def export(root: str = DirArg,
     from ophora.inspection.export import export_csv, export_pairs
 
     _check_dir(root)
+    from rich.markup import escape
+
     from ophora.curation.shards import ShardError
 
     run = export_csv if to.suffix.lower() == ".csv" else export_pairs
     try:
         result = run(root, to, subsets=subset, limit=limit)
     except ShardError as e:
-        fail(f"export stopped: {e}", code=1)
-    for why in result.skipped or []:
-        console.print(f"[yellow]skipped:[/] {why}")
+        _fail(f"export stopped: {e}", code=1)
+    for why in (result.skipped or [])[:SHOWN_PROBLEMS]:
+        console.print(f"[yellow]skipped:[/] {escape(why)}")
+    if len(result.skipped or []) > SHOWN_PROBLEMS:
+        console.print(f"[yellow]... and {len(result.skipped) - SHOWN_PROBLEMS} more skipped[/]")
     console.print(f"exported {result.written} clips to {result.target}")

@@ -157,6 +157,7 @@ def validate(root: str, quick: bool = False, workers: int = 1,
     many clips at once (threads; PyAV releases the GIL). ``progress`` is called with each shard's name."""
     report = ValidationReport(root=str(root), quick=quick)
     keys_by_subset: dict[str, dict[str, str]] = defaultdict(dict)  # subset -> key -> shard name
+    claimed: dict[str, list[str]] = {}  # key -> the subsets its json says it belongs to
     pool = ThreadPoolExecutor(max_workers=max(1, workers)) if not quick else None
     pending: list[Future] = []
 
@@ -189,6 +190,8 @@ def validate(root: str, quick: bool = False, workers: int = 1,
                             keys_by_subset[subset][sample.key] = name
                         found, meta = check_sample(sample, subset)
                         report.findings.extend(found)
+                        if meta is not None:
+                            claimed.setdefault(sample.key, meta.subsets)
                         if pool is not None and meta is not None and "mp4" in sample.members:
                             pending.append(pool.submit(check_video, sample, meta))
                             drain(2 * max(1, workers))
@@ -198,19 +201,28 @@ def validate(root: str, quick: bool = False, workers: int = 1,
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    report.findings.extend(cross_check(root, keys_by_subset))
+    report.findings.extend(cross_check(root, keys_by_subset, claimed))
     return report
 
 
-def cross_check(root: str, keys_by_subset: dict[str, dict[str, str]]) -> list[Finding]:
-    """Index <-> shards <-> ledger agreement, and p2ft/ within tpt/."""
+def cross_check(root: str, keys_by_subset: dict[str, dict[str, str]], claimed: dict[str, list[str]] | None = None
+                ) -> list[Finding]:
+    """Index <-> shards <-> ledger agreement, p2ft/ within tpt/, and every clip in each subset its json names."""
     out: list[Finding] = []
+    for key, subsets in (claimed or {}).items():
+        for subset in subsets:
+            if key not in keys_by_subset.get(subset, {}):
+                out.append(Finding("error", "subset-missing", f"{subset}/", f"{key}.json says it belongs to "
+                                   f"{subset}, no {subset} shard holds it", key))
     index = read_index(root)
     if not len(index):
         out.append(Finding("warning", "no-index", "index/", "no clip index; index checks skipped"))
     else:
         indexed = set()
         for row in index.itertuples():
+            if (row.subset, row.key) in indexed:
+                out.append(Finding("error", "index-duplicate", "index/", f"{row.key} has two index rows in "
+                                   f"{row.subset}", row.key))
             indexed.add((row.subset, row.key))
             held = keys_by_subset.get(row.subset, {}).get(row.key)
             if held is None:
