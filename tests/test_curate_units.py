@@ -168,4 +168,4 @@ def test_clip_has_the_promised_frames_size_and_rate(tmp_path):
     # A window past the end of the source cannot give 49 frames: dropped, never written.
     late = dict(row, start=5.0, end=5.0 + 49 / 8, mp4=b"", meta_json="{}")
     Clip(cfg).apply(late)
-    assert late["drop"].startswith("clip: got") and late["mp4"] == b""
+    assert late["drop"].startswith("clip: too few frames") and late["mp4"] == b""

@@ -119,3 +119,19 @@ def test_validate_exit_code_and_json_findings(shard_root, tmp_path):
     report = json.loads(run("validate", root, "--json", code=1).stdout)
     assert report["ok"] is False and report["errors"] >= 1
     assert any(f["code"] == "duplicate-key" and f["key"] for f in report["findings"])
+
+
+def test_shards_alone_without_index_or_ledger(shard_root, tmp_path):
+    """Plain shards (e.g. copied without index/ and ledger/) still list, show, summarise and validate."""
+    import shutil
+
+    root = copy_of(shard_root, tmp_path / "out")
+    shutil.rmtree(root / "index")
+    shutil.rmtree(root / "ledger")
+    assert "samples from the tars" in run("ls", root).output
+    sample = next(iter_subset(str(root), "tpt"))
+    assert sample.key in run("show", root, sample.key).stdout
+    data = json.loads(run("stats", root, "--json").stdout)
+    assert data["source"] == "shards" and data["subsets"]["p2ft"]["clips"] == 7 and data["ledger"]["sources"] == 0
+    report = json.loads(run("validate", root, "--quick", "--json").stdout)
+    assert report["ok"] and {f["code"] for f in report["findings"]} == {"no-index", "no-ledger"}

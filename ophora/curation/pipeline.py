@@ -72,6 +72,11 @@ def build_dataset(config: CurateConfig, sources: list[SourceInput], out: str):
     return ds
 
 
+def reason_category(reason: str) -> str:
+    """"stage: category (details)" -> "stage: category", so counts add up across sources."""
+    return reason.split(" (", 1)[0].strip()
+
+
 @dataclass
 class SourceTally:
     """The records of one source seen so far; complete when every window (or the one source row) arrived."""
@@ -97,7 +102,7 @@ class SourceTally:
             self.keys.append(rec["key"])
             self.index.extend(json.loads(rec["index_json"]))
         elif outcome == "dropped":
-            self.drops[reason] += 1
+            self.drops[reason_category(reason)] += 1
         elif outcome == "rejected":
             self.rejected = reason
         elif outcome == "failed":
@@ -165,7 +170,7 @@ class Bookkeeper:
         elif t.source_id:
             remove_source_shards(self.out, t.source_id)
         if reason:
-            self.reasons[reason if status == "failed" else reason.split(" (")[0]] += 1
+            self.reasons[reason if status == "failed" else reason_category(reason)] += 1
         self.status[status] += 1
         stage = reason.split(":", 1)[0] if reason else ""
         self.pending_rows.append(ledger_row(t.uri, t.source_id, status, stage=stage, reason=reason,

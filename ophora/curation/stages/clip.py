@@ -63,11 +63,11 @@ class Clip(RowStage):
                 run_tool(ffmpeg_args(stream), self.cfg.timeout_s)
                 frames, width, height = count_frames(out, self.cfg.timeout_s)
             except ToolError as e:
-                raise Reject(f"transcode failed: {e}") from e
+                raise Reject(f"transcode failed ({e})") from e
             if frames != n:
-                raise Reject(f"got {frames} frames, want {n} (source ends early or is damaged)")
+                raise Reject(f"too few frames (got {frames}, want {n}: the source ends early or is damaged)")
             if not self.cfg.keep_native and (width, height) != (self.cfg.width, self.cfg.height):
-                raise Reject(f"got {width}x{height}, want {self.cfg.width}x{self.cfg.height}")
+                raise Reject(f"wrong frame size (got {width}x{height}, want {self.cfg.width}x{self.cfg.height})")
             with open(out, "rb") as fh:
                 row["mp4"] = fh.read()
         update_meta(row, fps=self.win.fps, num_frames=frames, width=width, height=height)

@@ -80,9 +80,9 @@ class Probe(RowStage):
                 with open(local, "rb") as fh:
                     row["source_id"] = source_id_for_file(fh)
         except FileNotFoundError as e:
-            raise Reject(f"unreadable: not found ({e})") from e
+            raise Reject(f"unreadable (not found: {e})") from e
         except PermissionError as e:
-            raise Reject(f"unreadable: permission denied ({e})") from e
+            raise Reject(f"unreadable (permission denied: {e})") from e
         row["local_path"] = local
         facts = self._facts(local)
         row["facts_json"] = json.dumps(facts, sort_keys=True)
@@ -93,7 +93,7 @@ class Probe(RowStage):
         try:
             info = json.loads(run_tool(args, self.cfg.timeout_s) or b"{}")
         except ToolError as e:
-            raise Reject(f"undecodable: {e}") from e
+            raise Reject(f"undecodable ({e})") from e
         streams = info.get("streams", [])
         videos = [s for s in streams if s.get("codec_type") == "video"
                   and not s.get("disposition", {}).get("attached_pic")]
@@ -114,13 +114,13 @@ class Probe(RowStage):
                  "has_audio": any(s.get("codec_type") == "audio" for s in streams),
                  "format": fmt.get("format_name", ""), "size": int(fmt.get("size") or 0)}
         if width * height == 0:
-            raise Reject("undecodable: video stream has no frame size")
+            raise Reject("undecodable (the video stream has no frame size)")
         if width * height > self.cfg.max_pixels:
-            raise Reject(f"too large: {width}x{height} frames exceed probe.max_pixels={self.cfg.max_pixels}")
+            raise Reject(f"too large ({width}x{height} frames exceed probe.max_pixels={self.cfg.max_pixels})")
         if width < self.cfg.min_width or height < self.cfg.min_height:
-            raise Reject(f"too small: {width}x{height} (minimum {self.cfg.min_width}x{self.cfg.min_height})")
+            raise Reject(f"too small ({width}x{height}, minimum {self.cfg.min_width}x{self.cfg.min_height})")
         if duration < self.cfg.min_duration:
-            raise Reject(f"too short: {duration:.2f} s (minimum {self.cfg.min_duration:g} s)")
+            raise Reject(f"too short ({duration:.2f} s, minimum {self.cfg.min_duration:g} s)")
         self._check_decodes(local)
         return facts
 
@@ -130,4 +130,4 @@ class Probe(RowStage):
         try:
             run_tool(args, self.cfg.timeout_s)
         except ToolError as e:
-            raise Reject(f"undecodable: {e}") from e
+            raise Reject(f"undecodable ({e})") from e

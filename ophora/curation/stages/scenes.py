@@ -71,7 +71,7 @@ class Scenes(RowStage):
         facts = json.loads(row["facts_json"])
         boundaries, decoded = self.detect(row["local_path"], facts["width"], facts["height"])
         if decoded == 0:
-            raise Reject("undecodable: no frame could be decoded")
+            raise Reject("undecodable (no frame could be decoded)")
         # A truncated file decodes less than ffprobe promised: trust what was decoded.
         duration = min(row["duration"], decoded / self.cfg.analysis_fps)
         row["duration"] = duration

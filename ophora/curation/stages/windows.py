@@ -41,7 +41,8 @@ class Windows:
             for k in range(count):
                 out.append((si, lo + k * self.span, lo + (k + 1) * self.span, ""))
             left = usable - count * self.span
-            if count == 0 or (left > _EPS and not self.cfg.max_windows_per_scene):
+            # A leftover shorter than one clip frame is rounding, not a lost window.
+            if count == 0 or (left >= 1 / self.cfg.fps and not self.cfg.max_windows_per_scene):
                 start = lo + count * self.span if usable > 0 else a
                 end = max(start + _EPS, hi if usable > 0 else b)
                 out.append((si, start, end, f"windows: short leftover ({max(0.0, left):.2f} s < "

@@ -1,0 +1,215 @@
+"""privacy: burned-in text (OCR), faces and graphic overlays in a clip window's sampled frames.
+
+- Text (RapidOCR, PP-OCR models shipped in the package): any readable text keeps the clip out of P²FT; text that
+  :func:`ophora.curation.phi.looks_identifying` flags (names, dates, record numbers, "PT:"/"DOB" labels) makes
+  the clip identifying: out of every subset.
+- Faces (two OpenCV Haar cascades with a high agreement bar, or a YuNet ONNX model when ``face_model`` names one):
+  identifying.
+- Graphic overlays (picture-in-picture insets and drawn panels: rectangle corners; arrows and markers: saturated
+  green/blue/magenta/yellow strokes that tissue does not have): out of P²FT.
+
+A clip goes to P²FT only when every sampled frame is clean. Identifying windows are dropped when
+``drop_identifying`` (the default: nothing downstream may use them, so they are not transcoded).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ophora.curation import phi
+from ophora.curation.stages.frame_filter import Findings, FrameFilterStage, config_section
+
+_WORDISH = re.compile(r"[A-Za-z0-9]")
+# OCR reads the letter O as a zero inside words ("D0B"); PHI labels need the letters back
+_ZERO_IN_WORD = re.compile(r"(?<=[A-Za-z])0|0(?=[A-Za-z])")
+
+
+class PrivacyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    frames: int = Field(4, ge=1, description="frames sampled per window; every one must be clean for P2FT")
+    max_side: int = Field(720, ge=64, description="sampled frames are downscaled to this longer side (OCR needs "
+                                                  "text at least ~10 px high)")
+    ocr: bool = Field(True, description="read burned-in text with RapidOCR")
+    ocr_det_side: int = Field(736, ge=64, description="OCR detection runs at this longer side at most")
+    ocr_min_score: float = Field(0.6, ge=0, le=1, description="OCR lines recognised with less confidence are ignored")
+    ocr_min_chars: int = Field(2, ge=1, description="OCR lines with fewer letters/digits are ignored")
+    ocr_threads: int = Field(1, ge=1, description="onnxruntime threads per OCR engine")
+    face_model: str = Field("", description="optional YuNet face-detector ONNX file (cv2.FaceDetectorYN); "
+                                            "empty: the OpenCV Haar cascades")
+    face_min_neighbors: int = Field(14, ge=1, description="Haar: a face needs this many agreeing detections")
+    face_min_size: float = Field(0.06, gt=0, lt=1, description="smallest face, as a share of the shorter side")
+    face_score: float = Field(0.8, ge=0, le=1, description="YuNet: minimum face score")
+    overlay_corners: int = Field(3, ge=1, description="rectangle corners (inset or panel) that mark an overlay")
+    overlay_colour_share: float = Field(0.002, ge=0, le=1, description="a saturated non-tissue colour stroke "
+                                                                       "larger than this share of the frame "
+                                                                       "marks a drawn graphic")
+    drop_identifying: bool = Field(True, description="drop identifying windows here instead of only flagging them")
+
+
+@dataclass
+class FrameFindings:
+    """What one frame shows: OCR'd lines, their area share, faces, overlay evidence."""
+
+    lines: list[str] = field(default_factory=list)
+    text_area: float = 0.0
+    identifying_text: bool = False
+    faces: int = 0
+    corners: int = 0
+    graphic_share: float = 0.0
+
+
+# ---------------------------------------------------------------- plain detectors
+
+def identifying_text(lines: list[str]) -> bool:
+    """Whether OCR'd lines (one frame) carry identifying content, read line by line and as one block."""
+    candidates = lines + ["\n".join(lines)] if lines else []
+    return any(phi.looks_identifying(t) or phi.looks_identifying(_ZERO_IN_WORD.sub("O", t)) for t in candidates)
+
+
+def rectangle_corners(frame: np.ndarray, edge: float = 120.0, min_len: float = 0.12) -> int:
+    """How many corners where a long horizontal edge meets a long vertical edge (picture-in-picture insets and
+    drawn panels have four; tissue and instruments almost never run straight along both axes)."""
+    g = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    h, w = g.shape
+    gy = np.abs(cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)) > edge
+    gx = np.abs(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)) > edge
+    hmask = cv2.morphologyEx(gy.astype(np.uint8), cv2.MORPH_OPEN, np.ones((1, max(3, int(min_len * w))), np.uint8))
+    vmask = cv2.morphologyEx(gx.astype(np.uint8), cv2.MORPH_OPEN, np.ones((max(3, int(min_len * h)), 1), np.uint8))
+    hsegs = cv2.connectedComponentsWithStats(hmask)[2][1:]
+    vsegs = cv2.connectedComponentsWithStats(vmask)[2][1:]
+    tol = 0.02 * max(h, w)
+    corners = 0
+    for x, y, bw, bh, _ in hsegs:
+        yc = y + bh / 2
+        for xe in (x, x + bw):
+            for vx, vy, vw, vh, _ in vsegs:
+                if abs(vx + vw / 2 - xe) < tol and (abs(yc - vy) < tol or abs(yc - (vy + vh)) < tol):
+                    corners += 1
+    return corners
+
+
+def graphic_colour_share(frame: np.ndarray) -> float:
+    """The largest connected stroke of saturated, bright, non-tissue colour (yellow to magenta, never
+    red-orange), as a share of the frame: drawn arrows, rings and markers."""
+    hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
+    hue, sat, val = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    mask = ((sat >= 180) & (val >= 150) & (hue >= 25) & (hue <= 155)).astype(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+    return float(stats[1:, cv2.CC_STAT_AREA].max()) / mask.size if n > 1 else 0.0
+
+
+class FaceDetector:
+    """Faces in an RGB frame: YuNet when a model file is given, else two Haar cascades that must both be sure."""
+
+    def __init__(self, cfg: PrivacyConfig):
+        self.cfg = cfg
+        if cfg.face_model:
+            try:
+                self.yunet = cv2.FaceDetectorYN.create(cfg.face_model, "", (320, 320), cfg.face_score)
+            except cv2.error as e:
+                raise ValueError(f"privacy.face_model {cfg.face_model!r}: cannot load YuNet ({e})") from e
+            self.id = "opencv-yunet:" + cfg.face_model.replace("\\", "/").rsplit("/", 1)[-1]
+        else:
+            self.yunet = None
+            self.cascades = [cv2.CascadeClassifier(cv2.data.haarcascades + name) for name in
+                             ("haarcascade_frontalface_alt2.xml", "haarcascade_frontalface_default.xml")]
+            if any(c.empty() for c in self.cascades):
+                raise ValueError(f"OpenCV Haar cascades missing under {cv2.data.haarcascades}")
+            self.id = "opencv-haar-frontalface@" + cv2.__version__
+
+    def __call__(self, frame: np.ndarray) -> int:
+        h, w = frame.shape[:2]
+        if self.yunet is not None:
+            self.yunet.setInputSize((w, h))
+            _, faces = self.yunet.detect(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            return 0 if faces is None else len(faces)
+        grey = cv2.equalizeHist(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
+        side = max(16, int(self.cfg.face_min_size * min(h, w)))
+        found = 0
+        for cascade in self.cascades:
+            boxes, neighbours = cascade.detectMultiScale2(grey, scaleFactor=1.1, minNeighbors=3, minSize=(side, side))
+            found = max(found, int(sum(1 for n in neighbours if n >= self.cfg.face_min_neighbors)))
+        return found
+
+
+class TextReader:
+    """Readable text lines of an RGB frame (RapidOCR detection + recognition), with their area share."""
+
+    def __init__(self, cfg: PrivacyConfig):
+        from rapidocr_onnxruntime import RapidOCR
+
+        self.cfg = cfg
+        self.engine = RapidOCR(det_limit_side_len=cfg.ocr_det_side, det_limit_type="max",
+                               intra_op_num_threads=cfg.ocr_threads, inter_op_num_threads=1)
+        try:
+            from importlib.metadata import version
+
+            self.id = "rapidocr-onnxruntime@" + version("rapidocr-onnxruntime")
+        except Exception:  # noqa: BLE001 - the version is only a label
+            self.id = "rapidocr-onnxruntime"
+
+    def __call__(self, frame: np.ndarray) -> tuple[list[str], float]:
+        result, _ = self.engine(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), use_cls=False)
+        lines, area = [], 0.0
+        for box, text, score in result or []:
+            if float(score) < self.cfg.ocr_min_score or len(_WORDISH.findall(text)) < self.cfg.ocr_min_chars:
+                continue
+            lines.append(text.strip())
+            area += abs(cv2.contourArea(np.asarray(box, np.float32)))
+        return lines, area / (frame.shape[0] * frame.shape[1])
+
+
+def judge_privacy(per_frame: list[FrameFindings], cfg: PrivacyConfig) -> Findings:
+    """The window's judgement from its frames: any identifying frame makes it identifying, any unclean frame
+    keeps it out of P2FT."""
+    text_frames = sum(1 for f in per_frame if f.lines)
+    face_frames = sum(1 for f in per_frame if f.faces)
+    phi_frames = sum(1 for f in per_frame if f.identifying_text)
+    overlay_frames = sum(1 for f in per_frame if f.corners >= cfg.overlay_corners
+                         or f.graphic_share > cfg.overlay_colour_share)
+    findings = Findings(
+        scores={"text_area": max(f.text_area for f in per_frame), "faces": float(max(f.faces for f in per_frame)),
+                "overlay_corners": float(max(f.corners for f in per_frame)),
+                "graphic_share": max(f.graphic_share for f in per_frame)},
+        flags={"text": text_frames > 0, "identifying_text": phi_frames > 0, "face": face_frames > 0,
+               "overlay": overlay_frames > 0})
+    if text_frames:
+        findings.p2ft_reasons.append(f"burned-in text in {text_frames}/{len(per_frame)} frames")
+    if overlay_frames:
+        findings.p2ft_reasons.append(f"graphic overlay in {overlay_frames}/{len(per_frame)} frames")
+    kinds = [k for k, n in (("identifying text", phi_frames), ("face", face_frames)) if n]
+    if kinds:
+        findings.identifying = True
+        findings.p2ft_reasons.append("identifying content: " + ", ".join(kinds))
+        if cfg.drop_identifying:
+            findings.drop = "identifying content: " + ", ".join(kinds)
+    return findings
+
+
+class PrivacyStage(FrameFilterStage):
+    """Window stage: OCR text, faces and graphic overlays; identifying windows are flagged (and dropped)."""
+
+    name = "privacy"
+
+    def __init__(self, config=None):
+        self.cfg = config_section(config, "privacy", PrivacyConfig)
+        super().__init__(self.cfg.frames, self.cfg.max_side)
+        self.reader = TextReader(self.cfg) if self.cfg.ocr else None
+        self.faces = FaceDetector(self.cfg)
+        self.model = ",".join(x for x in (self.reader.id if self.reader else "", self.faces.id) if x)
+
+    def inspect(self, frame: np.ndarray) -> FrameFindings:
+        """What one RGB frame shows."""
+        lines, area = self.reader(frame) if self.reader else ([], 0.0)
+        return FrameFindings(lines=lines, text_area=area, identifying_text=identifying_text(lines),
+                             faces=self.faces(frame), corners=rectangle_corners(frame),
+                             graphic_share=graphic_colour_share(frame))
+
+    def judge(self, frames: np.ndarray) -> Findings:
+        return judge_privacy([self.inspect(f) for f in frames], self.cfg)
