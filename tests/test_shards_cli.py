@@ -35,6 +35,8 @@ def test_stats_json_and_plots(shard_root, tmp_path):
     data = json.loads(run("stats", shard_root, "--json", "--plots", tmp_path / "plots").stdout)
     assert {s: v["clips"] for s, v in data["subsets"].items()} == {"tpt": 12, "p2ft": 7}
     assert data["clips"] == 12 and data["duration_s"]["median"] == pytest.approx(49 / 8)
+    hist = data["duration_s"]["histogram"]  # every clip is 49 frames: one bar, inside a narrow window
+    assert sum(hist["counts"]) == 12 and hist["edges"][0] < 49 / 8 < hist["edges"][-1] < 49 / 8 + 1
     assert set(data["scores"]) == {"surgical_field", "motion", "sharpness"}
     assert data["ledger"]["status"] == {"done": 3, "rejected": 1}
     assert data["ledger"]["drops_by_stage"]["refine"] == {"not a surgical action": 9}

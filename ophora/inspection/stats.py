@@ -39,7 +39,10 @@ def histogram(values: list[float], bins: int = HIST_BINS) -> dict[str, list[floa
     if not vals:
         return {"edges": [], "counts": []}
     lo, hi = min(vals), max(vals)
-    width = (hi - lo) / bins or 1.0
+    if hi == lo:  # one value (e.g. every clip 49 frames): a narrow window around it, not a 10-unit axis
+        pad = abs(lo) * 0.05 or 0.5
+        lo, hi = lo - pad, hi + pad
+    width = (hi - lo) / bins
     counts = [0] * bins
     for v in vals:
         counts[min(int((v - lo) / width), bins - 1)] += 1
@@ -184,10 +187,10 @@ def plot_stats(stats: dict[str, Any], out_dir: str | Path) -> list[Path]:
         ax.set_xlabel(xlabel)
         ax.set_ylabel("clips")
 
-    for name, key, xlabel in (("durations.png", "duration_s", "seconds"),
-                              ("instruction_words.png", "instruction_words", "words")):
+    for name, key, title, xlabel in (("durations.png", "duration_s", "clip duration", "seconds"),
+                                     ("instruction_words.png", "instruction_words", "instruction length", "words")):
         fig, ax = plt.subplots(figsize=(5, 3.2))
-        hist_plot(ax, stats[key]["histogram"], key.replace("_", " "), xlabel)
+        hist_plot(ax, stats[key]["histogram"], title, xlabel)
         fig.tight_layout()
         fig.savefig(out / name, dpi=100)
         plt.close(fig)
