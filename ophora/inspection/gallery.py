@@ -214,14 +214,14 @@ def build_gallery(items: Iterable[GalleryItem], out_dir: str | Path, title: str 
     return GalleryResult(out_dir=out, cards=len(cards), pages=written, problems=problems)
 
 
-def _combos(page: list[dict[str, Any]]) -> dict[str, int]:
-    """Cards per "subsets|phase" (subsets space-separated) on a page, so the pager can say which pages hold
-    matches for a filter."""
-    counts: dict[str, int] = {}
+def _combos(page: list[dict[str, Any]]) -> list[list[Any]]:
+    """[subsets, phase, cards] for each distinct (subsets, phase) on a page, so the pager can say which pages
+    hold matches for a filter without loading them."""
+    counts: dict[tuple[tuple[str, ...], str], int] = {}
     for c in page:
-        k = f"{' '.join(c['subsets'])}|{c['phase']}"
+        k = (tuple(c["subsets"]), c["phase"])
         counts[k] = counts.get(k, 0) + 1
-    return counts
+    return [[list(subsets), phase, n] for (subsets, phase), n in counts.items()]
 
 
 def _esc(value: Any) -> str:

@@ -17,9 +17,8 @@
   function pageMatches(page) {
     if (!subsetSel.value && !phaseSel.value) { return page.n; }
     var n = 0;
-    Object.keys(page.combos).forEach(function (combo) {
-      var parts = combo.split("|");
-      if (matches(parts[0].split(" "), parts[1])) { n += page.combos[combo]; }
+    page.combos.forEach(function (combo) {  // [subsets, phase, cards]
+      if (matches(combo[0], combo[1])) { n += combo[2]; }
     });
     return n;
   }
