@@ -77,6 +77,8 @@ def test_grep_searches_instruction_and_narration(shard_root):
     assert len(narration) == 12 and {h["field"] for h in narration} == {"narration"}
     run("grep", shard_root, "watch the wound", "--field", "instruction", code=1)
     assert len(json.loads(run("grep", shard_root, r"phaco\s+tip", "--regex", "--json").stdout)) == 2
+    only_p2ft = json.loads(run("grep", shard_root, "watch the wound", "--subset", "p2ft", "--json").stdout)
+    assert len(only_p2ft) == 7 and all(h["subsets"] == ["p2ft"] for h in only_p2ft)
 
 
 def test_export_csv_lists_every_clip_once(shard_root, tmp_path):

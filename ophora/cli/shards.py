@@ -144,6 +144,7 @@ def grep(root: str = DirArg, text: str = typer.Argument(..., help="Text (or --re
          regex: bool = typer.Option(False, "--regex", "-E", help="TEXT is a regular expression."),
          case: bool = typer.Option(False, "--case", help="Match case."),
          field: list[str] = typer.Option(None, "--field", help="instruction and/or narration (default both)."),
+         subset: list[str] = typer.Option(None, "--subset", help="Only these subsets (default all)."),
          limit: int = typer.Option(None, "--limit", help="Stop after this many clips."),
          as_json: bool = typer.Option(False, "--json")) -> None:
     """Search instructions and scrubbed narration; exits 1 when nothing matches."""
@@ -155,7 +156,8 @@ def grep(root: str = DirArg, text: str = typer.Argument(..., help="Text (or --re
 
     _check_dir(root)
     try:
-        found = grep_clips(root, text, regex=regex, ignore_case=not case, fields=field or FIELDS, limit=limit)
+        found = grep_clips(root, text, regex=regex, ignore_case=not case, fields=field or FIELDS,
+                           subsets=subset or None, limit=limit)
     except ShardError as e:
         _fail(f"{e} (run `ophora shards validate` for every problem)", code=1)
     except (ValueError, re.error) as e:
