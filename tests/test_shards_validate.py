@@ -56,16 +56,19 @@ def _schema_break(root):
     write_raw_tar(root / "tpt" / "shard-w0-000000.tar", [(f"{key}.json", json.dumps(broken).encode())] + members[1:])
 
 
-def _wrong_frame_count(root):
+def _shard_with_clip(root, mp4: bytes):
     meta = clip_meta(0, 0)
-    encoded = encode_sample(meta, make_clip("testsrc2", 0, frames=FRAMES - 19))
-    write_raw_tar(root / "tpt" / "shard-w0-000000.tar", [(f"{meta.key}.{e}", encoded[e]) for e in ("json", "mp4", "txt")])
+    encoded = encode_sample(meta, mp4)
+    members = [(f"{meta.key}.{ext}", encoded[ext]) for ext in ("json", "mp4", "txt")]
+    write_raw_tar(root / "tpt" / "shard-w0-000000.tar", members)
+
+
+def _wrong_frame_count(root):
+    _shard_with_clip(root, make_clip("testsrc2", 0, frames=FRAMES - 19))
 
 
 def _wrong_pixel_format(root):
-    meta = clip_meta(0, 0)
-    encoded = encode_sample(meta, make_clip("testsrc2", 0, pix_fmt="yuv444p"))
-    write_raw_tar(root / "tpt" / "shard-w0-000000.tar", [(f"{meta.key}.{e}", encoded[e]) for e in ("json", "mp4", "txt")])
+    _shard_with_clip(root, make_clip("testsrc2", 0, pix_fmt="yuv444p"))
 
 
 def _evil_member(root):

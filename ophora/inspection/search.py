@@ -23,7 +23,8 @@ class Match:
 
 def _snippet(text: str, start: int, end: int, width: int = 40) -> str:
     lo, hi = max(0, start - width), min(len(text), end + width)
-    return ("…" if lo else "") + text[lo:start] + "[" + text[start:end] + "]" + text[end:hi] + ("…" if hi < len(text) else "")
+    head, tail = ("…" if lo else ""), ("…" if hi < len(text) else "")
+    return f"{head}{text[lo:start]}[{text[start:end]}]{text[end:hi]}{tail}"
 
 
 def grep(root: str, pattern: str, regex: bool = False, ignore_case: bool = True,

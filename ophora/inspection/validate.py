@@ -86,10 +86,14 @@ def tar_is_complete(shard: str) -> str | None:
     return None
 
 
+def _where(sample: Sample, subset: str) -> str:
+    return f"{subset}/{shard_name(sample.shard)}"
+
+
 def check_sample(sample: Sample, subset: str) -> tuple[list[Finding], ClipMeta | None]:
     """Contract checks on one sample that need no decoding: members, key, schema, agreement of json and txt."""
     out: list[Finding] = []
-    where = shard_name(sample.shard)
+    where = _where(sample, subset)
 
     def bad(code: str, message: str) -> None:
         out.append(Finding("error", code, where, message, sample.key))
@@ -125,11 +129,11 @@ def check_sample(sample: Sample, subset: str) -> tuple[list[Finding], ClipMeta |
     return out, meta
 
 
-def check_video(sample: Sample, meta: ClipMeta) -> list[Finding]:
+def check_video(sample: Sample, meta: ClipMeta, subset: str) -> list[Finding]:
     """Decode the mp4 and compare frames, size and fps with what the json promises."""
     from ophora.inspection.contact_sheet import probe_decode
 
-    where = shard_name(sample.shard)
+    where = _where(sample, subset)
     try:
         facts = probe_decode(sample.mp4)
     except Exception as e:  # any decoder complaint about untrusted bytes is a finding, not a crash
@@ -169,22 +173,23 @@ def validate(root: str, quick: bool = False, workers: int = 1,
     try:
         for subset in subsets_in(root):
             for tmp in torn_shards(root, subset):
-                report.findings.append(Finding("warning", "torn-shard", shard_name(tmp),
+                report.findings.append(Finding("warning", "torn-shard", f"{subset}/{shard_name(tmp)}",
                                                "unfinished .tmp shard left by a writer that died"))
             for shard in list_shards(root, subset):
                 report.shards += 1
                 name = shard_name(shard)
+                where = f"{subset}/{name}"
                 if progress:
-                    progress(f"{subset}/{name}")
+                    progress(where)
                 why = tar_is_complete(shard)
                 if why:
-                    report.findings.append(Finding("error", "incomplete-tar", name, why))
+                    report.findings.append(Finding("error", "incomplete-tar", where, why))
                 try:
                     for sample in iter_samples(shard):
                         report.samples += 1
                         if sample.key in keys_by_subset[subset]:
                             report.findings.append(Finding(
-                                "error", "duplicate-key", name, f"{sample.key} is also in "
+                                "error", "duplicate-key", where, f"{sample.key} is also in "
                                 f"{subset}/{keys_by_subset[subset][sample.key]}", sample.key))
                         else:
                             keys_by_subset[subset][sample.key] = name
@@ -193,10 +198,10 @@ def validate(root: str, quick: bool = False, workers: int = 1,
                         if meta is not None:
                             claimed.setdefault(sample.key, meta.subsets)
                         if pool is not None and meta is not None and "mp4" in sample.members:
-                            pending.append(pool.submit(check_video, sample, meta))
+                            pending.append(pool.submit(check_video, sample, meta, subset))
                             drain(2 * max(1, workers))
                 except ShardError as e:
-                    report.findings.append(Finding("error", _shard_error_code(str(e)), name, str(e)))
+                    report.findings.append(Finding("error", _shard_error_code(str(e)), where, str(e)))
         drain(0)
     finally:
         if pool is not None:
@@ -234,11 +239,13 @@ def cross_check(root: str, keys_by_subset: dict[str, dict[str, str]], claimed: d
         for subset, keys in keys_by_subset.items():
             for key, shard in keys.items():
                 if (subset, key) not in indexed:
-                    out.append(Finding("error", "not-indexed", shard, f"{subset}/{shard} holds {key}, the index "
-                                       "has no row for it", key))
+                    out.append(Finding("error", "not-indexed", f"{subset}/{shard}",
+                                       f"{subset}/{shard} holds {key}, the index has no row for it", key))
     for key, shard in keys_by_subset.get("p2ft", {}).items():
-        if key not in keys_by_subset.get("tpt", {}):
-            out.append(Finding("error", "p2ft-not-in-tpt", shard, f"{key} is in p2ft/ but not in tpt/", key))
+        if key not in keys_by_subset.get("tpt", {}) and "tpt" not in (claimed or {}).get(key, []):
+            # (when the json names tpt, subset-missing above already says so)
+            out.append(Finding("error", "p2ft-not-in-tpt", f"p2ft/{shard}", f"{key} is in p2ft/ but not in tpt/",
+                               key))
     ledger = read_ledger(root)
     if not len(ledger):
         out.append(Finding("warning", "no-ledger", "ledger/", "no source ledger; ledger checks skipped"))
@@ -255,7 +262,7 @@ def cross_check(root: str, keys_by_subset: dict[str, dict[str, str]], claimed: d
                                f"{len(keys)} written clips"))
         for key in keys:
             written[key] = row.source_uri
-    all_keys = {k: s for keys in keys_by_subset.values() for k, s in keys.items()}
+    all_keys = {k: f"{sub}/{s}" for sub, keys in keys_by_subset.items() for k, s in keys.items()}
     for key, uri in sorted(written.items()):
         if key not in all_keys:
             out.append(Finding("error", "ledger-orphan", "ledger/", f"the ledger says {uri} wrote {key}, no shard "
