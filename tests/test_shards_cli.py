@@ -139,3 +139,10 @@ def test_shards_alone_without_index_or_ledger(shard_root, tmp_path):
     assert data["source"] == "shards" and data["subsets"]["p2ft"]["clips"] == 7 and data["ledger"]["sources"] == 0
     report = json.loads(run("validate", root, "--quick", "--json").stdout)
     assert report["ok"] and {f["code"] for f in report["findings"]} == {"no-index", "no-ledger"}
+
+
+def test_gallery_command_from_shards_and_from_a_folder(shard_root, tmp_path):
+    out = run("gallery", shard_root, "--out", tmp_path / "site", "--page-size", 5, "--no-preview").output
+    assert "12 cards on 3 pages" in out and not list((tmp_path / "site" / "previews").iterdir())
+    run("export", shard_root, "--to", tmp_path / "pairs", "--subset", "p2ft", "--limit", 3)
+    assert "3 cards on 1 page:" in run("gallery", tmp_path / "pairs", "--out", tmp_path / "site2").output

@@ -222,7 +222,8 @@ def gallery(root: str = typer.Argument(..., help="A curation output, or a folder
         console.print(f"[yellow]warning:[/] {escape(problem)}")
     if len(result.problems) > SHOWN_PROBLEMS:
         console.print(f"[yellow]... and {len(result.problems) - SHOWN_PROBLEMS} more clips without a preview[/]")
-    console.print(f"wrote {result.cards} cards on {len(result.pages)} pages: {result.pages[0]}")
+    pages = f"{len(result.pages)} page{'s' if len(result.pages) != 1 else ''}"
+    console.print(f"wrote {result.cards} cards on {pages}: {result.pages[0]}")
 
 
 @app.command("export")

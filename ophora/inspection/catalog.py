@@ -9,7 +9,7 @@ from typing import Iterable, Iterator
 
 import fsspec
 
-from ophora.curation.shards import (INDEX_COLUMNS, INDEX_DIR, SHARD_SUFFIX, SUBSETS, TMP_SUFFIX, Sample,
+from ophora.curation.shards import (INDEX_COLUMNS, INDEX_DIR, LEDGER_DIR, SHARD_SUFFIX, SUBSETS, TMP_SUFFIX, Sample,
                                     iter_samples, list_shards)
 
 
@@ -31,7 +31,7 @@ def subsets_in(root: str) -> list[str]:
     found = []
     for entry in sorted(fs.ls(path, detail=False)):
         name = posixpath.basename(entry.rstrip("/"))
-        if name in (INDEX_DIR, "ledger") or not fs.isdir(entry):
+        if name in (INDEX_DIR, LEDGER_DIR) or not fs.isdir(entry):
             continue
         if fs.glob(f"{entry.rstrip('/')}/*{SHARD_SUFFIX}"):
             found.append(name)
