@@ -64,8 +64,8 @@ def _expand(spec: str) -> list[str]:
         return [spec]
     path = Path(spec)
     if path.is_dir():
-        return sorted(str(p.resolve()) for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS
-                      and p.is_file() and not p.name.startswith("."))
+        return sorted(os.path.abspath(p) for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS
+                      and (p.is_file() or p.is_symlink()) and not p.name.startswith("."))
     if path.exists() or path.is_symlink():
         if path.suffix.lower() in MANIFEST_EXTENSIONS:
             return _read_manifest(path)
