@@ -32,12 +32,12 @@ def _fail(message: str, code: int = 2):
     fail(escape(message), code)
 
 
-def print_table(title: str, rows, columns: tuple[str, ...]) -> None:
+def print_table(title: str, rows, columns: tuple[str, ...], caption: str | None = None) -> None:
     """A table of shard contents; cells are escaped because shard text is data, never rich markup."""
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=escape(title))
+    table = Table(title=escape(title), caption=escape(caption) if caption else None)
     for c in columns:
         table.add_column(c)
     for row in rows:
@@ -64,14 +64,14 @@ def ls(root: str = DirArg,
     except ShardError as e:
         _fail(f"{e} (run `ophora shards validate` for every problem)", code=1)
     if per_shard:
-        print_table(f"Shards (samples from the {counted_by})",
-                    [(i.subset, shard_name(i.path), i.samples, f"{i.bytes / 2**20:.2f}") for i in infos],
-                    ("subset", "shard", "samples", "MiB"))
+        print_table("Shards", [(i.subset, shard_name(i.path), i.samples, f"{i.bytes / 2**20:.2f}") for i in infos],
+                    ("subset", "shard", "samples", "MiB"), caption=f"{root} (samples from the {counted_by})")
         return
     subsets = dict.fromkeys(i.subset for i in infos)
     rows = [(s, sum(1 for i in infos if i.subset == s), sum(i.samples or 0 for i in infos if i.subset == s),
              f"{sum(i.bytes for i in infos if i.subset == s) / 2**20:.2f}") for s in subsets]
-    print_table(f"{root} (samples from the {counted_by})", rows, ("subset", "shards", "samples", "MiB"))
+    print_table("Subsets", rows, ("subset", "shards", "samples", "MiB"),
+                caption=f"{root} (samples from the {counted_by})")
 
 
 @app.command("stats")

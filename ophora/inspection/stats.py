@@ -114,8 +114,14 @@ def ledger_stats(root: str) -> dict[str, Any]:
         "clips_written": int(df["clips_written"].fillna(0).sum()),
         "clips_dropped": int(df["clips_dropped"].fillna(0).sum()),
         "drops_by_stage": dict(drops),
-        "source_rejections": dict(Counter(f"{r.stage or '?'}: {r.reason}" for r in bad.itertuples())),
+        "source_rejections": dict(Counter(_stage_reason(r.stage, r.reason) for r in bad.itertuples())),
     }
+
+
+def _stage_reason(stage: str | None, reason: str | None) -> str:
+    """ "stage: reason", without doubling a stage the reason already names ("probe: probe: empty file")."""
+    stage, reason = stage or "?", reason or ""
+    return reason if reason.startswith(f"{stage}: ") else f"{stage}: {reason}"
 
 
 def _fmt(v: Any) -> str:
