@@ -1,0 +1,235 @@
+"""Refine stage: a window's (PHI-scrubbed) narration -> one concise, imperative surgical instruction, or a drop
+with "not a surgical action".
+
+An LLM backend (transformers or OpenAI-compatible, ``refine_backends.py``) answers JSON ``{relevant, instruction,
+phase}`` from the versioned prompt in ``prompts/``. Each answer is validated (length, no first person, no talk of
+the video, no PHI, names a cataract action); a rejected answer gets one retry with the validator's complaint, then
+the extractive rules answer instead (``fallback: true``). Backend, model, prompt version, fallback and reason are
+recorded with every result.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from ophora.curation import phi
+from ophora.curation.cataract_actions import PHASES, names_action, phase_of
+from ophora.curation.refine_backends import ExtractiveBackend, make_backend
+from ophora.curation.stages.common import RowStage, read_meta, update_meta
+
+NOT_SURGICAL = "not a surgical action"
+_FIRST_PERSON = re.compile(r"\bI(?:'m|'ll|'ve|'d)?\b|\b(?i:me|my|mine|myself|we|we're|we'll|we've|our|ours|us|"
+                           r"let's)\b")
+_META_TALK = re.compile(r"\b(?:this|the) video\b|\bviewers?\b|\bwatch(?:ing)?\b|\bsubscribe\b|\bcamera\b|"
+                        r"\btoday\b|\bin this (?:case|clip)\b", re.I)
+_PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")
+
+
+class RefineConfig(BaseModel):
+    """The ``refine`` section of the curate config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["extractive", "transformers", "openai"] = Field(
+        "extractive", description="who writes instructions: rules only, a local causal LM, or an HTTP endpoint")
+    model: str = Field("", description="transformers: model dir, hub id or .gguf file (empty: the bundled SmolLM2 "
+                                       "GGUF); openai: the served model's name")
+    prompt: str = Field("refine_v1", description="prompt template under ophora/curation/prompts/")
+    device: str = Field("cpu", description="transformers: torch device")
+    threads: int = Field(0, ge=0, description="transformers: torch CPU threads (0: torch's default)")
+    batch_size: int = Field(8, gt=0, description="transformers: conversations generated together")
+    max_new_tokens: int = Field(64, gt=0, description="answer length cap in tokens")
+    base_url: str = Field("", description="openai: endpoint base, e.g. http://host:8000/v1")
+    api_key_env: str = Field("OPHORA_REFINE_API_KEY", description="openai: environment variable holding the key")
+    timeout_s: float = Field(30.0, gt=0, description="openai: per-request timeout")
+    retries: int = Field(2, ge=0, description="openai: retries on timeouts, 429 and 5xx (with backoff)")
+    concurrency: int = Field(4, gt=0, description="openai: requests in flight per actor")
+    json_mode: bool = Field(True, description="openai: ask for response_format json_object")
+    min_words: int = Field(3, gt=0, description="shortest acceptable instruction, in words")
+    max_words: int = Field(40, gt=0, description="longest acceptable instruction, in words")
+
+
+@lru_cache(maxsize=8)
+def load_prompt(name: str) -> dict:
+    """A prompt template from ``prompts/<name>.yaml`` (version, system, user, retry, examples)."""
+    if not re.fullmatch(r"[a-z0-9_]+", name):
+        raise ValueError(f"invalid prompt name {name!r}")
+    text = resources.files("ophora.curation").joinpath(f"prompts/{name}.yaml").read_text(encoding="utf-8")
+    prompt = yaml.safe_load(text)
+    missing = {"version", "system", "user", "retry", "examples"} - set(prompt)
+    if missing:
+        raise ValueError(f"prompts/{name}.yaml lacks {sorted(missing)}")
+    return prompt
+
+
+def conversation(prompt: dict, narration: str) -> list[dict]:
+    """System rules, the few-shot examples as earlier turns, then this narration."""
+    msgs = [{"role": "system", "content": prompt["system"].format(phases=", ".join(PHASES))}]
+    for ex in prompt["examples"]:
+        msgs.append({"role": "user", "content": prompt["user"].format(narration=ex["narration"])})
+        msgs.append({"role": "assistant", "content": json.dumps(ex["answer"])})
+    msgs.append({"role": "user", "content": prompt["user"].format(narration=narration)})
+    return msgs
+
+
+def parse_answer(text: str) -> dict | None:
+    """The first JSON object in an LLM's answer (code fences and chatter around it ignored), or None."""
+    start = text.find("{")
+    while start != -1:
+        try:
+            obj, _ = json.JSONDecoder().raw_decode(text[start:])
+            if isinstance(obj, dict):
+                return obj
+        except ValueError:
+            pass
+        start = text.find("{", start + 1)
+    return None
+
+
+def complaint(answer: Any, cfg: RefineConfig) -> str | None:
+    """Why an answer is unacceptable (said so the LLM can fix it), or None when it is fine."""
+    if not isinstance(answer, dict):
+        return "the answer is not a JSON object"
+    if not isinstance(answer.get("relevant"), bool):
+        return "'relevant' must be true or false"
+    if not answer["relevant"]:
+        return None
+    text = answer.get("instruction")
+    if not isinstance(text, str) or not text.strip():
+        return "'instruction' must be a non-empty sentence when relevant is true"
+    n = len(text.split())
+    if not cfg.min_words <= n <= cfg.max_words or len(text) > 12 * cfg.max_words:
+        return f"the instruction has {n} words; use {cfg.min_words} to {cfg.max_words}"
+    if _FIRST_PERSON.search(text):
+        return "the instruction uses first person (I, we, my, our); write an imperative"
+    if _META_TALK.search(text):
+        return "the instruction talks about the video, the viewer or today; keep only the surgical action"
+    if _PLACEHOLDER.search(text) or phi.find_phi(text):
+        return "the instruction contains identifying details or placeholders; leave them out"
+    if not names_action(text):
+        return "the instruction names no cataract-surgery action"
+    return None
+
+
+def _result(answer: dict, backend: str, model: str, prompt_version: str, fallback: bool, reason: str) -> dict:
+    relevant = bool(answer.get("relevant"))
+    instruction = " ".join(str(answer.get("instruction") or "").split()) if relevant else ""
+    phase = answer.get("phase") if answer.get("phase") in PHASES else None
+    if relevant and phase is None:
+        phase = phase_of(instruction)
+    if not relevant and not reason:
+        reason = NOT_SURGICAL
+    return {"relevant": relevant, "instruction": instruction, "phase": phase if relevant else None,
+            "backend": backend, "model": model, "prompt_version": prompt_version, "fallback": fallback,
+            "reason": reason}
+
+
+class Refiner:
+    """``refine(narration)`` / ``refine_many(narrations)`` -> result dicts: ``{"relevant", "instruction", "phase",
+    "backend", "model", "prompt_version", "fallback", "reason"}``. The backend loads lazily, once."""
+
+    def __init__(self, config: RefineConfig | dict | None = None):
+        self.cfg = config if isinstance(config, RefineConfig) else RefineConfig.model_validate(config or {})
+        self.prompt = load_prompt(self.cfg.prompt)
+        self.backend = make_backend(self.cfg)
+        self.rules = ExtractiveBackend()
+
+    def refine(self, narration: str) -> dict:
+        return self.refine_many([narration])[0]
+
+    def _accept(self, answer: dict) -> str | None:
+        return complaint(answer, self.cfg)
+
+    def _extractive(self, narration: str, fallback: bool, reason: str) -> dict:
+        answer = self.rules.answer(narration, accept=self._accept)
+        why = reason if fallback else ("" if answer["relevant"] else answer.get("reason", ""))
+        if not answer["relevant"]:
+            why = f"{NOT_SURGICAL}: {why}" if why else NOT_SURGICAL
+        return _result(answer, self.rules.name, self.rules.model_id, self.prompt["version"], fallback, why)
+
+    def refine_many(self, narrations: list[str]) -> list[dict]:
+        results: list[dict | None] = [None] * len(narrations)
+        todo = []
+        for i, text in enumerate(narrations):
+            if not (text or "").strip():
+                results[i] = _result({"relevant": False}, self.backend.name, self.backend.model_id,
+                                     self.prompt["version"], False, f"{NOT_SURGICAL}: empty narration")
+            elif isinstance(self.backend, ExtractiveBackend):
+                results[i] = self._extractive(text, False, "")
+            else:
+                todo.append(i)
+        if not todo:
+            return results  # type: ignore[return-value]
+        convs = {i: conversation(self.prompt, narrations[i]) for i in todo}
+        retry: dict[int, str] = {}
+        for attempt in (0, 1):
+            ids = todo if attempt == 0 else sorted(retry)
+            if not ids:
+                break
+            answers = self.backend.generate([convs[i] for i in ids])
+            for i, raw in zip(ids, answers):
+                if isinstance(raw, Exception):  # the endpoint failed after its own retries: rules answer
+                    results[i] = self._extractive(narrations[i], True, f"backend error: {raw}")
+                    retry.pop(i, None)
+                    continue
+                answer = parse_answer(raw)
+                why = complaint(answer, self.cfg) if answer is not None else "the answer is not valid JSON"
+                if why is None:
+                    results[i] = _result(answer, self.backend.name, self.backend.model_id,
+                                         self.prompt["version"], False, "")
+                    retry.pop(i, None)
+                elif attempt == 0:
+                    retry[i] = why
+                    convs[i] = convs[i] + [{"role": "assistant", "content": raw[:2000]},
+                                           {"role": "user", "content": self.prompt["retry"].format(complaint=why)}]
+                else:
+                    results[i] = self._extractive(narrations[i], True,
+                                                  f"llm answer rejected twice: {retry[i]}; then {why}")
+        return results  # type: ignore[return-value]
+
+
+class RefineStage(RowStage):
+    """Window-level stage: reads ``narration`` from ``meta_json``, writes ``instruction``, ``phase``, ``refine``
+    and ``models.refine``; drops the window with "not a surgical action ..." otherwise. All live windows of a
+    batch are refined together (one batched generate / concurrent requests)."""
+
+    name = "refine"
+    level = "window"
+
+    def __init__(self, config: Any = None):
+        section = getattr(config, "refine", config)
+        self.refiner = Refiner(section if isinstance(section, (RefineConfig, dict)) else None)
+
+    def refine_rows(self, rows: list[dict[str, Any]]) -> None:
+        live = [r for r in rows if self.wants(r)]
+        narrations = []
+        for row in live:
+            narration, _ = phi.scrub(read_meta(row).get("narration", ""))  # idempotent: align already scrubbed
+            narrations.append(narration)
+        for row, narration, res in zip(live, narrations, self.refiner.refine_many(narrations)):
+            meta = read_meta(row)
+            models = {**meta.get("models", {}), "refine": f"{res['backend']}:{res['model']}@{res['prompt_version']}"}
+            update_meta(row, narration=narration, refine=res, models=models)
+            if res["relevant"]:
+                update_meta(row, instruction=res["instruction"], phase=res["phase"])
+            else:
+                row["drop"] = f"{self.name}: {res['reason']}"
+
+    def __call__(self, batch):
+        from ophora.curation.stages.common import batch_to_rows, rows_to_batch
+
+        rows = batch_to_rows(batch)
+        try:
+            self.refine_rows(rows)
+        except Exception as e:  # noqa: BLE001 - a backend crash fails these windows, never the run
+            for row in rows:
+                if self.wants(row):
+                    row["error"] = f"{self.name}: {type(e).__name__}: {e}"[:2000]
+        return rows_to_batch(rows)
