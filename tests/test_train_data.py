@@ -32,8 +32,8 @@ def _keys(stream: ClipStream, batches: int) -> list[list[str]]:
 
 def test_readers_see_disjoint_samples_and_together_all(shard_root):
     shards = find_shards(str(shard_root), "tpt")
-    first_epoch = [[k for b in itertools.islice(iter(ClipStream(shards, DATA, 1, seed=3, rank=r, world=2, kind="raw")), 8)
-                    if b["epoch"] == 0 for k in b["keys"]] for r in (0, 1)]
+    streams = [ClipStream(shards, DATA, 1, seed=3, rank=r, world=2, kind="raw") for r in (0, 1)]
+    first_epoch = [[k for b in itertools.islice(iter(s), 8) if b["epoch"] == 0 for k in b["keys"]] for s in streams]
     assert not set(first_epoch[0]) & set(first_epoch[1])
     assert sorted(first_epoch[0] + first_epoch[1]) == sorted(set(first_epoch[0]) | set(first_epoch[1]))
     assert len(first_epoch[0]) + len(first_epoch[1]) == 10
@@ -113,3 +113,16 @@ def test_configs_carry_the_paper_settings_and_reject_bad_geometry():
     assert (tpt.data.num_frames, tpt.data.height, tpt.data.width, tpt.data.fps) == (49, 480, 720, 8)
     with pytest.raises(ValueError, match="4k\\+1"):
         load_config("tiny", {"data.num_frames": 10})
+
+
+def test_loader_workers_are_readers_of_their_own(shard_root):
+    from ophora.training.data import make_loader
+
+    stream = ClipStream(find_shards(str(shard_root), "tpt"), DATA, 1, seed=2, rank=1, world=2, kind="raw")
+    batches = list(itertools.islice(iter(make_loader(stream, loader_workers=2)), 4))
+    by_reader: dict[int, set[str]] = {}
+    for b in batches:
+        if b["epoch"] == 0:
+            by_reader.setdefault(b["reader"], set()).update(b["keys"])
+    assert set(by_reader) == {2, 3}  # rank 1 of 2, two loader workers: readers 2 and 3 of 4
+    assert not by_reader[2] & by_reader[3]

@@ -109,13 +109,13 @@ def test_more_workers_than_cpus_fail_at_once_with_the_numbers(ray_local, tiny_mo
 
 
 @pytest.mark.slow
-def test_progressive_p2ft_starts_from_tpt_weights_reads_only_p2ft_and_exports_lora(ray_local, tiny_model, shards,
+def test_progressive_fsdp2_then_lora_p2ft_from_tpt_weights_reading_only_p2ft(ray_local, tiny_model, shards,
                                                                                    tmp_path):
     import torch
     from diffusers import CogVideoXPipeline, CogVideoXTransformer3DModel
 
-    tpt = tiny(tiny_model, max_steps=3, checkpoint_every=3)
-    p2ft = tiny(tiny_model, max_steps=3, checkpoint_every=3, **{"lora.rank": 4, "optim.lr": 1e-2})
+    tpt = tiny(tiny_model, max_steps=2, checkpoint_every=2, parallel="fsdp2")  # FSDP2 export gathers the shards
+    p2ft = tiny(tiny_model, max_steps=2, checkpoint_every=2, **{"lora.rank": 4, "optim.lr": 1e-2})
     both = run_progressive(tpt, p2ft, shards[0], tmp_path, record_keys=True)
     assert both["p2ft"]["model"] == both["tpt"]["export"]
     p2ft_seen = {k for r in (0, 1) for row in keys_log(tmp_path / "p2ft", "p2ft", r) for k in row["keys"]}
@@ -132,6 +132,7 @@ def test_progressive_p2ft_starts_from_tpt_weights_reads_only_p2ft_and_exports_lo
     pipe = CogVideoXPipeline.from_pretrained(both["tpt"]["export"])
     pipe.load_lora_weights(str(Path(both["p2ft"]["export"]) / "lora"), adapter_name="p2ft")
     pipe.fuse_lora(components=["transformer"])
+    pipe.unload_lora_weights()  # keeps the fused weights, drops the peft wrappers
     assert torch.allclose(pipe.transformer.state_dict()[q], after_p2ft.state_dict()[q], atol=1e-6)
 
 
@@ -139,17 +140,18 @@ def test_progressive_p2ft_starts_from_tpt_weights_reads_only_p2ft_and_exports_lo
 def test_killed_worker_is_restarted_and_training_resumes_with_its_step_count(ray_local, tiny_model, shards, tmp_path):
     from ray.util.state import list_actors
 
-    cfg = tiny(tiny_model, max_steps=16, checkpoint_every=4)
+    cfg = tiny(tiny_model, max_steps=12, checkpoint_every=3)
     result: dict = {}
     runner = threading.Thread(target=lambda: result.update(run_training(cfg, shards[0], tmp_path, "tpt")))
     runner.start()
     deadline = time.time() + 300
     while not list((tmp_path / "ray" / "ophora-tpt").glob("checkpoint_*")) and time.time() < deadline:
         time.sleep(0.5)
-    workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    workers = list_actors(address=ray_local.get_runtime_context().gcs_address,
+                          filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
     assert workers, "no live Ray Train worker to kill"
     os.kill(workers[-1].pid, signal.SIGKILL)
     runner.join(timeout=400)
     assert result, "training did not finish after the worker was killed"
-    assert result["steps"] == 16
-    assert result["resumed_from_step"] in (4, 8, 12)
+    assert result["steps"] == 12
+    assert result["resumed_from_step"] in (3, 6, 9)

@@ -99,6 +99,12 @@ class TrainConfig(_Strict):
         return self.batch_size * self.grad_accum * self.scaling.num_workers
 
 
+def absolute_location(location: str) -> str:
+    """Workers run in another directory: local paths that exist become absolute; URLs and hub ids stay."""
+    p = Path(location).expanduser()
+    return str(p.resolve()) if "://" not in location and p.exists() else location
+
+
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():

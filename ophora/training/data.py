@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
+import torch
+import torch.utils.data
 
 from ophora.curation.shards import LATENT_MEMBERS, RAW_MEMBERS, Sample, ShardError, iter_samples, list_shards
 
@@ -93,7 +95,6 @@ def decode_clip(mp4: bytes, num_frames: int, height: int, width: int) -> np.ndar
 
 
 def _cover_crop(clip: np.ndarray, height: int, width: int) -> np.ndarray:
-    import torch
     import torch.nn.functional as F
 
     h, w = clip.shape[1:3]
@@ -108,8 +109,6 @@ def _cover_crop(clip: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def to_model_pixels(clip: np.ndarray):
     """uint8 [F, H, W, 3] -> float [3, F, H, W] in [-1, 1] (the VAE's input layout)."""
-    import torch
-
     return torch.from_numpy(clip).permute(3, 0, 1, 2).float().div(127.5).sub(1.0)
 
 
@@ -124,7 +123,7 @@ def _reader_shards(shards: list[str], seed: int, epoch: int, reader: int, reader
     return order, True
 
 
-class ClipStream:
+class ClipStream(torch.utils.data.IterableDataset):
     """An endless, shuffled, resumable stream of batches for one Ray Train worker (a torch IterableDataset).
 
     ``positions`` maps reader id -> (epoch, position) from a checkpoint. Each batch is a dict with ``pixels``
@@ -138,8 +137,6 @@ class ClipStream:
         self.positions = dict(positions or {})
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        import torch.utils.data
-
         info = torch.utils.data.get_worker_info()
         loaders, loader_id = (info.num_workers, info.id) if info else (1, 0)
         reader, readers = self.rank * loaders + loader_id, self.world * loaders
@@ -206,8 +203,6 @@ class ClipStream:
             return None
 
     def _collate(self, batch, reader: int, epoch: int, position: int, counts: BadCounts) -> dict[str, Any]:
-        import torch
-
         out: dict[str, Any] = {"keys": [b[0] for b in batch], "text": [b[1] for b in batch], "reader": reader,
                                "epoch": epoch, "position": position,
                                "bad": {"samples": counts.total_bad, "shards": counts.bad_shards}}
@@ -220,14 +215,8 @@ class ClipStream:
 
 
 def make_loader(stream: ClipStream, loader_workers: int):
-    """A DataLoader over the stream (batches are built by the stream itself)."""
-    import torch.utils.data
-
-    class _Iterable(torch.utils.data.IterableDataset):
-        def __iter__(self):
-            return iter(stream)
-
+    """A DataLoader over the stream (batches are built by the stream itself; each loader worker is a reader)."""
     kwargs = {"num_workers": loader_workers}
     if loader_workers:
         kwargs.update(prefetch_factor=2, persistent_workers=False)
-    return torch.utils.data.DataLoader(_Iterable(), batch_size=None, **kwargs)
+    return torch.utils.data.DataLoader(stream, batch_size=None, **kwargs)

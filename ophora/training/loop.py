@@ -41,7 +41,7 @@ def add_lora(transformer, cfg: TrainConfig) -> None:
 def apply_parallelism(transformer, cfg: TrainConfig, device):
     """DDP (default) or FSDP2 (each transformer block and the root sharded); returns the module to call."""
     transformer.to(device)
-    if torch.distributed.get_world_size() == 1:
+    if not torch.distributed.is_initialized() or torch.distributed.get_world_size() == 1:
         return transformer
     if cfg.parallel == "fsdp2":
         from torch.distributed.fsdp import fully_shard
@@ -73,6 +73,25 @@ class _ResyncOnExit(contextlib.AbstractContextManager):
 
     def __exit__(self, *_):
         self.model.set_requires_gradient_sync(True)
+
+
+def export_weights(model, transformer, cfg: TrainConfig, source: str, dest: Path, rank: int) -> None:
+    """Rank 0 writes the export; under FSDP2 every rank first helps gather the full weights."""
+    from ophora.training.export import export_trained
+    from ophora.training.models import load_transformer
+
+    if cfg.parallel == "fsdp2" and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if rank != 0:
+            return
+        transformer = load_transformer(source)
+        if cfg.lora.rank:
+            add_lora(transformer, cfg)
+        transformer.load_state_dict(full)
+    if rank == 0:
+        export_trained(transformer, source, dest, lora=bool(cfg.lora.rank))
 
 
 def memory_mb(device) -> float:
@@ -210,12 +229,9 @@ def train_worker(job: dict[str, Any]) -> None:
             ray.train.report(metrics)
 
     # 6. Export the trained weights (rank 0) in diffusers layout, and LoRA weights when training LoRA.
-    if rank == 0:
-        from ophora.training.export import export_trained
-
-        if ema is not None:
-            ema.copy_to(trainable)
-        export_trained(transformer, job["source"], out_dir / "export", lora=bool(cfg.lora.rank))
+    if ema is not None:
+        ema.copy_to(trainable)
+    export_weights(model, transformer, cfg, job["source"], out_dir / "export", rank)
     if writer is not None:
         writer.close()
     if keys_log:

@@ -66,7 +66,8 @@ def load_text_encoder(source: str, dtype: str = "fp32"):
     return tokenizer, encoder
 
 
-def load_parts(source: str, frozen_dtype: str = "fp32", need_vae: bool = True, need_text: bool = True) -> CogVideoXParts:
+def load_parts(source: str, frozen_dtype: str = "fp32", need_vae: bool = True,
+               need_text: bool = True) -> CogVideoXParts:
     """Everything a training worker needs; the transformer always loads in fp32 (trainable master weights)."""
     parts = CogVideoXParts(transformer=load_transformer(source, "fp32"), scheduler=load_scheduler(source))
     if need_vae:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ophora.training.config import TrainConfig, load_config
+from ophora.training.config import TrainConfig, absolute_location, load_config
 from ophora.training.data import DataError, detect_kind, find_shards
 
 STAGES = ("tpt", "p2ft")
@@ -21,12 +21,6 @@ EXPORT_DIR = "export"
 
 class TrainingError(RuntimeError):
     """The job could not run or failed; the message says why (the worker's own error when there is one)."""
-
-
-def _absolute(location: str) -> str:
-    """Workers run in another directory: local paths that exist become absolute, URLs and hub ids stay."""
-    p = Path(location).expanduser()
-    return str(p.resolve()) if "://" not in location and p.exists() else location
 
 
 def check_resources(cfg: TrainConfig) -> None:
@@ -70,9 +64,9 @@ def run_training(config: TrainConfig | str | Path, shards_root: str | Path, out_
         raise TrainingError(f"unknown stage {stage!r}; choose one of {STAGES}")
     out = Path(out_dir).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
-    shards = find_shards(_absolute(str(shards_root)), stage)
+    shards = find_shards(absolute_location(str(shards_root)), stage)
     kind = detect_kind(shards) if cfg.data.kind == "auto" else cfg.data.kind
-    source = _absolute(str(init_from or cfg.model))
+    source = absolute_location(str(init_from or cfg.model))
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=True)
     check_resources(cfg)
@@ -118,7 +112,7 @@ def run_progressive(tpt_config: TrainConfig | str | Path, p2ft_config: TrainConf
     """TPT on ``tpt/`` into ``<out_dir>/tpt``, then P²FT on ``p2ft/`` into ``<out_dir>/p2ft`` starting from
     TPT's exported weights. Returns ``{"tpt": summary, "p2ft": summary}`` (also written to summary.json)."""
     out = Path(out_dir).expanduser().resolve()
-    find_shards(_absolute(str(shards_root)), "p2ft")  # fail before hours of TPT when P²FT has nothing to read
+    find_shards(absolute_location(str(shards_root)), "p2ft")  # fail before hours of TPT when P²FT has nothing to read
     tpt = run_training(tpt_config, shards_root, out / "tpt", "tpt", record_keys=record_keys)
     p2ft = run_training(p2ft_config, shards_root, out / "p2ft", "p2ft", init_from=tpt["export"],
                         record_keys=record_keys)

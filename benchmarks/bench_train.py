@@ -1,0 +1,140 @@
+"""Trainer overhead and data-loader headroom on the tiny CogVideoX (CPU).
+
+1. Step time of the Ray Train job (1 worker, the whole machine) vs a bare single-process diffusers+torch loop on
+   the same batches (held in memory, so the bare loop pays no decoding): ratio, goal <= 1.05.
+2. Data-loader clips/s (ffmpeg clips decoded by PyAV, as the trainer reads them) vs the clips/s a step consumes.
+
+    python benchmarks/bench_train.py --steps 30 --out bench-train.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def trainer_step_times(cfg, shards_root: str, out: Path) -> list[float]:
+    """Per-step wall times of the real Ray Train job, read back from its TensorBoard scalars."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from ophora.training.trainer import run_training
+
+    run_training(cfg, shards_root, out, "tpt")
+    acc = EventAccumulator(str(out / "tensorboard" / "tpt"))
+    acc.Reload()
+    return [e.value for e in acc.Scalars("train/step_time_s")]
+
+
+def bare_step_times(cfg, batches: list[dict]) -> list[float]:
+    """The same objective, optimizer and clipping in one process, with no Ray, no DDP, no data stream."""
+    import torch
+    from diffusers.optimization import get_scheduler
+
+    from ophora.training.models import load_parts
+    from ophora.training.objective import diffusion_loss, encode_text, encode_video
+
+    torch.manual_seed(cfg.seed)
+    parts = load_parts(cfg.model)
+    model = parts.transformer.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
+    sched = get_scheduler(cfg.optim.lr_scheduler, opt, num_warmup_steps=cfg.optim.warmup_steps,
+                          num_training_steps=cfg.max_steps, num_cycles=cfg.optim.lr_num_cycles)
+    times = []
+    for batch in batches:
+        t0 = time.perf_counter()
+        latents = encode_video(parts.vae, batch["pixels"]).float()
+        embeds = encode_text(parts.tokenizer, parts.text_encoder, batch["text"], cfg.data.max_text_tokens).float()
+        loss = diffusion_loss(model, model.config, parts.scheduler, latents, embeds)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.optim.max_grad_norm)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def loader_clips_per_s(cfg, shards: list[str], clips: int) -> float:
+    from ophora.training.data import ClipStream
+
+    stream = iter(ClipStream(shards, cfg.data, cfg.batch_size, cfg.seed, 0, 1, "raw"))
+    t0 = time.perf_counter()
+    n = sum(len(b["keys"]) for b in itertools.islice(stream, max(1, clips // cfg.batch_size)))
+    return n / (time.perf_counter() - t0)
+
+
+def decode_clips_per_s(shards: list[str], frames: int, height: int, width: int) -> dict[str, float]:
+    """PyAV in-process decoding (what the trainer uses) vs one ffmpeg process per clip piping raw RGB."""
+    import subprocess
+
+    from ophora.curation.shards import iter_samples
+    from ophora.training.data import decode_clip
+
+    clips = [s.mp4 for shard in shards for s in iter_samples(shard, members=("mp4",))]
+    t0 = time.perf_counter()
+    for mp4 in clips:
+        decode_clip(mp4, frames, height, width)
+    pyav = len(clips) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for mp4 in clips:
+        raw = subprocess.run(["ffmpeg", "-v", "error", "-i", "pipe:0", "-frames:v", str(frames), "-f", "rawvideo",
+                              "-pix_fmt", "rgb24", "pipe:1"], input=mp4, capture_output=True, check=True).stdout
+        assert len(raw) == frames * height * width * 3
+    ffmpeg = len(clips) / (time.perf_counter() - t0)
+    return {"pyav_clips_per_s": round(pyav, 1), "ffmpeg_subprocess_clips_per_s": round(ffmpeg, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=5, help="first steps left out of the medians")
+    ap.add_argument("--out", type=Path, default=None, help="write the numbers as JSON here")
+    args = ap.parse_args()
+
+    import os
+
+    import ray
+    import torch
+
+    from ophora.training.config import load_config
+    from ophora.training.data import ClipStream, find_shards
+    from ophora.training.fixtures import write_clip_shards
+    from ophora.training.models import make_tiny_model
+
+    work = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    cpus = os.cpu_count() or 2
+    make_tiny_model(work / "model")
+    write_clip_shards(work / "shards", {"tpt": 8}, per_shard=4)
+    cfg = load_config("tiny", {"model": str(work / "model"), "max_steps": args.steps, "log_every": 1,
+                               "checkpoint_every": args.steps, "scaling.num_workers": 1,
+                               "scaling.cpus_per_worker": cpus})
+    shards = find_shards(str(work / "shards"), "tpt")
+    batches = list(itertools.islice(iter(ClipStream(shards, cfg.data, cfg.batch_size, cfg.seed, 0, 1, "raw")),
+                                    args.steps))
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    trainer = trainer_step_times(cfg, str(work / "shards"), work / "run")[args.warmup:]
+    ray.shutdown()
+    torch.set_num_threads(cpus)  # the Ray worker got OMP_NUM_THREADS=cpus_per_worker
+    bare = bare_step_times(cfg, batches)[args.warmup:]
+    loader = loader_clips_per_s(cfg, shards, clips=32)
+    decoders = decode_clips_per_s(shards, cfg.data.num_frames, cfg.data.height, cfg.data.width)
+
+    t_med, b_med = statistics.median(trainer), statistics.median(bare)
+    result = {"steps_timed": len(trainer), "batch_size": cfg.batch_size, "cpus": cpus,
+              "trainer_step_s_median": round(t_med, 4), "bare_step_s_median": round(b_med, 4),
+              "trainer_over_bare": round(t_med / b_med, 3), "goal_ratio": 1.05,
+              "loader_clips_per_s": round(loader, 2), "step_consumes_clips_per_s": round(cfg.batch_size / t_med, 2),
+              "loader_headroom": round(loader / (cfg.batch_size / t_med), 2), **decoders}
+    print(json.dumps(result, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
