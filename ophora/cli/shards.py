@@ -12,7 +12,8 @@ import typer
 
 from ophora.cli.common import console, fail
 
-app = typer.Typer(help="Inspect, validate, browse and export Ophora shards.", no_args_is_help=True,
+app = typer.Typer(help="Inspect, validate, browse and export Ophora shards.\n\n"
+                       "Example: ophora shards validate curated/ && ophora shards gallery curated/ --out site/", no_args_is_help=True,
                   context_settings={"help_option_names": ["-h", "--help"]}, pretty_exceptions_enable=False)
 
 SHOWN_PROBLEMS = 20  # a big broken set should not scroll the summary away
@@ -54,7 +55,10 @@ def _check_dir(root: str) -> None:
 def ls(root: str = DirArg,
        count: bool = typer.Option(False, "--count", help="Count samples by reading the tars, not the index."),
        per_shard: bool = typer.Option(False, "--shards", "-s", help="One row per shard.")) -> None:
-    """Shards per subset with sample counts and sizes."""
+    """Shards per subset with sample counts and sizes.
+
+    Example: ophora shards ls curated/
+    """
     from ophora.curation.shards import ShardError
     from ophora.inspection.catalog import listing, shard_name
 
@@ -79,7 +83,10 @@ def stats(root: str = DirArg,
           as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
           plots: Path = typer.Option(None, "--plots", help="Write PNG plots into this directory."),
           source: str = typer.Option("auto", help="Clip facts from: auto | index | shards.")) -> None:
-    """Counts per subset, clip durations, instruction lengths, scores, phases and drop reasons per stage."""
+    """Counts per subset, clip durations, instruction lengths, scores, phases and drop reasons per stage.
+
+    Example: ophora shards stats curated/ --plots plots/   (or --json for programs)
+    """
     from ophora.curation.shards import ShardError
     from ophora.inspection.stats import collect_stats, plot_stats, stats_json, stats_tables
 
@@ -106,7 +113,10 @@ def show(root: str = DirArg, key: str = typer.Argument(..., help="Clip key, e.g.
          frames: int = typer.Option(0, "--frames", help="Write a contact sheet of N frames (PNG)."),
          extract: bool = typer.Option(False, "--extract", help="Write the clip's mp4."),
          out_dir: Path = typer.Option(Path("."), "--out", help="Where --frames/--extract write.")) -> None:
-    """Metadata, instruction, scrubbed narration and scores of one clip; optionally frames and the mp4."""
+    """Metadata, instruction, scrubbed narration and scores of one clip; optionally frames and the mp4.
+
+    Example: ophora shards show curated/ 75cf7377b6186dd5_000002 --frames 8 --extract
+    """
     from ophora.curation.shards import ShardError
     from ophora.inspection.catalog import find_sample
     from ophora.inspection.contact_sheet import contact_sheet
@@ -147,7 +157,10 @@ def grep(root: str = DirArg, text: str = typer.Argument(..., help="Text (or --re
          subset: list[str] = typer.Option(None, "--subset", help="Only these subsets (default all)."),
          limit: int = typer.Option(None, "--limit", help="Stop after this many clips."),
          as_json: bool = typer.Option(False, "--json")) -> None:
-    """Search instructions and scrubbed narration; exits 1 when nothing matches."""
+    """Search instructions and scrubbed narration; exits 1 when nothing matches.
+
+    Example: ophora shards grep curated/ capsulorhexis
+    """
     import json
     import re
 
@@ -175,7 +188,10 @@ def grep(root: str = DirArg, text: str = typer.Argument(..., help="Text (or --re
 def validate(root: str = DirArg, quick: bool = typer.Option(False, "--quick", help="Skip decoding the videos."),
              workers: int = typer.Option(2, "--workers", help="Videos decoded at once."),
              as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
-    """Check the shard contract; exits 1 with the list of findings when any error is found."""
+    """Check the shard contract; exits 1 with the list of findings when any error is found.
+
+    Example: ophora shards validate curated/ --quick
+    """
     from ophora.inspection.validate import findings_rows, validate as run_validation
 
     _check_dir(root)
@@ -203,7 +219,10 @@ def gallery(root: str = typer.Argument(..., help="A curation output, or a folder
             videos: bool = typer.Option(False, "--videos", help="Copy each mp4 into the site (cards link to it)."),
             preview: bool = typer.Option(True, "--preview/--no-preview", help="Animated preview on hover."),
             workers: int = typer.Option(2, "--workers", help="Clips decoded at once.")) -> None:
-    """A static offline HTML gallery: a card per clip, paginated, filterable by subset and phase."""
+    """A static offline HTML gallery: a card per clip, paginated, filterable by subset and phase.
+
+    Example: ophora shards gallery curated/ --out site/   (then open site/index.html)
+    """
     from rich.markup import escape
 
     from ophora.inspection.catalog import subsets_in
@@ -231,7 +250,10 @@ def export(root: str = DirArg,
            to: Path = typer.Option(..., "--to", help="A folder (mp4 + txt pairs) or a .csv (clip id,instruction)."),
            subset: list[str] = typer.Option(["tpt"], "--subset", help="Subsets to export (each key once)."),
            limit: int = typer.Option(None, help="Only the first N clips.")) -> None:
-    """Export clips as mp4 + txt pairs, or as a `clip id,instruction` CSV."""
+    """Export clips as mp4 + txt pairs, or as a `clip id,instruction` CSV.
+
+    Example: ophora shards export curated/ --to pairs/   or   --to clips.csv
+    """
     from ophora.inspection.export import export_csv, export_pairs
 
     _check_dir(root)
