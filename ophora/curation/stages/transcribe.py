@@ -217,6 +217,16 @@ class Transcriber:
     def _language_ok(self, language: str | None) -> bool:
         return not self.cfg.languages or (language or "").lower() in [x.lower() for x in self.cfg.languages]
 
+    def _detect_language(self, audio: np.ndarray, clips: list[dict]) -> tuple[str, float]:
+        """(language, probability) from the first speech clip; an English-only model is English."""
+        model = self._load().model
+        if not model.model.is_multilingual:
+            return "en", 1.0
+        first = clips[0]
+        speech = audio[int(first["start"] * SAMPLE_RATE):int(first["end"] * SAMPLE_RATE)]
+        language, prob, _ = model.detect_language(audio=speech)
+        return language, float(prob)
+
     def transcribe(self, uri: str, sidecars: dict[str, str] | None = None, duration: float | None = None) -> dict:
         """The source's transcript: ``{"language", "language_probability", "segments": [{"start", "end", "text",
         "avg_logprob", "compression_ratio", "words": [{"word", "start", "end", "probability"}]}], "source":
@@ -255,17 +265,17 @@ class Transcriber:
                          max_speech_duration_s=30.0, speech_pad_ms=200)
         language, prob, segments, dropped = None, 0.0, [], {}
         for offset, audio, clips in speech_chunks(stream_pcm(uri, self.cfg.stream_chunk_s, self.cfg.timeout_s), vad):
-            segs, info = pipeline.transcribe(
+            if language is None:  # decided once, on the first speech, before anything is decoded
+                language, prob = self._detect_language(audio, clips)
+                if prob < self.cfg.min_language_probability or not self._language_ok(language):
+                    why = (f"language {language} not in {self.cfg.languages}" if prob >=
+                           self.cfg.min_language_probability else f"language unknown (p={prob:.2f})")
+                    return _empty("asr", self.model_id, why, language, prob)
+            segs, _ = pipeline.transcribe(
                 audio, language=language, clip_timestamps=clips, batch_size=self.cfg.batch_size,
                 beam_size=self.cfg.beam_size, word_timestamps=True, initial_prompt=self.cfg.initial_prompt or None,
                 without_timestamps=True)
             segs = list(segs)
-            if language is None:
-                language, prob = info.language, float(info.language_probability)
-                if prob < self.cfg.min_language_probability or not self._language_ok(language):
-                    segs_reason = (f"language {language} not in {self.cfg.languages}" if prob >=
-                                   self.cfg.min_language_probability else f"language unknown (p={prob:.2f})")
-                    return _empty("asr", self.model_id, segs_reason, language, prob)
             rows = [{"start": round(offset + s.start, 3), "end": round(offset + s.end, 3), "text": s.text.strip(),
                      "avg_logprob": float(s.avg_logprob), "compression_ratio": float(s.compression_ratio),
                      "no_speech_prob": float(s.no_speech_prob),
