@@ -19,6 +19,8 @@ from ophora.curation.ledger import read_ledger
 from ophora.curation.pipeline import run_curation
 from ophora.curation.shards import iter_subset
 
+pytestmark = pytest.mark.slow  # one full run over 16 inputs (about a minute on 2 cores)
+
 ROOT_READS_ANYTHING = hasattr(os, "geteuid") and os.geteuid() == 0
 
 

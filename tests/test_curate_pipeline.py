@@ -92,3 +92,79 @@ def test_rerun_skips_settled_sources_and_keeps_every_shard(curated, small_corpus
     again = run_curation(CurateConfig.load("default"), [str(small_corpus / "videos")], str(out), quiet=True)
     assert again["skipped_settled"] == 3 and again["processed"] == 0 and again["exit_code"] == 0
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*/*.tar")} == before
+
+
+# ---------------------------------------------------------------- crashes
+
+def _keys_and_leftovers(out):
+    keys = [s.key for sub in ("tpt", "p2ft") for s in iter_subset(str(out), sub, members=["json"])]
+    return keys, sorted(p.name for p in out.rglob("*.tmp"))
+
+
+def _reference_keys(out) -> list[str]:
+    return sorted(s.key for s in iter_subset(str(out), "tpt", members=["json"]))
+
+
+@pytest.mark.slow
+def test_rerun_after_killing_the_driver_gives_the_same_keys(curated, small_corpus, ray_local, tmp_path):
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "killed"
+    ophora = shutil.which("ophora") or os.path.join(os.path.dirname(sys.executable), "ophora")
+    cmd = [ophora, "curate", str(small_corpus / "videos"), "--out", str(out), "--quiet",
+           "--address", ray_local.get_runtime_context().gcs_address, "--set", "progress_every_s=0.5"]
+    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and driver.poll() is None:
+        if list(out.glob("tpt/*.tar")) or list(out.glob("tpt/*.tmp")):  # part way: shards being written
+            break
+        time.sleep(0.2)
+    assert driver.poll() is None, "the run ended before it could be killed"
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    time.sleep(3)  # let Ray reap the dead driver's actors before the rerun cleans up after them
+    again = subprocess.run(cmd[:-2], capture_output=True, text=True, timeout=400)
+    assert again.returncode == 0, again.stderr[-2000:]
+    keys, leftovers = _keys_and_leftovers(out)
+    assert leftovers == [] and len(keys) == 2 * len(set(keys))  # each key once in tpt/ and once in p2ft/
+    tpt = sorted(s.key for s in iter_subset(str(out), "tpt", members=["json"]))
+    assert tpt == _reference_keys(curated[0]) and len(tpt) == len(set(tpt))
+    ledger = read_ledger(str(out))
+    assert len(ledger) == 3 and set(ledger.status) == {"done"}
+
+
+@pytest.mark.slow
+def test_a_killed_worker_mid_stage_does_not_stop_the_run(curated, small_corpus, ray_local, tmp_path):
+    import os
+    import signal
+    import threading
+    import time
+
+    import psutil
+
+    killed: list[int] = []
+
+    def kill_one_clip_worker() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            for p in psutil.process_iter(["pid", "cmdline"]):
+                if "MapBatches(Clip)" in " ".join(p.info["cmdline"] or []) and p.pid != os.getpid():
+                    time.sleep(0.5)  # let it start a clip
+                    os.kill(p.pid, signal.SIGKILL)
+                    killed.append(p.pid)
+                    return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_one_clip_worker, daemon=True)
+    killer.start()
+    summary = run_curation(CurateConfig.load("default"), [str(small_corpus / "videos")], str(tmp_path / "o"),
+                           quiet=True)
+    killer.join(5)
+    assert killed, "no clip worker was found to kill"
+    assert summary["done"] == 3 and summary["exit_code"] == 0
+    assert _reference_keys(tmp_path / "o") == _reference_keys(curated[0])

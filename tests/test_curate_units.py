@@ -169,3 +169,25 @@ def test_clip_has_the_promised_frames_size_and_rate(tmp_path):
     late = dict(row, start=5.0, end=5.0 + 49 / 8, mp4=b"", meta_json="{}")
     Clip(cfg).apply(late)
     assert late["drop"].startswith("clip: too few frames") and late["mp4"] == b""
+
+
+# ---------------------------------------------------------------- command line
+
+def test_cli_prints_the_effective_config_and_refuses_bad_usage_with_exit_2(tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from ophora.cli import app
+
+    run = CliRunner().invoke
+    shown = run(app, ["curate", "--print-config", "--profile", "offline", "--set", "windows.fps=4"])
+    assert shown.exit_code == 0
+    assert yaml.safe_load(shown.stdout)["windows"]["fps"] == 4 and "offline" in shown.stdout
+    assert run(app, ["curate", str(tmp_path)]).exit_code == 2  # no --out
+    assert run(app, ["curate", str(tmp_path), "--out", str(tmp_path / "o"), "--set", "nope"]).exit_code == 2
+    assert run(app, ["curate", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o")]).exit_code == 2
+    assert run(app, ["curate", "--print-config", "--profile", "huge"]).exit_code == 2
+    assert "Exit codes" in run(app, ["curate", "--help"]).stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run(app, ["curate", str(empty), "--out", str(tmp_path / "o")]).exit_code == 2

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ophora.curation.config import CurateConfig
-from ophora.curation.inputs import SourceInput, discover
+from ophora.curation.inputs import InputError, SourceInput, discover
 from ophora.curation.ledger import append_rows, ledger_row
 from ophora.curation.resume import OutState, prepare_out, remove_source_shards, write_index
 from ophora.curation.shards import SUMMARY_FILE
@@ -212,6 +212,8 @@ def run_curation(config: CurateConfig, inputs: list[str], out: str, address: str
     never raises, it ends in the ledger. ``summary["exit_code"]`` is 0, or 1 when some source failed."""
     started = time.time()
     sources, repeated = discover(inputs)
+    if not sources:
+        raise InputError(f"no video found in {', '.join(inputs)}")
     state = prepare_out(out, force)
     pending = [s for s in sources if s.uri not in state.settled_uris]
     if config.limit:
