@@ -42,7 +42,8 @@ class PrivacyConfig(BaseModel):
     ocr_threads: int = Field(1, ge=1, description="onnxruntime threads per OCR engine")
     face_model: str = Field("", description="optional YuNet face-detector ONNX file (cv2.FaceDetectorYN); "
                                             "empty: the OpenCV Haar cascades")
-    face_min_neighbors: int = Field(14, ge=1, description="Haar: a face needs this many agreeing detections")
+    face_min_neighbors: int = Field(12, ge=1, description="Haar: a face needs this many overlapping detections "
+                                                            "in both cascades")
     face_min_size: float = Field(0.06, gt=0, lt=1, description="smallest face, as a share of the shorter side")
     face_score: float = Field(0.8, ge=0, le=1, description="YuNet: minimum face score")
     overlay_corners: int = Field(3, ge=1, description="rectangle corners (inset or panel) that mark an overlay")
@@ -105,7 +106,8 @@ def graphic_colour_share(frame: np.ndarray) -> float:
 
 
 class FaceDetector:
-    """Faces in an RGB frame: YuNet when a model file is given, else two Haar cascades that must both be sure."""
+    """How many faces an RGB frame shows: YuNet when a model file is given, else two Haar cascades that must both
+    be sure (then 0 or 1)."""
 
     def __init__(self, cfg: PrivacyConfig):
         self.cfg = cfg
@@ -131,11 +133,11 @@ class FaceDetector:
             return 0 if faces is None else len(faces)
         grey = cv2.equalizeHist(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
         side = max(16, int(self.cfg.face_min_size * min(h, w)))
-        found = 0
+        agree = []  # each cascade's strongest detection: false hits on tissue rarely convince both
         for cascade in self.cascades:
-            boxes, neighbours = cascade.detectMultiScale2(grey, scaleFactor=1.1, minNeighbors=3, minSize=(side, side))
-            found = max(found, int(sum(1 for n in neighbours if n >= self.cfg.face_min_neighbors)))
-        return found
+            _, neighbours = cascade.detectMultiScale2(grey, scaleFactor=1.1, minNeighbors=3, minSize=(side, side))
+            agree.append(int(max(neighbours)) if len(neighbours) else 0)
+        return int(min(agree) >= self.cfg.face_min_neighbors)
 
 
 class TextReader:

@@ -1,0 +1,128 @@
+"""dedup (part 1 of 2): a perceptual signature per clip window, and the pure logic that picks near duplicates.
+
+The stage stores ``dedup_signature`` on each live window: the 64-bit DCT perceptual hash (pHash) of ``frames``
+key frames, hex, joined by ".". Two windows are near duplicates when every aligned key frame differs by at most
+``max_bits`` bits. Finding them across a whole run happens in :mod:`ophora.curation.dedup_ray` (LSH buckets by
+hash band, grouped with Ray Data); the functions here are what each bucket runs, so they are tested without Ray.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+import cv2
+import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from ophora.curation.stages.common import batch_to_rows, read_meta, rows_to_batch
+from ophora.curation.stages.frame_filter import Findings, FrameFilterStage, config_section
+
+SIGNATURE = "dedup_signature"
+MODEL = "phash-dct64@1"
+
+
+class DedupConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    frames: int = Field(4, ge=1, description="key frames hashed per window")
+    max_side: int = Field(320, ge=32, description="sampled frames are downscaled to this longer side")
+    bands: int = Field(4, ge=1, le=16, description="LSH bands per 64-bit hash (buckets share one band exactly)")
+    max_bits: int = Field(10, ge=0, le=64, description="near duplicate: every key frame differs by at most this "
+                                                       "many bits")
+    quality_score: str = Field("field", description="score that picks the clip kept from a group (highest wins)")
+
+
+def phash(frame: np.ndarray) -> int:
+    """64-bit perceptual hash of an RGB frame: signs of the 8x8 lowest DCT frequencies (without the mean) of
+    the 32x32 grey thumbnail against their median."""
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
+    small = cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+    low = cv2.dct(small)[:8, :8].flatten()
+    bits = low > np.median(low[1:])
+    bits[0] = False  # the mean carries brightness, not structure
+    return int(sum(1 << i for i, b in enumerate(bits) if b))
+
+
+def signature(frames: np.ndarray) -> str:
+    """The window's signature: the pHash of each frame, 16 hex digits each, joined by '.'."""
+    return ".".join(f"{phash(f):016x}" for f in frames)
+
+
+def parse_signature(text: str) -> list[int]:
+    return [int(part, 16) for part in text.split(".") if part]
+
+
+def band_keys(text: str, bands: int = 4) -> list[str]:
+    """LSH bucket keys of a signature: each frame hash cut into ``bands`` bands, keyed by band position and
+    value (frames pooled, so near duplicates sharing any exact band of any frame meet in one bucket)."""
+    width = 64 // bands
+    mask = (1 << width) - 1
+    return sorted({f"{b}:{(h >> (b * width)) & mask:x}" for h in parse_signature(text) for b in range(bands)})
+
+
+def frame_distances(a: str, b: str) -> list[int]:
+    """Hamming distance per aligned key frame of two signatures."""
+    return [bin(x ^ y).count("1") for x, y in zip(parse_signature(a), parse_signature(b))]
+
+
+def near_duplicate(a: str, b: str, max_bits: int) -> bool:
+    d = frame_distances(a, b)
+    return bool(d) and max(d) <= max_bits
+
+
+def bucket_losers(members: Iterable[tuple[str, float, str]], max_bits: int) -> list[tuple[str, str]]:
+    """(loser id, winner id) for every near-duplicate pair in one bucket of (window id, quality, signature):
+    the higher quality wins, then the smaller id, so the choice is the same on every run and every worker."""
+    ranked = sorted(set(members), key=lambda m: (-m[1], m[0]))
+    out = []
+    for i, (wid_a, _, sig_a) in enumerate(ranked):
+        for wid_b, _, sig_b in ranked[i + 1:]:
+            if wid_b != wid_a and near_duplicate(sig_a, sig_b, max_bits):
+                out.append((wid_b, wid_a))
+    return out
+
+
+def window_id(row: dict[str, Any]) -> str:
+    """A window's id across the run: source id and window index (source uri and start when there is none)."""
+    if row.get("source_id") and row.get("window_index", -1) is not None and int(row.get("window_index", -1)) >= 0:
+        return f"{row['source_id']}:{int(row['window_index'])}"
+    return f"{row.get('source_uri', '')}@{float(row.get('start', 0.0)):.3f}"
+
+
+def window_quality(row: dict[str, Any], score: str = "field") -> float:
+    """The score that decides which of a group of near duplicates is kept."""
+    try:
+        return float(read_meta(row).get("scores", {}).get(score, 0.0))
+    except (json.JSONDecodeError, TypeError, ValueError):
+        return 0.0
+
+
+class DedupStage(FrameFilterStage):
+    """Window stage: stores each live window's perceptual signature in the ``dedup_signature`` column; run
+    :func:`ophora.curation.dedup_ray.dedup_dataset` on its output to drop near duplicates across the run."""
+
+    name = "dedup"
+    model = MODEL
+
+    def __init__(self, config=None):
+        self.cfg = config_section(config, "dedup", DedupConfig)
+        super().__init__(self.cfg.frames, self.cfg.max_side)
+        self._signature = ""
+
+    def judge(self, frames: np.ndarray) -> Findings:
+        self._signature = signature(frames)
+        return Findings()
+
+    def process(self, row: dict[str, Any]) -> None:
+        super().process(row)
+        row[SIGNATURE] = self._signature
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = batch_to_rows(batch)
+        for row in rows:
+            row.setdefault(SIGNATURE, "")
+            if self.wants(row):
+                self.apply(row)
+        return rows_to_batch(rows).append_column(SIGNATURE, pa.array([r[SIGNATURE] or "" for r in rows], pa.string()))
