@@ -126,7 +126,7 @@ def plan_scenes(rng: np.random.Generator, total: float, index: int, seed: int) -
     special_scenes = [ScenePlan(str(k), None, rng.uniform(6.6, 7.4)) for k in specials]
     # keep the real microscope picture at 60 % of the time or more: drop decorations until it is
     for victim in ("frozen", "black", "face", "slide", "special"):
-        while sum(s.seconds for s in extras + special_scenes) > 0.4 * total:
+        while sum(s.seconds for s in extras + special_scenes) > 0.38 * total:  # margin for frame rounding
             pool = special_scenes if victim == "special" else [s for s in extras if s.kind == victim]
             if not pool:
                 break
@@ -142,8 +142,8 @@ def plan_scenes(rng: np.random.Generator, total: float, index: int, seed: int) -
     if speaks_phi and not phi_at_face:
         surgical[0].speaks_phi = True  # said over the opening microscope scene; that scene needs room for it
         if n_surgical > 1 and lengths[0] < 11.5:
-            extra = min(11.5 - lengths[0], (lengths[1:] - 7.0).clip(0).sum())
-            give = (lengths[1:] - 7.0).clip(0)
+            give = (lengths[1:] - 7.2).clip(0)
+            extra = min(11.5 - lengths[0], give.sum())
             for s, g in zip(surgical[1:], give):
                 s.seconds -= extra * g / max(give.sum(), 1e-9)
             surgical[0].seconds += extra

@@ -117,8 +117,10 @@ class Overlay:
                     (200, 120, 0), thick, cv2.LINE_AA)
         cv2.ellipse(img, (eye_c[0] - int(0.12 * h), eye_c[1]), (int(0.05 * h), int(0.12 * h)), 0, 0, 360,
                     (0, 160, 240), -1, cv2.LINE_AA)
-        _fit_text(img, self.label, (x + int(0.05 * w), y + int(0.16 * h)), int(0.9 * w), int(0.08 * h),
-                  (40, 40, 40))
+        H, W = img.shape[:2]  # a step caption banner across the bottom
+        cv2.rectangle(img, (int(0.25 * W), int(0.86 * H)), (int(0.75 * W), int(0.95 * H)), self.colours[0], -1)
+        _fit_text(img, self.label, (W // 2, int(0.925 * H)), int(0.46 * W), int(0.05 * H), (20, 20, 20),
+                  centre=True)
         return img
 
 
