@@ -86,7 +86,8 @@ def test_spans_are_sorted_and_disjoint():
 
 
 def test_scrubbing_twice_changes_nothing_more():
-    once, _ = phi.scrub("PT: OKAFOR, MARGARET. Our patient today is Harold Pemberton, born May 2, 1950, MRN 4 8 2 9 1 3.")
+    once, _ = phi.scrub("PT: OKAFOR, MARGARET. Our patient today is Harold Pemberton, born May 2, 1950, "
+                        "MRN 4 8 2 9 1 3.")
     twice, counts = phi.scrub(once)
     assert twice == once and counts == {}
     assert once.startswith("PT: [NAME]")

@@ -13,8 +13,9 @@ PHASE_ACTIONS: dict[str, tuple[str, ...]] = {
     "incision": (r"(?:make|create|enter)\w*[^.]*(?:incision|chamber with the blade)", r"keratome", r"\bblade\b",
                  r"side[- ]?port incision", r"paracentesis", r"\btunnel", r"\bincise", r"limbus",
                  r"fixate the globe", r"(?:clear )?corneal incision"),
-    "viscoelastic_injection": (r"(?:fill|inject|insert|coat|deepen)\w*\b[^.]*viscoelastic", r"viscoelastic[^.]*(?:goes in|"
-                               r"inject|fill)", r"\bovd\b", r"dispersive", r"cohesive", r"chamber is deep"),
+    "viscoelastic_injection": (r"(?:fill|inject|insert|coat|deepen)\w*\b[^.]*viscoelastic",
+                               r"viscoelastic[^.]*(?:goes in|inject|fill)", r"\bovd\b", r"dispersive", r"cohesive",
+                               r"chamber is deep"),
     "capsulorhexis": (r"r?hexis", r"capsulotomy", r"cystotome", r"\bflap\b", r"\btear\b", r"regrasp"),
     "hydrodissection": (r"hydrodissect", r"fluid wave", r"under the anterior capsule",
                         r"(?:inject|fluid|solution)[^.]*under the capsule", r"free the lens",

