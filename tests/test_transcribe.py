@@ -245,3 +245,32 @@ def test_window_rows_get_scrubbed_narration_or_a_drop_reason():
     assert [w["word"] for w in meta["words"]][3] == "[NAME]" and "Pemberton" not in rows[0]["meta_json"]
     assert meta["flags"]["narration_phi"] and meta["models"]["transcribe"] == "faster-whisper:tiny.en"
     assert rows[1]["drop"] == "transcribe: no narration in window"
+
+
+def test_a_sidecar_transcript_flows_through_the_windows_split_into_refined_windows(tmp_path):
+    """The wiring the pipeline uses: transcribe (source row) -> Windows (1 -> many) -> narrate_window_rows ->
+    RefineStage, with the real Windows stage and the default curate config."""
+    from ophora.curation.config import CurateConfig
+    from ophora.curation.stages.common import rows_to_batch
+    from ophora.curation.stages.refine import RefineStage
+    from ophora.curation.stages.windows import Windows
+
+    srt = tmp_path / "case.srt"
+    srt.write_text("1\n00:00:01,000 --> 00:00:04,000\nOur patient is Harold Pemberton.\n\n"
+                   "2\n00:00:07,000 --> 00:00:11,000\nNow I crack the nucleus into two halves with the chopper.\n\n"
+                   "3\n00:00:14,000 --> 00:00:16,000\nUm, okay.\n", encoding="utf-8")
+    source = {**new_row(source_uri=str(tmp_path / "case.mp4"), source_id="abcd1234", duration=20.0,
+                        sidecars_json=json.dumps({"srt": str(srt)}), facts_json=json.dumps({"has_audio": True}),
+                        scenes_json=json.dumps([[0.0, 20.0]])), "transcript_json": ""}
+    TranscribeStage({"model": "never-loaded"}).apply(source)
+    assert source["error"] == "" and json.loads(source["transcript_json"])["source"] == "sidecar"
+    transcript = source.pop("transcript_json")  # the windows stage consumes it; window rows do not carry it
+    windows = Windows(CurateConfig.load())(source)
+    live = [w for w in windows if not w["drop"]]
+    assert narrate_window_rows(transcript, live) == {"NAME": 1}
+    out = RefineStage({"backend": "extractive"})(rows_to_batch(windows)).to_pylist()
+    metas = [json.loads(r["meta_json"]) for r in out if not r["drop"]]
+    assert [m["instruction"] for m in metas] == ["Crack the nucleus into two halves with the chopper."]
+    assert "Pemberton" not in json.dumps(out, default=str)
+    drops = [r["drop"] for r in out if r["drop"]]
+    assert any(d.startswith("refine: not a surgical action") for d in drops)

@@ -11,10 +11,23 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from ophora.curation import phi
 from ophora.curation.stages.common import update_meta
 
 SENTENCE_END = (".", "!", "?", "…")
+
+
+class AlignConfig(BaseModel):
+    """The ``align`` section of the curate config (used by the windows stage)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sentence_complete: bool = Field(True, description="grow each window's narration to whole sentences")
+    context_s: float = Field(0.0, ge=0, description="also take words this many seconds before and after a window")
+    pause_s: float = Field(1.5, gt=0, description="a pause this long ends a sentence (unpunctuated speech)")
+    max_extend_s: float = Field(8.0, ge=0, description="sentence completion reaches at most this far outside")
 
 
 def transcript_words(transcript: dict) -> list[dict]:
@@ -89,16 +102,18 @@ def scrub_aligned(aligned: dict) -> tuple[dict, dict[str, int]]:
     return {**aligned, "narration": narration, "words": out_words}, counts
 
 
-def narrate_window_rows(transcript: dict | str, rows: list[dict[str, Any]], sentence_complete: bool = True,
-                        context_s: float = 0.0) -> dict[str, int]:
+def narrate_window_rows(transcript: dict | str, rows: list[dict[str, Any]],
+                        config: AlignConfig | None = None) -> dict[str, int]:
     """For the windows stage: give each window row (``start``/``end`` in source seconds) its aligned narration,
     words and language in ``meta_json``, PHI-scrubbed (``flags.narration_phi`` says something was replaced); a
     window without narration gets ``drop`` with the transcript's reason ("no speech", "no audio stream"...).
     Returns the PHI counts by kind over all rows (for the run summary)."""
     if isinstance(transcript, str):
         transcript = json.loads(transcript or "{}")
+    cfg = config or AlignConfig()
     aligned = align_words(transcript_words(transcript), [(r["start"], r["end"]) for r in rows],
-                          sentence_complete=sentence_complete, context_s=context_s)
+                          sentence_complete=cfg.sentence_complete, context_s=cfg.context_s, pause_s=cfg.pause_s,
+                          max_extend_s=cfg.max_extend_s)
     totals: dict[str, int] = {}
     for row, a in zip(rows, aligned):
         if not a["narration"]:

@@ -204,8 +204,12 @@ class RefineStage(RowStage):
     level = "window"
 
     def __init__(self, config: Any = None):
+        """``config``: the curate config (its ``refine`` section and ``models["refine"]`` are used), a
+        RefineConfig, a dict of its fields, or None for the defaults (extractive)."""
         section = getattr(config, "refine", config)
-        self.refiner = Refiner(section if isinstance(section, (RefineConfig, dict)) else None)
+        cfg = RefineConfig.model_validate(section if isinstance(section, (RefineConfig, dict)) else {})
+        model = (getattr(config, "models", None) or {}).get("refine")
+        self.refiner = Refiner(cfg.model_copy(update={"model": model}) if model else cfg)
 
     def refine_rows(self, rows: list[dict[str, Any]]) -> None:
         live = [r for r in rows if self.wants(r)]

@@ -305,8 +305,12 @@ class TranscribeStage(RowStage):
     level = "source"
 
     def __init__(self, config: Any = None):
+        """``config``: the curate config (its ``transcribe`` section and ``models["transcribe"]`` are used), a
+        TranscribeConfig, a dict of its fields, or None for the defaults."""
         section = getattr(config, "transcribe", config)
-        self.transcriber = Transcriber(section if isinstance(section, (TranscribeConfig, dict)) else None)
+        cfg = TranscribeConfig.model_validate(section if isinstance(section, (TranscribeConfig, dict)) else {})
+        model = (getattr(config, "models", None) or {}).get("transcribe")
+        self.transcriber = Transcriber(cfg.model_copy(update={"model": model}) if model else cfg)
 
     def process(self, row: dict[str, Any]) -> None:
         facts = json.loads(row.get("facts_json") or "{}")
