@@ -274,3 +274,10 @@ def test_a_sidecar_transcript_flows_through_the_windows_split_into_refined_windo
     assert "Pemberton" not in json.dumps(out, default=str)
     drops = [r["drop"] for r in out if r["drop"]]
     assert any(d.startswith("refine: not a surgical action") for d in drops)
+
+
+def test_undecodable_audio_gives_a_reason_not_a_crash(tmp_path, transcriber):
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt " + bytes(64))
+    result = transcriber.transcribe(str(broken))
+    assert result["segments"] == [] and result["reason"].startswith("audio not decodable")

@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import tempfile
+import threading
 import zlib
 from pathlib import Path
 from typing import Any, Iterator
@@ -63,11 +64,16 @@ class TranscribeConfig(BaseModel):
 def stream_pcm(uri: str, chunk_s: float, timeout_s: float = 7200.0) -> Iterator[np.ndarray]:
     """Float32 mono 16 kHz audio of a source's first audio stream, ``chunk_s`` seconds at a time.
     Raises RuntimeError("no audio stream ...") when there is none, RuntimeError with ffmpeg's message otherwise."""
-    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-i", uri, "-map", "0:a:0", "-vn", "-ac", "1",
-           "-ar", str(SAMPLE_RATE), "-f", "s16le", "-"]
+    remote = re.match(r"^(?:https?)://", uri)
+    source = uri if remote else "file:" + str(Path(uri).resolve())  # a name starting with "-" is never an option
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-protocol_whitelist", "file,http,https,tcp,tls",
+           "-i", source, "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-"]
     want = int(chunk_s * SAMPLE_RATE) * 2
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
+        watchdog = threading.Timer(timeout_s, proc.kill)  # a stalled read (dead URL) ends instead of hanging
+        watchdog.daemon = True
+        watchdog.start()
         try:
             got_any = False
             while True:
@@ -78,6 +84,7 @@ def stream_pcm(uri: str, chunk_s: float, timeout_s: float = 7200.0) -> Iterator[
                 yield np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
             rc = proc.wait(timeout=timeout_s)
         finally:
+            watchdog.cancel()
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
@@ -234,7 +241,8 @@ class Transcriber:
         """The source's transcript: ``{"language", "language_probability", "segments": [{"start", "end", "text",
         "avg_logprob", "compression_ratio", "words": [{"word", "start", "end", "probability"}]}], "source":
         "asr"|"sidecar", "model", "reason"}`` (times in source seconds; ``reason`` is "" unless segments is empty
-        for a known cause). Raises RuntimeError only when ffmpeg cannot decode a source that has audio."""
+        for a known cause: "no audio stream", "no speech", "language xx not in [...]", "audio not decodable ...").
+        Sidecars that fail to load are listed in ``sidecar_errors`` and ASR is used instead."""
         notes = []
         if self.cfg.use_sidecars:
             for path in pick_sidecar(sidecars or {}, self.cfg.sidecar_order):
@@ -244,10 +252,9 @@ class Transcriber:
                     notes.append(str(e))  # a bad sidecar falls back to ASR, with the reason kept
         try:
             result = self._from_audio(uri)
-        except RuntimeError as e:
-            if str(e).endswith("no audio stream"):
-                return _empty("asr", self.model_id, "no audio stream", sidecar_errors=notes)
-            raise
+        except RuntimeError as e:  # ffmpeg's verdict on this source; its windows are dropped with it
+            why = "no audio stream" if str(e).endswith("no audio stream") else f"audio not decodable ({e})"
+            return _empty("asr", self.model_id, why[:500], sidecar_errors=notes)
         result["sidecar_errors"] = notes
         return result
 
