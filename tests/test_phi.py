@@ -91,3 +91,8 @@ def test_scrubbing_twice_changes_nothing_more():
     twice, counts = phi.scrub(once)
     assert twice == once and counts == {}
     assert once.startswith("PT: [NAME]")
+
+
+def test_instrument_eponyms_next_to_a_person_cue_are_kept():
+    text = "The patient has a small pupil, so I place a Malyugin ring and dial the lens with the Sinskey hook."
+    assert phi.scrub(text) == (text, {})

@@ -77,7 +77,10 @@ thursday friday saturday sunday morning afternoon evening name named called from
 english american british european indian chinese japanese african muslim christian jewish professor prof
 institute centre center university college medical health trust foundation eye vision ophthalmology
 pt dob mrn id nhs ssn sex age hosp
-""".split())
+sinskey utrata kuglen barraquer lieberman rycroft simcoe kelman nagahara koch osher mackool malyugin healon alcon
+centurion infiniti stellaris whitestar zeiss lumera viscoat provisc duovisc miochol miostat trypan tenon descemet
+bowman zinn purkinje tecnis acrysof vancomycin cefuroxime moxifloxacin ringer ringer's
+""".split())  # the last lines: eponyms and brands of cataract surgery, never patients
 
 # Common given names (a cross-cultural sample written for Ophora); a capitalised one is a name on sight.
 _GIVEN_NAMES = frozenset("""
