@@ -158,6 +158,14 @@ def test_same_seed_same_truth_and_other_seed_other_video(tmp_path):
     assert other != first and video_c != video_a
 
 
+def test_a_rerun_with_fewer_videos_leaves_no_stale_files(tmp_path):
+    generate_corpus(tmp_path, videos=2, seed=5, minutes=0.1, max_height=240, workers=1)
+    generate_corpus(tmp_path, videos=1, seed=5, minutes=0.1, max_height=240, workers=1)
+    (truth,) = load_truth(tmp_path)
+    assert [p.name for p in (tmp_path / "truth").iterdir()] == [f"{truth['name']}.json"]
+    assert all(p.name.startswith(truth["name"]) for p in (tmp_path / "videos").iterdir())
+
+
 def test_bad_arguments_raise_clear_errors(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")

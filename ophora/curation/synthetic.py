@@ -250,6 +250,7 @@ def generate_corpus(out_dir, videos: int, seed: int, minutes: float = 1.0, *, ma
     """
     out_dir = Path(out_dir)
     _check_args(out_dir, videos, minutes, workers)
+    _remove_previous_corpus(out_dir)
     truths: dict[int, dict] = {}
     bar = _Progress(seed, videos, minutes, max_height) if progress else None
     try:
@@ -314,10 +315,40 @@ class _Progress:
         self.progress.stop()
 
 
+def _remove_previous_corpus(out_dir: Path) -> None:
+    """Delete what an earlier run listed in its corpus.json (only that), so no stale video or truth lingers."""
+    manifest = out_dir / "corpus.json"
+    if not manifest.exists():
+        return
+    try:
+        entries = json.loads(manifest.read_text(encoding="utf-8")).get("videos", [])
+    except (OSError, json.JSONDecodeError, AttributeError):
+        entries = []
+    for entry in entries:
+        name = str(entry.get("name", "")) if isinstance(entry, dict) else ""
+        if not name or "/" in name or name.startswith("."):
+            continue
+        for old in [*(out_dir / "videos").glob(f"{name}.*"), out_dir / "truth" / f"{name}.json"]:
+            if old.suffix in (".mp4", ".mkv", ".webm", ".srt", ".vtt", ".json") and old.is_file():
+                old.unlink()
+    manifest.unlink()
+
+
 def load_truth(corpus_dir) -> list[dict]:
-    """Every video's ground truth under corpus_dir/truth, in name order. Raises FileNotFoundError if none."""
+    """Every video's ground truth, in name order: those corpus.json lists, else all under truth/.
+
+    Raises FileNotFoundError if there is none, ValueError naming a file that does not parse.
+    """
     truth_dir = Path(corpus_dir) / "truth"
-    files = sorted(truth_dir.glob("*.json"))
+    manifest = Path(corpus_dir) / "corpus.json"
+    if manifest.exists():
+        try:
+            names = [v["name"] for v in json.loads(manifest.read_text(encoding="utf-8"))["videos"]]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"{manifest}: unreadable corpus manifest ({e})") from e
+        files = sorted(truth_dir / f"{name}.json" for name in names)
+    else:
+        files = sorted(truth_dir.glob("*.json"))
     if not files:
         raise FileNotFoundError(f"{truth_dir}: no ground-truth files (is this a synthetic corpus?)")
     out = []
