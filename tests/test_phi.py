@@ -58,6 +58,9 @@ def test_surgical_narration_is_not_scrubbed():
     ("Referred from Mercy Vale Eye Hospital last week.", "INSTITUTION", "Mercy Vale"),
     ("Referred from the University of Ghana last week.", "INSTITUTION", "Ghana"),
     ("Chart number 7 7 3 1 0 2 is on the screen.", "ID", "7 7 3"),
+    ("Her number is 4, 8, 2, 9, 1, 3 in the system.", "ID", "4, 8, 2"),
+    ("She was born on the third of March, nineteen fifty-two.", "DATE", "fifty-two"),
+    ("Surgery was on March 3, nineteen fifty two.", "DATE", "fifty"),
     ("MRN: 00482913", "ID", "00482913"),
     ("PT: KOWALCZYK, ANNA", "NAME", "KOWALCZYK"),
 ])

@@ -17,6 +17,10 @@ KINDS = ("NAME", "DATE", "AGE", "ID", "PHONE", "EMAIL", "ADDRESS", "INSTITUTION"
 _MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|December|"
            "Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec")
 _DIGIT_WORDS = "zero|oh|one|two|three|four|five|six|seven|eight|nine"
+_ORDINAL_WORDS = (r"(?:(?:twenty|thirty)[- ])?(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)|tenth|"
+                  r"eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|"
+                  r"twentieth|thirtieth")
+_YEAR_WORDS = r"(?:nineteen|twenty)[- ](?:hundred|oh[- ]\w+|\w+(?:[- ]\w+)?)"
 _TITLES = r"(?:Mr|Mrs|Ms|Mx|Miss|Dr|Doctor|Prof|Professor|Sister|Nurse|Sir|Dame|Madam)"
 _NAME_WORD = r"[A-Z][a-z'\u00C0-\u017F]+(?:-[A-Z][a-z'\u00C0-\u017F]+)?"
 _CAPS_WORD = r"[A-Z][A-Za-z'\u00C0-\u017F-]+"
@@ -35,12 +39,15 @@ _PERSON_CUES = re.compile(
 _PATTERNS: list[tuple[str, re.Pattern]] = [
     ("EMAIL", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")),
     ("PHONE", re.compile(r"(?<![\w/])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)\s?|\d{3,4}[\s.-])\d{3}[\s.-]\d{3,4}\b")),
-    ("DATE", re.compile(rf"\b(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?\b"
+    ("DATE", re.compile(rf"\b(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+(?:\d{{4}}|{_YEAR_WORDS}))?\b"
                         rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\.?(?:,?\s+\d{{4}})?\b"
                         rf"|\b(?:{_MONTHS})\.?,?\s+(?:19|20)\d{{2}}\b"
                         r"|\b\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})\b"
                         r"|\b(?:19|20)\d{2}[/.-]\d{1,2}[/.-]\d{1,2}\b"
-                        r"|\bborn\s+(?:in\s+)?(?P<v>(?:19|20)\d{2})\b")),
+                        r"|\bborn\s+(?:in\s+)?(?P<v>(?:19|20)\d{2})\b"
+                        rf"|\b(?:the\s+)?(?:{_ORDINAL_WORDS})\s+of\s+(?:{_MONTHS})\b(?:,?\s+(?:\d{{4}}|{_YEAR_WORDS}))?"
+                        rf"|\b(?:{_MONTHS})\s+(?:the\s+)?(?:{_ORDINAL_WORDS})\b(?:,?\s+(?:\d{{4}}|{_YEAR_WORDS}))?"
+                        rf"|\bborn\s+(?:in\s+)?(?P<w>{_YEAR_WORDS})", re.I)),
     ("AGE", re.compile(r"\b(?:9\d|1[0-4]\d)(?:\s*|-)(?:years?|yrs?|y/?o)\b(?:[\s-]+old)?"
                        r"|\b(?:aged?|age\s+of)\s+(?:9\d|1[0-4]\d)\b"
                        r"|\b(?:ninety|one\s+hundred)(?:[\s-]+(?:and\s+)?(?:one|two|three|four|five|six|seven|eight|"
@@ -49,7 +56,7 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [
                       r"(?:\s+(?:number|no\.?|num|#|ID))?\s*[:#]?\s*"
                       r"(?:[A-Z]{0,3}\d[\dA-Z-]{2,}|(?:\d[\s-]){3,}\d|(?:(?:" + _DIGIT_WORDS + r")[\s,-]+){3,}"
                       r"(?:" + _DIGIT_WORDS + r"))", re.I)),
-    ("ID", re.compile(r"(?<![\w.,])\d{5,}(?![\w.,]\d)|(?<![\w.])(?:\d[\s-]){4,}\d\b"
+    ("ID", re.compile(r"(?<![\w.,])\d{5,}(?![\w.,]\d)|(?<![\w.])\d(?:(?:,\s*|[\s-])\d){4,}\b"
                       r"|\b(?:(?:" + _DIGIT_WORDS + r")[\s,-]+){4,}(?:" + _DIGIT_WORDS + r")\b", re.I)),
     ("ADDRESS", re.compile(rf"\b\d{{1,5}}\s+(?:{_CAPS_WORD}\s+){{1,3}}{_STREET_SUFFIX}\b\.?")),
     ("ADDRESS", re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s+\d[A-Z]{2}\b")),  # UK postcode
@@ -149,7 +156,8 @@ def find_phi(text: str) -> list[tuple[int, int, str]]:
     spans = []
     for kind, pattern in _PATTERNS:
         for m in pattern.finditer(text):
-            s, e = m.span("v") if "v" in pattern.groupindex and m.group("v") else m.span()
+            group = next((g for g in ("v", "w") if g in pattern.groupindex and m.group(g)), None)
+            s, e = m.span(group) if group else m.span()
             while e > s and text[e - 1] in " ,.;:-":
                 e -= 1
             while s < e and text[s] in " ,.;:-":
