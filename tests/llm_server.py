@@ -4,7 +4,8 @@
 transformers backend running SmolLM2). A test-only ``mode`` query parameter makes it misbehave the way real
 endpoints do: ``slow`` (answers after ``slow_s``), ``invalid`` (text that is not JSON), ``broken`` (a body that is
 not a chat-completions response), ``empty`` (empty content), ``huge`` (a multi-megabyte answer), ``phi`` (a
-well-formed answer that echoes a patient's identity), ``flaky`` (503 twice, then a canned valid answer).
+well-formed answer that echoes a patient's identity), ``flaky`` (503 twice, then a canned valid answer),
+``nojsonmode`` (400 for requests that ask for ``response_format``, then the canned answer).
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ class ChatServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def answer(self, mode: str, messages: list) -> tuple[int, bytes]:
+    def answer(self, mode: str, request: dict) -> tuple[int, bytes]:
         """(status, body) for one request in ``mode``."""
+        messages = request["messages"]
         with self._lock:
             self.requests[mode] += 1
             count = self.requests[mode]
@@ -62,11 +64,13 @@ class ChatServer:
             return 200, b'{"id": "x", "object": "chat.completion"}'
         if mode == "flaky" and count <= 2:
             return 503, b'{"error": "overloaded"}'
+        if mode == "nojsonmode" and "response_format" in request:
+            return 400, b'{"error": "response_format is not supported"}'
         content = {"invalid": "Sure! The instruction is: make the incision {not json",
                    "empty": "",
                    "huge": "x" * (2 << 20),
                    "phi": json.dumps(PHI_ANSWER),
-                   "flaky": json.dumps(CANNED_ANSWER)}.get(mode)
+                   "flaky": json.dumps(CANNED_ANSWER), "nojsonmode": json.dumps(CANNED_ANSWER)}.get(mode)
         if content is None:
             content = self.model.generate([messages])[0]
             if isinstance(content, Exception):
@@ -94,11 +98,12 @@ class ChatServer:
                 mode = parse_qs(parts.query).get("mode", ["ok"])[0]
                 try:
                     request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                    messages = request["messages"]
-                except (ValueError, KeyError):
+                    if not isinstance(request.get("messages"), list):
+                        raise ValueError("no messages")
+                except (ValueError, AttributeError):
                     self.send_error(400)
                     return
-                status, body = server.answer(mode, messages)
+                status, body = server.answer(mode, request)
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")

@@ -120,6 +120,13 @@ def test_overloaded_endpoint_is_retried_with_backoff(server):
     assert result["instruction"] == CANNED_ANSWER["instruction"] and result["phase"] == "phacoemulsification"
 
 
+def test_endpoint_refusing_json_mode_is_asked_again_without_it(server):
+    refiner = _openai(server.url("nojsonmode"))
+    result = refiner.refine(SURGICAL)
+    assert server.requests["nojsonmode"] == 2 and refiner.backend.json_mode is False
+    assert result["fallback"] is False and result["instruction"] == CANNED_ANSWER["instruction"]
+
+
 def test_unreachable_endpoint_falls_back():
     result = _openai("http://127.0.0.1:9/v1", retries=0).refine(SURGICAL)
     assert result["fallback"] and result["reason"].startswith("backend error") and result["relevant"]

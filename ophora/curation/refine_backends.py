@@ -139,15 +139,19 @@ class OpenAIBackend:
     def _complete(self, messages: list[dict]) -> str:
         payload: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0,
                                    "max_tokens": self.max_tokens}
-        if self.json_mode:
-            payload["response_format"] = {"type": "json_object"}
-        body = json.dumps(payload).encode("utf-8")
         last: Exception | None = None
         for attempt in range(self.retries + 1):
+            if self.json_mode:
+                payload["response_format"] = {"type": "json_object"}
+            body = json.dumps(payload).encode("utf-8")
             try:
                 return self._post_once(body)
             except urllib.error.HTTPError as e:
                 last = BackendError(f"HTTP {e.code}")
+                if e.code == 400 and self.json_mode:  # some servers refuse response_format: ask without it
+                    self.json_mode = False
+                    payload.pop("response_format", None)
+                    continue
                 if e.code != 429 and e.code < 500:
                     break  # a client error will not heal by retrying
             except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as e:
