@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -245,7 +246,8 @@ def generate_corpus(out_dir, videos: int, seed: int, minutes: float = 1.0, *, ma
                     workers: int = 2, progress: bool = False) -> dict:
     """Write `videos` synthetic narrated-surgery videos of `minutes` each under out_dir; return the manifest.
 
-    max_height caps the resolution (the default draws 480p-1080p per video). workers videos render at once.
+    max_height caps the resolution (the default draws 480p-1080p per video). workers videos render at once in
+    spawned processes (a script calling this with workers > 1 needs the usual `if __name__ == "__main__":`).
     progress shows a rich progress bar on stderr. Raises ValueError for bad arguments or an unwritable out_dir.
     """
     out_dir = Path(out_dir)
@@ -254,7 +256,7 @@ def generate_corpus(out_dir, videos: int, seed: int, minutes: float = 1.0, *, ma
     truths: dict[int, dict] = {}
     bar = _Progress(seed, videos, minutes, max_height) if progress else None
     try:
-        if workers == 1 or videos == 1:
+        if workers == 1 or videos == 1 or not _can_spawn():
             for i in range(videos):
                 truths[i] = make_video(out_dir, seed, i, minutes, max_height, bar.advance if bar else None)
         else:
@@ -271,6 +273,12 @@ def generate_corpus(out_dir, videos: int, seed: int, minutes: float = 1.0, *, ma
     }
     _write_json(out_dir / "corpus.json", manifest)
     return manifest
+
+
+def _can_spawn() -> bool:
+    """Spawned workers re-import __main__; code piped on stdin has no file to re-import, so it runs serially."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or os.path.exists(main_file)
 
 
 def _generate_parallel(out_dir, seed, videos, minutes, max_height, workers, truths, bar) -> None:
