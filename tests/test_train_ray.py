@@ -136,22 +136,41 @@ def test_progressive_fsdp2_then_lora_p2ft_from_tpt_weights_reading_only_p2ft(ray
     assert torch.allclose(pipe.transformer.state_dict()[q], after_p2ft.state_dict()[q], atol=1e-6)
 
 
+def _pids_with_open_files_under(folder: Path) -> list[int]:
+    """Processes holding a file under ``folder`` open: our train workers keep their key logs open there."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and any(str(folder) in os.readlink(fd) for fd in (proc / "fd").iterdir()):
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
 @pytest.mark.slow
 def test_killed_worker_is_restarted_and_training_resumes_with_its_step_count(ray_local, tiny_model, shards, tmp_path):
-    from ray.util.state import list_actors
-
     cfg = tiny(tiny_model, max_steps=12, checkpoint_every=3)
     result: dict = {}
-    runner = threading.Thread(target=lambda: result.update(run_training(cfg, shards[0], tmp_path, "tpt")))
+    runner = threading.Thread(
+        target=lambda: result.update(run_training(cfg, shards[0], tmp_path, "tpt", record_keys=True)))
     runner.start()
+    snapshot = tmp_path / "ray" / "ophora-tpt" / "checkpoint_manager_snapshot.json"
     deadline = time.time() + 300
-    while not list((tmp_path / "ray" / "ophora-tpt").glob("checkpoint_*")) and time.time() < deadline:
-        time.sleep(0.5)
-    workers = list_actors(address=ray_local.get_runtime_context().gcs_address,
-                          filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    while not (snapshot.exists() and '"checkpoint_dir_name"' in snapshot.read_text()) and time.time() < deadline:
+        time.sleep(0.5)  # the snapshot lists a checkpoint only once Ray has registered it
+    workers = _pids_with_open_files_under(tmp_path / "keys")
     assert workers, "no live Ray Train worker to kill"
-    os.kill(workers[-1].pid, signal.SIGKILL)
+    os.kill(workers[-1], signal.SIGKILL)
     runner.join(timeout=400)
     assert result, "training did not finish after the worker was killed"
     assert result["steps"] == 12
     assert result["resumed_from_step"] in (3, 6, 9)
+    shard_list = find_shards(shards[0], "tpt")
+    for rank in (0, 1):
+        by_step: dict[int, list[str]] = {}
+        for row in keys_log(tmp_path, "tpt", rank):  # steps redone after the restart must draw the same clips
+            assert by_step.setdefault(row["step"], row["keys"]) == row["keys"]
+        stream = ClipStream(shard_list, cfg.data, cfg.batch_size, cfg.seed, rank, 2, "raw")
+        expected = itertools.islice(iter(stream), 12)
+        assert [by_step[s] for s in range(1, 13)] == [b["keys"] for b in expected]
