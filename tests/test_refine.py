@@ -173,3 +173,10 @@ def test_smollm2_over_http_answers_through_the_openai_backend(smol_results, serv
     assert set(res) == RESULT_KEYS
     assert res["backend"] == ("extractive" if res["fallback"] else "openai")
     assert res["relevant"] is False or _valid(res)
+
+
+def test_a_too_ready_no_is_challenged_when_the_narration_names_an_action():
+    no = {"relevant": False, "instruction": "", "phase": None}
+    assert "surgical action (phacoemulsification)" in complaint(no, RefineConfig(), "Now I crack the nucleus.")
+    assert complaint(no, RefineConfig(), FILLER) is None
+    assert complaint(no, RefineConfig(recheck_irrelevant=False), "Now I crack the nucleus.") is None

@@ -52,6 +52,9 @@ class RefineConfig(BaseModel):
     retries: int = Field(2, ge=0, description="openai: retries on timeouts, 429 and 5xx (with backoff)")
     concurrency: int = Field(4, gt=0, description="openai: requests in flight per actor")
     json_mode: bool = Field(True, description="openai: ask for response_format json_object")
+    recheck_irrelevant: bool = Field(
+        True, description="an LLM's 'not a surgical action' is challenged when the narration names a cataract "
+                          "action by the vocabulary (small models often say no too readily)")
     min_words: int = Field(3, gt=0, description="shortest acceptable instruction, in words")
     max_words: int = Field(40, gt=0, description="longest acceptable instruction, in words")
 
@@ -93,13 +96,16 @@ def parse_answer(text: str) -> dict | None:
     return None
 
 
-def complaint(answer: Any, cfg: RefineConfig) -> str | None:
-    """Why an answer is unacceptable (said so the LLM can fix it), or None when it is fine."""
+def complaint(answer: Any, cfg: RefineConfig, narration: str = "") -> str | None:
+    """Why an answer is unacceptable (said so the LLM can fix it), or None when it is fine. With ``narration``
+    and ``cfg.recheck_irrelevant``, "not relevant" is refused when the narration names a cataract action."""
     if not isinstance(answer, dict):
         return "the answer is not a JSON object"
     if not isinstance(answer.get("relevant"), bool):
         return "'relevant' must be true or false"
     if not answer["relevant"]:
+        if narration and cfg.recheck_irrelevant and phase_of(narration):
+            return f"the narration describes a surgical action ({phase_of(narration).replace('_', ' ')})"
         return None
     text = answer.get("instruction")
     if not isinstance(text, str) or not text.strip():
@@ -180,7 +186,8 @@ class Refiner:
                     retry.pop(i, None)
                     continue
                 answer = parse_answer(raw)
-                why = complaint(answer, self.cfg) if answer is not None else "the answer is not valid JSON"
+                why = complaint(answer, self.cfg, narrations[i]) if answer is not None else \
+                    "the answer is not valid JSON"
                 if why is None:
                     results[i] = _result(answer, self.backend.name, self.backend.model_id,
                                          self.prompt["version"], False, "")
