@@ -45,6 +45,8 @@ class PrivacyConfig(BaseModel):
     face_min_neighbors: int = Field(12, ge=1, description="Haar: a face needs this many overlapping detections "
                                                             "in both cascades")
     face_min_size: float = Field(0.06, gt=0, lt=1, description="smallest face, as a share of the shorter side")
+    face_max_side: int = Field(720, ge=64, description="Haar cascades run on frames downscaled to this longer side "
+                                                       "(their 24 px window sets the smallest face found)")
     face_score: float = Field(0.8, ge=0, le=1, description="YuNet: minimum face score")
     overlay_corners: int = Field(3, ge=1, description="rectangle corners (inset or panel) that mark an overlay")
     overlay_colour_share: float = Field(0.002, ge=0, le=1, description="a saturated non-tissue colour stroke "
@@ -131,8 +133,10 @@ class FaceDetector:
             self.yunet.setInputSize((w, h))
             _, faces = self.yunet.detect(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
             return 0 if faces is None else len(faces)
-        grey = cv2.equalizeHist(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
-        side = max(16, int(self.cfg.face_min_size * min(h, w)))
+        scale = min(1.0, self.cfg.face_max_side / max(h, w))
+        small = cv2.resize(frame, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else frame
+        grey = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
+        side = max(24, int(self.cfg.face_min_size * min(grey.shape)))
         agree = []  # each cascade's strongest detection: false hits on tissue rarely convince both
         for cascade in self.cascades:
             _, neighbours = cascade.detectMultiScale2(grey, scaleFactor=1.1, minNeighbors=3, minSize=(side, side))
