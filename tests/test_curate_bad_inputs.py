@@ -138,3 +138,11 @@ def test_rotated_and_vfr_clips_keep_the_promised_format(bad_run, tmp_path):
             facts = mp4_facts(sample.mp4, tmp_path)
             assert (facts["frames"], facts["width"], facts["height"], facts["fps"]) == (49, 720, 480, "8/1")
     assert json.loads((bad_run[0] / "summary.json").read_text())["reasons"]
+
+
+def test_a_remote_source_download_is_removed_once_settled(bad_run, bad_and_good):
+    from ophora.curation.inputs import cache_path
+
+    url = bad_and_good[1][0]
+    assert bad_run[2]["remote.mp4"].status == "done"
+    assert not os.path.exists(cache_path(url, CurateConfig.load().input_cache_dir))

@@ -131,6 +131,21 @@ def find_sidecars(uri: str) -> dict[str, str]:
     return found
 
 
+def cache_path(uri: str, cache_dir: str) -> str:
+    """Where :func:`localize` keeps a remote URI on a node."""
+    name = hashlib.sha256(uri.encode()).hexdigest()[:24] + Path(uri.split("?", 1)[0]).suffix[:8]
+    return os.path.join(cache_dir, name)
+
+
+def forget(uri: str, cache_dir: str) -> None:
+    """Delete this node's cached copy of a remote URI (nothing for local paths)."""
+    if is_remote(uri):
+        try:
+            os.unlink(cache_path(uri, cache_dir))
+        except FileNotFoundError:
+            pass
+
+
 def localize(uri: str, cache_dir: str) -> str:
     """A local path holding ``uri``: the path itself for local files, else a cache file (downloaded once per
     node, streamed in chunks, renamed into place when complete). Raises FileNotFoundError / PermissionError /
@@ -138,8 +153,7 @@ def localize(uri: str, cache_dir: str) -> str:
     if not is_remote(uri):
         return uri
     os.makedirs(cache_dir, exist_ok=True)
-    name = hashlib.sha256(uri.encode()).hexdigest()[:24] + Path(uri.split("?", 1)[0]).suffix[:8]
-    target = os.path.join(cache_dir, name)
+    target = cache_path(uri, cache_dir)
     if os.path.exists(target):
         return target
     tmp = f"{target}.{os.getpid()}.part"

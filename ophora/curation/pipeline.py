@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ophora.curation.config import CurateConfig
-from ophora.curation.inputs import InputError, SourceInput, discover
+from ophora.curation.inputs import InputError, SourceInput, discover, forget
 from ophora.curation.ledger import append_rows, ledger_row
 from ophora.curation.resume import OutState, prepare_out, remove_source_shards, write_index
 from ophora.curation.shards import SUMMARY_FILE
@@ -116,7 +116,8 @@ class SourceTally:
 class Bookkeeper:
     """Driver-side: turns write records into index files and ledger rows, and keeps the run's counts."""
 
-    def __init__(self, out: str, state: OutState, total: int, quiet: bool, every_s: float):
+    def __init__(self, out: str, state: OutState, total: int, quiet: bool, every_s: float, cache_dir: str = ""):
+        self.cache_dir = cache_dir
         self.out, self.claims, self.total, self.quiet, self.every_s = out, dict(state.claims), total, quiet, every_s
         self.tallies: dict[str, SourceTally] = {}
         self.finished: set[str] = set()
@@ -145,6 +146,8 @@ class Bookkeeper:
     def finish(self, t: SourceTally, lost: str = "") -> None:
         """Settle one source: index + ledger for done; shards removed for anything else."""
         self.finished.add(t.uri)
+        if self.cache_dir:  # a settled remote source's download is not needed again (on this node)
+            forget(t.uri, self.cache_dir)
         owner = self.claims.get(t.source_id)
         if lost or t.failed:
             status, reason = "failed", lost or t.failed
@@ -218,7 +221,7 @@ def run_curation(config: CurateConfig, inputs: list[str], out: str, address: str
     pending = [s for s in sources if s.uri not in state.settled_uris]
     if config.limit:
         pending = pending[:config.limit]
-    book = Bookkeeper(out, state, len(pending), quiet, config.progress_every_s)
+    book = Bookkeeper(out, state, len(pending), quiet, config.progress_every_s, config.input_cache_dir)
     if pending:
         _init_ray(address, quiet)
         from ray.data import DataContext
