@@ -52,15 +52,19 @@ class TransformersBackend:
         self.model_path, self.device = model, device
         self.max_new_tokens, self.batch_size, self.threads = max_new_tokens, batch_size, threads
         self._tok = self._model = None
-        self._lock = threading.Lock()  # one generate at a time per loaded model
+        self._lock = threading.RLock()  # one load, then one generate at a time, per backend
 
     @property
     def model_id(self) -> str:
         return Path(self.model_path).name if Path(self.model_path).exists() else self.model_path
 
     def load(self) -> None:
-        if self._model is not None:
-            return
+        """Load tokenizer and model once (thread-safe; concurrent callers wait for the first load)."""
+        with self._lock:
+            if self._model is None:
+                self._load()
+
+    def _load(self) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -69,12 +73,12 @@ class TransformersBackend:
         path, kwargs = self.model_path, {}
         if path.endswith(".gguf"):
             path, kwargs = str(Path(path).parent), {"gguf_file": Path(path).name}
-        self._tok = AutoTokenizer.from_pretrained(path, **kwargs)
-        self._tok.padding_side = "left"
-        if self._tok.pad_token is None:
-            self._tok.pad_token = self._tok.eos_token
-        self._model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs).to(self.device)
-        self._model.eval()
+        tok = AutoTokenizer.from_pretrained(path, **kwargs)
+        tok.padding_side = "left"
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs).to(self.device)
+        self._tok, self._model = tok, model.eval()
 
     def generate(self, conversations: list[list[dict]]) -> list[str | Exception]:
         import torch
