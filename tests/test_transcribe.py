@@ -84,8 +84,9 @@ def whisper_dir() -> str:
 
 
 @pytest.fixture(scope="module")
-def transcriber(whisper_dir) -> Transcriber:
-    return Transcriber({"model": whisper_dir, "device": "cpu", "stream_chunk_s": 30.0, "batch_size": 4})
+def transcriber() -> Transcriber:
+    """The default model: the bundled tiny.en (offline)."""
+    return Transcriber({"device": "cpu", "stream_chunk_s": 30.0, "batch_size": 4})
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +166,7 @@ def test_a_sidecar_is_used_instead_of_asr_and_a_bad_one_falls_back(tmp_path, tra
 def test_asr_transcribes_streamed_speech_with_word_times(speech_transcript):
     t = speech_transcript
     assert t["source"] == "asr" and t["language"] == "en" and t["reason"] == ""
+    assert t["model"] == "faster-whisper:bundled-tiny.en@int8"
     text = " ".join(s["text"] for s in t["segments"])
     assert wer(" ".join(SENTENCES), text) <= 0.25, text
     words = transcript_words(t)

