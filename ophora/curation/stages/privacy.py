@@ -137,11 +137,11 @@ class FaceDetector:
         small = cv2.resize(frame, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else frame
         grey = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
         side = max(24, int(self.cfg.face_min_size * min(grey.shape)))
-        agree = []  # each cascade's strongest detection: false hits on tissue rarely convince both
-        for cascade in self.cascades:
+        for cascade in self.cascades:  # false hits on tissue rarely convince both; stop at the first doubt
             _, neighbours = cascade.detectMultiScale2(grey, scaleFactor=1.1, minNeighbors=3, minSize=(side, side))
-            agree.append(int(max(neighbours)) if len(neighbours) else 0)
-        return int(min(agree) >= self.cfg.face_min_neighbors)
+            if not len(neighbours) or int(max(neighbours)) < self.cfg.face_min_neighbors:
+                return 0
+        return 1
 
 
 class TextReader:
