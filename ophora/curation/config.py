@@ -68,6 +68,10 @@ class ClipConfig(_Section):
     keep_native: bool = Field(False, description="keep the source's frame size instead of resize + centre crop")
     crf: int = Field(18, ge=0, le=51, description="libx264 constant rate factor")
     preset: str = Field("veryfast", description="libx264 preset")
+    group_windows: int = Field(8, ge=1, description="nearby windows of one source cut by one ffmpeg run, so the "
+                                                    "source is decoded once for them (1: one run per window)")
+    group_gap: float = Field(10.0, ge=0, description="windows further apart than this many seconds are not "
+                                                     "grouped (the gap would be decoded for nothing)")
     timeout_s: float = Field(300.0, gt=0, description="ffmpeg time limit per clip")
 
 
@@ -104,7 +108,7 @@ class ResourcesConfig(_Section):
     probe: StageResources = Field(default_factory=lambda: _res(0.2, (1, 1)), description="probe actors")
     scenes: StageResources = Field(default_factory=lambda: _res(0.5, (1, 2)), description="scene-detection actors")
     windows: StageResources = Field(default_factory=lambda: _res(0.1, (1, 1)), description="window-split actors")
-    clip: StageResources = Field(default_factory=lambda: _res(0.5, (1, 2), 4), description="clip-transcode actors")
+    clip: StageResources = Field(default_factory=lambda: _res(0.5, (1, 2), 8), description="clip-transcode actors")
     write: StageResources = Field(default_factory=lambda: _res(0.2, (1, 1), 64), description="shard-writer actors")
 
     def for_stage(self, name: str) -> StageResources:

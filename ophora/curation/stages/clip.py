@@ -1,9 +1,11 @@
-"""clip: cut one clip window out of its source with ffmpeg and transcode it to the trainer's format.
+"""clip: cut clip windows out of their source with ffmpeg and transcode them to the trainer's format.
 
 Input seeking (``-ss`` before ``-i``) with a transcode is frame-exact; the ``fps`` filter resamples any source
 rate (variable rates included) to ``windows.fps``; frames are resized to cover ``clip.height x clip.width`` and
-centre-cropped (or kept native, evened for yuv420p); ffmpeg applies the display rotation itself. The result is
-checked with ffprobe: a clip with the wrong frame count or size is dropped with a reason, never written.
+centre-cropped (or kept native, evened for yuv420p); ffmpeg applies the display rotation itself. Nearby windows
+of one source are cut by one ffmpeg run (``split`` + ``trim``), so the stretch is decoded once, not once per
+window plus a keyframe pre-roll each; if that run fails, every window is retried alone so each gets its own
+verdict. Each clip is checked with ffprobe: a wrong frame count or size drops it with a reason.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import tempfile
 from typing import Any
 
 import ffmpeg
+import pyarrow as pa
 
 from ophora.curation.config import CurateConfig
 from ophora.curation.inputs import localize
-from ophora.curation.stages.common import Reject, RowStage, ToolError, ffmpeg_args, run_tool, update_meta
+from ophora.curation.stages.common import (Reject, RowStage, ToolError, batch_to_rows, ffmpeg_args, rows_to_batch,
+                                           run_tool, update_meta)
 from ophora.curation.stages.probe import ffmpeg_path
 
 
@@ -30,7 +34,7 @@ def count_frames(path: str, timeout: float) -> tuple[int, int, int]:
 
 
 class Clip(RowStage):
-    """Fills ``mp4`` with the clip's H.264 yuv420p bytes and records its fps/frames/size in ``meta_json``."""
+    """Fills ``mp4`` with each window's H.264 yuv420p bytes and records fps/frames/size in ``meta_json``."""
 
     name = "clip"
     level = "window"
@@ -38,6 +42,49 @@ class Clip(RowStage):
     def __init__(self, config: CurateConfig):
         self.cfg, self.win = config.clip, config.windows
         self.cache_dir = config.input_cache_dir
+        self.span = self.win.num_frames / self.win.fps + 0.5 / self.win.fps  # half a frame of slack
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = batch_to_rows(batch)
+        for group in self.groups([r for r in rows if self.wants(r)]):
+            if len(group) == 1 or not self._clip_together(group):
+                for row in group:
+                    self.apply(row)
+        return rows_to_batch(rows)
+
+    def groups(self, rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """Windows of the same source, in time order, at most ``group_windows`` and ``group_gap`` apart."""
+        out: list[list[dict[str, Any]]] = []
+        for row in sorted(rows, key=lambda r: (r["source_uri"], r["start"])):
+            last = out[-1][-1] if out else None
+            if (last is not None and last["source_uri"] == row["source_uri"] and len(out[-1]) < self.cfg.group_windows
+                    and row["start"] - last["end"] <= self.cfg.group_gap):
+                out[-1].append(row)
+            else:
+                out.append([row])
+        return out
+
+    def process(self, row: dict[str, Any]) -> None:
+        with tempfile.TemporaryDirectory(prefix="ophora-clip-") as tmp:
+            [path] = self._encode([row], tmp)
+            self._take(row, path)
+
+    def _clip_together(self, group: list[dict[str, Any]]) -> bool:
+        """One ffmpeg run for the group; False (nothing recorded) when that run fails."""
+        with tempfile.TemporaryDirectory(prefix="ophora-clip-") as tmp:
+            try:
+                paths = self._encode(group, tmp)
+            except (ToolError, OSError):
+                return False
+            for row, path in zip(group, paths):
+                self.apply(row, lambda r, p=path: self._take(r, p))
+        return True
+
+    def _local(self, row: dict[str, Any]) -> str:
+        local = row["local_path"]
+        if not local or not os.path.exists(local):  # probed on another node: fetch it here
+            local = localize(row["source_uri"], self.cache_dir)
+        return local
 
     def _frame_filters(self, stream):
         stream = stream.filter("fps", fps=self.win.fps)
@@ -48,26 +95,43 @@ class Clip(RowStage):
                       .filter("crop", self.cfg.width, self.cfg.height))
         return stream.filter("setsar", 1)
 
-    def process(self, row: dict[str, Any]) -> None:
-        local = row["local_path"] or localize(row["source_uri"], self.cache_dir)
-        if not os.path.exists(local):  # another node downloaded it; fetch here
-            local = localize(row["source_uri"], self.cache_dir)
-        n = self.win.num_frames
-        with tempfile.TemporaryDirectory(prefix="ophora-clip-") as tmp:
-            out = os.path.join(tmp, "clip.mp4")
-            src = ffmpeg.input(ffmpeg_path(local), ss=f"{row['start']:.4f}", t=f"{n / self.win.fps + 0.5 / self.win.fps:.4f}")
-            stream = ffmpeg.output(self._frame_filters(src.video), out, vcodec="libx264", pix_fmt="yuv420p",
-                                   crf=self.cfg.crf, preset=self.cfg.preset, an=None, movflags="+faststart",
-                                   **{"frames:v": n, "threads": 1})
-            try:
-                run_tool(ffmpeg_args(stream), self.cfg.timeout_s)
-                frames, width, height = count_frames(out, self.cfg.timeout_s)
-            except ToolError as e:
+    def _encode(self, rows: list[dict[str, Any]], tmp: str) -> list[str]:
+        """Transcode the windows (one source, time order) with one ffmpeg run; returns one mp4 path per row."""
+        first, last = rows[0]["start"], rows[-1]["start"]
+        src = ffmpeg.input(ffmpeg_path(self._local(rows[0])), ss=f"{first:.4f}",
+                           t=f"{last - first + self.span:.4f}").video
+        branches = [src] if len(rows) == 1 else [src.filter_multi_output("split", len(rows)).stream(i)
+                                                 for i in range(len(rows))]
+        outputs, paths = [], []
+        for i, (row, branch) in enumerate(zip(rows, branches)):
+            if len(rows) > 1:
+                branch = branch.trim(start=f"{row['start'] - first:.4f}", duration=f"{self.span:.4f}") \
+                    .setpts("PTS-STARTPTS")
+            paths.append(os.path.join(tmp, f"clip{i}.mp4"))
+            outputs.append(ffmpeg.output(self._frame_filters(branch), paths[-1], vcodec="libx264",
+                                         pix_fmt="yuv420p", crf=self.cfg.crf, preset=self.cfg.preset,
+                                         movflags="+faststart", **{"frames:v": self.win.num_frames, "an": None,
+                                                                   "threads": 1}))
+        stream = outputs[0] if len(outputs) == 1 else ffmpeg.merge_outputs(*outputs)
+        try:
+            run_tool(ffmpeg_args(stream), self.cfg.timeout_s * len(rows))
+        except ToolError as e:
+            if len(rows) == 1:
                 raise Reject(f"transcode failed ({e})") from e
-            if frames != n:
-                raise Reject(f"too few frames (got {frames}, want {n}: the source ends early or is damaged)")
-            if not self.cfg.keep_native and (width, height) != (self.cfg.width, self.cfg.height):
-                raise Reject(f"wrong frame size (got {width}x{height}, want {self.cfg.width}x{self.cfg.height})")
-            with open(out, "rb") as fh:
-                row["mp4"] = fh.read()
+            raise
+        return paths
+
+    def _take(self, row: dict[str, Any], path: str) -> None:
+        """Check one encoded clip and move its bytes into the row (Reject when it breaks the promise)."""
+        n = self.win.num_frames
+        try:
+            frames, width, height = count_frames(path, self.cfg.timeout_s) if os.path.exists(path) else (0, 0, 0)
+        except ToolError as e:
+            raise Reject(f"transcode failed ({e})") from e
+        if frames != n:
+            raise Reject(f"too few frames (got {frames}, want {n}: the source ends early or is damaged)")
+        if not self.cfg.keep_native and (width, height) != (self.cfg.width, self.cfg.height):
+            raise Reject(f"wrong frame size (got {width}x{height}, want {self.cfg.width}x{self.cfg.height})")
+        with open(path, "rb") as fh:
+            row["mp4"] = fh.read()
         update_meta(row, fps=self.win.fps, num_frames=frames, width=width, height=height)

@@ -98,10 +98,11 @@ class RowStage:
     def wants(self, row: dict[str, Any]) -> bool:
         return not is_settled(row) and ((row["window_index"] >= 0) == (self.level == "window"))
 
-    def apply(self, row: dict[str, Any]) -> None:
-        """Run :meth:`process` on one row, recording a Reject or an error on the row instead of raising."""
+    def apply(self, row: dict[str, Any], step=None) -> None:
+        """Run ``step(row)`` (default :meth:`process`) on one row, recording a Reject or an error on the row
+        instead of raising."""
         try:
-            self.process(row)
+            (step or self.process)(row)
         except Reject as e:
             row["reject" if self.level == "source" else "drop"] = f"{self.name}: {e}"
         except Exception as e:  # noqa: BLE001 - any failure of one input must not stop the run
