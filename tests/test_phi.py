@@ -61,6 +61,7 @@ def test_surgical_narration_is_not_scrubbed():
     ("Her number is 4, 8, 2, 9, 1, 3 in the system.", "ID", "4, 8, 2"),
     ("She was born on the third of March, nineteen fifty-two.", "DATE", "fifty-two"),
     ("Surgery was on March 3, nineteen fifty two.", "DATE", "fifty"),
+    ("Our patient today is Keiko, born September 28, 1948, 1940.", "DATE", "1940"),  # a real tiny.en output
     ("MRN: 00482913", "ID", "00482913"),
     ("PT: KOWALCZYK, ANNA", "NAME", "KOWALCZYK"),
 ])

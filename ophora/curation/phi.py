@@ -115,6 +115,19 @@ _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 _CAPS_RUN = re.compile(rf"{_NAME_WORD}(?:\s+{_NAME_WORD})*|\b[A-Z]{{2,}}(?:\s+[A-Z]{{2,}})*\b")
 
 
+_BIRTH_CUE = re.compile(r"\b(?:born|birth|dob|birthday)\b", re.I)
+_YEAR = re.compile(r"\b(?:18|19|20)\d{2}\b")
+
+
+def _birth_years(text: str) -> list[tuple[int, int, str]]:
+    """Any year in a sentence about a birth (ASR may repeat or garble the date around it)."""
+    spans = []
+    for sm in _SENTENCE.finditer(text):
+        if _BIRTH_CUE.search(sm.group(0)):
+            spans += [(sm.start() + m.start(), sm.start() + m.end(), "DATE") for m in _YEAR.finditer(sm.group(0))]
+    return spans
+
+
 def _heuristic_names(text: str) -> list[tuple[int, int, str]]:
     """Capitalised runs that are names: any run holding a known given name, and, inside sentences with a person
     cue, any run of words that are not ordinary capitalised words."""
@@ -165,6 +178,7 @@ def find_phi(text: str) -> list[tuple[int, int, str]]:
             if e > s:
                 spans.append((s, e, kind))
     spans.extend(_heuristic_names(text))
+    spans.extend(_birth_years(text))
     return _merge(spans)
 
 
