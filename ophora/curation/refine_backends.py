@@ -234,6 +234,15 @@ def imperative(sentence: str) -> str:
     return (s[:1].upper() + s[1:] + ".") if s else ""
 
 
+_CLAUSE_BREAK = re.compile(r",\s+|;\s+|\s+-\s+|\s+(?:so|while|because|as|when|and|but)\s+(?=(?:I|we)\b)")
+
+
+def _clauses(sentence: str) -> list[str]:
+    """A sentence's clauses (at commas, dashes, and conjunctions before "I"/"we"); [] when it has only one."""
+    parts = _CLAUSE_BREAK.split(sentence)
+    return parts if len(parts) > 1 else []
+
+
 class ExtractiveBackend:
     """No LLM: picks the narration's sentence that names the most surgical action and rewrites it by rules. A
     candidate is returned only if ``accept(answer)`` has no complaint; else the next best sentence is tried."""
@@ -244,7 +253,7 @@ class ExtractiveBackend:
     def answer(self, narration: str, accept=lambda a: None) -> dict:
         sentences = [x.strip() for x in re.split(r"(?<=[.!?])\s+", narration) if x.strip()]
         # clauses come after whole sentences: tried when a sentence cannot be made an instruction
-        clauses = [c.strip() for x in sentences for c in re.split(r",\s+|;\s+|\s+-\s+", x)[1:] if c.strip()]
+        clauses = [c.strip() for x in sentences for c in _clauses(x) if c.strip()]
         pieces = sentences + clauses
         ranked = sorted(((sum(phase_scores(x).values()) + names_action(x), -i, x) for i, x in enumerate(pieces)),
                         reverse=True)
