@@ -66,7 +66,7 @@ def test_dedup_dataset_drops_the_weaker_near_duplicate(tmp_path, ray_local):
     table = DedupStage(None)(rows_to_batch(rows))
     assert all(table.column(SIGNATURE).to_pylist()[:3]) and table.column(SIGNATURE)[3].as_py() == ""
     ds = ray_local.data.from_arrow(table)
-    out = {window_id(r): r for r in dedup_dataset(ds).take_all()}
+    out = {window_id(r): r for r in dedup_dataset(ds, partitions=2).take_all()}
     assert set(out) == {"aaaa:0", "bbbb:0", "cccc:0", "dddd:0"}
     assert out["aaaa:0"]["drop"] == "dedup: near duplicate of bbbb:0"
     assert out["bbbb:0"]["drop"] == "" and out["cccc:0"]["drop"] == ""

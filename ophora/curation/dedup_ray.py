@@ -76,20 +76,21 @@ def _resolve(group: pa.Table) -> pa.Table:
     return rows.drop_columns(list(_HELPERS))
 
 
-def dedup_dataset(ds, config: DedupConfig | None = None, num_cpus: float = 0.25):
+def dedup_dataset(ds, config: DedupConfig | None = None, num_cpus: float = 0.25, partitions: int | None = None):
     """The rows of ``ds`` with ``drop`` set on every window that has a better near duplicate in the run.
 
     ``ds`` holds window rows with ``drop`` and ``dedup_signature`` columns (the DedupStage output); rows without a
-    signature or already settled pass unchanged. Row order is not kept. Ray must be initialised by the caller."""
+    signature or already settled pass unchanged. Row order is not kept. ``partitions`` sets the shuffles' partition
+    count (None: Ray Data's default; a small number on a small machine). Ray must be initialised by the caller."""
     cfg = config or DedupConfig()
     ds = ds.materialize()
     losers = (ds.flat_map(_band_records, fn_kwargs={"bands": cfg.bands, "score": cfg.quality_score},
                           num_cpus=num_cpus)
-              .groupby("band")
+              .groupby("band", num_partitions=partitions)
               .map_groups(_bucket, batch_format="pandas", fn_kwargs={"max_bits": cfg.max_bits}, num_cpus=num_cpus))
     tagged = ds.map_batches(_tag_rows, batch_format="pyarrow", num_cpus=num_cpus)
     schema = pa.schema(list(ds.schema().base_schema) + [pa.field(WID, pa.string()), pa.field(WINNER, pa.string()),
                                                         pa.field(MARKER, pa.bool_())])
     markers = losers.map_batches(_marker_rows, batch_format="pandas", fn_kwargs={"schema": schema},
                                  num_cpus=num_cpus)
-    return tagged.union(markers).groupby(WID).map_groups(_resolve, batch_format="pyarrow", num_cpus=num_cpus)
+    return tagged.union(markers).groupby(WID, num_partitions=partitions).map_groups(_resolve, batch_format="pyarrow", num_cpus=num_cpus)
