@@ -1,69 +1,70 @@
 """dedup (part 2 of 2): drop near-duplicate clip windows across a whole run with Ray Data, no driver-side set.
 
-Input: the window rows after :class:`~ophora.curation.stages.dedup.DedupStage` (they carry
-``dedup_signature``). Three shuffles, each spread over the cluster:
+Input: the window rows right after :class:`~ophora.curation.stages.dedup.DedupStage` (they carry
+``dedup_signature``). One lazy pass over the input and two shuffles, each spread over the cluster:
 
-1. every signature emits one record per LSH band key (``band``, window id, quality, signature);
-2. ``groupby("band")``: each bucket compares its members (:func:`~ophora.curation.stages.dedup.bucket_losers`)
-   and emits (loser, winner) pairs;
-3. ``groupby(window id)`` over the rows united with the loser markers: a row with a marker gets
-   ``drop = "dedup: near duplicate of <winner>"`` (the ledger records it like any other drop).
+1. each row goes on as itself plus one small record per LSH band key of its signature;
+2. ``groupby(band)``: a band bucket compares its members (:func:`~ophora.curation.stages.dedup.bucket_losers`)
+   and emits a marker (loser, winner) per near-duplicate pair; a row passes through its own bucket unchanged;
+3. ``groupby(window id)``: a row with a marker gets ``drop = "dedup: near duplicate of <winner>"`` (the ledger
+   records it like any other drop).
 
 A loser is any window with a better near duplicate, so in a chain A~B~C (A best, C not near A) both B and C go.
-The input is materialised first (rows are metadata only before the clip stage), so the upstream stages run once.
+Dedup is a barrier: no window passes before every window's signature is known (that is what "across the run"
+costs). The upstream stages still run once: the input is read by one operator only.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import pandas as pd
 import pyarrow as pa
 
 from ophora.curation.stages.dedup import (SIGNATURE, DedupConfig, band_keys, bucket_losers, window_id,
                                           window_quality)
 
-WID, WINNER, MARKER = "_dedup_wid", "_dedup_winner", "_dedup_marker"
-_HELPERS = (WID, WINNER, MARKER)
+WID, WINNER, MARKER, BAND, QUALITY = "_dedup_wid", "_dedup_winner", "_dedup_marker", "_dedup_band", "_dedup_quality"
+_HELPERS = [WID, WINNER, MARKER, BAND, QUALITY]
+_ROW_BUCKET = "row:"
 
 
-def _live(row: dict[str, Any]) -> bool:
+def _live(row: dict) -> bool:
     return bool(row.get(SIGNATURE)) and not (row.get("drop") or row.get("reject") or row.get("error"))
 
 
-def _band_records(row: dict[str, Any], bands: int, score: str) -> list[dict[str, Any]]:
-    if not _live(row):
-        return []
-    wid, q = window_id(row), window_quality(row, score)
-    return [{"band": k, "wid": wid, "quality": q, "sig": row[SIGNATURE]} for k in band_keys(row[SIGNATURE], bands)]
+def _records(schema: pa.Schema, n: int, **values: list) -> pa.Table:
+    """``n`` records of ``schema``: the given columns filled, every other column null."""
+    return pa.Table.from_arrays([pa.array(values[f.name], f.type) if f.name in values else pa.nulls(n, f.type)
+                                 for f in schema], schema=schema)
 
 
-def _bucket(group: pd.DataFrame, max_bits: int) -> pd.DataFrame:
-    members = list(zip(group["wid"], group["quality"].astype(float), group["sig"]))
-    pairs = bucket_losers(members, max_bits) if len(members) > 1 else []
-    return pd.DataFrame(pairs, columns=["wid", "winner"], dtype=object)
-
-
-def _tag_rows(batch: pa.Table) -> pa.Table:
+def _fan_out(batch: pa.Table, bands: int, score: str) -> pa.Table:
     rows = batch.to_pylist()
-    return (batch.append_column(WID, pa.array([window_id(r) for r in rows], pa.string()))
-            .append_column(WINNER, pa.array([""] * len(rows), pa.string()))
-            .append_column(MARKER, pa.array([False] * len(rows), pa.bool_())))
+    wids = [window_id(r) for r in rows]
+    n = len(rows)
+    out = (batch.append_column(WID, pa.array(wids, pa.string()))
+           .append_column(WINNER, pa.array([""] * n, pa.string()))
+           .append_column(MARKER, pa.array([False] * n, pa.bool_()))
+           .append_column(BAND, pa.array([_ROW_BUCKET + w for w in wids], pa.string()))
+           .append_column(QUALITY, pa.array([0.0] * n, pa.float64())))
+    recs = [(k, w, window_quality(r, score), r[SIGNATURE]) for r, w in zip(rows, wids) if _live(r)
+            for k in band_keys(r[SIGNATURE], bands)]
+    if not recs:
+        return out
+    m = len(recs)
+    bands_tbl = _records(out.schema, m, **{BAND: [r[0] for r in recs], WID: [r[1] for r in recs],
+                                           QUALITY: [r[2] for r in recs], SIGNATURE: [r[3] for r in recs],
+                                           WINNER: [""] * m, MARKER: [False] * m})
+    return pa.concat_tables([out, bands_tbl])
 
 
-def _marker_rows(batch: pd.DataFrame, schema: pa.Schema) -> pa.Table:
-    n = len(batch)
-    columns = []
-    for f in schema:
-        if f.name == WID:
-            columns.append(pa.array(batch["wid"].astype(str).tolist(), pa.string()))
-        elif f.name == WINNER:
-            columns.append(pa.array(batch["winner"].astype(str).tolist(), pa.string()))
-        elif f.name == MARKER:
-            columns.append(pa.array([True] * n, pa.bool_()))
-        else:
-            columns.append(pa.nulls(n, f.type))
-    return pa.Table.from_arrays(columns, schema=schema)
+def _bucket(group: pa.Table, max_bits: int) -> pa.Table:
+    if group.column(BAND)[0].as_py().startswith(_ROW_BUCKET):
+        return group  # a row on its way to step 3
+    members = list(zip(group.column(WID).to_pylist(), group.column(QUALITY).to_pylist(),
+                       group.column(SIGNATURE).to_pylist()))
+    pairs = bucket_losers(members, max_bits) if len(members) > 1 else []
+    n = len(pairs)
+    return _records(group.schema, n, **{WID: [p[0] for p in pairs], WINNER: [p[1] for p in pairs],
+                                        MARKER: [True] * n, BAND: [""] * n, QUALITY: [0.0] * n})
 
 
 def _resolve(group: pa.Table) -> pa.Table:
@@ -73,24 +74,19 @@ def _resolve(group: pa.Table) -> pa.Table:
     if winners and rows.num_rows:
         drops = [d or f"dedup: near duplicate of {winners[0]}" for d in rows.column("drop").to_pylist()]
         rows = rows.set_column(rows.schema.get_field_index("drop"), "drop", pa.array(drops, pa.string()))
-    return rows.drop_columns(list(_HELPERS))
+    return rows.drop_columns(_HELPERS)
 
 
 def dedup_dataset(ds, config: DedupConfig | None = None, num_cpus: float = 0.25, partitions: int | None = None):
-    """The rows of ``ds`` with ``drop`` set on every window that has a better near duplicate in the run.
+    """The rows of ``ds`` with ``drop`` set on every window that has a better near duplicate in the run (lazy).
 
     ``ds`` holds window rows with ``drop`` and ``dedup_signature`` columns (the DedupStage output); rows without a
     signature or already settled pass unchanged. Row order is not kept. ``partitions`` sets the shuffles' partition
-    count (None: Ray Data's default; a small number on a small machine). Ray must be initialised by the caller."""
+    count (None: Ray Data's default; a small number on a small machine)."""
     cfg = config or DedupConfig()
-    ds = ds.materialize()
-    losers = (ds.flat_map(_band_records, fn_kwargs={"bands": cfg.bands, "score": cfg.quality_score},
-                          num_cpus=num_cpus)
-              .groupby("band", num_partitions=partitions)
-              .map_groups(_bucket, batch_format="pandas", fn_kwargs={"max_bits": cfg.max_bits}, num_cpus=num_cpus))
-    tagged = ds.map_batches(_tag_rows, batch_format="pyarrow", num_cpus=num_cpus)
-    schema = pa.schema(list(ds.schema().base_schema) + [pa.field(WID, pa.string()), pa.field(WINNER, pa.string()),
-                                                        pa.field(MARKER, pa.bool_())])
-    markers = losers.map_batches(_marker_rows, batch_format="pandas", fn_kwargs={"schema": schema},
-                                 num_cpus=num_cpus)
-    return tagged.union(markers).groupby(WID, num_partitions=partitions).map_groups(_resolve, batch_format="pyarrow", num_cpus=num_cpus)
+    return (ds.map_batches(_fan_out, batch_format="pyarrow", num_cpus=num_cpus,
+                           fn_kwargs={"bands": cfg.bands, "score": cfg.quality_score})
+            .groupby(BAND, num_partitions=partitions)
+            .map_groups(_bucket, batch_format="pyarrow", num_cpus=num_cpus, fn_kwargs={"max_bits": cfg.max_bits})
+            .groupby(WID, num_partitions=partitions)
+            .map_groups(_resolve, batch_format="pyarrow", num_cpus=num_cpus))
