@@ -1,0 +1,29 @@
+"""README's first command: the whole chain, offline, ends with a gallery of generated phase videos."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_chain_offline(tmp_path):
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "ophora.cli", "demo", "--out", str(out), "--videos", "2", "--minutes", "0.6",
+           "--train-steps", "4", "--sample-steps", "2"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, env={**os.environ,
+                                                                                 "HF_HUB_OFFLINE": "1"})
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    summary = json.loads((out / "demo-summary.json").read_text())
+    assert set(summary["seconds"]) == {"synth", "curate", "inspect", "train", "sample", "evaluate"}
+    assert summary["curation"]["clips_written"] > 0
+    assert summary["training"]["p2ft"]["export"]
+    assert summary["sampling"]["videos"] == 12, "one video per cataract phase"
+    assert (out / "samples" / "gallery" / "index.html").is_file()
+    assert (out / "gallery-curated" / "index.html").is_file()
+    evaluation = json.loads((out / "evaluation" / "evaluation.json").read_text())
+    assert evaluation["generated"]["videos"] == 12
