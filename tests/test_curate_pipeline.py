@@ -168,3 +168,18 @@ def test_a_killed_worker_mid_stage_does_not_stop_the_run(curated, small_corpus, 
     assert killed, "no clip worker was found to kill"
     assert summary["done"] == 3 and summary["exit_code"] == 0
     assert _reference_keys(tmp_path / "o") == _reference_keys(curated[0])
+
+
+@pytest.mark.slow
+def test_limit_takes_some_pending_sources_and_force_redoes_them_under_the_same_keys(curated, small_corpus,
+                                                                                    tmp_path):
+    out = tmp_path / "limited"
+    cfg = CurateConfig.load("default", overrides={"limit": 1})
+    first = run_curation(cfg, [str(small_corpus / "videos")], str(out), quiet=True)
+    assert first["processed"] == 1 and len(read_ledger(str(out))) == 1
+    keys = _reference_keys(out)
+    forced = run_curation(cfg, [str(small_corpus / "videos")], str(out), force=True, quiet=True)
+    assert forced["processed"] == 1 and forced["skipped_settled"] == 0
+    assert _reference_keys(out) == keys and set(keys) <= set(_reference_keys(curated[0]))
+    assert len(list(out.glob("tpt/*.tar"))) == len(set(p.name for p in out.glob("tpt/*.tar")))
+    assert not list(out.rglob("*.tmp"))

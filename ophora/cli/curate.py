@@ -10,12 +10,6 @@ import typer
 
 from ophora.cli.common import console, fail, print_table
 
-EXIT_HELP = """
-Exit codes: 0 = completed (even when some inputs were rejected: see the ledger), 1 = completed but some sources
-failed with errors (rerun with the same --out to retry just those), 2 = bad usage or config.
-"""
-
-
 def curate(
     inputs: Optional[list[str]] = typer.Argument(
         None, help="Videos, directories (searched recursively), globs, manifests (.txt/.csv of paths or "
@@ -101,6 +95,3 @@ def print_summary(summary: dict) -> None:
 
 def _plain(v) -> str:
     return v if isinstance(v, str) else json.dumps(v)
-
-
-curate.__doc__ = (curate.__doc__ or "")
