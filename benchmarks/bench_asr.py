@@ -147,12 +147,13 @@ def bench_refine(backend: str, items: list[tuple[str, str | None, str]], args, s
         smol.load()
     if backend != "extractive":
         items = items[: args.llm_clips]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
     results = refiner.refine_many([text for text, _, _ in items])
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     actions = [(r, phase) for r, (_, phase, kind) in zip(results, items) if kind == "action"]
     others = [r for r, (_, _, kind) in zip(results, items) if kind != "action"]
     return {"clips": len(items), "clips_per_s": round(len(items) / wall, 3),
+            "cpu_s_per_clip": round(cpu / max(1, len(items)), 4),
             "action_named_phase": round(sum(r["relevant"] and phase_of(r["instruction"]) == p
                                             for r, p in actions) / max(1, len(actions)), 4),
             "action_kept": round(sum(r["relevant"] for r, _ in actions) / max(1, len(actions)), 4),
