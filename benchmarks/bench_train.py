@@ -18,16 +18,18 @@ import time
 from pathlib import Path
 
 
-def trainer_step_times(cfg, shards_root: str, out: Path) -> list[float]:
-    """Per-step wall times of the real Ray Train job, read back from its TensorBoard scalars."""
+def trainer_step_times(cfg, shards_root: str, out: Path) -> tuple[dict[str, list[float]], int]:
+    """Per-step wall and compute (wall minus data wait) times of the real Ray Train job, from its TensorBoard
+    scalars, and the torch threads its worker ran with."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from ophora.training.trainer import run_training
 
-    run_training(cfg, shards_root, out, "tpt")
+    summary = run_training(cfg, shards_root, out, "tpt")
     acc = EventAccumulator(str(out / "tensorboard" / "tpt"))
     acc.Reload()
-    return [e.value for e in acc.Scalars("train/step_time_s")]
+    times = {name: [e.value for e in acc.Scalars(f"train/{name}")] for name in ("step_time_s", "compute_s")}
+    return times, summary["torch_threads"]
 
 
 def bare_step_times(cfg, batches: list[dict]) -> list[float]:
@@ -94,6 +96,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5, help="first steps left out of the medians")
+    ap.add_argument("--cpus", type=int, default=0, help="CPUs for the one Ray worker (default: all)")
+    ap.add_argument("--loader-workers", type=int, default=0, help="DataLoader processes decoding ahead")
     ap.add_argument("--out", type=Path, default=None, help="write the numbers as JSON here")
     args = ap.parse_args()
 
@@ -108,27 +112,31 @@ def main() -> None:
     from ophora.training.models import make_tiny_model
 
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
-    cpus = os.cpu_count() or 2
+    cpus = args.cpus or os.cpu_count() or 2
     make_tiny_model(work / "model")
     write_clip_shards(work / "shards", {"tpt": 8}, per_shard=4)
     cfg = load_config("tiny", {"model": str(work / "model"), "max_steps": args.steps, "log_every": 1,
                                "checkpoint_every": args.steps, "scaling.num_workers": 1,
-                               "scaling.cpus_per_worker": cpus})
+                               "scaling.cpus_per_worker": cpus, "data.loader_workers": args.loader_workers})
     shards = find_shards(str(work / "shards"), "tpt")
     batches = list(itertools.islice(iter(ClipStream(shards, cfg.data, cfg.batch_size, cfg.seed, 0, 1, "raw")),
                                     args.steps))
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
-    trainer = trainer_step_times(cfg, str(work / "shards"), work / "run")[args.warmup:]
+    times, threads = trainer_step_times(cfg, str(work / "shards"), work / "run")
+    trainer, compute = times["step_time_s"][args.warmup:], times["compute_s"][args.warmup:]
     ray.shutdown()
-    torch.set_num_threads(cpus)  # the Ray worker got OMP_NUM_THREADS=cpus_per_worker
+    torch.set_num_threads(threads)  # the same intra-op threads the Ray worker ran with
     bare = bare_step_times(cfg, batches)[args.warmup:]
     loader = loader_clips_per_s(cfg, shards, clips=32)
     decoders = decode_clips_per_s(shards, cfg.data.num_frames, cfg.data.height, cfg.data.width)
 
     t_med, b_med = statistics.median(trainer), statistics.median(bare)
-    result = {"steps_timed": len(trainer), "batch_size": cfg.batch_size, "cpus": cpus,
+    result = {"steps_timed": len(trainer), "batch_size": cfg.batch_size, "cpus": cpus, "torch_threads": threads,
               "trainer_step_s_median": round(t_med, 4), "bare_step_s_median": round(b_med, 4),
               "trainer_over_bare": round(t_med / b_med, 3), "goal_ratio": 1.05,
+              "trainer_compute_s_median": round(statistics.median(compute), 4),
+              "trainer_compute_over_bare": round(statistics.median(compute) / b_med, 3),
+              "loader_workers": cfg.data.loader_workers,
               "loader_clips_per_s": round(loader, 2), "step_consumes_clips_per_s": round(cfg.batch_size / t_med, 2),
               "loader_headroom": round(loader / (cfg.batch_size / t_med), 2), **decoders}
     print(json.dumps(result, indent=2))

@@ -70,6 +70,7 @@ class ScalingConfig(_Strict):
     cpus_per_worker: float = Field(1.0, gt=0)
     gpus_per_worker: float = Field(1.0, ge=0)
     backend: Literal["gloo", "nccl", "auto"] = "auto"
+    check_resources: bool = Field(True, description="fail fast when the cluster is too small (off for autoscaling)")
 
 
 class TrainConfig(_Strict):

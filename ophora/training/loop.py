@@ -207,7 +207,7 @@ def train_worker(job: dict[str, Any]) -> None:
                    "grad_norm": float(grad_norm), "step_time_s": step_time, "data_wait_s": data_wait,
                    "compute_s": step_time - data_wait,
                    "samples_per_s": cfg.batch_size * cfg.grad_accum * world / step_time,
-                   "memory_mb": memory_mb(device), "bad_samples": bad["samples"], "bad_shards": bad["shards"],
+                   "memory_mb": memory_mb(device), "torch_threads": torch.get_num_threads(), "bad_samples": bad["samples"], "bad_shards": bad["shards"],
                    "samples_seen_this_attempt": samples_seen, "resumed_from_step": resumed_from,
                    "elapsed_s": time.perf_counter() - run_start}
         if writer is not None:

@@ -69,7 +69,8 @@ def run_training(config: TrainConfig | str | Path, shards_root: str | Path, out_
     source = absolute_location(str(init_from or cfg.model))
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=True)
-    check_resources(cfg)
+    if cfg.scaling.check_resources:
+        check_resources(cfg)
 
     s = cfg.scaling
     backend = s.backend if s.backend != "auto" else ("nccl" if s.use_gpu else "gloo")
@@ -101,7 +102,7 @@ def run_training(config: TrainConfig | str | Path, shards_root: str | Path, out_
         "resumed_from_step": m.get("resumed_from_step"), "wall_s": round(time.time() - started, 2),
         "checkpoint": result.checkpoint.path if result.checkpoint else None,
         "export": str(out / EXPORT_DIR), "tensorboard": str(out / "tensorboard" / stage),
-        "lora": bool(cfg.lora.rank), "workers": s.num_workers,
+        "lora": bool(cfg.lora.rank), "workers": s.num_workers, "torch_threads": m.get("torch_threads"),
     }
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str))
     return summary
