@@ -13,7 +13,9 @@ import typer
 
 from ophora.cli.common import console, fail, print_table
 
-app = typer.Typer(help="Fine-tune CogVideoX on clip-instruction shards (TPT, then P²FT).", no_args_is_help=True,
+app = typer.Typer(help="Fine-tune CogVideoX on clip-instruction shards (TPT, then P²FT).\n\n"
+                       "Example: ophora train progressive --shards curated/ --out runs/ --model THUDM/CogVideoX-2b",
+                  no_args_is_help=True,
                   invoke_without_command=True)
 
 CONFIG_HELP = "bundled config name (tpt, p2ft, tiny) or a YAML path"
@@ -96,7 +98,10 @@ def stage_run(ctx: typer.Context, stage: Optional[str] = STAGE_OPT, shards: Opti
 def run(stage: Optional[str] = STAGE_OPT, shards: Optional[Path] = SHARDS_OPT, out: Optional[Path] = OUT_OPT,
         config: Optional[str] = CONFIG_OPT, model: Optional[str] = MODEL_OPT, init_from: Optional[str] = INIT_OPT,
         sets: list[str] = SET_OPT) -> None:
-    """Run one stage (same as `ophora train --stage ...`)."""
+    """Run one stage (same as `ophora train --stage ...`); rerunning the same --out resumes.
+
+    Example: ophora train run --stage tpt --shards curated/ --out runs/tpt --model THUDM/CogVideoX-2b
+    """
     _run_stage(stage, shards, out, config, model, init_from, sets)
 
 
@@ -107,7 +112,10 @@ def progressive(shards: Path = typer.Option(..., "--shards", help="curation outp
                 p2ft_config: str = typer.Option("p2ft", "--p2ft-config", help=CONFIG_HELP),
                 model: Optional[str] = typer.Option(None, "--model", help="starting model for TPT"),
                 sets: list[str] = typer.Option([], "--set", help=SET_HELP + "; applies to both stages")) -> None:
-    """TPT on tpt/, then P²FT on p2ft/ starting from TPT's exported weights."""
+    """TPT on tpt/, then P²FT on p2ft/ starting from TPT's exported weights.
+
+    Example: ophora train progressive --shards curated/ --out runs/ --model THUDM/CogVideoX-2b
+    """
     from ophora.training.trainer import run_progressive
 
     both = _guarded(run_progressive, _config(tpt_config, sets, model), _config(p2ft_config, sets, None),
@@ -124,7 +132,10 @@ def precompute(shards: Path = typer.Option(..., "--shards", help="curation outpu
                subsets: list[str] = typer.Option(["tpt", "p2ft"], "--subset", help="subsets to encode"),
                gpus: float = typer.Option(0.0, "--gpus", help="GPUs per encoder actor (0 = CPU)"),
                actors: int = typer.Option(1, "--actors", help="encoder actors")) -> None:
-    """Encode VAE latents (scaled) and T5 embeddings once, into shards the trainer reads instead of mp4."""
+    """Encode VAE latents (scaled) and T5 embeddings once, into shards the trainer reads instead of mp4.
+
+    Example: ophora train precompute --shards curated/ --out latents/ --model THUDM/CogVideoX-2b --gpus 1
+    """
     from ophora.training.precompute import precompute_latents
 
     cfg = _config(config, [], model)
@@ -137,7 +148,10 @@ def precompute(shards: Path = typer.Option(..., "--shards", help="curation outpu
 def make_tiny_model(out: Path = typer.Argument(..., help="folder for the diffusers-layout model"),
                     seed: int = typer.Option(0, help="initialisation seed"),
                     rotary: bool = typer.Option(True, help="5b-style rotary (else 2b-style sinusoidal) positions")):
-    """Build a randomly initialised miniature CogVideoX (9 frames of 64x96) for tests and demos."""
+    """Build a randomly initialised miniature CogVideoX (9 frames of 64x96) for tests and demos.
+
+    Example: ophora train make-tiny-model tiny-model/
+    """
     from ophora.training.models import make_tiny_model as build
 
     path = build(out, seed=seed, rotary=rotary)
