@@ -43,9 +43,10 @@ def _register() -> None:
     from ophora.cli import shards
 
     app.add_typer(shards.app, name="shards")
-    from ophora.cli import sample
+    from ophora.cli import evaluate, sample
 
     app.command("sample", help=sample.sample.__doc__)(sample.sample)
+    app.command("evaluate", help=evaluate.evaluate.__doc__, no_args_is_help=True)(evaluate.evaluate)
     from ophora.cli import train
 
     app.add_typer(train.app, name="train")

@@ -1,0 +1,81 @@
+"""`ophora evaluate`: FID, FVD and CLIPScore of generated videos against reference clips, per phase."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ophora.cli.common import console, fail, print_table
+
+
+def _kwargs(text: Optional[str], flag: str) -> dict | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        fail(f"{flag}: not JSON ({e.msg})")
+    if not isinstance(value, dict):
+        fail(f"{flag}: must be a JSON object")
+    return value
+
+
+def evaluate(
+    generated: Path = typer.Argument(..., help="Folder of generated mp4 (+ json sidecars), e.g. SAMPLES/videos."),
+    reference: str = typer.Option(..., "--reference", help="Curation output root, a .tar shard, or mp4 folder."),
+    out: Path = typer.Option(Path("evaluation"), "--out", help="Folder for evaluation.json and evaluation.png."),
+    subset: Optional[str] = typer.Option(None, "--subset", help="Reference subset (default tpt)."),
+    max_reference: Optional[int] = typer.Option(None, "--max-reference", min=2, help="Reference clips to use."),
+    fid_net: str = typer.Option("random-inception", "--fid-net",
+                                help="TorchScript / inception_v3 state dict path, random-inception, or none."),
+    fvd_net: str = typer.Option("random-i3d", "--fvd-net",
+                                help="TorchScript I3D / s3d state dict path, random-i3d, or none."),
+    fid_size: Optional[int] = typer.Option(None, "--fid-size", help="FID input side (default 299)."),
+    fvd_size: Optional[int] = typer.Option(None, "--fvd-size", help="FVD input side (default 224)."),
+    fid_range: Optional[str] = typer.Option(None, "--fid-range", help="imagenet, 0-1, -1-1 or 0-255."),
+    fvd_range: Optional[str] = typer.Option(None, "--fvd-range", help="imagenet, 0-1, -1-1 or 0-255."),
+    fid_kwargs: Optional[str] = typer.Option(None, "--fid-call-kwargs", help='JSON, e.g. {"return_features": true}'),
+    fvd_kwargs: Optional[str] = typer.Option(None, "--fvd-call-kwargs", help="JSON keyword arguments for the net."),
+    clip_model: str = typer.Option("ViT-B-32", "--clip-model", help="open_clip architecture, or none."),
+    clip_pretrained: Optional[str] = typer.Option(None, "--clip-pretrained",
+                                                  help="CLIP weights file (default: random init, seeded)."),
+    frames_per_video: int = typer.Option(8, "--frames-per-video", min=1, help="Frames per video for FID/CLIP."),
+    fvd_frames: int = typer.Option(16, "--fvd-frames", min=1, help="Frames per clip for FVD."),
+    seed: int = typer.Option(0, "--seed", help="Seed of randomly initialised networks."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+) -> None:
+    """Score generated videos against reference clips: frame FID, FVD and CLIPScore, overall and per phase.
+
+    Without weights the networks are randomly initialised (seeded) and the results say they are NOT
+    comparable to published numbers. Example: ophora evaluate samples/videos --reference curated/
+    """
+    from ophora.inference.evaluate import evaluate as run_evaluation
+    from ophora.inference.features import FeatureNetError
+
+    off = lambda v: None if v in (None, "", "none") else v  # noqa: E731
+    try:
+        results = run_evaluation(
+            generated, reference, out, fid_net=off(fid_net), fvd_net=off(fvd_net), clip_model=off(clip_model),
+            clip_pretrained=clip_pretrained, seed=seed, frames_per_video=frames_per_video, fvd_frames=fvd_frames,
+            fid_size=fid_size, fvd_size=fvd_size, fid_range=fid_range, fvd_range=fvd_range,
+            fid_call_kwargs=_kwargs(fid_kwargs, "--fid-call-kwargs"),
+            fvd_call_kwargs=_kwargs(fvd_kwargs, "--fvd-call-kwargs"), subset=subset, max_reference=max_reference,
+            device=device, progress=True)
+    except (FeatureNetError, FileNotFoundError, ValueError, OSError) as e:
+        fail(str(e))
+    fmt = lambda v: "n/a" if v is None else f"{v:.4g}"  # noqa: E731
+    rows = [("overall", results["overall"]["generated"], results["overall"]["reference"],
+             *(fmt(results["overall"].get(m)) for m in ("fid", "fvd", "clip_score")))]
+    rows += [(phase, r["generated"], r["reference"], *(fmt(r.get(m)) for m in ("fid", "fvd", "clip_score")))
+             for phase, r in results["per_phase"].items()]
+    print_table("ophora evaluate", rows, ("phase", "generated", "reference", "FID", "FVD", "CLIPScore"))
+    if not results["comparable_to_published"]:
+        console.print("[yellow]random (or partly random) networks: NOT comparable to published numbers[/]")
+    for problem in results["generated"]["problems"] + results["reference"]["problems"]:
+        console.print(f"[yellow]{problem}[/]")
+    console.print(f"results: {out / 'evaluation.json'}")
+    if results["generated"]["videos"] == 0 or results["reference"]["videos"] == 0:
+        raise typer.Exit(1)
