@@ -46,6 +46,7 @@ def ray_head(tmp_path_factory):
     head = subprocess.Popen(
         [ray_bin, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={free_port()}",
          "--num-cpus=2", "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+         f"--dashboard-agent-listen-port={free_port()}",  # the default 52365 clashes with any other local Ray
          f"--temp-dir={temp}", "--disable-usage-stats"],
         env=ray_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     address = f"http://127.0.0.1:{dash}"
@@ -73,11 +74,14 @@ def ray_head(tmp_path_factory):
 def test_ray_job_submit_runs_the_curate_job(ray_head, small_corpus, tmp_path):
     out = tmp_path / "job-out"
     video = sorted((small_corpus / "videos").glob("*.mkv"))[0]
-    job = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ray"), "job", "submit", "--address", ray_head,
-         "--runtime-env", str(REPO / "ray_jobs.yaml"), "--", "ophora", "curate", str(video), "--out", str(out),
-         "--quiet"],
-        cwd=REPO, env=ray_env(), capture_output=True, text=True, timeout=500)
+    submit = [os.path.join(os.path.dirname(sys.executable), "ray"), "job", "submit", "--address", ray_head,
+              "--runtime-env", str(REPO / "ray_jobs.yaml"), "--", "ophora", "curate", str(video), "--out", str(out),
+              "--quiet"]
+    for _ in range(12):  # the job server answers before the node's agent that runs jobs is up
+        job = subprocess.run(submit, cwd=REPO, env=ray_env(), capture_output=True, text=True, timeout=500)
+        if "No available agent" not in job.stdout + job.stderr:
+            break
+        time.sleep(5)
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["done"] == 1 and summary["clips_written"] >= 1
