@@ -96,7 +96,7 @@ def demo(
     # Random feature nets at small input sizes: the demo shows the plumbing; real FID/FVD need real weights.
     evaluation = _step("evaluate", 6, timings, lambda: evaluate(
         samples / "videos", curated, out / "evaluation", frames_per_video=4, fvd_frames=tiny.num_frames,
-        fid_size=128, fvd_size=112))
+        fid_size=96, fvd_size=64))
 
     summary = {"out": str(out), "seconds": timings, "curation": curation, "training": trained,
                "sampling": sampled,
