@@ -6,6 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
+from ophora.curation.stages.scenes import merge_intervals
+
 
 def truth_by_file(corpus: Path) -> dict[str, dict]:
     """Ground truth of the synthetic corpus keyed by video file name."""
@@ -40,12 +42,7 @@ def mp4_facts(data: bytes, tmp: Path) -> dict:
 def cut_scores(truth_cuts: list[dict], boundaries: list[tuple[float, float]], tol: float = 0.1):
     """(matched truth cuts by kind, total by kind, false boundaries): a boundary interval matches a cut whose
     time lies inside it (± tol); overlapping intervals count once."""
-    merged: list[list[float]] = []
-    for lo, hi in sorted(boundaries):
-        if merged and lo <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], hi)
-        else:
-            merged.append([lo, hi])
+    merged = merge_intervals(boundaries)
     hit, total, used = {}, {}, set()
     for c in truth_cuts:
         total[c["kind"]] = total.get(c["kind"], 0) + 1

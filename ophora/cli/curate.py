@@ -31,6 +31,8 @@ def curate(
     Rerunning with the same --out resumes: settled sources are skipped, the rest redone under the same keys.
     Exit codes: 0 = completed (even with rejected inputs), 1 = completed but some sources failed with errors,
     2 = bad usage or config.
+
+    Example: ophora curate corpus/videos --out curated/ --profile offline
     """
     from pydantic import ValidationError
 

@@ -33,14 +33,20 @@ def make_detector(cfg: ScenesConfig, fps: float):
                             min_content_val=cfg.min_content_val)
 
 
-def scenes_between(boundaries: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
-    """Scenes (start, end) in seconds between boundary intervals (lo, hi); overlapping intervals merge."""
+def merge_intervals(intervals: list[tuple[float, float]]) -> list[list[float]]:
+    """Sorted [lo, hi] intervals with every overlapping pair merged into one."""
     merged: list[list[float]] = []
-    for lo, hi in sorted(boundaries):
+    for lo, hi in sorted(intervals):
         if merged and lo <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], hi)
         else:
             merged.append([lo, hi])
+    return merged
+
+
+def scenes_between(boundaries: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
+    """Scenes (start, end) in seconds between boundary intervals (lo, hi); overlapping intervals merge."""
+    merged = merge_intervals(boundaries)
     scenes, start = [], 0.0
     for lo, hi in merged:
         if lo > start:
