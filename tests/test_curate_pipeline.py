@@ -11,7 +11,7 @@ from curate_helpers import mp4_facts, scene_of, truth_by_file
 from ophora.curation.config import CurateConfig
 from ophora.curation.ledger import read_ledger
 from ophora.curation.pipeline import run_curation
-from ophora.curation.resume import read_index
+from ophora.curation.shards import read_index
 from ophora.curation.shards import iter_subset, list_shards
 
 

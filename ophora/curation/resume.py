@@ -56,21 +56,6 @@ def write_index(out: str, source_id: str, rows: list[dict]) -> None:
     fs.mv(tmp, final)
 
 
-def read_index(out: str):
-    """The clip index of an output directory as a pandas DataFrame (INDEX_COLUMNS)."""
-    import pandas as pd
-
-    fs, root = fsspec.core.url_to_fs(out)
-    parts = sorted(p for p in fs.glob(f"{root}/{INDEX_DIR}/*.parquet"))
-    if not parts:
-        return INDEX_SCHEMA.empty_table().to_pandas()
-    frames = []
-    for p in parts:
-        with fs.open(p, "rb") as fh:
-            frames.append(pq.read_table(fh, schema=INDEX_SCHEMA).to_pandas())
-    return pd.concat(frames, ignore_index=True)
-
-
 def remove_source_shards(out: str, source_id: str, keep: set[str] = frozenset()) -> list[str]:
     """Delete every shard file (complete or ``.tmp``) of a source except the relative paths in ``keep``."""
     fs, root = fsspec.core.url_to_fs(out)

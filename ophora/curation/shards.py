@@ -329,3 +329,25 @@ def iter_subset(root: str, subset: str, members: Iterable[str] | None = None) ->
     """Every sample of a subset, shard by shard in sorted order."""
     for shard in list_shards(root, subset):
         yield from iter_samples(shard, members=members)
+
+
+# ---------------------------------------------------------------- index
+
+def read_index(root: str):
+    """The clip index (one row per clip and subset, INDEX_COLUMNS) as a pandas DataFrame; empty when the run
+    wrote none. Raises ValueError naming the part file when a part lacks contract columns."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    fs, path = fsspec.core.url_to_fs(root)
+    frames = []
+    for part in sorted(fs.glob(f"{path.rstrip('/')}/{INDEX_DIR}/*.parquet")):
+        with fs.open(part, "rb") as fh:
+            df = pq.read_table(fh).to_pandas()
+        missing = [c for c in INDEX_COLUMNS if c not in df.columns]
+        if missing:
+            raise ValueError(f"{part}: index part lacks columns {missing}")
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in INDEX_COLUMNS})
+    return pd.concat(frames, ignore_index=True)

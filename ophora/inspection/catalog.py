@@ -9,8 +9,8 @@ from typing import Iterable, Iterator
 
 import fsspec
 
-from ophora.curation.shards import (INDEX_COLUMNS, INDEX_DIR, LEDGER_DIR, SHARD_SUFFIX, SUBSETS, TMP_SUFFIX, Sample,
-                                    iter_samples, list_shards)
+from ophora.curation.shards import (INDEX_DIR, LEDGER_DIR, SHARD_SUFFIX, SUBSETS, TMP_SUFFIX, Sample,
+                                    iter_samples, list_shards, read_index)
 
 
 @dataclass
@@ -56,27 +56,6 @@ def torn_shards(root: str, subset: str) -> list[str]:
     """Leftover ``.tmp`` shards of a subset (a writer died before renaming them into place)."""
     fs, path = fsspec.core.url_to_fs(root)
     return sorted(fs.glob(f"{path.rstrip('/')}/{subset}/*{SHARD_SUFFIX}{TMP_SUFFIX}"))
-
-
-def read_index(root: str):
-    """The clip index (one row per clip and subset, INDEX_COLUMNS) as a pandas DataFrame; empty when the run
-    wrote none. Raises ValueError naming the part file when a part lacks contract columns."""
-    import pandas as pd
-    import pyarrow.parquet as pq
-
-    fs, path = fsspec.core.url_to_fs(root)
-    parts = sorted(fs.glob(f"{path.rstrip('/')}/{INDEX_DIR}/*.parquet"))
-    frames = []
-    for part in parts:
-        with fs.open(part, "rb") as fh:
-            df = pq.read_table(fh).to_pandas()
-        missing = [c for c in INDEX_COLUMNS if c not in df.columns]
-        if missing:
-            raise ValueError(f"{part}: index part lacks columns {missing}")
-        frames.append(df)
-    if not frames:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in INDEX_COLUMNS})
-    return pd.concat(frames, ignore_index=True)
 
 
 def shard_name(shard: str) -> str:
