@@ -4,7 +4,6 @@ out of P²FT; a plain microscope view stays clean."""
 from __future__ import annotations
 
 import cv2
-import numpy as np
 import pytest
 
 from filters_scenes import scene_frames
