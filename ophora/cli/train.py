@@ -76,7 +76,7 @@ def _run_stage(stage, shards, out, config, model, init_from, sets) -> None:
 
 
 STAGE_OPT = typer.Option(None, "--stage", help="tpt (all clips) or p2ft (privacy-clean subset)")
-SHARDS_OPT = typer.Option(None, "--shards", help="curation output folder holding tpt/ and p2ft/")
+SHARDS_OPT = typer.Option(None, "--shards", help="curation output folder or URL (s3://, gs://) holding tpt/ and p2ft/")
 OUT_OPT = typer.Option(None, "--out", help="run folder: checkpoints, export/, tensorboard/, summary.json")
 CONFIG_OPT = typer.Option(None, "--config", help=CONFIG_HELP + " (default: the stage's)")
 MODEL_OPT = typer.Option(None, "--model", help="diffusers folder or hub id (overrides the config's)")
@@ -85,7 +85,7 @@ SET_OPT = typer.Option([], "--set", help=SET_HELP)
 
 
 @app.callback()
-def stage_run(ctx: typer.Context, stage: Optional[str] = STAGE_OPT, shards: Optional[Path] = SHARDS_OPT,
+def stage_run(ctx: typer.Context, stage: Optional[str] = STAGE_OPT, shards: Optional[str] = SHARDS_OPT,
               out: Optional[Path] = OUT_OPT, config: Optional[str] = CONFIG_OPT, model: Optional[str] = MODEL_OPT,
               init_from: Optional[str] = INIT_OPT, sets: list[str] = SET_OPT) -> None:
     """Run one stage: `ophora train --stage tpt --shards DATA --out RUN` (rerun resumes from RUN's latest
@@ -95,7 +95,7 @@ def stage_run(ctx: typer.Context, stage: Optional[str] = STAGE_OPT, shards: Opti
 
 
 @app.command("run")
-def run(stage: Optional[str] = STAGE_OPT, shards: Optional[Path] = SHARDS_OPT, out: Optional[Path] = OUT_OPT,
+def run(stage: Optional[str] = STAGE_OPT, shards: Optional[str] = SHARDS_OPT, out: Optional[Path] = OUT_OPT,
         config: Optional[str] = CONFIG_OPT, model: Optional[str] = MODEL_OPT, init_from: Optional[str] = INIT_OPT,
         sets: list[str] = SET_OPT) -> None:
     """Run one stage (same as `ophora train --stage ...`); rerunning the same --out resumes.
@@ -106,7 +106,7 @@ def run(stage: Optional[str] = STAGE_OPT, shards: Optional[Path] = SHARDS_OPT, o
 
 
 @app.command()
-def progressive(shards: Path = typer.Option(..., "--shards", help="curation output folder with tpt/ and p2ft/"),
+def progressive(shards: str = typer.Option(..., "--shards", help="curation output folder or URL with tpt/ and p2ft/"),
                 out: Path = typer.Option(..., "--out", help="run folder; stages go to OUT/tpt and OUT/p2ft"),
                 tpt_config: str = typer.Option("tpt", "--tpt-config", help=CONFIG_HELP),
                 p2ft_config: str = typer.Option("p2ft", "--p2ft-config", help=CONFIG_HELP),
@@ -125,8 +125,8 @@ def progressive(shards: Path = typer.Option(..., "--shards", help="curation outp
 
 
 @app.command()
-def precompute(shards: Path = typer.Option(..., "--shards", help="curation output folder (raw mp4 shards)"),
-               out: Path = typer.Option(..., "--out", help="where the latent shards go (same subset layout)"),
+def precompute(shards: str = typer.Option(..., "--shards", help="curation output folder or URL (raw mp4 shards)"),
+               out: str = typer.Option(..., "--out", help="where the latent shards go (folder or URL; same layout)"),
                model: str = typer.Option(..., "--model", help="diffusers folder or hub id of CogVideoX"),
                config: str = typer.Option("tpt", "--config", help=CONFIG_HELP + " (frames, size, text length)"),
                subsets: list[str] = typer.Option(["tpt", "p2ft"], "--subset", help="subsets to encode"),
@@ -141,7 +141,10 @@ def precompute(shards: Path = typer.Option(..., "--shards", help="curation outpu
     cfg = _config(config, [], model)
     summary = _guarded(precompute_latents, cfg, shards, out, subsets=subsets, num_gpus=gpus, actors=actors)
     print_table("precompute summary", [(k, v) for k, v in summary.items()], ("field", "value"))
-    (out / "precompute-summary.json").write_text(json.dumps(summary, indent=2))
+    import fsspec
+
+    with fsspec.open(f"{out.rstrip('/')}/precompute-summary.json", "w") as fh:  # a folder or an object-store URL
+        fh.write(json.dumps(summary, indent=2))
 
 
 @app.command("make-tiny-model")

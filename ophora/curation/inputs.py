@@ -60,8 +60,10 @@ def discover(specs: list[str]) -> tuple[list[SourceInput], list[str]]:
 
 
 def _expand(spec: str) -> list[str]:
-    if is_remote(spec):
+    if spec.startswith(("http://", "https://")):
         return [spec]
+    if is_remote(spec):
+        return _expand_remote(spec)
     path = Path(spec)
     if path.is_dir():
         return sorted(os.path.abspath(p) for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS
@@ -77,6 +79,26 @@ def _expand(spec: str) -> list[str]:
         return [u for p in found for u in (_read_manifest(Path(p)) if Path(p).suffix.lower() in
                                            MANIFEST_EXTENSIONS else [p])]
     raise InputError(f"{spec}: no such file, directory or URL")
+
+
+def _expand_remote(spec: str) -> list[str]:
+    """An object-store URL (s3://, gs://, ...): a folder lists its videos recursively, a glob its matches, anything
+    else is one source (probed whatever its extension, as a local file named explicitly)."""
+    fs, path = fsspec.core.url_to_fs(spec)
+    proto = spec.split("://", 1)[0] + "://"
+    try:
+        if glob.has_magic(path):
+            found = [p for p, info in fs.glob(path, detail=True).items() if info.get("type") == "file"]
+        elif spec.endswith("/") or fs.isdir(path):
+            found = [p for p in fs.find(path) if Path(p).suffix.lower() in VIDEO_EXTENSIONS]
+        else:
+            return [spec]
+        found = [p for p in found if not p.rsplit("/", 1)[-1].startswith(".")]  # as local globs and folders
+    except OSError as e:  # an unreachable store or a missing bucket names the spec
+        raise InputError(f"{spec}: cannot list ({e})") from e
+    if not found:
+        raise InputError(f"{spec}: no video matches" if glob.has_magic(path) else f"{spec}: no video under this prefix")
+    return sorted(proto + p for p in found)
 
 
 def _read_manifest(path: Path) -> list[str]:

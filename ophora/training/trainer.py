@@ -38,6 +38,28 @@ def check_resources(cfg: TrainConfig) -> None:
             f"{total.get('GPU', 0):g} GPU; lower scaling.num_workers or scaling.cpus_per_worker")
 
 
+def ray_storage(location: str) -> tuple[str, Any]:
+    """(storage_path, storage_filesystem) for Ray Train. A local folder goes as it is; a URL (s3://, gs://, ...)
+    goes through the same fsspec filesystem as every other Ophora path (credentials, endpoint and options from the
+    environment, e.g. AWS_ENDPOINT_URL), wrapped for pyarrow: left to itself, Ray would open it with pyarrow's own
+    S3 client, which reads a different set of settings."""
+    if "://" not in location or location.startswith("file://"):
+        return location, None
+    import fsspec
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    fs, path = fsspec.core.url_to_fs(location)
+    return path, PyFileSystem(FSSpecHandler(fs))
+
+
+def _checkpoint_uri(path: str, storage_fs: Any) -> str:
+    """A checkpoint's location as a user can pass it on: the URL for object storage, else the local path."""
+    if storage_fs is None:
+        return path
+    protocol = storage_fs.handler.fs.protocol
+    return f"{protocol if isinstance(protocol, str) else protocol[0]}://{path}"
+
+
 def _root_cause(err: BaseException) -> str:
     failures = getattr(err, "worker_failures", None)
     if failures:
@@ -75,12 +97,13 @@ def run_training(config: TrainConfig | str | Path, shards_root: str | Path, out_
     s = cfg.scaling
     backend = s.backend if s.backend != "auto" else ("nccl" if s.use_gpu else "gloo")
     per_worker = {"CPU": s.cpus_per_worker, **({"GPU": s.gpus_per_worker} if s.use_gpu else {})}
+    storage, storage_fs = ray_storage(cfg.storage_path or str(out / "ray"))
     job = {"config": cfg.model_dump(mode="json"), "shards": shards, "kind": kind, "source": source,
            "out_dir": str(out), "stage": stage, "record_keys": record_keys}
     trainer = TorchTrainer(
         train_worker, train_loop_config=job, torch_config=TorchConfig(backend=backend),
         scaling_config=ScalingConfig(num_workers=s.num_workers, use_gpu=s.use_gpu, resources_per_worker=per_worker),
-        run_config=RunConfig(name=f"ophora-{stage}", storage_path=cfg.storage_path or str(out / "ray"),
+        run_config=RunConfig(name=f"ophora-{stage}", storage_path=storage, storage_filesystem=storage_fs,
                              checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoints_to_keep),
                              failure_config=FailureConfig(max_failures=cfg.max_failures)))
     started = time.time()
@@ -100,7 +123,7 @@ def run_training(config: TrainConfig | str | Path, shards_root: str | Path, out_
         "data_wait_s": m.get("data_wait_s"), "compute_s": m.get("compute_s"), "memory_mb": m.get("memory_mb"),
         "bad_samples": m.get("bad_samples"), "bad_shards": m.get("bad_shards"),
         "resumed_from_step": m.get("resumed_from_step"), "wall_s": round(time.time() - started, 2),
-        "checkpoint": result.checkpoint.path if result.checkpoint else None,
+        "checkpoint": _checkpoint_uri(result.checkpoint.path, storage_fs) if result.checkpoint else None,
         "export": str(out / EXPORT_DIR), "tensorboard": str(out / "tensorboard" / stage),
         "lora": bool(cfg.lora.rank), "workers": s.num_workers, "torch_threads": m.get("torch_threads"),
     }
