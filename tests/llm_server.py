@@ -19,8 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 
 PHI_ANSWER = {"relevant": True, "phase": "incision",
               "instruction": "Make the incision for Margaret Okafor, born March 3, 1952, with the keratome."}
-CANNED_ANSWER = {"relevant": True, "phase": "phacoemulsification",
-                 "instruction": "Crack the nucleus into two halves with the chopper."}
+CANNED_ANSWER = {"relevant": True, "phase": "incision",  # what the tests' narration (an incision) asks for
+                 "instruction": "Make the main incision at the temporal limbus with the keratome."}
 
 
 class ChatServer:

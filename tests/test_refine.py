@@ -51,6 +51,8 @@ def test_extractive_refiner_keeps_the_action_and_drops_fillers_and_phi():
 
 
 @pytest.mark.parametrize("answer, problem", [
+    ({"relevant": True, "instruction": "The lens is implanted into the capsular bag."}, "description"),
+    ({"relevant": True, "instruction": "Lens implantation is where a lens is put in the eye."}, "description"),
     ({"relevant": True, "instruction": "I make the incision with the keratome."}, "first person"),
     ({"relevant": True, "instruction": "In this video make the incision with the keratome."}, "video"),
     ({"relevant": True, "instruction": "Make the incision on Mr. Okafor with the keratome."}, "identifying"),
@@ -63,6 +65,30 @@ def test_extractive_refiner_keeps_the_action_and_drops_fillers_and_phi():
 ])
 def test_validator_names_what_is_wrong(answer, problem):
     assert problem in complaint(answer, RefineConfig())
+
+
+@pytest.mark.parametrize("narration, instruction, problem", [
+    # SmolLM2 answering with its few-shot example instead of the narration it was given
+    ("The capsulorhexis should be about five millimeters wide.",
+     "Make the main incision at the temporal limbus with the keratome.", "narration describes capsulorhexis"),
+    ("I press gently on the nucleus to release the fluid and free the lens.",
+     "Crack the nucleus into two halves with the chopper.", "narration describes hydrodissection"),
+    ("Next I place the ring with the hook.", "Inject the viscoelastic into the chamber.", "shares no word"),
+])
+def test_an_instruction_must_say_what_its_narration_says(narration, instruction, problem):
+    assert problem in complaint({"relevant": True, "instruction": instruction}, RefineConfig(), narration)
+    grounded = Refiner({"backend": "extractive"}).refine(narration)
+    assert complaint(grounded, RefineConfig(), narration) is None
+
+
+@pytest.mark.parametrize("narration, expected", [
+    ("The capsulorhexis should be about five millimeters wide.", "Make the capsulorhexis about five millimeters wide."),
+    ("It is important to get every bit of viscoelastic out.", "Get every bit of viscoelastic out."),
+    ("The lens unfolds slowly inside the capsular bag.", "Let the lens unfold slowly inside the capsular bag."),
+    ("You can see the fluid wave passing behind the lens.", "Confirm the fluid wave passing behind the lens."),
+])
+def test_descriptions_become_instructions_by_rule(narration, expected):
+    assert imperative(narration) == expected
 
 
 def test_answers_are_found_inside_chatter_and_code_fences():
@@ -117,7 +143,7 @@ def test_overloaded_endpoint_is_retried_with_backoff(server):
     result = _openai(server.url("flaky"), retries=2).refine(SURGICAL)
     assert server.requests["flaky"] == 3
     assert result["fallback"] is False and result["backend"] == "openai"
-    assert result["instruction"] == CANNED_ANSWER["instruction"] and result["phase"] == "phacoemulsification"
+    assert result["instruction"] == CANNED_ANSWER["instruction"] and result["phase"] == "incision"
 
 
 def test_endpoint_refusing_json_mode_is_asked_again_without_it(server):

@@ -41,6 +41,55 @@ def find_smollm2_gguf() -> str | None:
     return None
 
 
+def _gguf_cache_dir(gguf: str) -> Path:
+    import hashlib
+    import os
+
+    st = os.stat(gguf)
+    tag = hashlib.sha256(f"{os.path.realpath(gguf)}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    root = os.environ.get("OPHORA_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ophora")
+    return Path(root) / "gguf" / f"{Path(gguf).stem}-{tag}"
+
+
+def gguf_conversion(gguf: str) -> tuple[str, dict] | None:
+    """(folder, {}) of an earlier de-quantised copy of ``gguf``, or None. transformers spends ~40 s turning a
+    GGUF file into a model and a tokenizer on every load; the copy loads in ~1 s."""
+    folder = _gguf_cache_dir(gguf)
+    return (str(folder), {}) if (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file() else None
+
+
+def save_gguf_conversion(gguf: str, model, tok) -> None:
+    """Keep the de-quantised model and tokenizer of ``gguf`` for the next load (written aside, then renamed, so
+    concurrent actors never read half a copy). A failure only costs the next load its time."""
+    import os
+    import shutil
+    import tempfile
+    import warnings
+
+    folder = _gguf_cache_dir(gguf)
+    tmp = None
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent)
+        quantizer, model.hf_quantizer = getattr(model, "hf_quantizer", None), None  # de-quantised: plain weights
+        quant_cfg = model.config.__dict__.pop("quantization_config", None)
+        try:
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+        finally:
+            model.hf_quantizer = quantizer
+            if quant_cfg is not None:
+                model.config.quantization_config = quant_cfg
+        os.rename(tmp, folder)
+        tmp = None
+    except OSError as e:  # another actor renamed its copy first, or the cache is not writable
+        if not folder.is_dir():
+            warnings.warn(f"could not keep a converted copy of {gguf}: {e}", stacklevel=2)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class TransformersBackend:
     """Any local causal LM (a model dir, a hub id with HF_HUB_OFFLINE caches, or a ``.gguf`` file which transformers
     de-quantises on load). Loads on first use; greedy decoding, left-padded batches of ``batch_size``."""
@@ -52,6 +101,8 @@ class TransformersBackend:
         self.model_path, self.device = model, device
         self.max_new_tokens, self.batch_size, self.threads = max_new_tokens, batch_size, threads
         self._tok = self._model = None
+        self._cache = None  # (prefix token ids, KV cache) of the prompt's shared prefix
+        self.min_prefix_tokens = 128
         self._lock = threading.RLock()  # one load, then one generate at a time, per backend
 
     @property
@@ -70,32 +121,80 @@ class TransformersBackend:
 
         if self.threads:
             torch.set_num_threads(self.threads)
+        if self.device == "auto":
+            self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         path, kwargs = self.model_path, {}
         if path.endswith(".gguf"):
-            path, kwargs = str(Path(path).parent), {"gguf_file": Path(path).name}
+            path, kwargs = gguf_conversion(path) or (str(Path(path).parent), {"gguf_file": Path(path).name})
         tok = AutoTokenizer.from_pretrained(path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+        if kwargs:
+            save_gguf_conversion(self.model_path, model, tok)
         tok.padding_side = "left"
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs).to(self.device)
-        self._tok, self._model = tok, model.eval()
+        self._tok, self._model = tok, model.to(self.device).eval()
 
-    def generate(self, conversations: list[list[dict]]) -> list[str | Exception]:
+    def generate(self, conversations: list[list[dict]], starts: list[str] | None = None) -> list[str | Exception]:
+        """Answers in order; ``starts[i]`` (optional) is text the answer to conversation i is made to begin with
+        (returned as part of it). Conversations that share a long rendered prefix (the system prompt and few-shot
+        examples, ~700 tokens, against ~40 of narration) are decoded one at a time from a cached prefix: on CPU the
+        prompt's prefill is most of the cost, so this is several times faster than padded batches. Otherwise
+        left-padded batches of ``batch_size``."""
+        self.load()
+        starts = starts or [""] * len(conversations)
+        with self._lock:
+            texts = [self._tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) + start
+                     for c, start in zip(conversations, starts)]
+            ids = [self._tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+            prefix = self._prefix(ids)
+            if prefix is not None:
+                out = [self._generate_cached(x, prefix) for x in ids]
+            else:
+                out = []
+                for i in range(0, len(texts), self.batch_size):
+                    out.extend(self._generate_batch(texts[i:i + self.batch_size]))
+            return [start + answer for start, answer in zip(starts, out)]
+
+    def _prefix(self, ids: list[list[int]]):
+        """(prefix token ids, their KV cache) shared by every conversation, or None when too short to pay."""
         import torch
 
-        self.load()
-        out: list[str | Exception] = []
-        with self._lock:
-            for i in range(0, len(conversations), self.batch_size):
-                part = conversations[i:i + self.batch_size]
-                texts = [self._tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in part]
-                enc = self._tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-                with torch.inference_mode():
-                    ids = self._model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                               pad_token_id=self._tok.pad_token_id)
-                new = ids[:, enc["input_ids"].shape[1]:]
-                out.extend(self._tok.batch_decode(new, skip_special_tokens=True))
-        return out
+        n = min(len(x) for x in ids) - 1  # leave the model at least one token of its own to read
+        common = ids[0][:n]
+        for x in ids[1:]:
+            k = next((j for j, (a, b) in enumerate(zip(common, x)) if a != b), len(common))
+            common = common[:k]
+        if self._cache is not None and ids[0][:len(self._cache[0])] == self._cache[0] and \
+                all(x[:len(self._cache[0])] == self._cache[0] and len(x) > len(self._cache[0]) for x in ids):
+            return self._cache  # the prompt's prefix was cached by an earlier call
+        if len(common) < self.min_prefix_tokens or len(ids) < 2:
+            return None
+        with torch.inference_mode():
+            cache = self._model(torch.tensor([common], device=self.device), use_cache=True).past_key_values
+        self._cache = (common, cache)
+        return self._cache
+
+    def _generate_cached(self, ids: list[int], prefix) -> str:
+        import copy
+
+        import torch
+
+        with torch.inference_mode():
+            out = self._model.generate(torch.tensor([ids], device=self.device), past_key_values=copy.deepcopy(prefix[1]),
+                                       max_new_tokens=self.max_new_tokens, do_sample=False,
+                                       pad_token_id=self._tok.pad_token_id)
+        return self._tok.decode(out[0, len(ids):], skip_special_tokens=True)
+
+    def _generate_batch(self, texts: list[str]) -> list[str]:
+        import torch
+
+        enc = self._tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        with torch.inference_mode():
+            ids = self._model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
+                                       pad_token_id=self._tok.pad_token_id)
+        return self._tok.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
 class OpenAIBackend:
@@ -173,7 +272,9 @@ class OpenAIBackend:
         except Exception as e:  # noqa: BLE001 - an endpoint failure becomes this clip's recorded reason
             return e if isinstance(e, BackendError) else BackendError(f"{type(e).__name__}: {e}")
 
-    def generate(self, conversations: list[list[dict]]) -> list[str | Exception]:
+    def generate(self, conversations: list[list[dict]], starts: list[str] | None = None) -> list[str | Exception]:
+        """Answers in order (an Exception where a request failed past its retries). ``starts`` is not sent: the
+        chat-completions API has no portable way to begin the assistant's answer."""
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             return list(pool.map(self._safe, conversations))
 
@@ -185,6 +286,10 @@ _SUBJECT = re.compile(r"^(?:i|we|you)(?:'m| am| are|'re)? (?:going to |gonna |wa
 _SUBJECT_CONTRACTED = re.compile(r"^(?:i'll|we'll|let's|let us) ", re.I)
 _PASSIVE = re.compile(r"^((?:the|a|an|each|both|all|every) [^,]+?) (?:is|are|gets|get) (\w+)\b(.*)$", re.I)
 _GOES_IN = re.compile(r"^((?:the|a|an) [^,]+?) goes in(?:to| through)?\b(.*)$", re.I)
+_SHOULD_BE = re.compile(r"^((?:the|a|an) [^,]+?) (?:should|must|needs? to) be\b(.*)$", re.I)
+_IMPORTANT_TO = re.compile(r"^it(?: is|'s) (?:important|essential|crucial|necessary|best) to (.+)$", re.I)
+_MOVES = re.compile(r"^((?:the|a|an) [^,]+?) (unfold|open|rotate|turn|move|slide|settle|center|centre|"
+                    r"deepen|fill|sink|float|spin)s\b(.*)$", re.I)
 _SEE = re.compile(r"^(?:you can see|as you can see|you see|we can see|see how)\s+(?:that\s+|how\s+)?", re.I)
 _IRREGULAR = {"brought": "bring", "cut": "cut", "made": "make", "put": "put", "held": "hold", "split": "split",
               "torn": "tear", "kept": "keep", "taken": "take", "done": "do"}
@@ -211,10 +316,14 @@ def base_verb(word: str) -> str | None:
 
 def imperative(sentence: str) -> str:
     """A narrated sentence rewritten by rules as an instruction: fillers cut, "I/we (are going to) X" -> "X",
-    "the lens is rotated ..." -> "Rotate the lens ...", "my/our" -> "the"."""
+    "the lens is rotated ..." -> "Rotate the lens ...", "the rhexis should be round" -> "Make the rhexis round",
+    "it is important to X" -> "X", "the lens unfolds ..." -> "Let the lens unfold ...", "you can see the wave" ->
+    "Confirm the wave", "my/our" -> "the"."""
     s = sentence.strip().strip(".!?").strip()
+    seen = False
     for _ in range(4):
-        s = _SEE.sub("", _LEAD_FILLER.sub("", s)).strip(" ,")
+        s = _LEAD_FILLER.sub("", s).strip(" ,")
+        seen, s = seen or bool(_SEE.match(s)), _SEE.sub("", s).strip(" ,")
     s = _SUBJECT_CONTRACTED.sub("", s)
     m = _SUBJECT.match(s)
     if m and m.end() < len(s):
@@ -223,12 +332,20 @@ def imperative(sentence: str) -> str:
         base = base_verb(verb)
         s = (base + (" " + tail if tail else "")) if base else rest
     else:
-        p = _PASSIVE.match(s)
-        g = _GOES_IN.match(s)
+        p, g, b = _PASSIVE.match(s), _GOES_IN.match(s), _SHOULD_BE.match(s)
+        t, mv = _IMPORTANT_TO.match(s), _MOVES.match(s)
         if p and base_verb(p.group(2)):
             s = f"{base_verb(p.group(2))} {p.group(1).lower()}{p.group(3)}"
         elif g:
             s = f"insert {g.group(1).lower()}{g.group(2)}"
+        elif b:
+            s = f"make {b.group(1).lower()}{b.group(2)}"
+        elif t:
+            s = t.group(1)
+        elif mv:
+            s = f"let {mv.group(1).lower()} {mv.group(2).lower()}{mv.group(3)}"
+        elif seen and re.match(r"(?:the|a|an)\b", s, re.I):  # "you can see the fluid wave ..." -> confirm it
+            s = f"confirm {s[:1].lower()}{s[1:]}"
     s = re.sub(r"\b(?:my|our)\b", "the", s, flags=re.I)
     s = re.sub(r"\s+", " ", s).strip(" ,")
     return (s[:1].upper() + s[1:] + ".") if s else ""

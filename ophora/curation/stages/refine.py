@@ -20,16 +20,49 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from ophora.curation import phi
-from ophora.curation.cataract_actions import PHASES, names_action, phase_of
-from ophora.curation.refine_backends import ExtractiveBackend, make_backend
+from ophora.curation.cataract_actions import PHASES, names_action, phase_of, phase_scores
+from ophora.curation.refine_backends import ExtractiveBackend, base_verb, make_backend
 from ophora.curation.stages.common import RowStage, read_meta, update_meta
 
 NOT_SURGICAL = "not a surgical action"
+STEER_START = '{"relevant": true, "instruction": "'
 _FIRST_PERSON = re.compile(r"\bI(?:'m|'ll|'ve|'d)?\b|\b(?i:me|my|mine|myself|we|we're|we'll|we've|our|ours|us|"
                            r"let's)\b")
 _META_TALK = re.compile(r"\b(?:this|the) video\b|\bviewers?\b|\bwatch(?:ing)?\b|\bsubscribe\b|\bcamera\b|"
                         r"\btoday\b|\bin this (?:case|clip)\b", re.I)
 _PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")
+_SUBJECT_WORDS = frozenset("the a an this that these those it its there here he she they you your".split())
+_STOP = frozenset("""with from into onto then that this there their they them your have when while where which
+what after before under over about around through until again more some each every very just like well also
+gently slowly carefully""".split())
+
+
+def content_stems(text: str) -> set[str]:
+    """The words of ``text`` that carry meaning (4+ letters, not a function word), cut to 5 letters so that
+    "inject", "injected" and "injection" meet."""
+    return {w[:5] for w in re.findall(r"[a-z]{4,}", text.lower()) if w not in _STOP}
+
+
+def is_description(text: str) -> bool:
+    """True for a description rather than an instruction: "The lens is ...", "Lens implantation is a ..."."""
+    words = re.findall(r"[a-z']+", text.lower())
+    if not words:
+        return False
+    return words[0] in _SUBJECT_WORDS or (base_verb(words[0]) is None and
+                                          bool({"is", "are", "was", "were"} & set(words[1:4])))
+
+
+def ungrounded(instruction: str, narration: str) -> str | None:
+    """Why ``instruction`` does not say what ``narration`` says (a small model copies its few-shot examples), or
+    None: when the narration names cataract phases, the instruction must name one of them; else it must share a
+    meaningful word with the narration."""
+    said, wrote = phase_scores(narration), phase_scores(instruction)
+    if said and wrote and not set(said) & set(wrote):
+        return (f"the instruction describes {' / '.join(p.replace('_', ' ') for p in wrote)}, but the narration "
+                f"describes {' / '.join(p.replace('_', ' ') for p in said)}; instruct the narration's own action")
+    if not (said and wrote) and not content_stems(instruction) & content_stems(narration):
+        return "the instruction shares no word with the narration; instruct what the narration says"
+    return None
 
 
 class RefineConfig(BaseModel):
@@ -42,7 +75,8 @@ class RefineConfig(BaseModel):
     model: str = Field("", description="transformers: model dir, hub id or .gguf file (empty: the bundled SmolLM2 "
                                        "GGUF); openai: the served model's name")
     prompt: str = Field("refine_v1", description="prompt template under ophora/curation/prompts/")
-    device: str = Field("cpu", description="transformers: torch device")
+    device: str = Field("auto", description="transformers: torch device ('auto': cuda when available, in "
+                                            "bfloat16; else cpu in float32)")
     threads: int = Field(0, ge=0, description="transformers: torch CPU threads (0: torch's default)")
     batch_size: int = Field(8, gt=0, description="transformers: conversations generated together")
     max_new_tokens: int = Field(64, gt=0, description="answer length cap in tokens")
@@ -55,6 +89,10 @@ class RefineConfig(BaseModel):
     recheck_irrelevant: bool = Field(
         True, description="an LLM's 'not a surgical action' is challenged when the narration names a cataract "
                           "action by the vocabulary (small models often say no too readily)")
+    steer: bool = Field(
+        False, description="transformers: when the vocabulary finds a cataract action in the narration, the answer "
+                           "is made to start with '{\"relevant\": true, \"instruction\": \"' so the model only "
+                           "writes the instruction (a small model says 'not relevant' to most narration)")
     min_words: int = Field(3, gt=0, description="shortest acceptable instruction, in words")
     max_words: int = Field(40, gt=0, description="longest acceptable instruction, in words")
 
@@ -97,8 +135,9 @@ def parse_answer(text: str) -> dict | None:
 
 
 def complaint(answer: Any, cfg: RefineConfig, narration: str = "") -> str | None:
-    """Why an answer is unacceptable (said so the LLM can fix it), or None when it is fine. With ``narration``
-    and ``cfg.recheck_irrelevant``, "not relevant" is refused when the narration names a cataract action."""
+    """Why an answer is unacceptable (said so the LLM can fix it), or None when it is fine. With ``narration``, an
+    instruction must be grounded in it (:func:`ungrounded`), and with ``cfg.recheck_irrelevant`` "not relevant"
+    is refused when the narration names a cataract action."""
     if not isinstance(answer, dict):
         return "the answer is not a JSON object"
     if not isinstance(answer.get("relevant"), bool):
@@ -119,17 +158,21 @@ def complaint(answer: Any, cfg: RefineConfig, narration: str = "") -> str | None
         return "the instruction talks about the video, the viewer or today; keep only the surgical action"
     if _PLACEHOLDER.search(text) or phi.find_phi(text):
         return "the instruction contains identifying details or placeholders; leave them out"
+    if is_description(text):
+        return "the instruction is a description; start with the verb of the action (\"Insert ...\")"
     if not names_action(text):
         return "the instruction names no cataract-surgery action"
-    return None
+    return ungrounded(text, narration) if narration else None
 
 
-def _result(answer: dict, backend: str, model: str, prompt_version: str, fallback: bool, reason: str) -> dict:
+def _result(answer: dict, backend: str, model: str, prompt_version: str, fallback: bool, reason: str,
+            narration: str = "") -> dict:
     relevant = bool(answer.get("relevant"))
     instruction = " ".join(str(answer.get("instruction") or "").split()) if relevant else ""
     phase = answer.get("phase") if answer.get("phase") in PHASES else None
-    if relevant and phase is None:
-        phase = phase_of(instruction)
+    named = phase_scores(f"{instruction} {narration}")
+    if relevant and (phase is None or (named and phase not in named)):  # a phase the words do not name: ours
+        phase = phase_of(instruction) or phase_of(narration)
     if not relevant and not reason:
         reason = NOT_SURGICAL
     return {"relevant": relevant, "instruction": instruction, "phase": phase if relevant else None,
@@ -174,12 +217,14 @@ class Refiner:
         if not todo:
             return results  # type: ignore[return-value]
         convs = {i: conversation(self.prompt, narrations[i]) for i in todo}
+        starts = {i: STEER_START if phase_of(narrations[i]) else "" for i in todo} if self.cfg.steer else {}
         retry: dict[int, str] = {}
         for attempt in (0, 1):
             ids = todo if attempt == 0 else sorted(retry)
             if not ids:
                 break
-            answers = self.backend.generate([convs[i] for i in ids])
+            answers = self.backend.generate([convs[i] for i in ids], [starts[i] for i in ids]) if starts else \
+                self.backend.generate([convs[i] for i in ids])
             for i, raw in zip(ids, answers):
                 if isinstance(raw, Exception):  # the endpoint failed after its own retries: rules answer
                     results[i] = self._extractive(narrations[i], True, f"backend error: {raw}")
@@ -190,7 +235,7 @@ class Refiner:
                     "the answer is not valid JSON"
                 if why is None:
                     results[i] = _result(answer, self.backend.name, self.backend.model_id,
-                                         self.prompt["version"], False, "")
+                                         self.prompt["version"], False, "", narrations[i])
                     retry.pop(i, None)
                 elif attempt == 0:
                     retry[i] = why
