@@ -6,7 +6,19 @@ import json
 import subprocess
 from pathlib import Path
 
+from ophora.curation.config import CurateConfig
 from ophora.curation.stages.scenes import merge_intervals
+
+# The offline profile with the rule-based refiner: SmolLM2 costs ~6 s a clip on this CPU, so only the tests of
+# the LLM path (test_refine, test_curate_narration) run it. As CLI flags for the tests that run `ophora curate`:
+FAST_REFINE = {"refine.backend": "extractive"}
+FAST_FLAGS = ["--profile", "offline", "--set", "refine.backend=extractive"]
+
+
+def offline_config(**overrides) -> CurateConfig:
+    """The ``offline`` profile (every model ships in a package) with :data:`FAST_REFINE` and ``overrides``
+    (dotted names as keyword arguments: ``offline_config(**{"windows.num_frames": 33})``)."""
+    return CurateConfig.load("offline", overrides={**FAST_REFINE, **overrides})
 
 
 def truth_by_file(corpus: Path) -> dict[str, dict]:

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from curate_helpers import mp4_facts
+from curate_helpers import mp4_facts, offline_config
 
 from ophora.curation.config import CurateConfig
 from ophora.curation.ledger import read_ledger
@@ -80,7 +80,7 @@ def bad_and_good(tmp_path_factory, loopback_server):
 def bad_run(ray_local, bad_and_good, tmp_path_factory):
     folder, extra = bad_and_good
     out = tmp_path_factory.mktemp("bad-out")
-    summary = run_curation(CurateConfig.load("default"), [str(folder), *extra], str(out), quiet=True)
+    summary = run_curation(offline_config(), [str(folder), *extra], str(out), quiet=True)
     print(f"bad-input run: {summary['wall_seconds']:.1f} s for {summary['processed']} sources")
     ledger = read_ledger(str(out))
     return out, summary, {Path(r.source_uri).name: r for r in ledger.itertuples()}

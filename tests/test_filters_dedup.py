@@ -68,7 +68,7 @@ def test_dedup_dataset_drops_the_weaker_near_duplicate(tmp_path, ray_local):
     ds = ray_local.data.from_arrow(table)
     out = {window_id(r): r for r in dedup_dataset(ds, partitions=2).take_all()}
     assert set(out) == {"aaaa:0", "bbbb:0", "cccc:0", "dddd:0"}
-    assert out["aaaa:0"]["drop"] == "dedup: near duplicate of bbbb:0"
+    assert out["aaaa:0"]["drop"] == "dedup: near duplicate (of bbbb:0)"
     assert out["bbbb:0"]["drop"] == "" and out["cccc:0"]["drop"] == ""
     assert out["dddd:0"]["drop"] == "quality: not a surgical field"
     assert "_dedup_wid" not in out["aaaa:0"]

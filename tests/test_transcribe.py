@@ -250,8 +250,8 @@ def test_window_rows_get_scrubbed_narration_or_a_drop_reason():
 
 
 def test_a_sidecar_transcript_flows_through_the_windows_split_into_refined_windows(tmp_path):
-    """The wiring the pipeline uses: transcribe (source row) -> Windows (1 -> many) -> narrate_window_rows ->
-    RefineStage, with the real Windows stage and the default curate config."""
+    """The wiring the pipeline uses: transcribe (source row) -> Windows (1 -> many, narration aligned and
+    scrubbed there) -> RefineStage, with the real Windows stage and the default curate config."""
     from ophora.curation.config import CurateConfig
     from ophora.curation.stages.common import rows_to_batch
     from ophora.curation.stages.refine import RefineStage
@@ -266,10 +266,10 @@ def test_a_sidecar_transcript_flows_through_the_windows_split_into_refined_windo
                         scenes_json=json.dumps([[0.0, 20.0]])), "transcript_json": ""}
     TranscribeStage({"model": "never-loaded"}).apply(source)
     assert source["error"] == "" and json.loads(source["transcript_json"])["source"] == "sidecar"
-    transcript = source.pop("transcript_json")  # the windows stage consumes it; window rows do not carry it
     windows = Windows(CurateConfig.load())(source)
-    live = [w for w in windows if not w["drop"]]
-    assert narrate_window_rows(transcript, live) == {"NAME": 1}
+    assert all(w["transcript_json"] == "{}" for w in windows)  # the split consumes it; windows do not carry it
+    phi_counts = [json.loads(w["phi_json"]) for w in windows if not w["drop"]]
+    assert {"NAME": 1} in phi_counts and all(set(c) <= {"NAME"} for c in phi_counts)
     out = RefineStage({"backend": "extractive"})(rows_to_batch(windows)).to_pylist()
     metas = [json.loads(r["meta_json"]) for r in out if not r["drop"]]
     assert [m["instruction"] for m in metas] == ["Crack the nucleus into two halves with the chopper."]

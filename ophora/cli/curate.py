@@ -30,7 +30,7 @@ def curate(
 
     Rerunning with the same --out resumes: settled sources are skipped, the rest redone under the same keys.
     Exit codes: 0 = completed (even with rejected inputs), 1 = completed but some sources failed with errors,
-    2 = bad usage or config.
+    2 = bad usage or config (a stage whose model cannot be loaded included; nothing is lost, rerun to resume).
 
     Example: ophora curate corpus/videos --out curated/ --profile offline
     """
@@ -54,12 +54,15 @@ def curate(
         fail("--out is required")
     _quiet_logs(quiet)
     from ophora.curation.inputs import InputError
-    from ophora.curation.pipeline import run_curation
+    from ophora.curation.pipeline import StageStartError, run_curation
 
     try:
         summary = run_curation(cfg, list(inputs), out, address=address, force=force, quiet=quiet)
     except InputError as e:
         fail(str(e))
+    except StageStartError as e:
+        fail(f"{e}\n(models come from a local path or a hub id in the config: --print-config shows them; "
+             f"--profile offline uses only models that ship in packages)")
     print_summary(summary)
     raise typer.Exit(summary["exit_code"])
 
@@ -92,6 +95,9 @@ def print_summary(summary: dict) -> None:
             ("source s / s", f"{summary['source_seconds_per_second']:.2f}")]
     rows += [(f"why: {reason}", n) for reason, n in sorted(summary["reasons"].items(), key=lambda x: -x[1])]
     rows += [(f"drop: {reason}", n) for reason, n in sorted(summary["drops"].items(), key=lambda x: -x[1])]
+    rows += [(f"not in p2ft/: {reason}", n)
+             for reason, n in sorted(summary.get("kept_out_of_p2ft", {}).items(), key=lambda x: -x[1])]
+    rows += [(f"PHI scrubbed: {kind}", n) for kind, n in sorted(summary.get("phi_scrubbed", {}).items())]
     print_table(f"ophora curate -> {summary['out']}", [(k, _plain(v)) for k, v in rows], ("what", "count"))
 
 

@@ -15,7 +15,17 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ophora.curation.stages.align import AlignConfig
+from ophora.curation.stages.dedup import DedupConfig
+from ophora.curation.stages.dynamics import DynamicsConfig
+from ophora.curation.stages.privacy import PrivacyConfig
+from ophora.curation.stages.quality import QualityConfig
+from ophora.curation.stages.refine import RefineConfig
+from ophora.curation.stages.transcribe import TranscribeConfig
+
 PROFILES = ("default", "offline")
+# Stages a run may leave out (``skip``); probe, scenes, windows, clip and write always run.
+OPTIONAL_STAGES = ("transcribe", "refine", "dynamics", "quality", "privacy", "dedup")
 
 
 class _Section(BaseModel):
@@ -86,6 +96,8 @@ class StageResources(_Section):
     num_gpus: float = Field(0.0, ge=0, description="GPUs per actor")
     concurrency: tuple[int, int] = Field((1, 1), description="actor pool size (min, max)")
     batch_size: int = Field(1, gt=0, description="rows per call")
+    memory_mb: int = Field(0, ge=0, description="memory Ray reserves per actor (0: none); a stage that holds a "
+                                                "model says how much, so no node gets more actors than fit")
     max_restarts: int = Field(3, ge=-1, description="times a dead actor is restarted (-1: forever)")
     max_task_retries: int = Field(3, ge=-1, description="times a call on a dead actor is retried (-1: forever)")
 
@@ -97,8 +109,8 @@ class StageResources(_Section):
         return data
 
 
-def _res(cpus: float, conc: tuple[int, int], batch: int = 1) -> StageResources:
-    return StageResources(num_cpus=cpus, concurrency=conc, batch_size=batch)
+def _res(cpus: float, conc: tuple[int, int], batch: int = 1, memory_mb: int = 0) -> StageResources:
+    return StageResources(num_cpus=cpus, concurrency=conc, batch_size=batch, memory_mb=memory_mb)
 
 
 class ResourcesConfig(_Section):
@@ -106,11 +118,25 @@ class ResourcesConfig(_Section):
 
     model_config = ConfigDict(extra="allow")
 
-    probe: StageResources = Field(default_factory=lambda: _res(0.2, (1, 1)), description="probe actors")
-    scenes: StageResources = Field(default_factory=lambda: _res(0.5, (1, 2)), description="scene-detection actors")
-    windows: StageResources = Field(default_factory=lambda: _res(0.1, (1, 1)), description="window-split actors")
-    clip: StageResources = Field(default_factory=lambda: _res(0.5, (1, 2), 8), description="clip-transcode actors")
-    write: StageResources = Field(default_factory=lambda: _res(0.2, (1, 1), 64), description="shard-writer actors")
+    # Logical CPUs are small so that every pool's first actor fits on a 2-core laptop with room for Ray Data's
+    # own tasks (the pools together ask for 1.5 CPUs); on a cluster, raise num_cpus and the pool sizes.
+    probe: StageResources = Field(default_factory=lambda: _res(0.1, (1, 1)), description="probe actors")
+    transcribe: StageResources = Field(default_factory=lambda: _res(0.2, (1, 1), 1, 600),
+                                       description="speech-recognition actors (give them num_gpus on a GPU node)")
+    scenes: StageResources = Field(default_factory=lambda: _res(0.2, (1, 2)), description="scene-detection actors")
+    windows: StageResources = Field(default_factory=lambda: _res(0.1, (1, 1)),
+                                    description="window-split + narration-alignment actors")
+    dynamics: StageResources = Field(default_factory=lambda: _res(0.1, (1, 2), 4), description="motion actors")
+    quality: StageResources = Field(default_factory=lambda: _res(0.1, (1, 2), 4, 400),
+                                    description="surgical-field/quality actors (num_gpus for open_clip on GPU)")
+    privacy: StageResources = Field(default_factory=lambda: _res(0.1, (1, 2), 4, 500),
+                                    description="OCR/face actors")
+    dedup: StageResources = Field(default_factory=lambda: _res(0.1, (1, 1), 8),
+                                  description="perceptual-hash actors (and the cross-run grouping's tasks)")
+    refine: StageResources = Field(default_factory=lambda: _res(0.1, (1, 1), 16, 1600),
+                                   description="instruction-writing actors (num_gpus for a local LLM on GPU)")
+    clip: StageResources = Field(default_factory=lambda: _res(0.3, (1, 2), 8), description="clip-transcode actors")
+    write: StageResources = Field(default_factory=lambda: _res(0.1, (1, 1), 64), description="shard-writer actors")
 
     def for_stage(self, name: str) -> StageResources:
         """The resources of a stage; a stage without an entry gets the defaults of StageResources."""
@@ -129,9 +155,23 @@ class CurateConfig(_Section):
     probe: ProbeConfig = Field(default_factory=ProbeConfig, description="input checks (ffprobe)")
     scenes: ScenesConfig = Field(default_factory=ScenesConfig, description="scene detection (PySceneDetect)")
     windows: WindowsConfig = Field(default_factory=WindowsConfig, description="clip windows inside scenes")
+    transcribe: TranscribeConfig = Field(default_factory=TranscribeConfig,
+                                         description="narration: sidecar subtitles or faster-whisper")
+    align: AlignConfig = Field(default_factory=AlignConfig, description="narration words -> clip windows")
+    dynamics: DynamicsConfig = Field(default_factory=DynamicsConfig, description="motion filter (optical flow)")
+    quality: QualityConfig = Field(default_factory=QualityConfig,
+                                   description="surgical-field score (open_clip or heuristic), blur, exposure, borders")
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="burned-in text, faces, overlays")
+    dedup: DedupConfig = Field(default_factory=DedupConfig, description="near-duplicate windows across the run")
+    refine: RefineConfig = Field(default_factory=RefineConfig, description="narration -> one instruction (LLM)")
     clip: ClipConfig = Field(default_factory=ClipConfig, description="clip transcoding (ffmpeg)")
     write: WriteConfig = Field(default_factory=WriteConfig, description="shard writing")
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="per-stage scheduling")
+    skip: list[Literal["transcribe", "refine", "dynamics", "quality", "privacy", "dedup"]] = Field(
+        default_factory=list,
+        description="optional stages to leave out. Without transcribe, clips keep an empty narration and "
+                    "instruction instead of being dropped for it; without refine, no instruction is written; "
+                    "without a filter, nothing it would drop or keep out of p2ft/ is")
     cache_dir: str = Field("", description="where remote inputs are downloaded (empty: a temporary directory)")
     limit: int = Field(0, ge=0, description="process at most this many pending inputs (0 = all)")
     max_errored_blocks: int = Field(
@@ -162,6 +202,10 @@ class CurateConfig(_Section):
         import tempfile
 
         return self.cache_dir or os.path.join(tempfile.gettempdir(), "ophora-input-cache")
+
+    def runs(self, stage: str) -> bool:
+        """Whether ``stage`` is part of this run (only the OPTIONAL_STAGES can be skipped)."""
+        return stage not in self.skip
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

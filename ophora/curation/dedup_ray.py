@@ -6,7 +6,7 @@ Input: the window rows right after :class:`~ophora.curation.stages.dedup.DedupSt
 1. each row goes on as itself plus one small record per LSH band key of its signature;
 2. ``groupby(band)``: a band bucket compares its members (:func:`~ophora.curation.stages.dedup.bucket_losers`)
    and emits a marker (loser, winner) per near-duplicate pair; a row passes through its own bucket unchanged;
-3. ``groupby(window id)``: a row with a marker gets ``drop = "dedup: near duplicate of <winner>"`` (the ledger
+3. ``groupby(window id)``: a row with a marker gets ``drop = "dedup: near duplicate (of <winner>)"`` (the ledger
    records it like any other drop).
 
 A loser is any window with a better near duplicate, so in a chain A~B~C (A best, C not near A) both B and C go.
@@ -72,7 +72,7 @@ def _resolve(group: pa.Table) -> pa.Table:
     winners = sorted({w for w, m in zip(group.column(WINNER).to_pylist(), marker) if m and w})
     rows = group.filter(pa.array([not m for m in marker]))
     if winners and rows.num_rows:
-        drops = [d or f"dedup: near duplicate of {winners[0]}" for d in rows.column("drop").to_pylist()]
+        drops = [d or f"dedup: near duplicate (of {winners[0]})" for d in rows.column("drop").to_pylist()]
         rows = rows.set_column(rows.schema.get_field_index("drop"), "drop", pa.array(drops, pa.string()))
     return rows.drop_columns(_HELPERS)
 

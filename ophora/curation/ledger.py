@@ -7,7 +7,8 @@ so concurrent writers never clash). The latest row of a source (by ``updated_at`
 - ``rejected``  the input is unusable (``stage`` and ``reason`` say why: "probe: no video stream", ...)
 - ``failed``    an error broke the source's processing (``reason`` holds the error); resume retries it
 
-``drops_json`` maps "stage: reason" to how many clip windows of the source that stage dropped for that reason.
+``drops_json`` maps "stage: reason" to how many clip windows of the source that stage dropped for that reason;
+``dropped_json`` lists each dropped window as ``[window index, start s, end s, "stage: reason (details)"]``.
 """
 
 from __future__ import annotations
@@ -37,14 +38,16 @@ LEDGER_SCHEMA = pa.schema([
     ("clips_dropped", pa.int64()),
     ("drops_json", pa.string()),
     ("keys_json", pa.string()),
+    ("dropped_json", pa.string()),
     ("updated_at", pa.float64()),
 ])
 
 
 def ledger_row(source_uri: str, source_id: str | None, status: str, *, stage: str = "", reason: str = "",
-               duration: float | None = None, keys: Iterable[str] = (), drops: dict[str, int] | None = None
-               ) -> dict[str, Any]:
-    """A ledger row; ``keys`` are the clip keys written for the source, ``drops`` "stage: reason" -> count."""
+               duration: float | None = None, keys: Iterable[str] = (), drops: dict[str, int] | None = None,
+               dropped: Iterable[tuple[int, float, float, str]] = ()) -> dict[str, Any]:
+    """A ledger row; ``keys`` are the clip keys written for the source, ``drops`` "stage: reason" -> count,
+    ``dropped`` (window index, start, end, reason) per dropped window."""
     if status not in STATUSES:
         raise ValueError(f"ledger status must be one of {STATUSES}, not {status!r}")
     keys = sorted(keys)
@@ -54,7 +57,7 @@ def ledger_row(source_uri: str, source_id: str | None, status: str, *, stage: st
         "reason": reason, "duration": float(duration) if duration is not None else None,
         "clips_written": len(keys), "clips_dropped": int(sum(drops.values())),
         "drops_json": json.dumps(drops, sort_keys=True), "keys_json": json.dumps(keys),
-        "updated_at": time.time(),
+        "dropped_json": json.dumps([list(d) for d in sorted(dropped)]), "updated_at": time.time(),
     }
 
 
@@ -82,7 +85,11 @@ def read_ledger(root: str, latest: bool = True):
     frames = []
     for p in parts:
         with fs.open(p, "rb") as fh:
-            frames.append(pq.read_table(fh, schema=LEDGER_SCHEMA).to_pandas())
+            table = pq.read_table(fh)
+        for f in LEDGER_SCHEMA:  # parts written before a column existed
+            if f.name not in table.column_names:
+                table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+        frames.append(table.select(LEDGER_SCHEMA.names).cast(LEDGER_SCHEMA).to_pandas())
     df = pd.concat(frames, ignore_index=True)
     if latest:
         df = df.sort_values("updated_at").groupby("source_uri", as_index=False).tail(1)

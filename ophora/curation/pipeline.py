@@ -1,15 +1,21 @@
 """The curate job: every stage wired into one streaming Ray Data graph, and the driver's bookkeeping.
 
-Graph: sources -> probe -> scenes -> windows (1 -> many, flat_map) -> clip -> [later stages] -> write -> records.
-Rows carry paths and small facts; only the clip stage on carries mp4 bytes (one clip each), so memory stays
-bounded whatever the corpus size. Every stage runs as an actor pool whose CPUs, GPUs, pool size, batch size and
-restart policy come from ``config.resources.<stage>``; dead actors are restarted and their calls retried.
+Graph: sources -> probe -> transcribe -> scenes -> windows (1 -> many, flat_map; narration aligned here) ->
+dynamics -> quality -> privacy -> refine -> dedup (signatures, then a run-wide grouping) -> clip -> write -> records.
+The visual filters run before refine so that a window they drop costs no LLM call; dedup runs after refine so that
+the window it keeps from a group of near duplicates is one every other stage accepted (the kept one is never lost
+later); everything runs before the clip transcode. Rows carry paths and small facts; only the clip stage on
+carries mp4 bytes (one clip each), so memory stays bounded whatever the corpus size. Dedup is the one barrier: no
+window reaches clip before every window has its signature (that is what "near duplicates across the run" costs);
+the rows it holds are small. Every stage runs as an actor pool whose CPUs, GPUs, pool size, batch size and restart
+policy come from ``config.resources.<stage>``; dead actors are restarted and their calls retried.
 
 The driver consumes the write stage's small records. When every window of a source is accounted for, it writes
 the source's index file, removes any shard of that source no record names (a retried write's first attempt),
 and appends the source's ledger row. See resume.py for what a rerun cleans and skips.
 
-Adding a stage: one class in ``stages/`` and one line in :data:`STAGES` (before ``write``).
+Adding a stage: one class in ``stages/`` and one line in :data:`STAGES` (before ``write``). ``config.skip`` leaves
+out any of ``config.OPTIONAL_STAGES``.
 """
 
 from __future__ import annotations
@@ -27,10 +33,17 @@ from ophora.curation.inputs import InputError, SourceInput, discover, forget
 from ophora.curation.ledger import append_rows, ledger_row
 from ophora.curation.resume import OutState, prepare_out, remove_source_shards, write_index
 from ophora.curation.shards import SUMMARY_FILE
+from ophora.curation.dedup_ray import dedup_dataset
 from ophora.curation.stages.clip import Clip
 from ophora.curation.stages.common import new_row
+from ophora.curation.stages.dedup import DedupStage
+from ophora.curation.stages.dynamics import DynamicsStage
+from ophora.curation.stages.privacy import PrivacyStage
 from ophora.curation.stages.probe import Probe
+from ophora.curation.stages.quality import QualityStage
+from ophora.curation.stages.refine import RefineStage
 from ophora.curation.stages.scenes import Scenes
+from ophora.curation.stages.transcribe import TranscribeStage
 from ophora.curation.stages.windows import Windows
 from ophora.curation.stages.write import Write
 
@@ -39,13 +52,34 @@ log = logging.getLogger("ophora.curate")
 # (resources name, stage class, how Ray Data applies it). Order is flow order; "write" stays last.
 STAGES: list[tuple[str, type, str]] = [
     ("probe", Probe, "batches"),
+    ("transcribe", TranscribeStage, "batches"),
     ("scenes", Scenes, "batches"),
     ("windows", Windows, "flat_map"),
+    ("dynamics", DynamicsStage, "batches"),
+    ("quality", QualityStage, "batches"),
+    ("privacy", PrivacyStage, "batches"),
+    ("refine", RefineStage, "batches"),
+    ("dedup", DedupStage, "batches"),  # followed by the run-wide grouping (dedup_ray.dedup_dataset)
     ("clip", Clip, "batches"),
     ("write", Write, "batches"),
 ]
 
 EXIT_OK, EXIT_FAILED = 0, 1
+
+
+class StageStartError(RuntimeError):
+    """A stage could not start (most often its model could not be loaded): the run stops, nothing is lost, and a
+    rerun with a fixed config resumes."""
+
+
+def _stage_start_failure(error: BaseException) -> StageStartError | None:
+    """The StageStartError an error from the streaming run stands for, or None when it is something else."""
+    text = str(error)
+    if "creation task" not in text:
+        return None
+    cause = text.split("creation task", 1)[1].lstrip(", ").splitlines()[0]
+    stage = next((name for name, cls, _ in STAGES if f"({cls.__name__})" in text), "a")
+    return StageStartError(f"the {stage} stage could not start: {cause[:600]}")
 
 
 def build_dataset(config: CurateConfig, sources: list[SourceInput], out: str):
@@ -55,12 +89,16 @@ def build_dataset(config: CurateConfig, sources: list[SourceInput], out: str):
     items = [new_row(source_uri=s.uri, sidecars_json=json.dumps(s.sidecars, sort_keys=True)) for s in sources]
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 10_000)))
     for name, stage, how in STAGES:
+        if not config.runs(name):
+            continue
         res = config.resources.for_stage(name)
         remote = {"num_cpus": res.num_cpus,
                   "compute": ray.data.ActorPoolStrategy(min_size=res.concurrency[0], max_size=res.concurrency[1]),
                   "max_restarts": res.max_restarts, "max_task_retries": res.max_task_retries}
         if res.num_gpus:
             remote["num_gpus"] = res.num_gpus
+        if res.memory_mb:
+            remote["memory"] = res.memory_mb * 2**20
         ctor_kwargs = {"out": out} if stage is Write else {}
         with warnings.catch_warnings():  # restart policy has no named parameter yet, only ray_remote_args
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -69,6 +107,8 @@ def build_dataset(config: CurateConfig, sources: list[SourceInput], out: str):
             else:
                 ds = ds.map_batches(stage, fn_constructor_args=(config,), fn_constructor_kwargs=ctor_kwargs,
                                     batch_size=res.batch_size, batch_format="pyarrow", **remote)
+        if stage is DedupStage:
+            ds = dedup_dataset(ds, config.dedup, num_cpus=res.num_cpus, partitions=config.dedup.partitions or None)
     return ds
 
 
@@ -89,6 +129,9 @@ class SourceTally:
     keys: list[str] = field(default_factory=list)
     index: list[dict] = field(default_factory=list)
     drops: Counter = field(default_factory=Counter)
+    dropped: list[tuple[int, float, float, str]] = field(default_factory=list)
+    phi: Counter = field(default_factory=Counter)
+    p2ft: Counter = field(default_factory=Counter)
     rejected: str = ""
     failed: str = ""
 
@@ -101,8 +144,11 @@ class SourceTally:
         if outcome == "written":
             self.keys.append(rec["key"])
             self.index.extend(json.loads(rec["index_json"]))
+            self.phi.update(json.loads(rec["phi_json"] or "{}"))
+            self.p2ft.update({reason_category(r) for r in json.loads(rec["p2ft_json"] or "[]")})
         elif outcome == "dropped":
             self.drops[reason_category(reason)] += 1
+            self.dropped.append((rec["window_index"], rec["start"], rec["end"], reason))
         elif outcome == "rejected":
             self.rejected = reason
         elif outcome == "failed":
@@ -125,6 +171,8 @@ class Bookkeeper:
         self.status: Counter = Counter()
         self.reasons: Counter = Counter()
         self.drops: Counter = Counter()
+        self.phi: Counter = Counter()
+        self.p2ft: Counter = Counter()
         self.subsets: Counter = Counter()
         self.clips = 0
         self.source_seconds = 0.0
@@ -167,6 +215,8 @@ class Bookkeeper:
             self.clips += len(t.keys)
             self.subsets.update(r["subset"] for r in t.index)
             self.drops.update(t.drops)
+            self.phi.update(t.phi)
+            self.p2ft.update(t.p2ft)
             self.source_seconds += t.duration
         elif t.source_id and owner and owner != t.uri:
             self._remove(mine)  # a duplicate: only its own shards, never the owner's
@@ -178,7 +228,7 @@ class Bookkeeper:
         stage = reason.split(":", 1)[0] if reason else ""
         self.pending_rows.append(ledger_row(t.uri, t.source_id, status, stage=stage, reason=reason,
                                             duration=t.duration, keys=t.keys if status == "done" else (),
-                                            drops=dict(t.drops)))
+                                            drops=dict(t.drops), dropped=t.dropped))
 
     def _remove(self, shards: set[str]) -> None:
         import fsspec
@@ -212,7 +262,8 @@ def run_curation(config: CurateConfig, inputs: list[str], out: str, address: str
 
     Starts an embedded Ray unless one is initialised or ``address`` names a cluster. Sources already settled in
     ``out``'s ledger are skipped unless ``force``. Raises InputError for inputs that name nothing; a bad video
-    never raises, it ends in the ledger. ``summary["exit_code"]`` is 0, or 1 when some source failed."""
+    never raises, it ends in the ledger; StageStartError when a stage cannot load its model. ``summary["exit_code"]``
+    is 0, or 1 when some source failed."""
     started = time.time()
     sources, repeated = discover(inputs)
     if not sources:
@@ -229,8 +280,17 @@ def run_curation(config: CurateConfig, inputs: list[str], out: str, address: str
         ctx = DataContext.get_current()
         ctx.enable_progress_bars = not quiet
         ctx.max_errored_blocks = config.max_errored_blocks
-        for rec in build_dataset(config, pending, out).iter_rows():
-            book.add(rec)
+        if quiet:  # Ray Data's hints about memory and stragglers are for people watching a run
+            ctx.issue_detectors_config.detectors = []
+        try:
+            for rec in build_dataset(config, pending, out).iter_rows():
+                book.add(rec)
+        except Exception as e:
+            book.flush()  # sources settled so far stay settled
+            failure = _stage_start_failure(e)
+            if failure is None:
+                raise
+            raise failure from None
         for s in pending:  # rows lost with a block that failed past its retries still end in the ledger
             if s.uri not in book.finished:
                 book.finish(book.tallies.pop(s.uri, SourceTally(s.uri)),
@@ -243,6 +303,8 @@ def run_curation(config: CurateConfig, inputs: list[str], out: str, address: str
         "processed": len(pending), "done": book.status["done"], "rejected": book.status["rejected"],
         "failed": book.status["failed"], "clips_written": book.clips, "clips_by_subset": dict(book.subsets),
         "clips_dropped": sum(book.drops.values()), "drops": dict(book.drops), "reasons": dict(book.reasons),
+        "kept_out_of_p2ft": dict(book.p2ft), "phi_scrubbed": dict(book.phi),
+        "stages": [name for name, _, _ in STAGES if config.runs(name)],
         "leftovers_removed": len(state.removed), "source_seconds": round(book.source_seconds, 3),
         "wall_seconds": round(wall, 3), "clips_per_second": round(book.clips / wall, 4) if wall else 0.0,
         "source_seconds_per_second": round(book.source_seconds / wall, 4) if wall else 0.0,

@@ -105,9 +105,9 @@ def scrub_aligned(aligned: dict) -> tuple[dict, dict[str, int]]:
 def narrate_window_rows(transcript: dict | str, rows: list[dict[str, Any]],
                         config: AlignConfig | None = None) -> dict[str, int]:
     """For the windows stage: give each window row (``start``/``end`` in source seconds) its aligned narration,
-    words and language in ``meta_json``, PHI-scrubbed (``flags.narration_phi`` says something was replaced); a
-    window without narration gets ``drop`` with the transcript's reason ("no speech", "no audio stream"...).
-    Returns the PHI counts by kind over all rows (for the run summary)."""
+    words and language in ``meta_json``, PHI-scrubbed (``flags.narration_phi`` says something was replaced, and
+    ``phi_json`` counts it by kind); a window without narration gets ``drop`` with the transcript's reason ("no
+    speech", "no audio stream"...). Returns the PHI counts by kind over all rows."""
     if isinstance(transcript, str):
         transcript = json.loads(transcript or "{}")
     cfg = config or AlignConfig()
@@ -120,6 +120,7 @@ def narrate_window_rows(transcript: dict | str, rows: list[dict[str, Any]],
             row["drop"] = "transcribe: " + (transcript.get("reason") or "no narration in window")
             continue
         a, counts = scrub_aligned(a)
+        row["phi_json"] = json.dumps(counts, sort_keys=True)
         for k, v in counts.items():
             totals[k] = totals.get(k, 0) + v
         meta = json.loads(row.get("meta_json") or "{}")

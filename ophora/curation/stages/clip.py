@@ -2,7 +2,8 @@
 
 Input seeking (``-ss`` before ``-i``) with a transcode is frame-exact; the ``fps`` filter resamples any source
 rate (variable rates included) to ``windows.fps``; frames are resized to cover ``clip.height x clip.width`` and
-centre-cropped (or kept native, evened for yuv420p); ffmpeg applies the display rotation itself. Nearby windows
+centre-cropped (or kept native, evened for yuv420p); black borders the quality stage measured (``border_*``
+scores) are cropped away first; ffmpeg applies the display rotation itself. Nearby windows
 of one source are cut by one ffmpeg run (``split`` + ``trim``), so the stretch is decoded once, not once per
 window plus a keyframe pre-roll each; if that run fails, every window is retried alone so each gets its own
 verdict. Each clip is checked with ffprobe: a wrong frame count or size drops it with a reason.
@@ -20,9 +21,10 @@ import pyarrow as pa
 
 from ophora.curation.config import CurateConfig
 from ophora.curation.inputs import localize
-from ophora.curation.stages.common import (Reject, RowStage, ToolError, batch_to_rows, ffmpeg_args, rows_to_batch,
-                                           run_tool, update_meta)
+from ophora.curation.stages.common import (Reject, RowStage, ToolError, batch_to_rows, ffmpeg_args, read_meta,
+                                           rows_to_batch, run_tool, update_meta)
 from ophora.curation.stages.probe import ffmpeg_path
+from ophora.curation.stages.quality import border_box
 
 
 def count_frames(path: str, timeout: float) -> tuple[int, int, int]:
@@ -86,7 +88,11 @@ class Clip(RowStage):
             local = localize(row["source_uri"], self.cache_dir)
         return local
 
-    def _frame_filters(self, stream):
+    def _frame_filters(self, stream, row: dict[str, Any]):
+        facts = json.loads(row["facts_json"] or "{}")
+        box = border_box(read_meta(row).get("scores", {}), int(facts.get("width", 0)), int(facts.get("height", 0)))
+        if box is not None:  # (x, y, w, h) in display pixels: rotation is applied before the filters
+            stream = stream.filter("crop", box[2], box[3], box[0], box[1])
         stream = stream.filter("fps", fps=self.win.fps)
         if self.cfg.keep_native:
             stream = stream.filter("scale", "trunc(iw/2)*2", "trunc(ih/2)*2")
@@ -108,7 +114,7 @@ class Clip(RowStage):
                 branch = branch.trim(start=f"{row['start'] - first:.4f}", duration=f"{self.span:.4f}") \
                     .setpts("PTS-STARTPTS")
             paths.append(os.path.join(tmp, f"clip{i}.mp4"))
-            outputs.append(ffmpeg.output(self._frame_filters(branch), paths[-1], vcodec="libx264",
+            outputs.append(ffmpeg.output(self._frame_filters(branch, row), paths[-1], vcodec="libx264",
                                          pix_fmt="yuv420p", crf=self.cfg.crf, preset=self.cfg.preset,
                                          movflags="+faststart", **{"frames:v": self.win.num_frames, "an": None,
                                                                    "threads": 1}))

@@ -4,7 +4,8 @@ A row is one source (``window_index == -1``, before the window split) or one cli
 Rows carry paths and small facts only; ``mp4`` holds bytes from the clip stage on. Values are never None so
 that every block has the same Arrow schema. Things later stages add about a clip (instruction, narration,
 scores, flags, ``p2ft_reasons``...) go into ``meta_json``, whose keys are :class:`~ophora.curation.shards.ClipMeta`
-fields.
+fields. ``transcript_json`` carries a source's transcript from the transcribe stage to the window split (which
+empties it); ``phi_json`` counts, by kind, what PHI scrubbing replaced in a window's stored text (for the summary).
 
 A stage signals outcomes by raising :class:`Reject` (a source-level stage: the source is rejected; a window-level
 stage: the window is dropped), or by letting any other exception escape (recorded as an error: the source is
@@ -35,13 +36,16 @@ ROW_SCHEMA = pa.schema([
     ("error", pa.string()),
     ("drop", pa.string()),
     ("meta_json", pa.string()),
+    ("transcript_json", pa.string()),
+    ("phi_json", pa.string()),
     ("mp4", pa.binary()),
 ])
 
 _DEFAULTS: dict[str, Any] = {
     "source_uri": "", "source_id": "", "sidecars_json": "{}", "local_path": "", "facts_json": "{}",
     "duration": 0.0, "scenes_json": "[]", "window_index": -1, "windows_total": 0, "scene_index": 0,
-    "start": 0.0, "end": 0.0, "reject": "", "error": "", "drop": "", "meta_json": "{}", "mp4": b"",
+    "start": 0.0, "end": 0.0, "reject": "", "error": "", "drop": "", "meta_json": "{}",
+    "transcript_json": "{}", "phi_json": "{}", "mp4": b"",
 }
 
 

@@ -32,6 +32,8 @@ class DedupConfig(BaseModel):
     max_bits: int = Field(10, ge=0, le=64, description="near duplicate: every key frame differs by at most this "
                                                        "many bits")
     quality_score: str = Field("field", description="score that picks the clip kept from a group (highest wins)")
+    partitions: int = Field(8, ge=0, description="partitions of the run-wide grouping's two shuffles (0: Ray "
+                                                 "Data's default; raise it for millions of clips on a cluster)")
 
 
 def phash(frame: np.ndarray) -> int:

@@ -186,9 +186,9 @@ def judge_privacy(per_frame: list[FrameFindings], cfg: PrivacyConfig) -> Finding
         flags={"text": text_frames > 0, "identifying_text": phi_frames > 0, "face": face_frames > 0,
                "overlay": overlay_frames > 0})
     if text_frames:
-        findings.p2ft_reasons.append(f"burned-in text in {text_frames}/{len(per_frame)} frames")
+        findings.p2ft_reasons.append(f"burned-in text (in {text_frames}/{len(per_frame)} frames)")
     if overlay_frames:
-        findings.p2ft_reasons.append(f"graphic overlay in {overlay_frames}/{len(per_frame)} frames")
+        findings.p2ft_reasons.append(f"graphic overlay (in {overlay_frames}/{len(per_frame)} frames)")
     kinds = [k for k, n in (("identifying text", phi_frames), ("face", face_frames)) if n]
     if kinds:
         findings.identifying = True

@@ -93,9 +93,14 @@ def crop_box(borders: dict[str, float], width: int, height: int) -> tuple[int, i
     return x0, y0, w, h
 
 
+def border_box(scores: dict[str, float], width: int, height: int) -> tuple[int, int, int, int] | None:
+    """:func:`crop_box` of a clip's ``border_*`` scores (what the clip stage crops before resizing)."""
+    return crop_box({s: scores.get(f"border_{s}", 0.0) for s in BORDER_SIDES}, width, height)
+
+
 def crop_filter(scores: dict[str, float], width: int, height: int) -> str | None:
-    """The ffmpeg ``crop=w:h:x:y`` filter for a clip's ``border_*`` scores, or None (for the clip stage)."""
-    box = crop_box({s: scores.get(f"border_{s}", 0.0) for s in BORDER_SIDES}, width, height)
+    """The ffmpeg ``crop=w:h:x:y`` filter for a clip's ``border_*`` scores, or None."""
+    box = border_box(scores, width, height)
     return None if box is None else f"crop={box[2]}:{box[3]}:{box[0]}:{box[1]}"
 
 
@@ -218,7 +223,7 @@ def judge_quality(frames: np.ndarray, field_scores: np.ndarray, cfg: QualityConf
     elif sharp < cfg.min_sharpness:
         findings.drop = f"out of focus (sharpness {sharp:.1f})"
     if field < cfg.p2ft_field:
-        findings.p2ft_reasons.append(f"weak surgical-field score {field:.2f}")
+        findings.p2ft_reasons.append(f"weak surgical-field score ({field:.2f})")
     if sharp < cfg.p2ft_sharpness:
         findings.p2ft_reasons.append(f"soft focus (sharpness {sharp:.1f})")
     if exp["clipped_share"] > cfg.max_clipped_share:

@@ -3,6 +3,10 @@
 Each scene (after a ``windows.cut_margin`` is kept clear at both ends) is cut into back-to-back windows of
 ``num_frames / fps`` seconds; a window never spans a scene boundary. What is left of a scene after its last
 window is dropped with a reason, as a window row of its own, so the ledger counts it.
+
+When the transcribe stage ran, the split also hands each window its narration (``align.narrate_window_rows``:
+words by time, completed to sentences, PHI-scrubbed) and drops windows nobody speaks over; the source's transcript
+goes no further than this stage.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import math
 from typing import Any
 
 from ophora.curation.config import CurateConfig
+from ophora.curation.stages.align import narrate_window_rows
 from ophora.curation.stages.common import new_row
 
 _EPS = 1e-6
@@ -25,7 +30,8 @@ class Windows:
     name = "windows"
 
     def __init__(self, config: CurateConfig):
-        self.cfg = config.windows
+        self.cfg, self.align = config.windows, config.align
+        self.narrate = config.runs("transcribe")
         # The clip stage samples frames at start + k/fps, k < num_frames: it needs this much source time.
         self.span = self.cfg.num_frames / self.cfg.fps
 
@@ -57,7 +63,15 @@ class Windows:
         if not any(not reason for *_, reason in plan):
             return [{**row, "window_index": -1, "windows_total": 0,
                      "reject": f"windows: no scene holds a {self.span:.3f} s window"}]
-        base = {k: v for k, v in row.items() if k not in ("scenes_json",)}
-        return [new_row(**{**base, "scenes_json": "[]", "window_index": i, "windows_total": len(plan),
-                           "scene_index": si, "start": round(start, 4), "end": round(end, 4), "drop": reason})
+        base = {k: v for k, v in row.items() if k not in ("scenes_json", "transcript_json")}
+        rows = [new_row(**{**base, "window_index": i, "windows_total": len(plan), "scene_index": si,
+                           "start": round(start, 4), "end": round(end, 4), "drop": reason})
                 for i, (si, start, end, reason) in enumerate(plan)]
+        if self.narrate:
+            live = [r for r in rows if not r["drop"]]
+            try:
+                narrate_window_rows(row.get("transcript_json") or "{}", live, self.align)
+            except Exception as e:  # noqa: BLE001 - a bad transcript fails this source, never the run
+                for r in live:
+                    r["error"] = f"align: {type(e).__name__}: {e}"[:2000]
+        return rows

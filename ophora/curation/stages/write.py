@@ -19,17 +19,22 @@ import pyarrow as pa
 from ophora.curation.config import CurateConfig
 from ophora.curation.shards import ClipMeta, ShardWriter, clip_key, decide_subsets, encode_sample
 from ophora.curation.stages.common import batch_to_rows, read_meta
+from ophora.curation.stages.frame_filter import is_identifying
 
 RECORD_SCHEMA = pa.schema([
     ("source_uri", pa.string()),
     ("source_id", pa.string()),
     ("window_index", pa.int64()),
     ("windows_total", pa.int64()),
+    ("start", pa.float64()),
+    ("end", pa.float64()),
     ("duration", pa.float64()),
     ("outcome", pa.string()),      # written | dropped | rejected | failed
     ("reason", pa.string()),       # "stage: reason" for dropped / rejected / failed
     ("key", pa.string()),
     ("index_json", pa.string()),   # [index row per subset] (shards.INDEX_COLUMNS; shard relative to OUT)
+    ("phi_json", pa.string()),     # written clips: what PHI scrubbing replaced in their stored text, by kind
+    ("p2ft_json", pa.string()),    # written clips: why they are kept out of p2ft/ (["stage: reason", ...])
 ])
 
 
@@ -37,16 +42,20 @@ def clip_meta(row: dict[str, Any], key: str) -> ClipMeta:
     """The ``<key>.json`` of a window row: the row's facts plus what later stages put in ``meta_json``."""
     extra = read_meta(row)
     reasons = list(extra.pop("p2ft_reasons", []))
-    identifying = bool(extra.get("flags", {}).get("identifying", False))
     return ClipMeta(key=key, source_id=row["source_id"], source_uri=row["source_uri"],
                     clip_index=row["window_index"], scene_index=row["scene_index"], start=row["start"],
-                    end=row["end"], p2ft_reasons=reasons, subsets=decide_subsets(reasons, identifying), **extra)
+                    end=row["end"], p2ft_reasons=reasons, subsets=decide_subsets(reasons, is_identifying(row)),
+                    **extra)
 
 
-def _record(row: dict[str, Any], outcome: str, reason: str = "", key: str = "", index: list | None = None):
+def _record(row: dict[str, Any], outcome: str, reason: str = "", key: str = "", index: list | None = None,
+            meta: ClipMeta | None = None):
     return {"source_uri": row["source_uri"], "source_id": row["source_id"], "window_index": row["window_index"],
-            "windows_total": row["windows_total"], "duration": row["duration"], "outcome": outcome,
-            "reason": reason, "key": key, "index_json": json.dumps(index or [])}
+            "windows_total": row["windows_total"], "start": row["start"], "end": row["end"],
+            "duration": row["duration"], "outcome": outcome,
+            "reason": reason, "key": key, "index_json": json.dumps(index or []),
+            "phi_json": (row.get("phi_json") or "{}") if meta else "{}",
+            "p2ft_json": json.dumps(meta.p2ft_reasons if meta else [])}
 
 
 class Write:
@@ -97,7 +106,7 @@ class Write:
                                   "source_id": source_id, "start": meta.start, "end": meta.end,
                                   "duration": meta.end - meta.start, "phase": meta.phase or "",
                                   "instruction": meta.instruction, "scores_json": json.dumps(meta.scores)})
-                records.append(_record(row, "written", key=key, index=index))
+                records.append(_record(row, "written", key=key, index=index, meta=meta))
             for w in writers.values():
                 w.close()
         except BaseException:
