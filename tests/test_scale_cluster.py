@@ -1,9 +1,11 @@
 """Two Ray nodes on loopback (`ray start --head` plus `ray start --address`, two logical CPUs each, the second with
-its own custom resource): `ray job submit --runtime-env ray_jobs.yaml` runs the curate job and a tiny training run on them.
+its own custom resource): `ray job submit --runtime-env ray_jobs.yaml` runs the curate job, a latent precompute, a
+tiny training run and a sampling run on them.
 
 The curate job's stage actors must land on both nodes and its clip keys must equal those of a local (embedded Ray)
-run of the same inputs; the training job must end SUCCEEDED with a checkpoint. Every Ray process here has this
-module's own temp dir and ports, and each node's process group is ended by its id in teardown.
+run of the same inputs; the precompute, training and sampling jobs must end SUCCEEDED with the latent shards, the
+checkpoint and the videos they promise. Every Ray process here has this module's own temp dir and ports, and each
+node's process group is ended by its id in teardown.
 """
 
 from __future__ import annotations
@@ -186,3 +188,56 @@ def test_training_job_succeeds_on_the_cluster_and_writes_a_checkpoint(cluster, t
     assert checkpoint.parent == out / "ray" / "ophora-tpt"
     assert {"model.safetensors", "optimizer.pt", "trainer_state.json"} <= {p.name for p in checkpoint.iterdir()}
     assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == 2
+
+
+def test_precompute_job_writes_latent_shards_on_the_cluster(cluster, tmp_path):
+    import numpy as np
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    from ophora.curation.shards import LATENT_MEMBERS, iter_samples, list_shards
+    from ophora.training.fixtures import write_clip_shards
+    from ophora.training.models import make_tiny_model
+
+    address, _ = cluster
+    model = make_tiny_model(tmp_path / "tiny-model", seed=0)
+    keys = write_clip_shards(tmp_path / "shards", {"tpt": 4, "p2ft": 2}, per_shard=2)
+    out = tmp_path / "latents"
+    job, sid = submit(address, ["train", "precompute", "--shards", str(tmp_path / "shards"), "--out", str(out),
+                                "--model", str(model), "--config", "tiny", "--actors", "2"], "ophora-scale-precompute")
+    assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
+    assert JobSubmissionClient(address).get_job_status(sid) == JobStatus.SUCCEEDED
+    summary = json.loads((out / "precompute-summary.json").read_text())
+    assert (summary["shards_in"], summary["shards_out"], summary["samples"], summary["bad"]) == (3, 3, 6, 0)
+    for subset, want in keys.items():
+        samples = [s for shard in list_shards(str(out), subset) for s in iter_samples(shard, members=LATENT_MEMBERS)]
+        assert sorted(s.key for s in samples) == sorted(want)
+        for sample in samples:  # 9 frames of 64x96 -> 3 latent frames of 8x12, 4 channels; T5 at 226 tokens
+            latents, embeds = sample.npy("latents.npy"), sample.npy("prompt_embeds.npy")
+            assert latents.shape == (3, 4, 8, 12) and latents.dtype == np.float16 and np.isfinite(latents).all()
+            assert embeds.shape[0] == 226 and embeds.dtype == np.float16
+
+
+def test_sample_job_renders_every_prompt_on_the_cluster(cluster, tmp_path):
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    from ophora.inference.sample import read_manifest
+    from ophora.inference.video_io import probe_stream
+    from ophora.training.models import make_tiny_model
+
+    address, _ = cluster
+    model = make_tiny_model(tmp_path / "tiny-model", seed=0)
+    (tmp_path / "prompts.txt").write_text("Make a clear corneal incision.\nTear a continuous circular capsulorhexis.\n")
+    out = tmp_path / "samples"
+    job, sid = submit(address, ["sample", "--model", str(model), "--prompts", str(tmp_path / "prompts.txt"),
+                                "--out", str(out), "--seed", "7", "--steps", "2", "--frames", "9", "--height", "32",
+                                "--width", "48", "--ray", "--workers", "2", "--no-gallery"], "ophora-scale-sample")
+    assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
+    assert JobSubmissionClient(address).get_job_status(sid) == JobStatus.SUCCEEDED
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["mode"], summary["prompts"], summary["videos"], summary["failed"]) == ("ray", 2, 2, 0)
+    rows = read_manifest(out)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert sorted(p.name for p in (out / "videos").glob("*.mp4")) == sorted(Path(r["file"]).name for r in rows)
+    for row in rows:
+        facts = probe_stream(out / row["file"])
+        assert (facts.frames, facts.width, facts.height) == (9, 48, 32), row
