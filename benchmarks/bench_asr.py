@@ -136,7 +136,7 @@ def action_narrations(truths: list[dict], transcripts: list[dict]) -> list[tuple
 
 
 def bench_refine(backend: str, items: list[tuple[str, str | None, str]], args, smol=None, server=None) -> dict:
-    cfg = {"backend": backend, "threads": args.threads, "max_new_tokens": 48}
+    cfg = {"backend": backend, "threads": args.threads, "max_new_tokens": 48, "steer": args.steer}
     if backend == "transformers":
         cfg["model"] = smol.model_path
     if backend == "openai":
@@ -174,6 +174,8 @@ def main() -> None:
     ap.add_argument("--beam-size", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--backends", default="extractive", help="comma list: extractive,transformers,openai")
+    ap.add_argument("--no-steer", dest="steer", action="store_false",
+                    help="let SmolLM2 decide relevance itself (the offline profile steers it: refine.steer)")
     ap.add_argument("--llm-clips", type=int, default=6, help="clips refined by each LLM backend")
     ap.add_argument("--openai-url", default="", help="endpoint for the openai backend (default: loopback SmolLM2)")
     ap.add_argument("--openai-model", default="SmolLM2-135M-Instruct")

@@ -1,11 +1,14 @@
 """Benchmark: the curate job next to one plain decode pass of the same files.
 
-    python benchmarks/bench_curate.py [--corpus runs/bench-curate-corpus] [--minutes 2 --videos 5]
+    python benchmarks/bench_curate.py [--corpus runs/bench-curate-corpus] [--minutes 2 --videos 5] [--stages all]
 
 Generates (once) a synthetic corpus of about ``videos x minutes`` of video capped at 720p, times
 ``ffmpeg -i X -f null -`` over every file (the floor: decoding each frame once), then times ``run_curation`` on
 an embedded Ray over the same files (Ray start-up reported apart). Prints a table and writes JSON next to the
 output (``--json``). Numbers depend on the machine; the goal is curation <= 2x the decode pass.
+
+``--stages backbone`` (the default) times probe -> scenes -> windows -> clip -> write, every optional stage skipped;
+``--stages all`` times the whole offline chain (speech, filters, refine with ``--set refine.backend=...``).
 """
 
 from __future__ import annotations
@@ -63,7 +66,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--minutes", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--out", default="runs/bench-curate-out")
-    ap.add_argument("--profile", default="default")
+    ap.add_argument("--profile", default="offline")
+    ap.add_argument("--stages", choices=("backbone", "all"), default="backbone")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="config override, e.g. refine.backend=extractive")
     ap.add_argument("--json", default="")
     ap.add_argument("--native", action="store_true", help="use the generator's mixed formats as they are")
     args = ap.parse_args(argv)
@@ -72,8 +77,13 @@ def main(argv: list[str] | None = None) -> dict:
     from rich.console import Console
     from rich.table import Table
 
-    from ophora.curation.config import CurateConfig
+    from ophora.curation.config import OPTIONAL_STAGES, CurateConfig, parse_override
     from ophora.curation.pipeline import run_curation
+
+    overrides = dict(parse_override(o) for o in args.sets)
+    if args.stages == "backbone":
+        overrides.setdefault("skip", list(OPTIONAL_STAGES))
+    config = CurateConfig.load(args.profile, overrides=overrides)
 
     corpus = Path(args.corpus)
     truths = ensure_corpus(corpus, args.videos, args.minutes, args.seed)
@@ -89,13 +99,13 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, configure_logging=False)
     ray_start_s = time.perf_counter() - t0
-    summary = run_curation(CurateConfig.load(args.profile), [str(f) for f in files], args.out, quiet=True)
+    summary = run_curation(config, [str(f) for f in files], args.out, quiet=True)
     ray.shutdown()
     decode_after_s = decode_pass(files)  # again after: a shared machine's load drifts during the run
     decode_s = (decode_s + decode_after_s) / 2
     curate_s = summary["wall_seconds"]
     result = {
-        "machine": f"{os.cpu_count()} CPUs", "videos": len(files), "formats": formats,
+        "machine": f"{os.cpu_count()} CPUs", "stages": summary["stages"], "videos": len(files), "formats": formats,
         "source_seconds": round(source_seconds, 1), "decode_pass_s": round(decode_s, 2), "decode_pass_after_s": round(decode_after_s, 2),
         "ray_start_s": round(ray_start_s, 2), "curate_s": round(curate_s, 2),
         "ratio_curate_to_decode": round(curate_s / decode_s, 2),

@@ -11,7 +11,7 @@ to this project yet) is an assumption in :data:`ASSUMPTIONS`, printed with its v
 ``--set name=value``; the output says of every input whether it was measured (file and field) or assumed.
 
 The model: curation runs as two phases, because dedup is a barrier (no window reaches refine before every window
-has its signature): phase A = probe, transcribe, scenes, windows, filters, dedup signatures; phase B = refine,
+has its signature): phase A = probe, transcribe, scenes, windows, filters, refine, dedup signatures; phase B =
 clip, write. A phase on c CPUs and g GPUs takes max(CPU-h / c, GPU-h / g) hours. Training stages are GPU-bound;
 their cost per sample comes from CogVideoX-2b's FLOPs at an assumed model-FLOPs utilisation.
 """
@@ -101,6 +101,10 @@ def load_bench(folder: Path) -> tuple[dict, dict[str, str]]:
     return m, src
 
 
+def _per_gpu(ratio: float) -> str:
+    return "CPUs only" if math.isinf(ratio) else f"{ratio:.1f} CPUs per GPU"
+
+
 def plan(measured: dict[str, float], assumed: dict[str, float]) -> dict:
     """Every number of the sizing plan, as plain data (the printed tables and the docs are views of it)."""
     a = {**assumed, **{k: v for k, v in measured.items() if k in assumed}}
@@ -132,7 +136,7 @@ def plan(measured: dict[str, float], assumed: dict[str, float]) -> dict:
         row("quality (open_clip)", "A", "GPU", windows, "window", 1 / a["quality_gpu_windows_s"]),
         row("privacy (OCR, faces)", "A", "CPU", windows, "window", m["privacy_cpu_s"]),
         row("dedup signatures", "A", "CPU", windows, "window", m["dedup_cpu_s"]),
-        row("refine (LLM)", "B", "GPU", refined, "window", 1 / a["refine_gpu_windows_s"]),
+        row("refine (LLM)", "A", "GPU", refined, "window", 1 / a["refine_gpu_windows_s"]),
         row("clip (ffmpeg)", "B", "CPU", tpt, "clip", m["clip_cpu_s"]),
         row("precompute (VAE, T5)", "train", "GPU", tpt, "clip", a["vae_encode_s"]),
         row("TPT", "train", "GPU", a["tpt_steps"] * a["global_batch"], "sample", train_s),
@@ -184,7 +188,7 @@ def plan(measured: dict[str, float], assumed: dict[str, float]) -> dict:
 
     growth = []
     # CPU nodes per GPU node that balance phase A (a GPU node brings CPUs of its own)
-    ratio = max(0, round((balance["A"] * a["gpu_node_gpus"] - a["gpu_node_cpus"]) / a["cpu_node_cpus"]))
+    ratio = max(0, math.ceil((balance["A"] * a["gpu_node_gpus"] - a["gpu_node_cpus"]) / a["cpu_node_cpus"]))
     for g in (1, 2, 4, 8, 16, 32, 64, 128, 256):
         cpus, gpus = shape(ratio * g, g)
         hours, binds = curation_hours(cpus, gpus)
@@ -232,7 +236,7 @@ def markdown(p: dict, sources: dict[str, str], command: str) -> str:
             f"Phase A (before the dedup barrier): {p['phases']['A']['cpu_hours']:,.0f} CPU-h, "
             f"{p['phases']['A']['gpu_hours']:,.0f} GPU-h -> {p['cpu_per_gpu_to_balance']['A']:.0f} CPUs per GPU keep "
             f"both busy. Phase B: {p['phases']['B']['cpu_hours']:,.0f} CPU-h, {p['phases']['B']['gpu_hours']:,.0f} "
-            f"GPU-h -> {p['cpu_per_gpu_to_balance']['B']:.1f} CPUs per GPU. Transcribing on CPUs instead "
+            f"GPU-h -> {_per_gpu(p['cpu_per_gpu_to_balance']['B'])}. Transcribing on CPUs instead "
             f"(the measured bundled tiny.en) would cost {p['cpu_only_asr_cpu_hours']:,.0f} CPU-h.",
             f"Training: {p['fwd_tflop_per_sample']:.0f} TFLOP per forward pass of one 49x480x720 sample -> "
             f"{p['train_s_per_sample']:.2f} GPU-s per training sample at {a['train_mfu']:.0%} MFU; "
