@@ -13,6 +13,10 @@ from ophora.curation.stages.scenes import merge_intervals
 # the LLM path (test_refine, test_curate_narration) run it. As CLI flags for the tests that run `ophora curate`:
 FAST_REFINE = {"refine.backend": "extractive"}
 FAST_FLAGS = ["--profile", "offline", "--set", "refine.backend=extractive"]
+# The backbone alone (probe, scenes, windows, clip, write): for the tests of crashes, resume, bad files and
+# scheduling, whose promises do not depend on what the content stages decide (test_curate_narration runs them all).
+BACKBONE = {"skip": ["transcribe", "refine", "dynamics", "quality", "privacy", "dedup"]}
+BACKBONE_FLAGS = ["--profile", "offline", "--set", "skip=[" + ",".join(BACKBONE["skip"]) + "]"]
 
 
 def offline_config(**overrides) -> CurateConfig:

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from curate_helpers import mp4_facts, offline_config
+from curate_helpers import BACKBONE, mp4_facts, offline_config
 
 from ophora.curation.config import CurateConfig
 from ophora.curation.ledger import read_ledger
@@ -76,11 +76,13 @@ def bad_and_good(tmp_path_factory, loopback_server):
     return d, extra
 
 
+# The backbone's handling of bad files: test patterns carry no narration and no surgical field, so the content
+# stages (which have their own bad-input tests below and in test_transcribe / test_refine) are left out here.
 @pytest.fixture(scope="module")
 def bad_run(ray_local, bad_and_good, tmp_path_factory):
     folder, extra = bad_and_good
     out = tmp_path_factory.mktemp("bad-out")
-    summary = run_curation(offline_config(), [str(folder), *extra], str(out), quiet=True)
+    summary = run_curation(offline_config(**BACKBONE), [str(folder), *extra], str(out), quiet=True)
     print(f"bad-input run: {summary['wall_seconds']:.1f} s for {summary['processed']} sources")
     ledger = read_ledger(str(out))
     return out, summary, {Path(r.source_uri).name: r for r in ledger.itertuples()}
@@ -146,3 +148,24 @@ def test_a_remote_source_download_is_removed_once_settled(bad_run, bad_and_good)
     url = bad_and_good[1][0]
     assert bad_run[2]["remote.mp4"].status == "done"
     assert not os.path.exists(cache_path(url, CurateConfig.load().input_cache_dir))
+
+
+def test_sources_without_usable_narration_finish_with_their_windows_dropped_for_that_reason(ray_local, tmp_path):
+    """Every stage runs: no audio track, noise only, and a malformed sidecar (ASR takes over) each end ``done``
+    with every window dropped and the reason in the ledger, never an error."""
+    d = tmp_path / "in"
+    d.mkdir()
+    pattern(d / "mute.mp4", 7.0)
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=7.1", "-f", "lavfi", "-i", "anoisesrc=d=7.1:a=0.3",
+           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-shortest", str(d / "noise.mp4"))
+    ffmpeg("-i", str(d / "noise.mp4"), "-c", "copy", "-metadata", "title=other bytes", str(d / "subtitled.mp4"))
+    (d / "subtitled.srt").write_bytes(b"1\n00:00:99,000 --> garbage\n\xff\xfe not a cue\n")
+    summary = run_curation(offline_config(), [str(d)], str(tmp_path / "out"), quiet=True)
+    rows = {Path(r.source_uri).name: r for r in read_ledger(str(tmp_path / "out")).itertuples()}
+    assert summary["exit_code"] == 0 and summary["clips_written"] == 0
+    assert {n: r.status for n, r in rows.items()} == {"mute.mp4": "done", "noise.mp4": "done", "subtitled.mp4": "done"}
+    want = {"mute.mp4": "transcribe: no audio stream", "noise.mp4": "transcribe: no speech",
+            "subtitled.mp4": "transcribe: no speech"}
+    for name, reason in want.items():
+        dropped = [d[3] for d in json.loads(rows[name].dropped_json) if not d[3].startswith("windows: ")]
+        assert dropped and all(r.startswith(reason) for r in dropped), (name, dropped)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from curate_helpers import FAST_FLAGS
+from curate_helpers import BACKBONE_FLAGS
 
 from ophora.curation.ledger import read_ledger
 
@@ -77,7 +77,7 @@ def test_ray_job_submit_runs_the_curate_job(ray_head, small_corpus, tmp_path):
     video = sorted((small_corpus / "videos").glob("*.mkv"))[0]
     submit = [os.path.join(os.path.dirname(sys.executable), "ray"), "job", "submit", "--address", ray_head,
               "--runtime-env", str(REPO / "ray_jobs.yaml"), "--", "ophora", "curate", str(video), "--out", str(out),
-              "--quiet", *FAST_FLAGS]
+              "--quiet", *BACKBONE_FLAGS]
     for _ in range(12):  # the job server answers before the node's agent that runs jobs is up
         job = subprocess.run(submit, cwd=REPO, env=ray_env(), capture_output=True, text=True, timeout=500)
         if "No available agent" not in job.stdout + job.stderr:

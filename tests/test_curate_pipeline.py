@@ -1,4 +1,5 @@
-"""The curate job end to end on the synthetic corpus, through one local Ray: what lands in OUT keeps the promises."""
+"""The curate job's backbone end to end on the synthetic corpus, through one local Ray: what lands in OUT keeps the
+promises, through reruns, a killed driver and a killed worker (test_curate_narration runs every stage)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 import tarfile
 
 import pytest
-from curate_helpers import FAST_FLAGS, mp4_facts, offline_config, scene_of, truth_by_file
+from curate_helpers import BACKBONE, BACKBONE_FLAGS, mp4_facts, offline_config, scene_of, truth_by_file
 
 from ophora.curation.ledger import read_ledger
 from ophora.curation.pipeline import run_curation
@@ -16,9 +17,9 @@ from ophora.curation.shards import iter_subset, list_shards
 
 @pytest.fixture(scope="module")
 def curated(ray_local, small_corpus, tmp_path_factory):
-    """The small corpus curated once with the offline profile (every stage; rule-based refine): (OUT, summary)."""
+    """The small corpus curated once by the backbone stages: (OUT, summary)."""
     out = tmp_path_factory.mktemp("curated")
-    summary = run_curation(offline_config(), [str(small_corpus / "videos")], str(out), quiet=True)
+    summary = run_curation(offline_config(**BACKBONE), [str(small_corpus / "videos")], str(out), quiet=True)
     return out, summary
 
 
@@ -88,7 +89,7 @@ def test_output_passes_the_shard_validator(curated):
 def test_rerun_skips_settled_sources_and_keeps_every_shard(curated, small_corpus):
     out, first = curated
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("*/*.tar")}
-    again = run_curation(offline_config(), [str(small_corpus / "videos")], str(out), quiet=True)
+    again = run_curation(offline_config(**BACKBONE), [str(small_corpus / "videos")], str(out), quiet=True)
     assert again["skipped_settled"] == 3 and again["processed"] == 0 and again["exit_code"] == 0
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*/*.tar")} == before
 
@@ -115,7 +116,7 @@ def test_rerun_after_killing_the_driver_gives_the_same_keys(curated, small_corpu
 
     out = tmp_path / "killed"
     ophora = shutil.which("ophora") or os.path.join(os.path.dirname(sys.executable), "ophora")
-    cmd = [ophora, "curate", str(small_corpus / "videos"), "--out", str(out), "--quiet", *FAST_FLAGS,
+    cmd = [ophora, "curate", str(small_corpus / "videos"), "--out", str(out), "--quiet", *BACKBONE_FLAGS,
            "--address", ray_local.get_runtime_context().gcs_address, "--set", "progress_every_s=0.5"]
     driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
@@ -161,7 +162,7 @@ def test_a_killed_worker_mid_stage_does_not_stop_the_run(curated, small_corpus, 
 
     killer = threading.Thread(target=kill_one_clip_worker, daemon=True)
     killer.start()
-    summary = run_curation(offline_config(), [str(small_corpus / "videos")], str(tmp_path / "o"),
+    summary = run_curation(offline_config(**BACKBONE), [str(small_corpus / "videos")], str(tmp_path / "o"),
                            quiet=True)
     killer.join(5)
     assert killed, "no clip worker was found to kill"
@@ -173,7 +174,7 @@ def test_a_killed_worker_mid_stage_does_not_stop_the_run(curated, small_corpus, 
 def test_limit_takes_some_pending_sources_and_force_redoes_them_under_the_same_keys(curated, small_corpus,
                                                                                     tmp_path):
     out = tmp_path / "limited"
-    cfg = offline_config(limit=1)
+    cfg = offline_config(limit=1, **BACKBONE)
     first = run_curation(cfg, [str(small_corpus / "videos")], str(out), quiet=True)
     assert first["processed"] == 1 and len(read_ledger(str(out))) == 1
     keys = _reference_keys(out)

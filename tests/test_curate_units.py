@@ -72,6 +72,7 @@ def test_discovery_covers_dirs_globs_manifests_sidecars_and_repeats(tmp_path):
     (vids / "a b.srt").write_text("1\n")
     (vids / "a b.info.json").write_text('{"id": "abc"}')
     (vids / "-dash.en.vtt").write_text("WEBVTT\n")
+    (vids / "ünï'q.en.json3").write_text('{"events": []}')
     (vids / "notes.txt").write_text("not a video")
     manifest = tmp_path / "list.csv"
     manifest.write_text("path,title\nv/deep/a b.mp4,x\nhttps://example.org/c.mp4,y\n")
@@ -80,6 +81,7 @@ def test_discovery_covers_dirs_globs_manifests_sidecars_and_repeats(tmp_path):
     assert set(by_name) == {"a b.mp4", "-dash.mkv", "ünï'q.mov", "c.mp4"}
     assert set(by_name["a b.mp4"].sidecars) == {"srt", "info.json"}
     assert by_name["-dash.mkv"].sidecars["vtt"].endswith("-dash.en.vtt")
+    assert by_name["ünï'q.mov"].sidecars["json3"].endswith("ünï'q.en.json3")  # yt-dlp's timed text
     assert len(repeated) == 2  # a b.mp4 again via the manifest, -dash.mkv via the glob
     with pytest.raises(InputError, match="no such file"):
         discover([str(tmp_path / "missing.mp4")])

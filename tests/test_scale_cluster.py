@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import pytest
+from curate_helpers import BACKBONE_FLAGS
 from test_curate_job import free_port, ray_env
 
-from ophora.curation.config import CurateConfig
 from ophora.curation.shards import read_index
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,8 +32,9 @@ WORKER_RESOURCE = "ophora_worker_node"
 NODE_CPUS = 2
 pytestmark = pytest.mark.slow
 
-# Transcription and the LLM are the slow stages on one CPU and have their own tests; the rest of the graph runs.
-CURATE_SETS = ["--set", "skip=[transcribe,refine]"] if "skip" in CurateConfig.model_fields else []
+# The backbone's stages (probe, scenes, windows, clip, write): scheduling over nodes is what this module tests; the
+# content stages have their own tests (test_curate_narration), and test_scale_s3 runs the visual filters remotely.
+CURATE_SETS = BACKBONE_FLAGS[2:]
 
 
 def _start(args: list[str], log: Path) -> subprocess.Popen:

@@ -22,7 +22,7 @@ import fsspec
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts",
                               ".wmv", ".flv", ".3gp"})
 MANIFEST_EXTENSIONS = frozenset({".txt", ".csv", ".tsv", ".lst"})
-SIDECAR_SUFFIXES = (".info.json", ".srt", ".vtt")
+SIDECAR_SUFFIXES = (".info.json", ".srt", ".vtt", ".json3")  # .json3: yt-dlp's timed text
 REMOTE_SCHEMES = ("http://", "https://", "s3://", "gs://", "gcs://", "az://", "abfs://")
 _MANIFEST_COLUMNS = ("path", "url", "uri", "source", "video")
 
