@@ -57,6 +57,7 @@ def test_surgical_narration_is_not_scrubbed():
     ("He lives at 42 Larch Tree Road near the park.", "ADDRESS", "Larch Tree"),
     ("Referred from Mercy Vale Eye Hospital last week.", "INSTITUTION", "Mercy Vale"),
     ("Referred from the University of Ghana last week.", "INSTITUTION", "Ghana"),
+    ("Anna from riverside vision center is our patient.", "INSTITUTION", "riverside"),  # a real tiny.en output
     ("Chart number 7 7 3 1 0 2 is on the screen.", "ID", "7 7 3"),
     ("Her number is 4, 8, 2, 9, 1, 3 in the system.", "ID", "4, 8, 2"),
     ("She was born on the third of March, nineteen fifty-two.", "DATE", "fifty-two"),

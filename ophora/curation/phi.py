@@ -64,6 +64,9 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [
                                rf"(?i:{_INSTITUTION_SUFFIX})\b"
                                rf"|\b(?i:University|Hospital|Institute|College)\s+of\s+(?:the\s+)?"
                                rf"(?:{_CAPS_WORD}\s?){{1,4}}")),
+    # Speech recognisers often lower-case a place: "from riverside vision center", "at the mercy vale clinic".
+    ("INSTITUTION", re.compile(rf"\b(?:from|at|of)\s+(?:the\s+)?(?P<v>(?:(?!(?:the|a|an|this|that|its|our|my)\b)"
+                               rf"[a-z'\u00C0-\u017F-]{{3,}}\s+){{1,4}}(?:{_INSTITUTION_SUFFIX}))\b", re.I)),
     # Labelled fields of burned-in overlays: "PT: OKAFOR, MARGARET", "NAME: ..."; the label stays.
     ("NAME", re.compile(r"\b(?:PT|NAME|PATIENT|SURGEON|PHYSICIAN)\s*[:.]\s*(?P<v>[A-Za-z][A-Za-z' ,.-]*[A-Za-z])",
                         re.I)),

@@ -38,7 +38,8 @@ class PrivacyConfig(BaseModel):
     ocr: bool = Field(True, description="read burned-in text with RapidOCR")
     ocr_det_side: int = Field(736, ge=64, description="OCR detection runs at this longer side at most")
     ocr_min_score: float = Field(0.6, ge=0, le=1, description="OCR lines recognised with less confidence are ignored")
-    ocr_min_chars: int = Field(2, ge=1, description="OCR lines with fewer letters/digits are ignored")
+    ocr_min_chars: int = Field(3, ge=1, description="OCR lines with fewer letters/digits are ignored (a lone "
+                                                    "\"55\" read off vessels on a surgical frame is noise)")
     ocr_threads: int = Field(1, ge=1, description="onnxruntime threads per OCR engine")
     face_model: str = Field("", description="optional YuNet face-detector ONNX file (cv2.FaceDetectorYN); "
                                             "empty: the OpenCV Haar cascades")
