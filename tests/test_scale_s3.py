@@ -1,6 +1,7 @@
 """Object storage end to end on a real S3 server on loopback (moto's, in a thread of this process): videos uploaded
 to s3://, `ophora curate s3://.../videos/ --out s3://.../curated/`, `ophora train` reading those shards with its
-Ray Train checkpoints on s3:// (storage_path), and a second run, from a fresh local folder, resuming from them.
+Ray Train checkpoints on s3:// (storage_path), and a second run, from a fresh local folder, resuming from them;
+a training run and a sampling run whose --out is an s3:// URL publish their export, summary and videos there.
 
 Discovery of s3:// folders and globs is checked quickly; the end-to-end runs are slow. Every command runs as the
 CLI a user types, in a subprocess with its own embedded Ray (its own temp dir) and the
@@ -152,3 +153,27 @@ def test_train_reads_s3_shards_checkpoints_to_s3_and_a_fresh_run_resumes_from_th
     state = json.loads(fs.cat(f"{second['checkpoint']}/trainer_state.json"))
     assert state["step"] == 4 and len(state["loss_history"]) == 4
     assert state["loss_history"][:2] == first["loss_history"]  # the history came back from s3, not a rerun
+
+
+@pytest.mark.slow
+def test_a_run_and_its_samples_with_out_on_s3_publish_their_export_summary_and_videos_there(s3, curated, tmp_path):
+    from ophora.training.models import make_tiny_model
+
+    fs, env = s3
+    model = make_tiny_model(tmp_path / "tiny-model", seed=0)
+    run = f"s3://{BUCKET}/runs/tpt"
+    ophora(["train", "run", "--stage", "tpt", "--shards", curated, "--out", run, "--config", "tiny", "--model",
+            str(model), "--set", "max_steps=2", "--set", "checkpoint_every=2", "--set", "scaling.num_workers=1"],
+           env, tmp_path)
+    summary = json.loads(fs.cat(f"{run}/summary.json"))
+    assert summary["steps"] == 2 and summary["export"] == f"{run}/export"
+    assert summary["checkpoint"].startswith(f"{run}/ray/")  # checkpoints follow --out: a rerun anywhere resumes
+    assert "model_index.json" in {p.rsplit("/", 1)[-1] for p in fs.find(f"{run}/export".removeprefix("s3://"))}
+
+    samples = f"s3://{BUCKET}/samples"
+    ophora(["sample", "--model", str(model), "--prompt", "Make a clear corneal incision.", "--out", samples,
+            "--steps", "1", "--frames", "9", "--height", "32", "--width", "48", "--no-gallery"], env, tmp_path)
+    sampled = json.loads(fs.cat(f"{samples}/summary.json"))
+    assert sampled["videos"] == 1 and sampled["manifest"] == f"{samples}/manifest.jsonl"
+    [row] = [json.loads(line) for line in fs.cat(f"{samples}/manifest.jsonl").decode().splitlines()]
+    assert row["status"] == "ok" and fs.exists(f"{samples}/{row['file']}")

@@ -12,7 +12,8 @@ from ophora.cli.common import console, fail, print_table
 
 def sample(
     model: str = typer.Option(..., "--model", help="Diffusers CogVideoX folder (or hub id when online)."),
-    out: Path = typer.Option(..., "--out", help="Folder for videos/, manifest.jsonl, summary.json, gallery/."),
+    out: str = typer.Option(..., "--out", help="Folder or URL (s3://, gs://; staged locally, published at the "
+                                               "end) for videos/, manifest.jsonl, summary.json, gallery/."),
     prompts: Optional[str] = typer.Option(None, "--prompts",
                                           help="Prompt file (.csv/.tsv, .jsonl, .txt) or 'cataract-phases'."),
     prompt: Optional[str] = typer.Option(None, "--prompt", help="One instruction (instead of --prompts)."),
@@ -47,17 +48,19 @@ def sample(
     from ophora.inference.pipeline import GeometryError
     from ophora.inference.prompts import PromptError, read_prompts
     from ophora.inference.sample import sample_videos
+    from ophora.storage import relocate, staged
 
     if (prompts is None) == (prompt is None):
         fail("give exactly one of --prompts FILE or --prompt TEXT")
     try:
         chosen = [prompt] if prompt is not None else read_prompts(prompts, id_column, prompt_column, phase_column)
-        summary = sample_videos(
-            model, chosen, out, lora=lora, seed=seed, num_videos_per_prompt=num_videos, steps=steps,
-            frames=frames, height=height, width=width, fps=fps, guidance=guidance, dynamic_cfg=dynamic_cfg,
-            scheduler=scheduler, dtype=dtype, vae_slicing=vae_slicing, vae_tiling=vae_tiling,
-            cpu_offload=cpu_offload, compile=compile_, lora_scale=lora_scale, use_ray=ray, num_workers=workers,
-            progress=True)
+        with staged(out) as local:
+            summary = relocate(sample_videos(
+                model, chosen, local, lora=lora, seed=seed, num_videos_per_prompt=num_videos, steps=steps,
+                frames=frames, height=height, width=width, fps=fps, guidance=guidance, dynamic_cfg=dynamic_cfg,
+                scheduler=scheduler, dtype=dtype, vae_slicing=vae_slicing, vae_tiling=vae_tiling,
+                cpu_offload=cpu_offload, compile=compile_, lora_scale=lora_scale, use_ray=ray, num_workers=workers,
+                progress=True), local, out)
     except (PromptError, GeometryError, FileNotFoundError, ValueError, OSError) as e:
         fail(str(e))
     print_table("ophora sample", [("prompts", summary["prompts"]), ("videos", summary["videos"]),

@@ -48,11 +48,21 @@ def _config(name: str, sets: list[str], model: Optional[str]):
         fail(f"config {name}: {e}")
 
 
-def _report(summary: dict, out: Path) -> None:
+def _report(summary: dict, out: str) -> None:
     from ophora.training.trainer import summary_rows
 
     print_table(f"train {summary.get('stage', '')} summary", summary_rows(summary), ("field", "value"))
-    console.print(f"summary JSON: {out / 'summary.json'}")
+    console.print(f"summary JSON: {out.rstrip('/')}/summary.json")
+
+
+def _on_storage(cfg, out: str):
+    """A run whose --out is a URL keeps its checkpoints there too (unless storage_path says otherwise), so a
+    rerun from any machine resumes; the run folder itself is staged locally and published at the end."""
+    from ophora.storage import is_url
+
+    if is_url(out) and not cfg.storage_path:
+        return cfg.model_copy(update={"storage_path": f"{out.rstrip('/')}/ray"})
+    return cfg
 
 
 def _guarded(fn, *args, **kwargs):
@@ -71,13 +81,18 @@ def _run_stage(stage, shards, out, config, model, init_from, sets) -> None:
         fail("give --stage tpt|p2ft, --shards DIR and --out DIR (or a subcommand; see --help)")
     from ophora.training.trainer import run_training
 
-    cfg = _config(config or stage, sets, model)
-    _report(_guarded(run_training, cfg, shards, out, stage, init_from=init_from), out)
+    from ophora.storage import relocate, staged
+
+    cfg = _on_storage(_config(config or stage, sets, model), out)
+    with staged(out) as local:
+        summary = relocate(_guarded(run_training, cfg, shards, local, stage, init_from=init_from), local, out)
+    _report(summary, out)
 
 
 STAGE_OPT = typer.Option(None, "--stage", help="tpt (all clips) or p2ft (privacy-clean subset)")
 SHARDS_OPT = typer.Option(None, "--shards", help="curation output folder or URL (s3://, gs://) holding tpt/ and p2ft/")
-OUT_OPT = typer.Option(None, "--out", help="run folder: checkpoints, export/, tensorboard/, summary.json")
+OUT_OPT = typer.Option(None, "--out", help="run folder or URL (s3://, gs://): checkpoints, export/, tensorboard/, "
+                                           "summary.json")
 CONFIG_OPT = typer.Option(None, "--config", help=CONFIG_HELP + " (default: the stage's)")
 MODEL_OPT = typer.Option(None, "--model", help="diffusers folder or hub id (overrides the config's)")
 INIT_OPT = typer.Option(None, "--init-from", help="start from these weights (e.g. a TPT export)")
@@ -86,7 +101,7 @@ SET_OPT = typer.Option([], "--set", help=SET_HELP)
 
 @app.callback()
 def stage_run(ctx: typer.Context, stage: Optional[str] = STAGE_OPT, shards: Optional[str] = SHARDS_OPT,
-              out: Optional[Path] = OUT_OPT, config: Optional[str] = CONFIG_OPT, model: Optional[str] = MODEL_OPT,
+              out: Optional[str] = OUT_OPT, config: Optional[str] = CONFIG_OPT, model: Optional[str] = MODEL_OPT,
               init_from: Optional[str] = INIT_OPT, sets: list[str] = SET_OPT) -> None:
     """Run one stage: `ophora train --stage tpt --shards DATA --out RUN` (rerun resumes from RUN's latest
     checkpoint), or use a subcommand."""
@@ -95,7 +110,7 @@ def stage_run(ctx: typer.Context, stage: Optional[str] = STAGE_OPT, shards: Opti
 
 
 @app.command("run")
-def run(stage: Optional[str] = STAGE_OPT, shards: Optional[str] = SHARDS_OPT, out: Optional[Path] = OUT_OPT,
+def run(stage: Optional[str] = STAGE_OPT, shards: Optional[str] = SHARDS_OPT, out: Optional[str] = OUT_OPT,
         config: Optional[str] = CONFIG_OPT, model: Optional[str] = MODEL_OPT, init_from: Optional[str] = INIT_OPT,
         sets: list[str] = SET_OPT) -> None:
     """Run one stage (same as `ophora train --stage ...`); rerunning the same --out resumes.
@@ -107,7 +122,7 @@ def run(stage: Optional[str] = STAGE_OPT, shards: Optional[str] = SHARDS_OPT, ou
 
 @app.command()
 def progressive(shards: str = typer.Option(..., "--shards", help="curation output folder or URL with tpt/ and p2ft/"),
-                out: Path = typer.Option(..., "--out", help="run folder; stages go to OUT/tpt and OUT/p2ft"),
+                out: str = typer.Option(..., "--out", help="run folder or URL; stages go to OUT/tpt and OUT/p2ft"),
                 tpt_config: str = typer.Option("tpt", "--tpt-config", help=CONFIG_HELP),
                 p2ft_config: str = typer.Option("p2ft", "--p2ft-config", help=CONFIG_HELP),
                 model: Optional[str] = typer.Option(None, "--model", help="starting model for TPT"),
@@ -116,12 +131,17 @@ def progressive(shards: str = typer.Option(..., "--shards", help="curation outpu
 
     Example: ophora train progressive --shards curated/ --out runs/ --model THUDM/CogVideoX-2b
     """
+    from ophora.storage import relocate, staged
     from ophora.training.trainer import run_progressive
 
-    both = _guarded(run_progressive, _config(tpt_config, sets, model), _config(p2ft_config, sets, None),
-                    shards, out)
+    tpt = _config(tpt_config, sets, model)
+    p2ft = _config(p2ft_config, sets, None)
+    if not tpt.storage_path and not p2ft.storage_path:  # one storage folder per stage on a URL
+        tpt, p2ft = _on_storage(tpt, f"{out.rstrip('/')}/tpt"), _on_storage(p2ft, f"{out.rstrip('/')}/p2ft")
+    with staged(out) as local:
+        both = relocate(_guarded(run_progressive, tpt, p2ft, shards, local), local, out)
     for stage in ("tpt", "p2ft"):
-        _report(both[stage], out / stage)
+        _report(both[stage], f"{out.rstrip('/')}/{stage}")
 
 
 @app.command()
