@@ -12,38 +12,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ophora.curation import phi  # noqa: E402
+from ophora.curation.narration_eval import word_errors  # noqa: E402
 from ophora.curation.cataract_actions import phase_of  # noqa: E402
 from ophora.curation.stages.align import align_words, transcript_words  # noqa: E402
 from ophora.curation.stages.refine import Refiner  # noqa: E402
 from ophora.curation.stages.transcribe import Transcriber  # noqa: E402
-
-
-FILLERS = {"um", "uh", "er", "hmm", "mm"}  # disfluencies whisper leaves out by design
-
-
-def words_of(text: str) -> list[str]:
-    return [w for w in re.findall(r"[a-z0-9']+", text.lower()) if w not in FILLERS]
-
-
-def edit_distance(ref: list[str], hyp: list[str]) -> int:
-    d = np.arange(len(hyp) + 1)
-    for i in range(1, len(ref) + 1):
-        prev, d[0] = d.copy(), i
-        for j in range(1, len(hyp) + 1):
-            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (ref[i - 1] != hyp[j - 1]))
-    return int(d[len(hyp)])
 
 
 def cpu_seconds() -> float:
@@ -74,7 +57,8 @@ def bench_asr(root: Path, truths: list[dict], args) -> tuple[dict, list[dict]]:
     load_s = time.perf_counter() - t0
     audio_s = wall_s = 0.0
     cpu0 = cpu_seconds()
-    errors, ref_words = [0, 0], [0, 0]  # [all narration, without the spoken-PHI lines (names are hard)]
+    # [normalised, normalised without the spoken-PHI lines (names are hard), raw]: (edits, reference words)
+    errors = {"wer": [0, 0], "wer_without_phi_lines": [0, 0], "wer_raw": [0, 0]}
     transcripts = []
     for truth in truths:
         t0 = time.perf_counter()
@@ -83,21 +67,21 @@ def bench_asr(root: Path, truths: list[dict], args) -> tuple[dict, list[dict]]:
         audio_s += truth["duration"]
         phi_spans = [(s["start"] - 0.3, s["end"] + 0.3) for s in truth["narration"] if s["kind"] == "phi"]
         words = transcript_words(tr)
-        for k, skip_phi in enumerate((False, True)):
-            ref = [w for seg in truth["narration"] if not (skip_phi and seg["kind"] == "phi")
-                   for w in words_of(seg["text"])]
-            hyp = [x for w in words if not (skip_phi and any(a <= (w["start"] + w["end"]) / 2 <= b
-                                                             for a, b in phi_spans)) for x in words_of(w["word"])]
-            errors[k] += edit_distance(ref, hyp)
-            ref_words[k] += len(ref)
+        for name, skip_phi, normalize in (("wer", False, True), ("wer_without_phi_lines", True, True),
+                                          ("wer_raw", False, False)):
+            ref = " ".join(seg["text"] for seg in truth["narration"] if not (skip_phi and seg["kind"] == "phi"))
+            hyp = " ".join(w["word"] for w in words
+                           if not (skip_phi and any(a <= (w["start"] + w["end"]) / 2 <= b for a, b in phi_spans)))
+            edits, n = word_errors(ref, hyp, normalize)
+            errors[name][0] += edits
+            errors[name][1] += n
         transcripts.append(tr)
     cpu_s = cpu_seconds() - cpu0
     return {"model": asr.model_id, "compute_type": args.compute_type, "batch_size": args.batch_size,
             "beam_size": args.beam_size, "cpu_s": round(cpu_s, 2), "audio_s_per_cpu_s": round(audio_s / cpu_s, 2),
             "load_s": round(load_s, 2), "audio_s": round(audio_s, 1), "wall_s": round(wall_s, 2),
-            "x_realtime": round(audio_s / wall_s, 2), "wer": round(errors[0] / max(1, ref_words[0]), 4),
-            "wer_without_phi_lines": round(errors[1] / max(1, ref_words[1]), 4), "ref_words": ref_words[0]}, \
-        transcripts
+            "x_realtime": round(audio_s / wall_s, 2), "ref_words": errors["wer"][1],
+            **{k: round(e / max(1, n), 4) for k, (e, n) in errors.items()}}, transcripts
 
 
 def bench_phi(truths: list[dict], transcripts: list[dict]) -> dict:

@@ -4,7 +4,6 @@ from ffmpeg, sources without audio or speech, the language filter, hallucination
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import wave
 from pathlib import Path
@@ -13,10 +12,11 @@ import numpy as np
 import pytest
 
 from ophora.curation import subtitles
+from ophora.curation.narration_eval import word_errors
 from ophora.curation.stages.align import align_words, narrate_window_rows, transcript_words
 from ophora.curation.stages.common import new_row
 from ophora.curation.stages.transcribe import (SAMPLE_RATE, TranscribeConfig, TranscribeStage, Transcriber,
-                                               guard_segments, repeats_a_phrase, stream_pcm)
+                                               guard_segments, pack_speech, repeats_a_phrase, stream_pcm)
 
 SENTENCES = ["Now I make the main incision with the keratome.",
              "I fill the anterior chamber with viscoelastic.",
@@ -47,18 +47,9 @@ def place(duration: float, lines: list[tuple[float, np.ndarray]], noise: float =
     return track
 
 
-def words_of(text: str) -> list[str]:
-    return re.findall(r"[a-z']+", text.lower())
-
-
 def wer(ref: str, hyp: str) -> float:
-    r, h = words_of(ref), words_of(hyp)
-    d = np.arange(len(h) + 1)
-    for i in range(1, len(r) + 1):
-        prev, d[0] = d.copy(), i
-        for j in range(1, len(h) + 1):
-            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (r[i - 1] != h[j - 1]))
-    return d[len(h)] / max(1, len(r))
+    edits, words = word_errors(ref, hyp)
+    return edits / max(1, words)
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +166,23 @@ def test_asr_transcribes_streamed_speech_with_word_times(speech_transcript):
     crossing = [w for w in words if 28.0 <= w["start"] <= 34.0]
     assert "viscoelastic" in "".join(w["word"] for w in crossing).lower().replace(" ", "")  # not split at 30 s
     assert sum("incision" in w["word"].lower() for w in words) == 1  # no word decoded twice across chunks
+    # silences are cut out before decoding; word times come back in the source's clock
+    crack = next(w for w in words if "crack" in w["word"].lower())
+    assert 34.5 < crack["start"] < 36.0, crack
+
+
+def test_packing_cuts_silences_out_and_maps_times_back():
+    sr = SAMPLE_RATE
+    audio = np.arange(100 * sr, dtype=np.float32)  # each sample holds its own index
+    speech = [{"start": 2 * sr, "end": 12 * sr}, {"start": 40 * sr, "end": 55 * sr}, {"start": 90 * sr, "end": 98 * sr}]
+    packed, clips, back = pack_speech(audio, speech, collapse=True)
+    assert packed.size == 33 * sr and packed[10 * sr] == 40 * sr  # speech only, end to end
+    assert clips == [{"start": 0.0, "end": 25.0}, {"start": 25.0, "end": 33.0}]  # windows of at most 30 s
+    assert (back(0.5), back(12.0), back(26.0)) == (2.5, 42.0, 91.0)
+    assert back(10.0, is_end=True) == 12.0 and back(10.0) == 40.0  # a junction: an end stays in its piece
+    same, in_place, identity = pack_speech(audio, speech, collapse=False)
+    assert same is audio and in_place == [{"start": 2.0, "end": 12.0}, {"start": 40.0, "end": 55.0},
+                                          {"start": 90.0, "end": 98.0}] and identity(41.0) == 41.0
 
 
 def test_audio_is_read_in_bounded_chunks(media):

@@ -30,9 +30,44 @@ _WORD = re.compile(r"[a-z0-9']+")
 _FILLERS = {"um", "uh", "er", "hmm", "mm"}
 
 
+_UNITS = "zero one two three four five six seven eight nine".split()
+_TENS = dict(zip("twenty thirty forty fifty sixty seventy eighty ninety".split(), range(2, 10)))
+_SPELLINGS = {"ok": ["okay"], "alright": ["all", "right"]}
+
+
 def words_of(text: str) -> list[str]:
     """Lower-case words of ``text``, disfluencies left out (whisper drops them by design)."""
     return [w for w in _WORD.findall(text.lower()) if w not in _FILLERS]
+
+
+def normalized_words(text: str) -> list[str]:
+    """The words of ``text`` as word error rates are scored (the practice of Whisper's evaluation): numbers as
+    digits, one token per digit ("817774", "eight one seven ..." and "8 1 7 ..." agree; "twenty five" is "2 5"),
+    one spelling of "okay" and "all right"."""
+    words, out, i = words_of(text), [], 0
+    while i < len(words):
+        w = words[i]
+        if w in _TENS:
+            unit = words[i + 1] if i + 1 < len(words) and words[i + 1] in _UNITS[1:] else None
+            w, i = f"{_TENS[w]}{_UNITS.index(unit) if unit else 0}", i + (unit is not None)
+        elif w in _UNITS:
+            w = str(_UNITS.index(w))
+        out.extend(w if w.isdigit() else _SPELLINGS.get(w, [w]))
+        i += 1
+    return out
+
+
+def word_errors(reference: str, hypothesis: str, normalize: bool = True) -> tuple[int, int]:
+    """(edits, reference words) between two texts, after :func:`normalized_words` (or only :func:`words_of`):
+    the word error rate is their ratio, summed over a corpus."""
+    split = normalized_words if normalize else words_of
+    ref, hyp = split(reference), split(hypothesis)
+    d = list(range(len(hyp) + 1))
+    for i in range(1, len(ref) + 1):
+        prev, d[0] = d[:], i
+        for j in range(1, len(hyp) + 1):
+            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (ref[i - 1] != hyp[j - 1]))
+    return d[len(hyp)], len(ref)
 
 
 def _line_at(truth: dict, t: float) -> dict | None:
