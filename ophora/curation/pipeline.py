@@ -31,6 +31,7 @@ from typing import Any
 from ophora.curation.config import CurateConfig
 from ophora.curation.inputs import InputError, SourceInput, discover, forget
 from ophora.curation.ledger import append_rows, ledger_row
+from ophora.curation.out_lock import OutLock
 from ophora.curation.resume import OutState, prepare_out, remove_source_shards, write_index
 from ophora.curation.shards import SUMMARY_FILE
 from ophora.curation.dedup_ray import dedup_dataset
@@ -46,6 +47,7 @@ from ophora.curation.stages.scenes import Scenes
 from ophora.curation.stages.transcribe import TranscribeStage
 from ophora.curation.stages.windows import Windows
 from ophora.curation.stages.write import Write
+from ophora.ray_session import connect
 
 log = logging.getLogger("ophora.curate")
 
@@ -243,38 +245,31 @@ class Bookkeeper:
         self.pending_rows, self._last_flush = [], time.monotonic()
 
 
-def _init_ray(address: str | None, quiet: bool) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    kwargs: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": not quiet}
-    if address:
-        kwargs["address"] = address
-    else:
-        kwargs["include_dashboard"] = False
-    ray.init(**kwargs)
-
-
 def run_curation(config: CurateConfig, inputs: list[str], out: str, address: str | None = None,
                  force: bool = False, quiet: bool = False) -> dict[str, Any]:
     """Curate ``inputs`` into ``out`` (shards, index, ledger, summary.json); returns the summary.
 
     Starts an embedded Ray unless one is initialised or ``address`` names a cluster. Sources already settled in
     ``out``'s ledger are skipped unless ``force``. Raises InputError for inputs that name nothing; a bad video
-    never raises, it ends in the ledger; StageStartError when a stage cannot load its model. ``summary["exit_code"]``
-    is 0, or 1 when some source failed."""
+    never raises, it ends in the ledger; StageStartError when a stage cannot load its model; OutLocked when another
+    run is writing ``out``. ``summary["exit_code"]`` is 0, or 1 when some source failed."""
     started = time.time()
     sources, repeated = discover(inputs)
     if not sources:
         raise InputError(f"no video found in {', '.join(inputs)}")
+    with OutLock(out, config.lock_stale_s):  # another run on this OUT would clean our shards as its leftovers
+        return _curate(config, sources, repeated, out, address, force, quiet, started)
+
+
+def _curate(config: CurateConfig, sources: list[SourceInput], repeated: list[str], out: str, address: str | None,
+            force: bool, quiet: bool, started: float) -> dict[str, Any]:
     state = prepare_out(out, force)
     pending = [s for s in sources if s.uri not in state.settled_uris]
     if config.limit:
         pending = pending[:config.limit]
     book = Bookkeeper(out, state, len(pending), quiet, config.progress_every_s, config.input_cache_dir)
     if pending:
-        _init_ray(address, quiet)
+        connect(address, log_to_driver=not quiet)
         from ray.data import DataContext
 
         ctx = DataContext.get_current()

@@ -109,8 +109,9 @@ def _ray_results(model: str, settings: SamplingSettings, lora: str | None, jobs:
     import ray
     from ray.util import ActorPool
 
-    if not ray.is_initialized():
-        ray.init()
+    from ophora.ray_session import connect
+
+    connect()
     gpus = int(ray.cluster_resources().get("GPU", 0))
     count = num_workers or max(gpus, 1)
     if gpus:

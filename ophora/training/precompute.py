@@ -81,6 +81,7 @@ def precompute_latents(cfg, shards_root: str | Path, out_root: str | Path, subse
     """Encode every shard of ``subsets`` under ``shards_root`` into latent shards under ``out_root``."""
     import ray
 
+    from ophora.ray_session import connect
     from ophora.training.data import DataError
     from ophora.training.config import absolute_location
 
@@ -88,8 +89,7 @@ def precompute_latents(cfg, shards_root: str | Path, out_root: str | Path, subse
     items = [{"shard": s, "subset": subset} for subset in subsets for s in list_shards(root, subset)]
     if not items:
         raise DataError(f"no shards under {root} for subsets {list(subsets)}")
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False)
+    connect()
     ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
         LatentEncoder, batch_size=1, concurrency=actors, num_gpus=num_gpus, num_cpus=cpus_per_actor,
         fn_constructor_kwargs={"model": absolute_location(cfg.model), "out_root": out,

@@ -75,10 +75,10 @@ def run_training(config: TrainConfig | str | Path, shards_root: str | Path, out_
     ``init_from`` (a diffusers folder, e.g. the TPT export) replaces ``config.model`` as the starting weights.
     ``record_keys`` writes ``<out_dir>/keys/<stage>/rank-<r>.jsonl`` (which clips each worker trained on).
     The summary is also written to ``<out_dir>/summary.json``."""
-    import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from ophora.ray_session import connect
     from ophora.training.loop import train_worker
 
     cfg = config if isinstance(config, TrainConfig) else load_config(config)
@@ -89,8 +89,7 @@ def run_training(config: TrainConfig | str | Path, shards_root: str | Path, out_
     shards = find_shards(absolute_location(str(shards_root)), stage)
     kind = detect_kind(shards) if cfg.data.kind == "auto" else cfg.data.kind
     source = absolute_location(str(init_from or cfg.model))
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=True)
+    connect()
     if cfg.scaling.check_resources:
         check_resources(cfg)
 
