@@ -30,7 +30,8 @@ def curate(
 
     Rerunning with the same --out resumes: settled sources are skipped, the rest redone under the same keys.
     Exit codes: 0 = completed (even with rejected inputs), 1 = completed but some sources failed with errors,
-    2 = bad usage or config (a stage whose model cannot be loaded included; nothing is lost, rerun to resume).
+    2 = bad usage or config (a stage whose model cannot be loaded included; nothing is lost, rerun to resume),
+    or another run is writing the same --out (one run per --out at a time).
 
     Example: ophora curate corpus/videos --out curated/ --profile offline
     """
@@ -54,11 +55,12 @@ def curate(
         fail("--out is required")
     _quiet_logs(quiet)
     from ophora.curation.inputs import InputError
+    from ophora.curation.out_lock import OutLocked
     from ophora.curation.pipeline import StageStartError, run_curation
 
     try:
         summary = run_curation(cfg, list(inputs), out, address=address, force=force, quiet=quiet)
-    except InputError as e:
+    except (InputError, OutLocked) as e:
         fail(str(e))
     except StageStartError as e:
         fail(f"{e}\n(models come from a local path or a hub id in the config: --print-config shows them; "

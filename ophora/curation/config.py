@@ -181,6 +181,8 @@ class CurateConfig(_Section):
         -1, description="Ray Data blocks allowed to fail after retries before the run aborts (-1: any); the "
                         "sources they held end as failed in the ledger")
     progress_every_s: float = Field(5.0, gt=0, description="seconds between 'sources done/total' lines")
+    lock_stale_s: float = Field(120.0, gt=0, description="OUT's lock (one run per OUT) counts as abandoned when its "
+                                                         "heartbeat is older than this")
 
     @classmethod
     def load(cls, profile: str = "offline", path: str | None = None,
