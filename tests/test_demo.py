@@ -1,4 +1,5 @@
-"""README's first command: the whole chain, offline, ends with a gallery of generated phase videos."""
+"""README's first command: the whole chain, offline (SmolLM2 writing the instructions), ends with a gallery of
+generated phase videos."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import subprocess
 import sys
 
 import pytest
+
+from ophora.curation.cataract_actions import names_action
+from ophora.curation.narration_eval import clip_records
 
 
 @pytest.mark.slow
@@ -21,6 +25,11 @@ def test_demo_runs_the_whole_chain_offline(tmp_path):
     summary = json.loads((out / "demo-summary.json").read_text())
     assert set(summary["seconds"]) == {"synth", "curate", "inspect", "train", "sample", "evaluate"}
     assert summary["curation"]["clips_written"] > 0
+    for clip in clip_records(str(out / "curated")):  # the offline profile: SmolLM2 writes the instructions
+        refine = clip["refine"]
+        assert refine["model"].startswith("SmolLM2-135M-Instruct") or refine["fallback"]
+        assert refine["fallback"] == (refine["backend"] == "extractive")
+        assert clip["models"]["refine"].endswith("@refine_v1") and names_action(clip["instruction"])
     assert summary["training"]["p2ft"]["export"]
     assert summary["sampling"]["videos"] == 12, "one video per cataract phase"
     assert (out / "samples" / "gallery" / "index.html").is_file()

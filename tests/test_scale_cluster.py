@@ -2,8 +2,8 @@
 its own custom resource): `ray job submit --runtime-env ray_jobs.yaml` runs the curate job, a latent precompute, a
 tiny training run and a sampling run on them.
 
-The curate job's stage actors must land on both nodes and its clip keys must equal those of a local (embedded Ray)
-run of the same inputs; the precompute, training and sampling jobs must end SUCCEEDED with the latent shards, the
+The curate job's stage actors must land on both nodes, every source must end done in its ledger, and its clip keys
+must equal those of a local (embedded Ray) run of the same inputs; the precompute, training and sampling jobs must end SUCCEEDED with the latent shards, the
 checkpoint and the videos they promise. Every Ray process here has this module's own temp dir and ports, and each
 node's process group is ended by its id in teardown.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,12 +19,12 @@ from pathlib import Path
 
 import pytest
 from curate_helpers import BACKBONE_FLAGS
-from test_curate_job import free_port, ray_env
+from ray_processes import RAY, free_port, ray_env, stop_groups
 
+from ophora.curation.ledger import read_ledger
 from ophora.curation.shards import read_index
 
 REPO = Path(__file__).resolve().parent.parent
-RAY = os.path.join(os.path.dirname(sys.executable), "ray")
 WORKER_RESOURCE = "ophora_worker_node"
 # Logical CPUs per node. One is too few: the dedup stage's run-wide grouping is a Ray Data hash shuffle whose map
 # task asks for a whole CPU, which a 1-CPU node already holding fractional stage actors never frees (the job hangs).
@@ -41,19 +40,6 @@ def _start(args: list[str], log: Path) -> subprocess.Popen:
     with open(log, "wb") as fh:  # the child keeps its own descriptor
         return subprocess.Popen([RAY, "start", "--block", *args], env=ray_env(), stdout=fh, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-
-
-def _stop(*procs: subprocess.Popen) -> None:
-    """End the process groups this module started, by their ids (all at once: each takes seconds to wind down)."""
-    running = [p for p in procs if p.poll() is None]
-    for proc in running:
-        os.killpg(proc.pid, signal.SIGTERM)
-    for proc in running:
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def _alive_nodes(address: str) -> list[dict]:
@@ -95,7 +81,7 @@ def cluster(tmp_path_factory):
         assert len(worker) == 1 and worker[0]["resources_total"].get(WORKER_RESOURCE) == 1, alive
         yield address, {n["node_id"]: bool(n["is_head_node"]) for n in alive}
     finally:
-        _stop(*nodes)
+        stop_groups(*nodes)
 
 
 def submit(address: str, argv: list[str], name: str) -> tuple[subprocess.CompletedProcess, str]:
@@ -139,13 +125,14 @@ def test_curate_job_spreads_its_stage_actors_over_both_nodes_and_matches_a_local
         check_cluster_run(address, nodes, corpus, on_cluster)
         assert local_run.wait(600) == 0, log.read_text()[-3000:]
     finally:
-        _stop(local_run)  # only when a failed check left it running
+        stop_groups(local_run)  # only when a failed check left it running
     cluster_keys = read_index(str(on_cluster)).groupby("subset")["key"].apply(sorted).to_dict()
     local_keys = read_index(str(local)).groupby("subset")["key"].apply(sorted).to_dict()
     assert cluster_keys.get("tpt"), "the cluster run wrote no clip"
     assert cluster_keys == local_keys
     clips = len(set().union(*cluster_keys.values()))
     assert [json.loads((d / "summary.json").read_text())["clips_written"] for d in (on_cluster, local)] == [clips] * 2
+    assert set(read_ledger(str(on_cluster)).status) == {"done"}
 
 
 def check_cluster_run(address: str, nodes: dict, corpus: Path, on_cluster: Path) -> None:

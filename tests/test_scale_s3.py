@@ -1,7 +1,7 @@
 """Object storage end to end on a real S3 server on loopback (moto's, in a thread of this process): videos uploaded
-to s3://, `ophora curate s3://.../videos/ --out s3://.../curated/`, `ophora train` reading those shards with its
-Ray Train checkpoints on s3:// (storage_path), and a second run, from a fresh local folder, resuming from them;
-a training run and a sampling run whose --out is an s3:// URL publish their export, summary and videos there.
+to s3://, `ophora curate s3://.../videos/ --out s3://.../curated/`, `ophora train --out s3://...` reading those
+shards and publishing its run folder (export, summary, checkpoints under OUT/ray) there, a second run from a fresh
+local folder resuming from those checkpoints (storage_path), and a sampling run publishing its videos to s3://.
 
 Discovery of s3:// folders and globs is checked quickly; the end-to-end runs are slow. Every command runs as the
 CLI a user types, in a subprocess with its own embedded Ray (its own temp dir) and the
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_curate_job import free_port, ray_env
+from ray_processes import free_port, ray_env
 
 from ophora.curation.config import CurateConfig
 
@@ -126,49 +126,35 @@ def test_curate_reads_s3_inputs_and_writes_shards_index_ledger_to_s3(s3, curated
 
 
 @pytest.mark.slow
-def test_train_reads_s3_shards_checkpoints_to_s3_and_a_fresh_run_resumes_from_there(s3, curated, tmp_path):
-    from ophora.training.models import make_tiny_model
-
-    fs, env = s3
-    model = make_tiny_model(tmp_path / "tiny-model", seed=0)
-    storage = f"s3://{BUCKET}/checkpoints"
-
-    def train(steps: int, out: Path) -> dict:
-        ophora(["train", "run", "--stage", "tpt", "--shards", curated, "--out", str(out), "--config", "tiny",
-                "--model", str(model), "--set", f"max_steps={steps}", "--set", "checkpoint_every=2",
-                "--set", f"storage_path={storage}", "--set", "scaling.num_workers=1", "--set", "log_every=1"],
-               env, tmp_path)
-        return json.loads((out / "summary.json").read_text())
-
-    first = train(2, tmp_path / "run-1")
-    assert first["steps"] == 2 and first["resumed_from_step"] is None
-    assert first["checkpoint"].startswith(f"{storage}/ophora-tpt/checkpoint_")
-    saved = {p.rsplit("/", 1)[-1] for p in fs.find(first["checkpoint"].removeprefix("s3://"))}
-    assert {"model.safetensors", "optimizer.pt", "trainer_state.json", "rank-0.json"} <= saved
-    assert not (tmp_path / "run-1" / "ray").exists()  # nothing of Ray Train's went to the local folder
-
-    second = train(4, tmp_path / "run-2")  # a fresh local folder: only the checkpoints on s3 know step 2
-    assert second["resumed_from_step"] == 2 and second["steps"] == 4
-    assert second["checkpoint"] != first["checkpoint"] and fs.exists(second["checkpoint"])
-    state = json.loads(fs.cat(f"{second['checkpoint']}/trainer_state.json"))
-    assert state["step"] == 4 and len(state["loss_history"]) == 4
-    assert state["loss_history"][:2] == first["loss_history"]  # the history came back from s3, not a rerun
-
-
-@pytest.mark.slow
-def test_a_run_and_its_samples_with_out_on_s3_publish_their_export_summary_and_videos_there(s3, curated, tmp_path):
+def test_training_from_s3_publishes_its_run_there_and_a_fresh_run_resumes_from_its_checkpoints(s3, curated, tmp_path):
     from ophora.training.models import make_tiny_model
 
     fs, env = s3
     model = make_tiny_model(tmp_path / "tiny-model", seed=0)
     run = f"s3://{BUCKET}/runs/tpt"
-    ophora(["train", "run", "--stage", "tpt", "--shards", curated, "--out", run, "--config", "tiny", "--model",
-            str(model), "--set", "max_steps=2", "--set", "checkpoint_every=2", "--set", "scaling.num_workers=1"],
-           env, tmp_path)
-    summary = json.loads(fs.cat(f"{run}/summary.json"))
-    assert summary["steps"] == 2 and summary["export"] == f"{run}/export"
-    assert summary["checkpoint"].startswith(f"{run}/ray/")  # checkpoints follow --out: a rerun anywhere resumes
+
+    def train(steps: int, out: str, *extra: str) -> None:
+        ophora(["train", "run", "--stage", "tpt", "--shards", curated, "--out", out, "--config", "tiny",
+                "--model", str(model), "--set", f"max_steps={steps}", "--set", "checkpoint_every=2",
+                "--set", "scaling.num_workers=1", "--set", "log_every=1", *extra], env, tmp_path)
+
+    train(2, run)  # --out on s3: the run folder is staged locally and published there
+    first = json.loads(fs.cat(f"{run}/summary.json"))
+    assert first["steps"] == 2 and first["resumed_from_step"] is None and first["export"] == f"{run}/export"
+    assert first["checkpoint"].startswith(f"{run}/ray/ophora-tpt/checkpoint_")  # checkpoints follow --out
+    saved = {p.rsplit("/", 1)[-1] for p in fs.find(first["checkpoint"].removeprefix("s3://"))}
+    assert {"model.safetensors", "optimizer.pt", "trainer_state.json", "rank-0.json"} <= saved
     assert "model_index.json" in {p.rsplit("/", 1)[-1] for p in fs.find(f"{run}/export".removeprefix("s3://"))}
+
+    fresh = tmp_path / "run-2"  # a fresh local folder: only the checkpoints on s3 know step 2
+    train(4, str(fresh), "--set", f"storage_path={run}/ray")
+    second = json.loads((fresh / "summary.json").read_text())
+    assert second["resumed_from_step"] == 2 and second["steps"] == 4
+    assert second["checkpoint"] != first["checkpoint"] and fs.exists(second["checkpoint"])
+    assert not (fresh / "ray").exists()  # nothing of Ray Train's went to the local folder
+    state = json.loads(fs.cat(f"{second['checkpoint']}/trainer_state.json"))
+    assert state["step"] == 4 and len(state["loss_history"]) == 4
+    assert state["loss_history"][:2] == first["loss_history"]  # the history came back from s3, not a rerun
 
     samples = f"s3://{BUCKET}/samples"
     ophora(["sample", "--model", str(model), "--prompt", "Make a clear corneal incision.", "--out", samples,
