@@ -44,3 +44,20 @@ def small_corpus(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("corpus")
     generate_corpus(out, videos=3, seed=7, minutes=40 / 60, max_height=480)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_open_clip(tmp_path_factory) -> str:
+    """The name of a tiny open_clip architecture (32-d embeddings, 64 px input), registered for this session: with
+    random weights it runs the real open_clip code path in a second on a CPU."""
+    import json
+
+    import open_clip
+
+    d = tmp_path_factory.mktemp("clipcfg")
+    (d / "ophora-tiny-test.json").write_text(json.dumps({
+        "embed_dim": 32, "vision_cfg": {"image_size": 64, "layers": 1, "width": 64, "patch_size": 16,
+                                        "head_width": 32},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1}}))
+    open_clip.add_model_config(d)
+    return "ophora-tiny-test"

@@ -1,5 +1,6 @@
-"""dedup: perceptual signatures survive re-encoding but tell scenes apart; the bucket logic keeps the best of a
-group; dedup_dataset drops near duplicates across a Ray Data run."""
+"""dedup: perceptual signatures survive re-encoding but tell scenes apart; CLIP SimHash bits track the angle
+between embeddings; the bucket logic keeps the best of a group; dedup_dataset drops near duplicates across a Ray
+Data run."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import numpy as np
 
 from filters_scenes import scene_frames
 from ophora.curation.stages.common import new_row, rows_to_batch
-from ophora.curation.stages.dedup import (SIGNATURE, DedupConfig, DedupStage, band_keys, bucket_losers,
-                                          frame_distances, signature, window_id)
+import pytest
+
+from ophora.curation.config import CurateConfig
+from ophora.curation.stages.dedup import (SIGNATURE, DedupConfig, DedupStage, as_signature, band_keys,
+                                          bucket_losers, frame_distances, signature, simhash, window_id)
 
 
 def reencoded(frames: np.ndarray, quality: int = 40) -> np.ndarray:
@@ -30,6 +34,35 @@ def test_signature_survives_reencoding_and_separates_scenes():
     assert set(band_keys(same[0])) & set(band_keys(same[1]))  # they meet in a bucket
     other = signature(scene_frames("surgical", 5, count=4))
     assert min(frame_distances(same[0], other)) > DedupConfig().max_bits
+
+
+def test_simhash_bits_track_the_angle_between_planted_embeddings():
+    rng = np.random.default_rng(1)
+    e = rng.normal(size=(1, 512))
+    orthogonal = rng.normal(size=512)
+    orthogonal -= orthogonal @ e[0] / (e[0] @ e[0]) * e[0]
+    near = e + 0.1 * rng.normal(size=(1, 512)) * np.linalg.norm(e) / np.sqrt(512)  # cosine ~0.995
+    base, = simhash(e)
+    bits = [bin(base ^ h).count("1") for h in simhash(np.concatenate([e, near, orthogonal[None], -e]))]
+    assert bits[0] == 0 and bits[1] <= DedupConfig().clip_max_bits < bits[2] and bits[3] == 64
+    assert 20 <= bits[2] <= 44  # 90 degrees apart: about half the bits differ
+    assert simhash(e) == simhash(e.copy())  # the same projections in every process
+
+
+def test_clip_method_signs_windows_with_open_clip_and_needs_weights(tmp_path, tiny_open_clip):
+    frames = scene_frames("surgical", 0, count=24, duration=3.0)
+    _write(tmp_path / "a.mp4", frames)
+    config = CurateConfig.load("offline", overrides={"dedup.method": "clip", "quality.clip_model": tiny_open_clip,
+                                                     "quality.clip_pretrained": "random"})
+    stage = DedupStage(config)
+    assert stage.model == f"simhash64-open_clip:{tiny_open_clip}@random-init@1"
+    rows = [new_row(source_uri=str(tmp_path / "a.mp4"), source_id=sid, window_index=0, start=0.0, end=3.0)
+            for sid in ("aaaa", "bbbb")]
+    first, second = DedupStage(config)(rows_to_batch(rows)).column(SIGNATURE).to_pylist()
+    assert first == second and len(first.split(".")) == DedupConfig().frames
+    assert as_signature(int(h, 16) for h in first.split(".")) == first
+    with pytest.raises(ValueError, match="quality.clip_pretrained"):
+        DedupStage(CurateConfig.load("offline", overrides={"dedup.method": "clip"}))
 
 
 def test_bucket_keeps_the_best_and_is_order_free():

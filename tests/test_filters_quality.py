@@ -41,17 +41,8 @@ def test_judge_thresholds_the_field_score_the_right_way_round():
 
 
 @pytest.fixture(scope="module")
-def tiny_clip_config(tmp_path_factory):
-    """A tiny open_clip architecture (random weights): the real code path in a second on CPU."""
-    import open_clip
-
-    d = tmp_path_factory.mktemp("clipcfg")
-    (d / "ophora-tiny-test.json").write_text(json.dumps({
-        "embed_dim": 32, "vision_cfg": {"image_size": 64, "layers": 1, "width": 64, "patch_size": 16,
-                                        "head_width": 32},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1}}))
-    open_clip.add_model_config(d)
-    return QualityConfig(clip_model="ophora-tiny-test", clip_pretrained="random", clip_device="cpu", clip_batch=4)
+def tiny_clip_config(tiny_open_clip):
+    return QualityConfig(clip_model=tiny_open_clip, clip_pretrained="random", clip_device="cpu", clip_batch=4)
 
 
 def test_random_open_clip_runs_batched_and_names_itself(tiny_clip_config):

@@ -87,6 +87,7 @@ def dedup_dataset(ds, config: DedupConfig | None = None, num_cpus: float = 0.25,
     return (ds.map_batches(_fan_out, batch_format="pyarrow", num_cpus=num_cpus,
                            fn_kwargs={"bands": cfg.bands, "score": cfg.quality_score})
             .groupby(BAND, num_partitions=partitions)
-            .map_groups(_bucket, batch_format="pyarrow", num_cpus=num_cpus, fn_kwargs={"max_bits": cfg.max_bits})
+            .map_groups(_bucket, batch_format="pyarrow", num_cpus=num_cpus,
+                        fn_kwargs={"max_bits": cfg.threshold_bits})
             .groupby(WID, num_partitions=partitions)
             .map_groups(_resolve, batch_format="pyarrow", num_cpus=num_cpus))

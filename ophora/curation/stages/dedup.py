@@ -1,15 +1,18 @@
 """dedup (part 1 of 2): a perceptual signature per clip window, and the pure logic that picks near duplicates.
 
-The stage stores ``dedup_signature`` on each live window: the 64-bit DCT perceptual hash (pHash) of ``frames``
-key frames, hex, joined by ".". Two windows are near duplicates when every aligned key frame differs by at most
-``max_bits`` bits. Finding them across a whole run happens in :mod:`ophora.curation.dedup_ray` (LSH buckets by
+The stage stores ``dedup_signature`` on each live window: one 64-bit hash per key frame (``frames`` of them), hex,
+joined by ".". With ``method: phash`` the hash is the frame's DCT perceptual hash; with ``method: clip`` it is a
+SimHash of the frame's open_clip embedding (the signs of 64 fixed random projections, so the share of differing
+bits estimates the angle between embeddings: robust to crops, colour grading and overlays that move a pHash).
+Two windows are near duplicates when every aligned key frame differs by at most ``max_bits`` (``clip_max_bits``)
+bits. Finding them across a whole run happens in :mod:`ophora.curation.dedup_ray` (LSH buckets by
 hash band, grouped with Ray Data); the functions here are what each bucket runs, so they are tested without Ray.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 import cv2
 import numpy as np
@@ -18,22 +21,36 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ophora.curation.stages.common import batch_to_rows, read_meta, rows_to_batch
 from ophora.curation.stages.frame_filter import Findings, FrameFilterStage, config_section
+from ophora.curation.stages.quality import QualityConfig, clip_model
 
 SIGNATURE = "dedup_signature"
 MODEL = "phash-dct64@1"
+SIMHASH_BITS = 64
 
 
 class DedupConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    method: Literal["phash", "clip"] = Field("phash", description="phash: perceptual hashes of the key frames; clip: "
+                                                                 "SimHash of their open_clip embeddings (the model "
+                                                                 "and weights of the quality section)")
     frames: int = Field(4, ge=1, description="key frames hashed per window")
     max_side: int = Field(320, ge=32, description="sampled frames are downscaled to this longer side")
     bands: int = Field(4, ge=1, le=16, description="LSH bands per 64-bit hash (buckets share one band exactly)")
     max_bits: int = Field(10, ge=0, le=64, description="near duplicate: every key frame differs by at most this "
                                                        "many bits")
+    clip_max_bits: int = Field(8, ge=0, le=64, description="method clip: near duplicate when every key frame's "
+                                                            "SimHash differs by at most this many bits (8 of 64: "
+                                                            "embeddings about 22 degrees apart, cosine ~0.92)")
     quality_score: str = Field("field", description="score that picks the clip kept from a group (highest wins)")
     partitions: int = Field(8, ge=0, description="partitions of the run-wide grouping's two shuffles (0: Ray "
                                                  "Data's default; raise it for millions of clips on a cluster)")
+
+
+    @property
+    def threshold_bits(self) -> int:
+        """The bit distance per key frame under which two windows are near duplicates, for this method."""
+        return self.max_bits if self.method == "phash" else self.clip_max_bits
 
 
 def phash(frame: np.ndarray) -> int:
@@ -47,9 +64,22 @@ def phash(frame: np.ndarray) -> int:
     return int(sum(1 << i for i, b in enumerate(bits) if b))
 
 
+def simhash(embeddings: np.ndarray) -> list[int]:
+    """64-bit SimHash of each embedding: the signs of its projections on 64 random directions, fixed by the
+    embedding size so that every worker and every run draws the same ones."""
+    planes = np.random.default_rng(embeddings.shape[1]).standard_normal((SIMHASH_BITS, embeddings.shape[1]))
+    bits = embeddings @ planes.T > 0
+    return [int(sum(1 << i for i, b in enumerate(row) if b)) for row in bits]
+
+
+def as_signature(hashes: Iterable[int]) -> str:
+    """Per-frame 64-bit hashes as a signature: 16 hex digits each, joined by '.'."""
+    return ".".join(f"{h:016x}" for h in hashes)
+
+
 def signature(frames: np.ndarray) -> str:
-    """The window's signature: the pHash of each frame, 16 hex digits each, joined by '.'."""
-    return ".".join(f"{phash(f):016x}" for f in frames)
+    """The window's pHash signature."""
+    return as_signature(phash(f) for f in frames)
 
 
 def parse_signature(text: str) -> list[int]:
@@ -111,10 +141,20 @@ class DedupStage(FrameFilterStage):
     def __init__(self, config=None):
         self.cfg = config_section(config, "dedup", DedupConfig)
         super().__init__(self.cfg.frames, self.cfg.max_side)
-        self._signature = ""
+        self._signature, self.clip = "", None
+        if self.cfg.method == "clip":
+            quality = config_section(config, "quality", QualityConfig)
+            if not quality.clip_pretrained:
+                raise ValueError("dedup.method=clip needs open_clip weights: set quality.clip_pretrained (a local "
+                                 "weights file or a tag)")
+            self.clip = clip_model(quality)
+            self.model = f"simhash{SIMHASH_BITS}-{self.clip.id}@1"
 
     def judge(self, frames: np.ndarray) -> Findings:
-        self._signature = signature(frames)
+        if self.clip is None:
+            self._signature = signature(frames)
+        else:
+            self._signature = as_signature(simhash(self.clip.image_embeddings(frames)))
         return Findings()
 
     def process(self, row: dict[str, Any]) -> None:

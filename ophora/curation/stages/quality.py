@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from ophora.clip_model import ClipModel
 from ophora.curation.stages.frame_filter import Findings, FrameFilterStage, config_section
 
 HEURISTIC_MODEL = "eye-field-heuristic@1"
@@ -162,47 +163,29 @@ class ClipFieldScorer:
     """open_clip zero-shot surgical-field probability per frame. Loads the model and encodes the prompts once."""
 
     def __init__(self, cfg: QualityConfig):
-        import open_clip
-        import torch
-
         unknown = set(cfg.clip_positive) - set(cfg.clip_prompts)
         if unknown or len(cfg.clip_positive) == len(cfg.clip_prompts):
             raise ValueError(f"quality.clip_positive must name some, not all, of the prompt classes ({unknown or ''})")
-        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.clip_device == "auto" else cfg.clip_device
-        pretrained = None if cfg.clip_pretrained == RANDOM_WEIGHTS else cfg.clip_pretrained
-        try:
-            model, _, self.preprocess = open_clip.create_model_and_transforms(cfg.clip_model, pretrained=pretrained,
-                                                                              device=self.device)
-        except Exception as e:  # noqa: BLE001 - any loader failure reads the same to a user: wrong name or weights
-            raise ValueError(f"quality: cannot load open_clip {cfg.clip_model!r} with weights "
-                             f"{cfg.clip_pretrained!r} ({type(e).__name__}: {e}); give a local weights file") from e
-        self.model, self.batch, self.torch = model.eval(), cfg.clip_batch, torch
+        self.encoder = clip_model(cfg)
         names = list(cfg.clip_prompts)
         prompts = [(i, p) for i, n in enumerate(names) for p in cfg.clip_prompts[n]]
-        tokenizer = open_clip.get_tokenizer(cfg.clip_model)
-        with torch.no_grad():
-            text = model.encode_text(tokenizer([p for _, p in prompts]).to(self.device)).float().cpu().numpy()
-            self.logit_scale = float(model.logit_scale.exp().item())
+        text = self.encoder.text_embeddings([p for _, p in prompts])
         self.class_emb = class_embeddings(text, [i for i, _ in prompts], len(names))
         self.positive = np.array([n in cfg.clip_positive for n in names])
-        self.id = f"open_clip:{cfg.clip_model}@{'random-init' if pretrained is None else _weights_name(pretrained)}"
-
-    def image_embeddings(self, frames: np.ndarray) -> np.ndarray:
-        from PIL import Image
-
-        out = []
-        with self.torch.no_grad():
-            for i in range(0, len(frames), self.batch):
-                x = self.torch.stack([self.preprocess(Image.fromarray(f)) for f in frames[i:i + self.batch]])
-                out.append(self.model.encode_image(x.to(self.device)).float().cpu().numpy())
-        return np.concatenate(out)
+        self.logit_scale, self.id = self.encoder.logit_scale, self.encoder.id
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
-        return field_probability(self.image_embeddings(frames), self.class_emb, self.positive, self.logit_scale)
+        return field_probability(self.encoder.image_embeddings(frames), self.class_emb, self.positive,
+                                 self.logit_scale)
 
 
-def _weights_name(pretrained: str) -> str:
-    return pretrained.replace("\\", "/").rsplit("/", 1)[-1]
+def clip_model(cfg: QualityConfig) -> ClipModel:
+    """The open_clip model the ``quality`` section names (``clip_pretrained='random'``: random weights)."""
+    pretrained = None if cfg.clip_pretrained == RANDOM_WEIGHTS else cfg.clip_pretrained
+    try:
+        return ClipModel(cfg.clip_model, pretrained, cfg.clip_device, cfg.clip_batch)
+    except ValueError as e:
+        raise ValueError(f"quality: {e}") from e
 
 
 # ---------------------------------------------------------------- the judgement
