@@ -3,7 +3,6 @@ open_clip end to end, the shipped heuristic), sharpness, exposure and border cro
 
 from __future__ import annotations
 
-import json
 
 import cv2
 import numpy as np
