@@ -152,7 +152,8 @@ def check_cluster_run(address: str, nodes: dict, corpus: Path, on_cluster: Path)
     where = {(a.repr_name or a.class_name, a.node_id) for a in stage_actors}  # Ray Data's actor-pool workers
     assert where, [(a.class_name, a.repr_name, a.job_id, info.job_id) for a in actors]
     assert {node for _, node in where} == set(nodes), where
-    assert len({name for name, _ in where}) >= 4, where  # probe, scenes, (filters,) clip, write: several stages
+    stages = " ".join(name for name, _ in where)  # the stages that hold something run as actor pools
+    assert "(Scenes)" in stages and "(Clip)" in stages, where
 
 
 def test_training_job_succeeds_on_the_cluster_and_writes_a_checkpoint(cluster, tmp_path):

@@ -84,8 +84,9 @@ class ClipConfig(_Section):
                                                 "~1.8x the bytes at the same crf)")
     group_windows: int = Field(8, ge=1, description="nearby windows of one source cut by one ffmpeg run, so the "
                                                     "source is decoded once for them (1: one run per window)")
-    group_gap: float = Field(10.0, ge=0, description="windows further apart than this many seconds are not "
-                                                     "grouped (the gap would be decoded for nothing)")
+    group_gap: float = Field(1.0, ge=0, description="windows further apart than this many seconds are not "
+                                                    "grouped (the gap would be decoded for nothing; 1 s groups the "
+                                                    "windows of a scene, which touch, at no extra decode)")
     timeout_s: float = Field(300.0, gt=0, description="ffmpeg time limit per clip")
 
 
@@ -97,7 +98,9 @@ class WriteConfig(_Section):
 class StageResources(_Section):
     num_cpus: float = Field(0.5, ge=0, description="logical CPUs per actor (fractional on small machines)")
     num_gpus: float = Field(0.0, ge=0, description="GPUs per actor")
-    concurrency: tuple[int, int] = Field((1, 1), description="actor pool size (min, max)")
+    concurrency: tuple[int, int] = Field((1, 1), description="actor pool size (min, max); for a stage that holds "
+                                                             "nothing (probe, windows, write: Ray tasks), max is "
+                                                             "the tasks at once")
     batch_size: int = Field(1, gt=0, description="rows per call")
     memory_mb: int = Field(0, ge=0, description="memory Ray reserves per actor (0: none); a stage that holds a "
                                                 "model says how much, so no node gets more actors than fit")

@@ -104,8 +104,9 @@ class Clip(RowStage):
     def _encode(self, rows: list[dict[str, Any]], tmp: str) -> list[str]:
         """Transcode the windows (one source, time order) with one ffmpeg run; returns one mp4 path per row."""
         first, last = rows[0]["start"], rows[-1]["start"]
-        src = ffmpeg.input(ffmpeg_path(self._local(rows[0])), ss=f"{first:.4f}",
-                           t=f"{last - first + self.span:.4f}").video
+        # One decoding thread: the actor pool is the parallelism, and frame threads cost more CPU a frame.
+        src = ffmpeg.input(ffmpeg_path(self._local(rows[0])), ss=f"{first:.4f}", t=f"{last - first + self.span:.4f}",
+                           threads=1).video
         branches = [src] if len(rows) == 1 else [src.filter_multi_output("split", len(rows)).stream(i)
                                                  for i in range(len(rows))]
         outputs, paths = [], []

@@ -95,6 +95,8 @@ class RowStage:
 
     name = "stage"
     level = "window"
+    # A stage that loads a model or a tool once runs as an actor pool; one that holds nothing sets this False.
+    needs_actor = True
 
     def process(self, row: dict[str, Any]) -> None:  # pragma: no cover - every stage overrides it
         raise NotImplementedError

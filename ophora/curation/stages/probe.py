@@ -60,6 +60,8 @@ class Probe(RowStage):
 
     name = "probe"
     level = "source"
+    # Cheap to build and holds nothing: runs as Ray tasks in pooled workers, not an actor process of its own.
+    needs_actor = False
 
     def __init__(self, config: CurateConfig):
         self.cfg = config.probe

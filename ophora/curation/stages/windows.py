@@ -28,6 +28,8 @@ class Windows:
     failed) passes through as its single row with ``windows_total = 0``."""
 
     name = "windows"
+    # Cheap to build and holds nothing: runs as Ray tasks in pooled workers, not an actor process of its own.
+    needs_actor = False
 
     def __init__(self, config: CurateConfig):
         self.cfg, self.align = config.windows, config.align

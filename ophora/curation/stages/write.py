@@ -62,6 +62,8 @@ class Write:
     """``__call__(batch) -> records``: writes every clip of the batch and returns one record per row."""
 
     name = "write"
+    # Cheap to build and holds nothing: runs as Ray tasks in pooled workers, not an actor process of its own.
+    needs_actor = False
 
     def __init__(self, config: CurateConfig, out: str):
         self.cfg, self.out = config.write, out
