@@ -171,18 +171,18 @@ def test_asr_transcribes_streamed_speech_with_word_times(speech_transcript):
     assert 34.5 < crack["start"] < 36.0, crack
 
 
-def test_packing_cuts_silences_out_and_maps_times_back():
+def test_packing_shortens_pauses_and_maps_times_back():
     sr = SAMPLE_RATE
     audio = np.arange(100 * sr, dtype=np.float32)  # each sample holds its own index
     speech = [{"start": 2 * sr, "end": 12 * sr}, {"start": 40 * sr, "end": 55 * sr}, {"start": 90 * sr, "end": 98 * sr}]
-    packed, clips, back = pack_speech(audio, speech, collapse=True)
-    assert packed.size == 33 * sr and packed[10 * sr] == 40 * sr  # speech only, end to end
-    assert clips == [{"start": 0.0, "end": 25.0}, {"start": 25.0, "end": 33.0}]  # windows of at most 30 s
-    assert (back(0.5), back(12.0), back(26.0)) == (2.5, 42.0, 91.0)
-    assert back(10.0, is_end=True) == 12.0 and back(10.0) == 40.0  # a junction: an end stays in its piece
-    same, in_place, identity = pack_speech(audio, speech, collapse=False)
-    assert same is audio and in_place == [{"start": 2.0, "end": 12.0}, {"start": 40.0, "end": 55.0},
-                                          {"start": 90.0, "end": 98.0}] and identity(41.0) == 41.0
+    packed, clips, back = pack_speech(audio, speech, max_pause_s=1.0)
+    assert packed.size == 35 * sr and packed[11 * sr] == 40 * sr  # speech with 1 s of each pause before it
+    assert clips == [{"start": 0.0, "end": 26.0}, {"start": 27.0, "end": 35.0}]  # whisper windows of <= 30 s
+    assert (back(0.5), back(12.0), back(28.0)) == (2.5, 41.0, 91.0)
+    assert back(10.0, is_end=True) == 12.0 and back(10.0) == 39.0  # a junction: an end stays in its piece
+    assert pack_speech(audio, speech, max_pause_s=0)[0].size == 33 * sr  # speech only
+    whole, in_place, shift = pack_speech(audio, speech, max_pause_s=1e9)  # pauses kept: one stretch
+    assert whole.size == 96 * sr and shift(39.0) == 41.0 and len(in_place) == 3
 
 
 def test_audio_is_read_in_bounded_chunks(media):

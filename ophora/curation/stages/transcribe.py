@@ -56,9 +56,9 @@ class TranscribeConfig(BaseModel):
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="Silero VAD speech probability threshold")
     stream_chunk_s: float = Field(240.0, ge=30, description="seconds of audio read from ffmpeg at a time (memory: "
                                                             "64 KB a second)")
-    collapse_silence: bool = Field(True, description="cut the silences between speech out before decoding, so "
-                                                     "whisper's 30 s windows are full of speech (word times are "
-                                                     "mapped back)")
+    max_pause_s: float = Field(1.0, ge=0, description="pauses between speech longer than this are shortened to it "
+                                                   "before decoding, so whisper's 30 s windows hold more speech "
+                                                   "(word times are mapped back)")
     languages: list[str] = Field(default_factory=list, description="keep only these languages (empty: any)")
     min_language_probability: float = Field(0.5, ge=0, le=1, description="below this, language is unknown")
     use_sidecars: bool = Field(True, description="use a .srt/.vtt/.json3 sidecar instead of ASR when present")
@@ -150,25 +150,25 @@ class TimeMap:
         return t + self.shifts[max(i, 0)] if self.shifts else t
 
 
-def pack_speech(audio: np.ndarray, speech: list[dict], collapse: bool, max_clip_s: float = 30.0
+def pack_speech(audio: np.ndarray, speech: list[dict], max_pause_s: float, max_clip_s: float = 30.0
                 ) -> tuple[np.ndarray, list[dict], TimeMap]:
-    """(audio to decode, whisper clips in it in seconds, map back to ``audio``'s times). With ``collapse`` the
-    silences between speech pieces are cut out, so each 30 s window whisper encodes is full of speech (the
-    encoder costs the same for a window of 3 s or 30 s); without it, consecutive speech is grouped in place."""
-    tmap, clips, pieces, pos = TimeMap(), [], [], 0
+    """(audio to decode, whisper clips in it in seconds, map back to ``audio``'s times): the speech pieces with the
+    pauses between them shortened to ``max_pause_s`` (the real audio of the pause, not made-up silence), so each
+    30 s window whisper encodes holds more speech (the encoder costs the same for 3 s or 30 s) while whisper
+    still hears the speaker pause; consecutive speech grouped into clips of at most ``max_clip_s``."""
+    keep = int(max_pause_s * SAMPLE_RATE)
+    tmap, clips, pieces, pos, prev_end = TimeMap(), [], [], 0, None
     for s in speech:
-        if collapse:
-            pieces.append(audio[s["start"]:s["end"]])
-            start, end = pos / SAMPLE_RATE, (pos + s["end"] - s["start"]) / SAMPLE_RATE
-            tmap.add(start, s["start"] / SAMPLE_RATE)
-            pos += s["end"] - s["start"]
-        else:
-            start, end = s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE
+        begin = s["start"] if prev_end is None else max(prev_end, s["start"] - keep)
+        tmap.add(pos / SAMPLE_RATE, begin / SAMPLE_RATE)
+        start, end = (pos + s["start"] - begin) / SAMPLE_RATE, (pos + s["end"] - begin) / SAMPLE_RATE
         if clips and end - clips[-1]["start"] <= max_clip_s:
             clips[-1]["end"] = end
         else:
             clips.append({"start": start, "end": end})
-    return (np.concatenate(pieces) if collapse else audio), clips, tmap
+        pieces.append(audio[begin:s["end"]])
+        pos, prev_end = pos + s["end"] - begin, s["end"]
+    return (np.concatenate(pieces) if pieces else audio[:0]), clips, tmap
 
 
 # ---------------------------------------------------------------- hallucination guards
@@ -329,7 +329,7 @@ class Transcriber:
                          max_speech_duration_s=30.0, speech_pad_ms=200)
         language, prob, segments, dropped = None, 0.0, [], {}
         for offset, audio, speech in speech_chunks(stream_pcm(uri, self.cfg.stream_chunk_s, self.cfg.timeout_s), vad):
-            audio, clips, tmap = pack_speech(audio, speech, self.cfg.collapse_silence)
+            audio, clips, tmap = pack_speech(audio, speech, self.cfg.max_pause_s)
             if language is None:  # decided once, on the first speech, before anything is decoded
                 language, prob = self._detect_language(audio, clips)
                 if prob < self.cfg.min_language_probability or not self._language_ok(language):
