@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 RAY = os.path.join(os.path.dirname(sys.executable), "ray")
 
@@ -33,9 +34,10 @@ def stop_groups(*procs: subprocess.Popen, grace_s: float = 10.0) -> None:
     running = [p for p in procs if p.poll() is None]
     for proc in running:
         os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s  # one grace period for all of them
     for proc in running:
         try:
-            proc.wait(grace_s)
+            proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
