@@ -91,7 +91,8 @@ def precompute_latents(cfg, shards_root: str | Path, out_root: str | Path, subse
         raise DataError(f"no shards under {root} for subsets {list(subsets)}")
     connect()
     ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-        LatentEncoder, batch_size=1, concurrency=actors, num_gpus=num_gpus, num_cpus=cpus_per_actor,
+        LatentEncoder, batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=num_gpus,
+        num_cpus=cpus_per_actor,
         fn_constructor_kwargs={"model": absolute_location(cfg.model), "out_root": out,
                                "num_frames": cfg.data.num_frames, "height": cfg.data.height,
                                "width": cfg.data.width, "max_text_tokens": cfg.data.max_text_tokens})
