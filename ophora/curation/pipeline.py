@@ -73,6 +73,7 @@ def _call_stage(item, stage: type, config: CurateConfig, kwargs: dict):
     """A stage that holds nothing, built for one Ray task's call on a batch (or a row, for a flat_map)."""
     return stage(config, **kwargs)(item)
 
+
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
@@ -117,7 +118,8 @@ def build_dataset(config: CurateConfig, sources: list[SourceInput], out: str):
                            max_restarts=res.max_restarts, max_task_retries=res.max_task_retries, **batches, **remote)
             else:
                 ds = apply(_call_stage, fn_kwargs={"stage": stage, "config": config, "kwargs": ctor_kwargs},
-                           compute=ray.data.TaskPoolStrategy(size=res.concurrency[1]), max_retries=res.max_task_retries, **batches, **remote)
+                           compute=ray.data.TaskPoolStrategy(size=res.concurrency[1]),
+                           max_retries=res.max_task_retries, **batches, **remote)
         if stage is DedupStage:
             ds = dedup_dataset(ds, config.dedup, num_cpus=res.num_cpus, partitions=config.dedup.partitions or None)
     return ds

@@ -12,6 +12,7 @@ hash band, grouped with Ray Data); the functions here are what each bucket runs,
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any, Iterable, Literal
 
 import cv2
@@ -46,7 +47,6 @@ class DedupConfig(BaseModel):
     partitions: int = Field(8, ge=0, description="partitions of the run-wide grouping's two shuffles (0: Ray "
                                                  "Data's default; raise it for millions of clips on a cluster)")
 
-
     @property
     def threshold_bits(self) -> int:
         """The bit distance per key frame under which two windows are near duplicates, for this method."""
@@ -61,15 +61,23 @@ def phash(frame: np.ndarray) -> int:
     low = cv2.dct(small)[:8, :8].flatten()
     bits = low > np.median(low[1:])
     bits[0] = False  # the mean carries brightness, not structure
+    return _as_int(bits)
+
+
+def _as_int(bits: np.ndarray) -> int:
+    """64 booleans as one integer, bit i set when ``bits[i]`` is."""
     return int(sum(1 << i for i, b in enumerate(bits) if b))
 
 
+@lru_cache(maxsize=4)
+def _planes(dims: int) -> np.ndarray:
+    """The SimHash's 64 random directions, fixed by the embedding size (every worker and run draws the same)."""
+    return np.random.default_rng(dims).standard_normal((SIMHASH_BITS, dims))
+
+
 def simhash(embeddings: np.ndarray) -> list[int]:
-    """64-bit SimHash of each embedding: the signs of its projections on 64 random directions, fixed by the
-    embedding size so that every worker and every run draws the same ones."""
-    planes = np.random.default_rng(embeddings.shape[1]).standard_normal((SIMHASH_BITS, embeddings.shape[1]))
-    bits = embeddings @ planes.T > 0
-    return [int(sum(1 << i for i, b in enumerate(row) if b)) for row in bits]
+    """64-bit SimHash of each embedding: the signs of its projections on 64 fixed random directions."""
+    return [_as_int(row) for row in embeddings @ _planes(embeddings.shape[1]).T > 0]
 
 
 def as_signature(hashes: Iterable[int]) -> str:
