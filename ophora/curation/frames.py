@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ophora.video import open_container
+
 _CACHE_SIZE = 4
 _cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _cache_lock = threading.Lock()
@@ -60,13 +62,11 @@ def window_frames(path: str, start: float, end: float, count: int = 8, max_side:
 
 
 def _open(path: str) -> Any:
-    import av
-
     if "://" in path and not path.startswith("file://"):
         import fsspec
 
-        return av.open(fsspec.open(path, "rb").open())
-    return av.open(path.removeprefix("file://"))
+        return open_container(fsspec.open(path, "rb").open())
+    return open_container(path)
 
 
 def _decode(path: str, times: list[float], max_side: int) -> np.ndarray:

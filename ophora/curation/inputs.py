@@ -168,6 +168,15 @@ def forget(uri: str, cache_dir: str) -> None:
             pass
 
 
+def local_source(row: dict, cache_dir: str) -> str:
+    """A local path of a row's source on this node: the copy probe made when it is here, else a fresh one (a
+    stage on another node than probe fetches the source itself; decoders are never handed a URL)."""
+    local = row.get("local_path")
+    if local and os.path.exists(local):
+        return local
+    return localize(row["source_uri"], cache_dir)
+
+
 def localize(uri: str, cache_dir: str) -> str:
     """A local path holding ``uri``: the path itself for local files, else a cache file (downloaded once per
     node, streamed in chunks, renamed into place when complete). Raises FileNotFoundError / PermissionError /

@@ -5,13 +5,14 @@ Frames are uint8 RGB arrays shaped ``(frames, height, width, 3)``.
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ophora.video import ffprobe_args, open_container
 
 
 class VideoError(ValueError):
@@ -64,8 +65,8 @@ def encode_mp4(frames: np.ndarray, path: str | Path, fps: float, crf: int = 18, 
 
 def probe_stream(path: str | Path, timeout: float = 60) -> StreamFacts:
     """Frame count (decoded, not the header's guess), size, fps, codec and pixel format via ffprobe."""
-    cmd = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries",
-           "stream=nb_read_frames,width,height,avg_frame_rate,codec_name,pix_fmt", "-of", "json", str(path)]
+    cmd = ffprobe_args(path, "-select_streams", "v:0", "-count_frames", "-show_entries",
+                       "stream=nb_read_frames,width,height,avg_frame_rate,codec_name,pix_fmt", "-of", "json")
     proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         raise VideoError(f"{path}: ffprobe failed: {proc.stderr.decode(errors='replace').strip()[-300:]}")
@@ -84,10 +85,9 @@ def decode_frames(video: bytes | str | Path, max_frames: int | None = None) -> n
     import av
 
     name = "<bytes>" if isinstance(video, (bytes, bytearray)) else str(video)
-    source = io.BytesIO(video) if isinstance(video, (bytes, bytearray)) else str(video)
     frames = []
     try:
-        with av.open(source, mode="r") as container:
+        with open_container(video) as container:
             if not container.streams.video:
                 raise VideoError(f"{name}: no video stream")
             for frame in container.decode(container.streams.video[0]):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from PIL import Image
+
+from ophora.video import open_container
 
 
 @dataclass
@@ -23,10 +24,7 @@ class VideoFacts:
 
 
 def _open(video: bytes | str | Path | IO[bytes]):
-    import av
-
-    source = io.BytesIO(video) if isinstance(video, (bytes, bytearray)) else video
-    return av.open(source if not isinstance(source, Path) else str(source), mode="r")
+    return open_container(video)
 
 
 def probe_decode(video: bytes | str | Path) -> VideoFacts:

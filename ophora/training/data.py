@@ -9,7 +9,6 @@ replays the tar stream up to that point without decoding a single frame.
 
 from __future__ import annotations
 
-import io
 import logging
 import random
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
+from ophora.video import open_container
 from ophora.curation.shards import LATENT_MEMBERS, RAW_MEMBERS, Sample, ShardError, iter_samples, list_shards
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,9 @@ def decode_clip(mp4: bytes, num_frames: int, height: int, width: int) -> np.ndar
     """The first ``num_frames`` frames as uint8 [F, H, W, 3], resized to cover HxW and centre-cropped.
 
     Raises ValueError when the clip has fewer frames than asked (PyAV; it beat spawning ffmpeg per clip)."""
-    import av
 
     frames = []
-    with av.open(io.BytesIO(mp4)) as container:
+    with open_container(mp4) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for frame in container.decode(stream):

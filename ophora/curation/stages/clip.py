@@ -20,17 +20,17 @@ import ffmpeg
 import pyarrow as pa
 
 from ophora.curation.config import CurateConfig
-from ophora.curation.inputs import localize
+from ophora.curation.inputs import local_source
 from ophora.curation.stages.common import (Reject, RowStage, ToolError, batch_to_rows, ffmpeg_args, read_meta,
                                            rows_to_batch, run_tool, update_meta)
-from ophora.curation.stages.probe import ffmpeg_path
 from ophora.curation.stages.quality import border_box
+from ophora.video import ffmpeg_input, ffprobe_args
 
 
 def count_frames(path: str, timeout: float) -> tuple[int, int, int]:
     """(frames, width, height) of the first video stream of a local file, counted from its packets."""
-    args = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
-            "stream=nb_read_packets,width,height", "-of", "json", ffmpeg_path(path)]
+    args = ffprobe_args(path, "-select_streams", "v:0", "-count_packets", "-show_entries",
+                        "stream=nb_read_packets,width,height", "-of", "json")
     stream = json.loads(run_tool(args, timeout))["streams"][0]
     return int(stream.get("nb_read_packets") or 0), int(stream["width"]), int(stream["height"])
 
@@ -83,10 +83,7 @@ class Clip(RowStage):
         return True
 
     def _local(self, row: dict[str, Any]) -> str:
-        local = row["local_path"]
-        if not local or not os.path.exists(local):  # probed on another node: fetch it here
-            local = localize(row["source_uri"], self.cache_dir)
-        return local
+        return local_source(row, self.cache_dir)
 
     def _frame_filters(self, stream, row: dict[str, Any]):
         facts = json.loads(row["facts_json"] or "{}")
@@ -105,7 +102,7 @@ class Clip(RowStage):
         """Transcode the windows (one source, time order) with one ffmpeg run; returns one mp4 path per row."""
         first, last = rows[0]["start"], rows[-1]["start"]
         # One decoding thread: the actor pool is the parallelism, and frame threads cost more CPU a frame.
-        src = ffmpeg.input(ffmpeg_path(self._local(rows[0])), ss=f"{first:.4f}", t=f"{last - first + self.span:.4f}",
+        src = ffmpeg_input(self._local(rows[0]), ss=f"{first:.4f}", t=f"{last - first + self.span:.4f}",
                            threads=1).video
         branches = [src] if len(rows) == 1 else [src.filter_multi_output("split", len(rows)).stream(i)
                                                  for i in range(len(rows))]

@@ -123,7 +123,12 @@ class RowStage:
 
 
 class ToolError(RuntimeError):
-    """ffmpeg/ffprobe exited non-zero or ran out of time; the message is its last stderr line."""
+    """ffmpeg/ffprobe exited non-zero or ran out of time; the message is its last stderr line, ``stderr`` the
+    end of what it printed."""
+
+    def __init__(self, message: str, stderr: str = ""):
+        super().__init__(message)
+        self.stderr = stderr
 
 
 def run_tool(args: list[str], timeout: float) -> bytes:
@@ -135,8 +140,9 @@ def run_tool(args: list[str], timeout: float) -> bytes:
     except subprocess.TimeoutExpired as e:
         raise ToolError(f"{args[0]} took longer than {timeout:g} s") from e
     if done.returncode != 0:
-        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise ToolError(lines[-1][:300] if lines else f"{args[0]} exited with {done.returncode}")
+        text = done.stderr.decode("utf-8", "replace").strip()
+        lines = text.splitlines()
+        raise ToolError(lines[-1][:300] if lines else f"{args[0]} exited with {done.returncode}", text[-4000:])
     return done.stdout
 
 

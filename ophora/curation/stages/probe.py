@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from fractions import Fraction
 from typing import Any
 
-import ffmpeg
 import fsspec
 
 from ophora.curation.config import CurateConfig
 from ophora.curation.inputs import localize
 from ophora.curation.shards import source_id_for_file, source_id_from_stable_id
 from ophora.curation.stages.common import Reject, RowStage, ToolError, ffmpeg_args, run_tool
+from ophora.video import CONTAINER_FORMATS, admitted, ffmpeg_input, ffprobe_args
 
+_REFUSED = re.compile(r"\[(\w+) @ [^\]]*\] Format not on whitelist")  # "[hls @ 0x55d...] Format not on ..."
 _MAX_INFO_JSON = 8 << 20  # .info.json sidecars are small; a huge one is not read
-
-
-def ffmpeg_path(local_path: str) -> str:
-    """The name ffmpeg/ffprobe get for a local file: ``file:`` + absolute path, so a leading dash or a colon in
-    the name is never read as an option or a protocol."""
-    return "file:" + os.path.abspath(local_path)
 
 
 def _rate(text: str | None) -> float:
@@ -91,11 +87,17 @@ class Probe(RowStage):
         row["duration"] = facts["duration"]
 
     def _facts(self, local: str) -> dict[str, Any]:
-        args = ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", ffmpeg_path(local)]
+        args = ffprobe_args(local, "-show_format", "-show_streams", "-of", "json")
         try:
             info = json.loads(run_tool(args, self.cfg.timeout_s) or b"{}")
         except ToolError as e:
+            refused = _REFUSED.search(e.stderr)  # ffmpeg refused the demuxer before it read a header
+            if refused:
+                raise Reject(f"not a video container ({refused.group(1)}: playlists and references to other files "
+                             f"are never followed; admitted: {', '.join(CONTAINER_FORMATS)})") from e
             raise Reject(f"undecodable ({e})") from e
+        if not admitted(info.get("format", {}).get("format_name", "")):
+            raise Reject(f"not a video container ({info.get('format', {}).get('format_name', '?')})")
         streams = info.get("streams", [])
         videos = [s for s in streams if s.get("codec_type") == "video"
                   and not s.get("disposition", {}).get("attached_pic")]
@@ -128,7 +130,7 @@ class Probe(RowStage):
 
     def _check_decodes(self, local: str) -> None:
         """Decode the first frame: a container ffprobe can read may still hold an undecodable stream."""
-        args = ffmpeg_args(ffmpeg.input(ffmpeg_path(local)).output("-", format="null", vframes=1))
+        args = ffmpeg_args(ffmpeg_input(local).output("-", format="null", vframes=1))
         try:
             run_tool(args, self.cfg.timeout_s)
         except ToolError as e:

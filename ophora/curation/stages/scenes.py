@@ -15,13 +15,12 @@ import tempfile
 import time
 from typing import Any
 
-import ffmpeg
 import numpy as np
 from scenedetect import AdaptiveDetector, ContentDetector, FrameTimecode
 
 from ophora.curation.config import CurateConfig, ScenesConfig
 from ophora.curation.stages.common import Reject, RowStage, ffmpeg_args
-from ophora.curation.stages.probe import ffmpeg_path
+from ophora.video import ffmpeg_input
 
 
 def make_detector(cfg: ScenesConfig, fps: float):
@@ -96,7 +95,7 @@ class Scenes(RowStage):
         # the actor pool is the parallelism, and frame threads cost ~25% more CPU a frame (two minutes of 720p30:
         # 6.5 -> 5.3 CPU-s). A bilinear downscale would save more, but its aliasing made false cuts.
         skip = {"skip_frame": "noref"} if cfg.skip_unreferenced else {}
-        stream = (ffmpeg.input(ffmpeg_path(local_path), skip_loop_filter="all", flags2="+fast", threads=1, **skip)
+        stream = (ffmpeg_input(local_path, skip_loop_filter="all", flags2="+fast", threads=1, **skip)
                   .filter("fps", fps=fps).filter("scale", w, h)
                   .output("pipe:", format="rawvideo", pix_fmt="bgr24"))
         fast = make_detector(cfg, fps)

