@@ -28,6 +28,7 @@ def connect(address: str | None = None, log_to_driver: bool = True) -> None:
     if address:
         kwargs["address"] = address
     elif not os.environ.get("RAY_ADDRESS"):
-        kwargs.update(include_dashboard=False,
+        # "local": start our own; ray.init() without an address would join any Ray already on the machine.
+        kwargs.update(address="local", include_dashboard=False,
                       runtime_env={"worker_process_setup_hook": f"{__name__}.{quiet_worker_logs.__name__}"})
     ray.init(**kwargs)
