@@ -26,24 +26,35 @@ def _out():
     return Console(file=sys.stdout)
 
 
-def _fail(message: str, code: int = 2):
-    """common.fail with the message escaped: it quotes shard names and members, which are data, not markup."""
-    from rich.markup import escape
-
-    fail(escape(message), code)
+_fail = fail  # messages quote shard names and members: common.fail prints them as plain text
 
 
 def print_table(title: str, rows, columns: tuple[str, ...], caption: str | None = None) -> None:
-    """A table of shard contents; cells are escaped because shard text is data, never rich markup."""
-    from rich.markup import escape
+    """A table of shard contents; every cell is plain printable text (shard text is data: never rich markup,
+    never a terminal escape sequence)."""
     from rich.table import Table
 
-    table = Table(title=escape(title), caption=escape(caption) if caption else None)
+    from ophora.inspection.text import cell
+
+    table = Table(title=cell(title), caption=cell(caption) if caption else None)
     for c in columns:
         table.add_column(c)
     for row in rows:
-        table.add_row(*(escape(str(x)) for x in row))
+        table.add_row(*(cell(x) for x in row))
     _out().print(table)
+
+
+def warn_problems(problems: list[str], what: str = "problems") -> None:
+    """The first SHOWN_PROBLEMS problems on stderr (plain text), then how many more; run validate for all."""
+    from rich.text import Text
+
+    from ophora.inspection.text import printable
+
+    for problem in problems[:SHOWN_PROBLEMS]:
+        console.print(Text("warning: ", style="yellow") + Text(printable(problem)))
+    if len(problems) > SHOWN_PROBLEMS:
+        console.print(Text(f"... and {len(problems) - SHOWN_PROBLEMS} more {what} (ophora shards validate lists "
+                           "every one)", style="yellow"))
 
 
 def _check_dir(root: str) -> None:
