@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from fractions import Fraction
 from typing import Any
 
@@ -77,6 +78,8 @@ class Probe(RowStage):
             local = localize(row["source_uri"], self.cache_dir)
             if os.path.isdir(local):
                 raise Reject("not a file")
+            if not stat.S_ISREG(os.stat(local).st_mode):  # a FIFO or device would block or never end
+                raise Reject("not a regular file (a FIFO, socket or device)")
             if os.path.getsize(local) == 0:
                 raise Reject("empty file (0 bytes)")
             stable = _stable_id(sidecars)
