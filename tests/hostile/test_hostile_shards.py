@@ -69,22 +69,23 @@ def _root(base: Path, name: str, shards: dict[str, bytes]) -> Path:
     return root
 
 
+def _encode(name: str, *args: str) -> bytes:
+    """A video ffmpeg makes from ``args`` (lavfi input and options), written as ``name`` (its container)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / name
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", *args, "-c:v", "libx264", "-preset",
+                        "ultrafast", "-pix_fmt", "yuv420p", str(out)], check=True)
+        return out.read_bytes()
+
+
 def _mkv_without_frame_count() -> bytes:
     """A 20-second 1280x720 Matroska (600 frames, no frame count in the stream), a few dozen KB."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "long.mkv"
-        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=c=gray:s=1280x720:r=30:d=20",
-                        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(out)], check=True)
-        return out.read_bytes()
+    return _encode("long.mkv", "color=c=gray:s=1280x720:r=30:d=20")
 
 
 def _huge_frames() -> bytes:
     """One 4096x4096 frame in an mp4 (over the default max_pixels of 3840x2160)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "big.mp4"
-        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=c=red:s=4096x4096:d=0.1",
-                        "-frames:v", "1", "-c:v", "libx264", "-preset", "ultrafast", str(out)], check=True)
-        return out.read_bytes()
+    return _encode("big.mp4", "color=c=red:s=4096x4096:d=0.1", "-frames:v", "1")
 
 
 def _many_members(count: int) -> bytes:

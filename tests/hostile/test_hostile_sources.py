@@ -73,7 +73,7 @@ def sources(tmp_path_factory):
     d = box.inputs
     canaries = {name: Canary(d / name) for name in ("patient.ts", "linked.ts")}
     canaries.update({name: Canary(box.cwd / name) for name in ("a.mp4", "b.mp4")})
-    good = video(d / "good.mp4", 8.0)
+    video(d / "good.mp4", 8.0)
     (d / "hls.mp4").write_text("#EXTM3U\n#EXT-X-TARGETDURATION:3\n#EXTINF:3.0,\n" + str(d / "patient.ts") +
                                f"\n#EXTINF:3.0,\n{listener.url}/x.ts\n#EXT-X-ENDLIST\n")
     (d / "concat.mp4").write_text(f"ffconcat version 1.0\nfile '{d / 'patient.ts'}'\nfile '{listener.url}/x.ts'\n")

@@ -48,28 +48,33 @@ def test_two_runs_released_at_the_same_instant_never_both_get_the_lock(tmp_path)
     assert sorted(set(wins.values())) == [1], {t: n for t, n in wins.items() if n != 1}
 
 
+def race(locks: list[OutLock]) -> list[OutLock]:
+    """The locks that were taken when every one is tried at the same instant (one thread each)."""
+    barrier, got = threading.Barrier(len(locks)), []
+
+    def take(lock: OutLock) -> None:
+        barrier.wait()
+        try:
+            lock.acquire()
+            got.append(lock)
+        except OutLocked:
+            pass
+
+    threads = [threading.Thread(target=take, args=(lk,)) for lk in locks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return got
+
+
 def test_of_two_runs_taking_over_a_dead_runs_lock_one_wins(tmp_path):
     for trial in range(20):
         out = tmp_path / str(trial)
         out.mkdir()
         (out / LOCK_FILE).write_text(json.dumps({"token": "dead", "host": socket.gethostname(), "pid": 2 ** 22 + 7,
                                                  "started": 0, "heartbeat": time.time()}))
-        barrier, got = threading.Barrier(2), []
-        locks = [OutLock(str(out)) for _ in range(2)]
-
-        def take(lock: OutLock) -> None:
-            barrier.wait()
-            try:
-                lock.acquire()
-                got.append(lock)
-            except OutLocked:
-                pass
-
-        threads = [threading.Thread(target=take, args=(lk,)) for lk in locks]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        got = race([OutLock(str(out)) for _ in range(2)])
         assert len(got) == 1, trial
         assert json.loads((out / LOCK_FILE).read_text())["token"] == got[0].token
         got[0].release()
@@ -107,23 +112,9 @@ def test_on_s3_a_conditional_put_lets_exactly_one_of_two_runs_in(s3_lock_root, m
     fs = s3_lock_root
     monkeypatch.setattr(fsspec.core, "url_to_fs", lambda url, **kw: (fs, url.removeprefix("s3://")))
     for trial in range(10):
-        barrier, got = threading.Barrier(2), []
         locks = [OutLock(f"s3://locks/{trial}") for _ in range(2)]
         assert all(lk.atomic for lk in locks)
-
-        def take(lock: OutLock) -> None:
-            barrier.wait()
-            try:
-                lock.acquire()
-                got.append(lock)
-            except OutLocked:
-                pass
-
-        threads = [threading.Thread(target=take, args=(lk,)) for lk in locks]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        got = race(locks)
         assert len(got) == 1, trial
         got[0].release()
         assert not fs.exists(f"locks/{trial}/{LOCK_FILE}")
