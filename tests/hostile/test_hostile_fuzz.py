@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from ophora.curation.shards import Sample, ShardError, iter_samples
 from ophora.curation.subtitles import SubtitleError, load as load_subtitles
 from ophora.inspection.catalog import clip_facts
 from ophora.inspection.validate import check_sample
 
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="ophora-hypothesis-"))  # its caches, never in the work tree
 FUZZ = settings(max_examples=80, deadline=2000, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 KEY = "abcd0123abcd0123_000000"
