@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from ophora.cli.common import console, fail, print_table
+from ophora.cli.common import config_error, console, fail, parse_set, print_table
 
 def curate(
     inputs: Optional[list[str]] = typer.Argument(
@@ -37,15 +37,15 @@ def curate(
     """
     from pydantic import ValidationError
 
-    from ophora.curation.config import CurateConfig, parse_override
+    from ophora.curation.config import CurateConfig
 
+    extra = dict(parse_set(o) for o in overrides or [])
+    if limit is not None:
+        extra["limit"] = limit
     try:
-        extra = dict(parse_override(o) for o in overrides or [])
-        if limit is not None:
-            extra["limit"] = limit
         cfg = CurateConfig.load(profile=profile, path=config, overrides=extra)
     except (ValueError, OSError, ValidationError) as e:
-        fail(f"bad config: {e}")
+        fail(f"bad config: {config_error(e)}")
     if print_config:
         typer.echo(cfg.to_yaml(), nl=False)
         return

@@ -196,7 +196,10 @@ class CurateConfig(_Section):
         data = yaml.safe_load(resources.files("ophora.curation").joinpath(f"profiles/{profile}.yaml").read_text())
         data = dict(data or {}, profile=profile)
         if path:
-            user = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            try:
+                user = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            except (yaml.YAMLError, UnicodeDecodeError) as e:  # yaml.safe_load: a tag never builds an object
+                raise ValueError(f"{path}: not a YAML file ({' '.join(str(e).split())})") from None
             if not isinstance(user, dict):
                 raise ValueError(f"{path}: a curate config must be a YAML mapping")
             data = _merge(data, user)
@@ -235,4 +238,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, eq, raw = text.partition("=")
     if not eq or not key.strip():
         raise ValueError(f"override {text!r} is not KEY=VALUE (e.g. windows.fps=8)")
-    return key.strip(), yaml.safe_load(raw)
+    try:
+        return key.strip(), yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise ValueError(f"override {text!r}: the value is not plain YAML ({' '.join(str(e).split())})") from None

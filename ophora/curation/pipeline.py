@@ -96,7 +96,8 @@ def build_dataset(config: CurateConfig, sources: list[SourceInput], out: str):
     """The lazy Ray Data graph for ``sources``; iterating it runs the job and yields write records."""
     import ray.data
 
-    items = [new_row(source_uri=s.uri, sidecars_json=json.dumps(s.sidecars, sort_keys=True)) for s in sources]
+    items = [new_row(source_uri=s.uri, sidecars_json=json.dumps(s.sidecars, sort_keys=True), reject=s.reject)
+             for s in sources]
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 10_000)))
     for name, stage, how in STAGES:
         if not config.runs(name):
