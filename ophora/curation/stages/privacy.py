@@ -207,6 +207,7 @@ class PrivacyStage(FrameFilterStage):
     def __init__(self, config=None):
         self.cfg = config_section(config, "privacy", PrivacyConfig)
         super().__init__(self.cfg.frames, self.cfg.max_side)
+        phi.use_model((getattr(config, "models", None) or {}).get("phi"))  # loaded once per actor, here
         self.reader = TextReader(self.cfg) if self.cfg.ocr else None
         self.faces = FaceDetector(self.cfg)
         self.model = ",".join(x for x in (self.reader.id if self.reader else "", self.faces.id) if x)
