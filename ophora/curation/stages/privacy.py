@@ -25,6 +25,8 @@ from ophora.curation import phi
 from ophora.curation.stages.frame_filter import Findings, FrameFilterStage, config_section
 
 _WORDISH = re.compile(r"[A-Za-z0-9]")
+EXAMINED_FLAG = "privacy_examined"  # set on every window the privacy stage judged: p2ft/ admits no other
+NOT_EXAMINED = "privacy not examined (the privacy stage did not run on this clip)"
 # OCR reads the letter O as a zero inside words ("D0B"); PHI labels need the letters back
 _ZERO_IN_WORD = re.compile(r"(?<=[A-Za-z])0|0(?=[A-Za-z])")
 
@@ -185,7 +187,7 @@ def judge_privacy(per_frame: list[FrameFindings], cfg: PrivacyConfig) -> Finding
                 "overlay_corners": float(max(f.corners for f in per_frame)),
                 "graphic_share": max(f.graphic_share for f in per_frame)},
         flags={"text": text_frames > 0, "identifying_text": phi_frames > 0, "face": face_frames > 0,
-               "overlay": overlay_frames > 0})
+               "overlay": overlay_frames > 0, EXAMINED_FLAG: True})
     if text_frames:
         findings.p2ft_reasons.append(f"burned-in text (in {text_frames}/{len(per_frame)} frames)")
     if overlay_frames:
@@ -197,6 +199,21 @@ def judge_privacy(per_frame: list[FrameFindings], cfg: PrivacyConfig) -> Finding
         if cfg.drop_identifying:
             findings.drop = "identifying content: " + ", ".join(kinds)
     return findings
+
+
+def privacy_examined(meta: dict) -> bool:
+    """Whether the privacy stage judged the clip whose metadata this is."""
+    return bool(meta.get("flags", {}).get(EXAMINED_FLAG, False))
+
+
+def p2ft_verdict(privacy_ran: bool, not_examined: int) -> str:
+    """One line for a run's summary: what p2ft/ holds, and why it is empty when privacy did not run."""
+    if not privacy_ran:
+        return ("empty: the privacy stage was skipped in this run (skip=[privacy]), and p2ft/ admits only clips "
+                "privacy examined and found clean")
+    if not_examined:
+        return f"privacy-clean clips only; {not_examined} clips privacy did not examine were kept out"
+    return "privacy-clean clips only"
 
 
 class PrivacyStage(FrameFilterStage):
