@@ -69,10 +69,23 @@ def scrub(text: str, model: str | None = None) -> tuple[str, dict[str, int]]:
     return scrub_many([text], model)[0] if text else (text, {})
 
 
+_NER = {"named_entities", "proper_nouns"}
+
+
 @lru_cache(maxsize=4096)
 def looks_identifying(text: str, model: str | None = None) -> bool:
-    """True when OCR'd burned-in text carries identifying content: any PHI span, or a patient-record label such as
-    "PT:", "DOB", "MRN", "NAME:" (recorders stamp these even when the value is unreadable)."""
+    """True when OCR'd burned-in text carries identifying content: a patient-record label such as "PT:", "DOB",
+    "MRN", "NAME:" (recorders stamp these even when the value is unreadable), any identifier a pattern recognizer
+    finds, or a person of two or more words the NER model finds. Other NER and proper-noun finds are not enough
+    on their own: a caption ("Routine Phaco Case", OCR's "Capsularbag") has no sentence around it."""
     if not text or not text.strip():
         return False
-    return bool(_RECORD_LABEL.search(text)) or bool(find_phi(text, model))
+    if _RECORD_LABEL.search(text):
+        return True
+    for r in engine(model).results_many([_blank_placeholders(text)])[0]:
+        source = r.recognition_metadata.get("recognizer_name", "")
+        if source not in _NER:
+            return True
+        if source == "named_entities" and r.entity_type == "NAME" and len(text[r.start:r.end].split()) >= 2:
+            return True
+    return False

@@ -73,16 +73,21 @@ class PhiEngine:
         """Names of the recognizers in the registry."""
         return [r.name for r in self.analyzer.registry.recognizers]
 
-    def spans_many(self, texts: Iterable[str], batch_size: int = 64) -> list[list[tuple[int, int, str]]]:
-        """For each text, its sorted, non-overlapping ``(start, end, kind)`` identifying spans."""
+    def results_many(self, texts: Iterable[str], batch_size: int = 64) -> list[list]:
+        """For each text, Presidio's RecognizerResults (offsets into the text as given)."""
         texts = list(texts)
-        out: list[list[tuple[int, int, str]]] = [[] for _ in texts]
+        out: list[list] = [[] for _ in texts]
         todo = [(i, normalise_case(t)) for i, t in enumerate(texts) if t and t.strip()]  # same length: offsets hold
         artifacts = self.nlp_engine.process_batch([t for _, t in todo], "en", batch_size=batch_size)
         for (i, text), (_, nlp_artifacts) in zip(todo, artifacts):
-            results = self.analyzer.analyze(text=text, language="en", nlp_artifacts=nlp_artifacts)
-            out[i] = merge_spans([_trimmed(text, r.start, r.end, r.entity_type) for r in results])
+            out[i] = self.analyzer.analyze(text=text, language="en", nlp_artifacts=nlp_artifacts)
         return out
+
+    def spans_many(self, texts: Iterable[str], batch_size: int = 64) -> list[list[tuple[int, int, str]]]:
+        """For each text, its sorted, non-overlapping ``(start, end, kind)`` identifying spans."""
+        texts = list(texts)
+        return [merge_spans([_trimmed(t, r.start, r.end, r.entity_type) for r in results])
+                for t, results in zip(texts, self.results_many(texts, batch_size))]
 
 
 def _trimmed(text: str, start: int, end: int, kind: str) -> tuple[int, int, str]:
