@@ -20,7 +20,7 @@ _POSSESSIVE = {"'s", "’s", "'", "’"}
 # titles and the labels of record fields: next to a name, never part of it
 _TITLES = {"mr", "mrs", "ms", "miss", "dr", "doctor", "prof", "professor", "sir", "dame", "nurse", "sister", "pt",
            "patient", "name", "surgeon", "mrn", "dob", "id", "pid", "nhs", "ssn", "tel", "phone", "fax"}
-# lower-case particles inside family names ("van den Broek", "da Silva"): part of the name between name words
+# lower-case particles inside family names ("van den X", "da X"): part of the name between name words
 _PARTICLES = {"van", "von", "der", "den", "de", "da", "di", "du", "del", "della", "dos", "das", "do", "la", "le", "ter",
               "ten", "af", "av", "bin", "al", "y", "e"}
 _NOT_A_NAME = {"DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"}
@@ -54,7 +54,7 @@ def _acronym(tok) -> bool:
 
 def _name_word(doc, i: int, lower_ok: bool) -> bool:
     tok = doc[i]
-    # a given name that is also a function word ("Per", "Will") is taken only where it opens the sentence
+    # a given name that is also an English function word is taken only where it opens the sentence
     return (tok.is_alpha and len(tok) > 1 and (lower_ok or tok.text[0].isupper())
             and (not tok.is_stop or (tok.is_sent_start and tok.text[0].isupper())) and not _acronym(tok)
             and tok.lower_ not in _TITLES and tok.ent_type_ not in _NOT_A_NAME and not is_surgical(doc, i, i + 1))
@@ -67,8 +67,8 @@ def _lower_surname(doc, i: int) -> bool:
 
 
 def grow_name(doc, start: int, end: int) -> tuple[int, int]:
-    """A name span grown over the name words next to it: capitalised words the model left out ("Oliwier
-    [Chachuła]"), and a surname a speech recogniser wrote in lower case ("Siobhan gallagher will close")."""
+    """A name span grown over the name words next to it: capitalised words the model left out (a given name
+    before the surname it tagged), and a surname a speech recogniser wrote in lower case ("X y will close")."""
     while True:
         if start > 0 and _name_word(doc, start - 1, lower_ok=False):
             start -= 1
@@ -115,7 +115,7 @@ class NamedEntities(EntityRecognizer):
             if all(t.lower_ in _TITLES or not t.is_alpha or _acronym(t) for t in ent):
                 continue
             # lower-case tags are the model's noise on narration ("5 mm" as a person), unless every word is a
-            # proper noun ("margaret thornton")
+            # proper noun (a name the speech recogniser lower-cased)
             if not any(c.isupper() for c in ent.text) and (kind != "NAME" or any(t.pos_ != "PROPN" for t in ent)):
                 continue
             start, end = grow_name(doc, ent.start, ent.end) if kind == "NAME" else (ent.start, ent.end)
@@ -127,8 +127,8 @@ class NamedEntities(EntityRecognizer):
 
 class ProperNouns(EntityRecognizer):
     """Proper nouns the NER model left untagged or tagged as something else: a name at the start of a sentence
-    ("Autumn Scott will close"), one heard slightly wrong, or written in lower case by a speech recogniser
-    ("siobhan gallagher"). A capitalised proper noun counts on its own; lower-case ones in runs of two or more.
+    (a name that opens it), one heard slightly wrong, or written in lower case by a speech recogniser.
+    A capitalised proper noun counts on its own; lower-case ones in runs of two or more.
     Numbers, dates and surgical vocabulary are left alone."""
 
     def __init__(self):

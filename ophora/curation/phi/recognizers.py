@@ -145,7 +145,7 @@ def addresses() -> PatternRecognizer:
 
 
 def overlay_fields() -> PatternRecognizer:
-    """Labelled fields of a recorder's overlay ("PT: OKAFOR, MARGARET", "Name: ...", "Surgeon: ..."): the value
+    """Labelled fields of a recorder's overlay ("PT: SURNAME, GIVEN", "Name: ...", "Surgeon: ..."): the value
     is a name whatever it looks like; the label stays."""
     return PatternRecognizer(supported_entity="NAME", name="overlay_fields", patterns=[
         _p("labelled name", r"\b(?:PT|NAME|PATIENT|PAT|SURGEON|PHYSICIAN|OPERATOR|DOCTOR|NOM|NOMBRE|NOME|"
