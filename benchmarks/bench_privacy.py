@@ -145,19 +145,27 @@ def bench_text(identities: int, seed: int = EVAL_SEED) -> dict:
 # ---------------------------------------------------------------- 2. faces
 
 def _face_cases():
+    """Portraits pasted so that the face (not the crop) is 8-90 % of the frame height (capped where the crop
+    would not fit: the face is then as large as the frame allows)."""
+    import cv2
     import numpy as np
 
     from ophora.curation.frames import frames_at
     from test_filters_privacy import pasted, portrait
 
+    from ophora.curation.faces import Mtcnn
+
     backgrounds = [f for clip in sorted(REFERENCE.glob("*.mp4")) for f in frames_at(str(clip), [1.0, 4.0], 720)]
     rng = np.random.default_rng(EVAL_SEED + 1)
     for name in ("astronaut", "grace_hopper", "camera"):
+        # the face's own height in the head-and-shoulders crop, so `share` is the face's share of the frame
+        crop = portrait(name)
+        face = max(f.height for f in Mtcnn(0.9, 20)(cv2.resize(crop, None, fx=2, fy=2))) / (2 * crop.shape[0])
         for look in ("plain", "grey", "side-lit"):
             for share in (0.08, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6, 0.9):
                 for corner in ("centre", "top-left", "bottom-right"):
                     bg = backgrounds[int(rng.integers(len(backgrounds)))]
-                    yield (name, look, share, corner), pasted(bg, portrait(name), share, corner, look)
+                    yield (name, look, share, corner), pasted(bg, crop, min(0.98, share / face), corner, look)
 
 
 def bench_faces(stage) -> dict:
