@@ -90,6 +90,7 @@ def print_summary(summary: dict) -> None:
             ("inputs listed twice", len(summary["repeated_inputs"])),
             ("clips written", summary["clips_written"]),
             *((f"  in {k}/", v) for k, v in sorted(summary["clips_by_subset"].items())),
+            ("p2ft/ holds", summary.get("p2ft_verdict", "")),
             ("windows dropped", summary["clips_dropped"]),
             ("source seconds", f"{summary['source_seconds']:.1f}"),
             ("wall seconds", f"{summary['wall_seconds']:.1f}"),

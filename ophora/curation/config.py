@@ -187,6 +187,13 @@ class CurateConfig(_Section):
     lock_stale_s: float = Field(120.0, gt=0, description="OUT's lock (one run per OUT) counts as abandoned when its "
                                                          "heartbeat is older than this")
 
+    @model_validator(mode="after")
+    def _phi_model_for_align(self) -> "CurateConfig":
+        # the windows stage hands align only its own section; the scrubber's model is models.phi for every stage
+        if self.models.get("phi") and not self.align.phi_model:
+            self.align.phi_model = self.models["phi"]
+        return self
+
     @classmethod
     def load(cls, profile: str = "offline", path: str | None = None,
              overrides: dict[str, Any] | None = None) -> "CurateConfig":

@@ -41,7 +41,7 @@ from ophora.curation.stages.clip import Clip
 from ophora.curation.stages.common import new_row
 from ophora.curation.stages.dedup import DedupStage
 from ophora.curation.stages.dynamics import DynamicsStage
-from ophora.curation.stages.privacy import PrivacyStage
+from ophora.curation.stages.privacy import NOT_EXAMINED, PrivacyStage, p2ft_verdict
 from ophora.curation.stages.probe import Probe
 from ophora.curation.stages.quality import QualityStage
 from ophora.curation.stages.refine import RefineStage
@@ -311,6 +311,7 @@ def _curate(config: CurateConfig, sources: list[SourceInput], repeated: list[str
         "failed": book.status["failed"], "clips_written": book.clips, "clips_by_subset": dict(book.subsets),
         "clips_dropped": sum(book.drops.values()), "drops": dict(book.drops), "reasons": dict(book.reasons),
         "kept_out_of_p2ft": dict(book.p2ft), "phi_scrubbed": dict(book.phi),
+        "p2ft_verdict": p2ft_verdict(config.runs("privacy"), book.p2ft[reason_category(f"write: {NOT_EXAMINED}")]),
         "stages": [name for name, _, _ in STAGES if config.runs(name)],
         "leftovers_removed": len(state.removed), "source_seconds": round(book.source_seconds, 3),
         "wall_seconds": round(wall, 3), "clips_per_second": round(book.clips / wall, 4) if wall else 0.0,

@@ -262,13 +262,12 @@ class RefineStage(RowStage):
         cfg = RefineConfig.model_validate(section if isinstance(section, (RefineConfig, dict)) else {})
         model = (getattr(config, "models", None) or {}).get("refine")
         self.refiner = Refiner(cfg.model_copy(update={"model": model}) if model else cfg)
+        phi.use_model((getattr(config, "models", None) or {}).get("phi"))  # loaded once per actor, here
 
     def refine_rows(self, rows: list[dict[str, Any]]) -> None:
         live = [r for r in rows if self.wants(r)]
-        narrations = []
-        for row in live:
-            narration, _ = phi.scrub(read_meta(row).get("narration", ""))  # idempotent: align already scrubbed
-            narrations.append(narration)
+        # idempotent: align already scrubbed; one spaCy batch for the whole batch of windows
+        narrations = [n for n, _ in phi.scrub_many([read_meta(row).get("narration", "") for row in live])]
         for row, narration, res in zip(live, narrations, self.refiner.refine_many(narrations)):
             meta = read_meta(row)
             models = {**meta.get("models", {}), "refine": f"{res['backend']}:{res['model']}@{res['prompt_version']}"}
