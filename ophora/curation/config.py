@@ -56,6 +56,13 @@ class ScenesConfig(_Section):
         1.0, ge=0, description="rate of a second, slow ContentDetector pass that finds dissolves and fades "
                                "(a 1 s dissolve is one big step at 1 fps); 0 turns it off")
     dissolve_threshold: float = Field(22.0, gt=0, description="ContentDetector threshold of the dissolve pass")
+    verify: bool = Field(True, description="check every candidate boundary of both passes: keep it only when the "
+                                           "colours after it cannot be had by moving the picture before it "
+                                           "(instruments, flashes, fluid waves and focus pulls stay one scene)")
+    change_threshold: float = Field(
+        10.0, ge=0, description="the check's threshold: median chroma difference (|da*|+|db*|, CIELAB) left after "
+                                "warping a frame before the candidate onto one after it by optical flow, lowest "
+                                "over a few pairs; fitted on real surgical footage (benchmarks/bench_footage.py)")
     analysis_width: int = Field(160, ge=16, description="frames are downscaled to this width before detection")
     skip_unreferenced: bool = Field(
         True, description="do not decode frames no other frame references (most B-frames): ~35% less decode CPU; "
