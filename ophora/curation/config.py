@@ -75,6 +75,11 @@ class WindowsConfig(_Section):
     fps: float = Field(8.0, gt=0, description="frame rate of the clips")
     cut_margin: float = Field(0.25, ge=0, description="seconds kept clear of each scene boundary (cuts, dissolves)")
     max_windows_per_scene: int = Field(0, ge=0, description="cap on windows per scene (0 = no cap)")
+    overlap: float = Field(
+        0.5, ge=0, lt=1, description="a scene's rest after its whole windows gets one more window when that window "
+                                     "shares at most this share of itself with the others (windows then spread "
+                                     "evenly and overlap): a 12 s shot gives two 6.1 s clips sharing 0.6 s "
+                                     "instead of one clip and a 5.6 s leftover; 0: windows never share frames")
 
     @property
     def duration(self) -> float:

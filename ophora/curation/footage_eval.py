@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,43 +86,60 @@ def apply_effect(frames: np.ndarray, effect: str) -> np.ndarray:
     return out
 
 
-def render(footage: Footage, clips: dict[str, np.ndarray], out_dir: str | Path) -> dict:
-    """Encode ``footage`` (H.264 mp4 at its size and rate; each output frame shows the 8 fps frame of its time,
-    as a frame-rate conversion of real footage does) and return its truth: ``cuts`` ({time, kind, duration}; a
-    dissolve's time is its middle) and ``continuous`` spans clear of any transition."""
+def _timeline(footage: Footage, clips: dict[str, np.ndarray]) -> tuple[list[np.ndarray], list[float], list[dict], float]:
     shots = [s.frames(clips) for s in footage.shots]
-    lengths = [len(s) / REFERENCE_FPS for s in shots]
     starts, cuts, t = [], [], 0.0
-    for i, length in enumerate(lengths):
+    for i, shot in enumerate(shots):
         starts.append(t)
-        t += length
+        t += len(shot) / REFERENCE_FPS
         if i < len(footage.transitions):
             kind, dur = footage.transitions[i]
             cuts.append({"time": round(t, 4), "kind": kind, "duration": float(dur) if kind == "dissolve" else 0.0})
-    duration = t
-    n = int(round(duration * footage.fps))
-    path = Path(out_dir) / f"{footage.name}.mp4"
-    w, h = footage.width, footage.height
-    args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}",
-            "-r", f"{footage.fps:g}", "-i", "pipe:", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "20",
-            "-pix_fmt", "yuv420p", str(path)]
-    proc = subprocess.Popen(args, stdin=subprocess.PIPE)
-    try:
-        for k in range(n):
-            frame = _frame_at((k + 0.5) / footage.fps, shots, starts, cuts)
-            proc.stdin.write(cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA).tobytes())
-    finally:
-        proc.stdin.close()
-        if proc.wait() != 0:
-            raise RuntimeError(f"ffmpeg could not encode {path}")
+    return shots, starts, cuts, t
+
+
+def frames(footage: Footage, clips: dict[str, np.ndarray], fps: float | None = None,
+           size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+    """The footage's frames (BGR) at ``fps`` (default its own) and ``size`` (w, h; default its own): each shows
+    the 8 fps frame of its time, as a frame-rate conversion of real footage does."""
+    shots, starts, cuts, duration = _timeline(footage, clips)
+    fps = fps or footage.fps
+    w, h = size or (footage.width, footage.height)
+    for k in range(int(round(duration * fps))):
+        yield cv2.resize(_frame_at((k + 0.5) / fps, shots, starts, cuts), (w, h), interpolation=cv2.INTER_AREA)
+
+
+def truth_of(footage: Footage, clips: dict[str, np.ndarray]) -> dict:
+    """What was built: ``cuts`` ({time, kind, duration}; a dissolve's time is its middle), ``continuous`` spans
+    clear of any transition, the duration and the shots."""
+    _, _, cuts, duration = _timeline(footage, clips)
     continuous, lo = [], 0.0
     for c in cuts:
         continuous.append([lo, c["time"] - c["duration"] / 2])
         lo = c["time"] + c["duration"] / 2
     continuous.append([lo, duration])
-    truth = {"file": path.name, "width": w, "height": h, "fps": footage.fps, "duration": round(duration, 4),
-             "cuts": cuts, "continuous": [[round(a, 4), round(b, 4)] for a, b in continuous],
-             "shots": [{"clip": s.clip, "loops": s.loops, "effect": s.effect} for s in footage.shots]}
+    return {"file": f"{footage.name}.mp4", "width": footage.width, "height": footage.height, "fps": footage.fps,
+            "duration": round(duration, 4), "cuts": cuts,
+            "continuous": [[round(a, 4), round(b, 4)] for a, b in continuous],
+            "shots": [{"clip": s.clip, "loops": s.loops, "effect": s.effect} for s in footage.shots]}
+
+
+def render(footage: Footage, clips: dict[str, np.ndarray], out_dir: str | Path) -> dict:
+    """Encode ``footage`` as H.264 mp4 at its size and rate into ``out_dir`` (with its truth as .json beside it)
+    and return the truth (:func:`truth_of`)."""
+    path = Path(out_dir) / f"{footage.name}.mp4"
+    args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s",
+            f"{footage.width}x{footage.height}", "-r", f"{footage.fps:g}", "-i", "pipe:", "-c:v", "libx264",
+            "-preset", "ultrafast", "-crf", "20", "-pix_fmt", "yuv420p", str(path)]
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE)
+    try:
+        for frame in frames(footage, clips):
+            proc.stdin.write(frame.tobytes())
+    finally:
+        proc.stdin.close()
+        if proc.wait() != 0:
+            raise RuntimeError(f"ffmpeg could not encode {path}")
+    truth = truth_of(footage, clips)
     path.with_suffix(".json").write_text(json.dumps(truth, indent=1))
     return truth
 
@@ -153,12 +171,13 @@ def score_boundaries(truth: dict, boundaries: list[tuple[float, float]], tol: fl
     found, total, used = {}, {}, set()
     for c in truth["cuts"]:
         total[c["kind"]] = total.get(c["kind"], 0) + 1
-        lo, hi = c["time"] - c["duration"] / 2 - tol, c["time"] + c["duration"] / 2 + tol
+        half = c.get("duration", 0.0) / 2
+        lo, hi = c["time"] - half - tol, c["time"] + half + tol
         meet = [i for i, (a, b) in enumerate(merged) if a <= hi and b >= lo]
         if meet:
             found[c["kind"]] = found.get(c["kind"], 0) + 1
             used.update(meet)
     false = [merged[i] for i in range(len(merged)) if i not in used]
-    continuous = sum(b - a for a, b in truth["continuous"])
+    continuous = sum(b - a for a, b in truth.get("continuous", []))
     return {"found": found, "total": total, "false": len(false), "false_at": false,
             "continuous_s": round(continuous, 3)}

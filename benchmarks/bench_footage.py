@@ -1,0 +1,171 @@
+"""Real surgical footage: scene boundaries, footage yield and instructions, measured (the README table).
+
+    python benchmarks/bench_footage.py                       # all three parts
+    python benchmarks/bench_footage.py --parts scenes        # scenes | yield | instructions, comma-separated
+    python benchmarks/bench_footage.py --parts instructions --models smollm2,gemma3
+
+scenes: continuous shots (each reference clip of ../shared/reference played forward then back, ~12 s) at several
+sizes and frame rates, with a focus pull and a flash, and joins of shots with hard cuts and dissolves. The check's
+threshold is *fitted* on material from two clips (the continuous shots and their joins) and *checked* on the other
+two clips and on joins of all four; the synthetic corpus is scored as well. Reported: false boundaries per minute
+of continuous footage, true cuts found (hard, dissolve), and the same with the check off (PySceneDetect alone).
+
+yield: narrated videos (sidecar subtitles) built from the same shots, curated with the offline profile
+(extractive refine); the share of the clean surgical seconds that clips cover and where the rest went.
+
+instructions: the narration lines in benchmarks/instruction_rubric.yaml (written for this, not from the synthetic
+generator's scripts) through each refine backend; judged by the rubric written there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT / ".." / "shared" / "reference"
+FORMATS = [(720, 480, 30.0), (1280, 720, 25.0), (480, 320, 8.0)]
+
+
+def material(names: list[str], tag: str, joins: bool = True):
+    """Continuous shots of ``names`` in every format, effects, a two-loop shot, and joins among them."""
+    from ophora.curation.footage_eval import Footage, Shot
+
+    out = [Footage(f"{tag}-{n}-{w}x{h}@{fps:g}", [Shot(n)], [], w, h, fps) for n in names for w, h, fps in FORMATS]
+    out += [Footage(f"{tag}-{n}-{effect}", [Shot(n, effect=effect)], [], 720, 480, 30.0)
+            for n in names for effect in ("focus_pull", "flash")]
+    out += [Footage(f"{tag}-{n}-long", [Shot(n, loops=2)], [], 960, 540, 24.0) for n in names]
+    if joins and len(names) > 1:
+        a, b = names[0], names[1]
+        out += [Footage(f"{tag}-join-cut", [Shot(a), Shot(b), Shot(a)], [("cut", 0), ("cut", 0)], 720, 480, 30.0),
+                Footage(f"{tag}-join-dissolve", [Shot(b), Shot(a), Shot(b)], [("dissolve", 1.0), ("dissolve", 2.0)],
+                        1280, 720, 25.0)]
+    return out
+
+
+def cross_joins(names: list[str]):
+    from ophora.curation.footage_eval import Footage, Shot
+
+    return [Footage("all-join-1", [Shot(n) for n in names], [("cut", 0), ("dissolve", 1.0), ("cut", 0)],
+                    720, 480, 30.0),
+            Footage("all-join-2", [Shot(n) for n in names[::-1]], [("dissolve", 0.5), ("cut", 0), ("dissolve", 1.5)],
+                    960, 540, 24.0)]
+
+
+def run_detector(videos: list[tuple[dict, Path]], overrides: dict) -> tuple[dict, list[dict]]:
+    """Totals over ``videos`` (truth, path) and every candidate check with whether it met a true cut."""
+    from ophora.curation.config import CurateConfig
+    from ophora.curation.footage_eval import score_boundaries
+    from ophora.curation.stages.scenes import Scenes
+
+    stage = Scenes(CurateConfig.load("offline", overrides=overrides))
+    tot = {"found": {}, "total": {}, "false": 0, "continuous_s": 0.0, "false_at": []}
+    checks = []
+    for truth, path in videos:
+        boundaries, _ = stage.detect(str(path), truth["width"], truth["height"])
+        s = score_boundaries(truth, boundaries)
+        for k in ("found", "total"):
+            for kind, n in s[k].items():
+                tot[k][kind] = tot[k].get(kind, 0) + n
+        tot["false"] += s["false"]
+        tot["continuous_s"] += s["continuous_s"]
+        tot["false_at"] += [(truth["file"], round(a, 2), round(b, 2)) for a, b in s["false_at"]]
+        for c in stage.last_checks:
+            lo, hi = c["interval"]
+            meets = [i for i, cut in enumerate(truth["cuts"])
+                     if lo <= cut["time"] + cut.get("duration", 0) / 2 + 0.25
+                     and hi >= cut["time"] - cut.get("duration", 0) / 2 - 0.25]
+            checks.append({**c, "video": truth["file"], "cut": f"{truth['file']}#{meets[0]}" if meets else None})
+    return tot, checks
+
+
+def fit_threshold(checks: list[dict]) -> dict:
+    """The change threshold from candidate checks run with no threshold: 1.5x the highest change a candidate inside
+    continuous footage reached (the noise floor, with room for footage not seen), unless that would lose a true
+    cut, then halfway between."""
+    noise = max((c["change"] for c in checks if c["cut"] is None), default=0.0)
+    per_cut: dict[str, float] = {}
+    for c in checks:
+        if c["cut"]:
+            per_cut[c["cut"]] = max(per_cut.get(c["cut"], 0.0), c["change"])
+    signal = min(per_cut.values(), default=float("inf"))
+    threshold = min(1.5 * noise, (noise + signal) / 2) if signal > noise else (noise + signal) / 2
+    return {"noise": round(noise, 3), "signal": round(signal, 3), "threshold": round(threshold, 1)}
+
+
+def synthetic_videos(workdir: Path, videos: int, seed: int) -> list[tuple[dict, Path]]:
+    from ophora.curation.synthetic import generate_corpus, load_truth
+
+    corpus = workdir / "synthetic"
+    generate_corpus(corpus, videos=videos, seed=seed, minutes=1.0, max_height=720)
+    out = []
+    for t in load_truth(corpus):
+        cuts = [{"time": c["time"], "kind": c["kind"], "duration": s["transition_duration"]}
+                for c, s in zip(t["cuts"], t["scenes"][1:])]
+        out.append(({**t, "cuts": cuts, "continuous": []}, corpus / t["file"]))
+    return out
+
+
+def fmt(tot: dict) -> str:
+    minutes = tot["continuous_s"] / 60
+    found = sum(tot["found"].values())
+    total = sum(tot["total"].values())
+    per_min = f"{tot['false'] / minutes:.2f}/min over {minutes:.1f} min" if minutes else f"{tot['false']} false"
+    kinds = ", ".join(f"{k} {tot['found'].get(k, 0)}/{n}" for k, n in sorted(tot["total"].items()))
+    return f"false boundaries {tot['false']} ({per_min}); cuts found {found}/{total} ({kinds})"
+
+
+def bench_scenes(workdir: Path, args) -> dict:
+    from ophora.curation.footage_eval import load_clips, render
+
+    clips = load_clips(REFERENCE)
+    names = sorted(clips)
+    fit_names, check_names = names[:2], names[2:]
+    t0 = time.time()
+    fit = [(render(f, clips, workdir), workdir / f"{f.name}.mp4") for f in material(fit_names, "fit")]
+    check = [(render(f, clips, workdir), workdir / f"{f.name}.mp4")
+             for f in material(check_names, "check") + cross_joins(names)]
+    print(f"rendered {len(fit) + len(check)} videos in {time.time() - t0:.0f} s")
+    _, fit_checks = run_detector(fit, {"scenes.change_threshold": 1e9})
+    fitted = fit_threshold(fit_checks)
+    print(f"fit on {', '.join(fit_names)}: candidates in continuous footage reach {fitted['noise']}, true cuts "
+          f"at least {fitted['signal']} -> change_threshold {fitted['threshold']}")
+    result = {"fit": fitted, "fit_clips": fit_names, "check_clips": check_names}
+    synth = synthetic_videos(workdir, args.synthetic_videos, args.seed) if args.synthetic_videos else []
+    for label, overrides in (("shipped", {}), ("fitted", {"scenes.change_threshold": fitted["threshold"]}),
+                             ("unchecked", {"scenes.verify": False})):
+        for part, videos in (("real fit", fit), ("real check", check), ("synthetic", synth)):
+            if not videos:
+                continue
+            tot, _ = run_detector(videos, overrides)
+            result[f"{label} / {part}"] = {k: v for k, v in tot.items() if k != "false_at"}
+            print(f"{label:9s} {part:10s} {fmt(tot)}" + (f"  {tot['false_at'][:4]}" if tot["false"] else ""))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(ROOT))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--parts", default="scenes,yield,instructions")
+    ap.add_argument("--synthetic-videos", type=int, default=4, help="synthetic 1-min videos to score (0: none)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--models", default="smollm2,gemma3", help="LLMs for the instructions part")
+    ap.add_argument("--json", default="", help="also write the results here")
+    args = ap.parse_args(argv)
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench-footage-") as tmp:
+        for part in args.parts.split(","):
+            work = Path(tmp) / part
+            work.mkdir()
+            results[part] = {"scenes": bench_scenes}[part](work, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
