@@ -60,7 +60,7 @@ class ScenesConfig(_Section):
                                            "colours after it cannot be had by moving the picture before it "
                                            "(instruments, flashes, fluid waves and focus pulls stay one scene)")
     change_threshold: float = Field(
-        10.0, ge=0, description="the check's threshold: median chroma difference (|da*|+|db*|, CIELAB) left after "
+        5.7, ge=0, description="the check's threshold: median chroma difference (|da*|+|db*|, CIELAB) left after "
                                 "warping a frame before the candidate onto one after it by optical flow, lowest "
                                 "over a few pairs; fitted on real surgical footage (benchmarks/bench_footage.py)")
     analysis_width: int = Field(160, ge=16, description="frames are downscaled to this width before detection")

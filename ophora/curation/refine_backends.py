@@ -361,25 +361,39 @@ def _clauses(sentence: str) -> list[str]:
 
 
 class ExtractiveBackend:
-    """No LLM: picks the narration's sentence that names the most surgical action and rewrites it by rules. A
-    candidate is returned only if ``accept(answer)`` has no complaint; else the next best sentence is tried."""
+    """No LLM: the narration's actions as imperatives, best first, the first the validator accepts. Candidates are
+    each clause that acts on something, read by spaCy's parser and turned round when passive
+    (:func:`~ophora.curation.instruction_form.narrated_actions`), then the rule rewrites of whole sentences and
+    their clauses (:func:`imperative`); they rank by how much cataract-surgery action they name, a verb of the
+    surgical vocabulary first ("Insert the lens ..." before "Load the lens into the injector.")."""
 
     name = "extractive"
-    model_id = "rules-v1"
+    model_id = "rules-v2"
+
+    def candidates(self, narration: str) -> list[str]:
+        from ophora.curation.instruction_form import narrated_actions
+
+        sentences = [x.strip() for x in re.split(r"(?<=[.!?])\s+", narration) if x.strip()]
+        parsed = [a for x in sentences for a in narrated_actions(x)]
+        rewritten = [imperative(x) for x in sentences] + \
+            [imperative(c) for x in sentences for c in _clauses(x) if c.strip()]
+
+        def score(text: str) -> int:
+            first = re.match(r"[A-Za-z]+", text)
+            return sum(phase_scores(text).values()) + names_action(text) + \
+                bool(first and first.group().lower() in ACTION_VERBS)
+
+        def ranked(texts: list[str]) -> list[str]:
+            return [t for _, _, t in sorted(((score(t), -i, t) for i, t in enumerate(texts) if t), reverse=True)]
+
+        # what the parser read comes first; the rule rewrites of whole sentences are the last resort
+        return list(dict.fromkeys(ranked(parsed) + ranked(rewritten)))
 
     def answer(self, narration: str, accept=lambda a: None) -> dict:
-        sentences = [x.strip() for x in re.split(r"(?<=[.!?])\s+", narration) if x.strip()]
-        # clauses come after whole sentences: tried when a sentence cannot be made an instruction
-        clauses = [c.strip() for x in sentences for c in _clauses(x) if c.strip()]
-        pieces = sentences + clauses
-        ranked = sorted(((sum(phase_scores(x).values()) + names_action(x), -i, x) for i, x in enumerate(pieces)),
-                        reverse=True)
         complaint = "no sentence names a surgical action"
-        for score, _, sentence in ranked:
-            if score <= 0:
-                break
-            instruction = imperative(sentence)
-            answer = {"relevant": True, "instruction": instruction, "phase": phase_of(sentence)}
+        for instruction in self.candidates(narration):
+            answer = {"relevant": True, "instruction": instruction, "phase": phase_of(instruction) or
+                      phase_of(narration)}
             complaint = accept(answer)
             if complaint is None:
                 return answer
