@@ -147,6 +147,58 @@ def bench_scenes(workdir: Path, args) -> dict:
     return result
 
 
+def yield_videos(workdir: Path, clips) -> list[dict]:
+    """Narrated videos of clean surgical footage: every reference clip's shot, joined by cuts and dissolves, at
+    two sizes and rates, with sidecar narration."""
+    from ophora.curation.footage_eval import Footage, Shot, render, write_srt
+
+    names = sorted(clips)
+    videos = [Footage("narrated-1", [Shot(n) for n in names], [("cut", 0), ("dissolve", 1.0), ("cut", 0)],
+                      1280, 720, 30.0),
+              Footage("narrated-2", [Shot(n) for n in names[::-1]], [("dissolve", 0.5), ("cut", 0), ("cut", 0)],
+                      720, 480, 25.0),
+              Footage("narrated-3", [Shot(names[1], loops=2), Shot(names[3])], [("cut", 0)], 960, 540, 24.0)]
+    truths = []
+    for f in videos:
+        truth = render(f, clips, workdir)
+        write_srt(truth, workdir)
+        truths.append(truth)
+    return truths
+
+
+def bench_yield(workdir: Path, args) -> dict:
+    from ophora.curation.config import CurateConfig
+    from ophora.curation.footage_eval import clean_share, load_clips
+    from ophora.curation.ledger import read_ledger
+    from ophora.curation.pipeline import run_curation
+    from ophora.curation.shards import read_index
+
+    videos = workdir / "videos"
+    videos.mkdir()
+    truths = {t["file"]: t for t in yield_videos(videos, load_clips(REFERENCE))}
+    cfg = CurateConfig.load("offline", overrides={"refine.backend": "extractive"})
+    t0 = time.time()
+    summary = run_curation(cfg, [str(videos)], str(workdir / "out"), quiet=True)
+    wall = time.time() - t0
+    index = read_index(str(workdir / "out"))
+    index = index[index["subset"] == "tpt"]
+    ids = {Path(r.source_uri).name: r.source_id for r in read_ledger(str(workdir / "out")).itertuples()}
+    shares = {}
+    for name, truth in truths.items():
+        mine = index[index["source_id"] == ids[name]]
+        shares[name] = clean_share(truth, list(zip(mine["start"], mine["end"])))
+    clean = sum(sum(b - a for a, b in t["continuous"]) for t in truths.values())
+    covered = sum(shares[n] * sum(b - a for a, b in t["continuous"]) for n, t in truths.items())
+    foot = summary["footage"]
+    print(f"yield: {summary['clips_written']} clips from {len(truths)} narrated videos ({clean:.1f} s of clean "
+          f"surgical footage) in {wall:.0f} s; clips cover {100 * covered / clean:.1f} % of it "
+          f"({', '.join(f'{n}: {100 * s:.0f} %' for n, s in shares.items())})")
+    print(f"summary.json footage: {foot['clip_s']:.1f} of {foot['source_s']:.1f} s in clips "
+          f"({100 * foot['share']:.1f} %); lost: " + ", ".join(f"{k} {v:.1f} s" for k, v in foot["lost_s"].items()))
+    return {"clean_s": round(clean, 2), "clean_share": round(covered / clean, 4), "per_video": shares,
+            "clips": summary["clips_written"], "footage": foot, "wall_s": round(wall, 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -161,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         for part in args.parts.split(","):
             work = Path(tmp) / part
             work.mkdir()
-            results[part] = {"scenes": bench_scenes}[part](work, args)
+            results[part] = {"scenes": bench_scenes, "yield": bench_yield}[part](work, args)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -181,3 +181,47 @@ def score_boundaries(truth: dict, boundaries: list[tuple[float, float]], tol: fl
     continuous = sum(b - a for a, b in truth.get("continuous", []))
     return {"found": found, "total": total, "false": len(false), "false_at": false,
             "continuous_s": round(continuous, 3)}
+
+
+# What a surgeon might say over each reference clip: two lines per ~12 s shot, for narrated test videos.
+NARRATION = {
+    "Anterio-Chamber-Flushing": ["Balanced salt solution is run through the side port to flush the anterior chamber.",
+                                 "We keep irrigating until the chamber is completely clear of debris."],
+    "Capsule-Pulishing": ["Now I polish the posterior capsule with the irrigation tip on low vacuum.",
+                          "The remaining epithelial cells are vacuumed off the capsule."],
+    "Lens-Implantation": ["The folded lens is injected through the main incision into the capsular bag.",
+                          "I let the optic unfold and guide the haptics into the bag."],
+    "hydrodissection": ["The cannula goes under the capsule edge and I inject fluid for hydrodissection.",
+                        "You can see the fluid wave pass behind the nucleus, so it rotates freely."],
+}
+
+
+def write_srt(truth: dict, out_dir: str | Path) -> Path:
+    """A sidecar .srt beside the rendered video: each shot's two narration lines, spoken in its first and second
+    half, well inside it."""
+    def stamp(t: float) -> str:
+        ms = int(round(t * 1000))
+        return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+    entries, start = [], 0.0
+    bounds = [c["time"] for c in truth["cuts"]] + [truth["duration"]]
+    for shot, end in zip(truth["shots"], bounds):
+        first, second = NARRATION[shot["clip"]]
+        mid = (start + end) / 2
+        entries += [(start + 0.8, mid - 0.8, first), (mid + 0.3, end - 1.0, second)]
+        start = end
+    path = (Path(out_dir) / truth["file"]).with_suffix(".srt")
+    path.write_text("".join(f"{i}\n{stamp(a)} --> {stamp(b)}\n{text}\n\n" for i, (a, b, text) in
+                            enumerate(entries, 1)), encoding="utf-8")
+    return path
+
+
+def clean_share(truth: dict, clips: list[tuple[float, float]]) -> float:
+    """Share of the truth's continuous (clean surgical) seconds that ``clips`` (start, end) cover."""
+    from ophora.curation.ledger import minus_spans, union_spans
+
+    spans = union_spans(map(tuple, truth["continuous"]))
+    covered = union_spans(clips)
+    total = sum(b - a for a, b in spans)
+    missed = sum(b - a for a, b in minus_spans(spans, covered))
+    return (total - missed) / total if total else 0.0

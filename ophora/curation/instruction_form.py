@@ -144,11 +144,13 @@ def _subject(verb):
 
 
 def _antecedent(verb):
-    """What "it" stands for in ``verb``'s sentence: its first noun phrase that is not a pronoun."""
-    for chunk in verb.sent.noun_chunks:
-        if chunk.root.lower_ not in _PRONOUNS | _PEOPLE and chunk.root.pos_ in ("NOUN", "PROPN"):
-            return [t for t in chunk if t.dep_ != "amod" or t.i == chunk.root.i or t.lower_ not in ("little",)]
-    return None
+    """What "it" stands for in ``verb``'s sentence: its first noun that is not the object of a preposition, with
+    the words in front of it ("a little plaque")."""
+    nouns = [t for t in verb.sent if t.pos_ in ("NOUN", "PROPN") and t.i < verb.i]
+    head = next((t for t in nouns if t.dep_ != "pobj"), nouns[0] if nouns else None)
+    if head is None:
+        return None
+    return [t for t in head.lefts if t.dep_ in ("det", "amod", "compound", "nummod")] + [head]
 
 
 def _clause_tokens(verb) -> list[tuple[int, str]]:

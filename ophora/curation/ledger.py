@@ -56,7 +56,8 @@ def reason_category(reason: str) -> str:
     return reason.split(" (", 1)[0].strip()
 
 
-def _union(spans: Iterable[tuple[float, float]]) -> list[list[float]]:
+def union_spans(spans: Iterable[tuple[float, float]]) -> list[list[float]]:
+    """Sorted, disjoint [lo, hi] spans covering the same seconds as ``spans``."""
     out: list[list[float]] = []
     for lo, hi in sorted((float(a), float(b)) for a, b in spans if b > a):
         if out and lo <= out[-1][1]:
@@ -66,7 +67,7 @@ def _union(spans: Iterable[tuple[float, float]]) -> list[list[float]]:
     return out
 
 
-def _minus(spans: list[list[float]], taken: list[list[float]]) -> list[list[float]]:
+def minus_spans(spans: list[list[float]], taken: list[list[float]]) -> list[list[float]]:
     """``spans`` with every stretch of ``taken`` removed (both sorted, disjoint)."""
     out = []
     for lo, hi in spans:
@@ -92,16 +93,16 @@ def footage_yield(duration: float, clips: Iterable[tuple[float, float]],
         return {"duration_s": round(total, 3), "clip_s": 0.0, "share": 0.0,
                 "lost_s": {reason_category(rejected): round(total, 3)} if total else {}}
     whole = [[0.0, total]] if total else []
-    taken = _union((max(0.0, a), min(total, b)) for a, b in clips)
+    taken = union_spans((max(0.0, a), min(total, b)) for a, b in clips)
     clip_s = sum(b - a for a, b in taken)
     lost: dict[str, float] = {}
     for start, end, reason in dropped:
-        mine = _minus(_union([(max(0.0, start), min(total, end))]), taken)
+        mine = minus_spans(union_spans([(max(0.0, start), min(total, end))]), taken)
         if mine:
             key = reason_category(reason)
             lost[key] = lost.get(key, 0.0) + sum(b - a for a, b in mine)
-            taken = _union([*map(tuple, taken), *map(tuple, mine)])
-    rest = sum(b - a for a, b in _minus(whole, taken))
+            taken = union_spans([*map(tuple, taken), *map(tuple, mine)])
+    rest = sum(b - a for a, b in minus_spans(whole, taken))
     if rest > 1e-6:
         lost[MARGINS] = rest
     return {"duration_s": round(total, 3), "clip_s": round(clip_s, 3),

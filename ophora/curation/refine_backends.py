@@ -381,7 +381,7 @@ class ExtractiveBackend:
         def score(text: str) -> int:
             first = re.match(r"[A-Za-z]+", text)
             return sum(phase_scores(text).values()) + names_action(text) + \
-                bool(first and first.group().lower() in ACTION_VERBS)
+                2 * bool(first and first.group().lower() in ACTION_VERBS)
 
         def ranked(texts: list[str]) -> list[str]:
             return [t for _, _, t in sorted(((score(t), -i, t) for i, t in enumerate(texts) if t), reverse=True)]
