@@ -221,29 +221,37 @@ def bench_instructions(workdir: Path, args) -> dict:
     from ophora.curation.refine_eval import judge, load_lines
     from ophora.curation.stages.refine import Refiner
 
-    lines = load_lines()
-    narrations = [x["narration"] for x in lines]
+    parts = {"development": load_lines(), "held out": load_lines(part="held_out")}
+    if args.sample:  # an even spread over both parts (an LLM on this CPU takes ~10-20 s a line)
+        parts = {p: v[::max(1, round(len(v) / (args.sample / 2)))] for p, v in parts.items()}
+    lines = [x for part in parts.values() for x in part]
     out = {}
-    for name in ["extractive"] + [m for m in args.models.split(",") if m]:
+    for name in ([] if args.skip_extractive else ["extractive"]) + [m for m in args.models.split(",") if m]:
         cfg = {"backend": "extractive"} if name == "extractive" else \
             {"backend": "transformers", "model": model_path(name), "steer": True, "threads": args.threads}
         refiner = Refiner(cfg)
         if name != "extractive":
             refiner.backend.load()
         t0, c0 = time.time(), time.process_time()
-        results = refiner.refine_many(narrations)
+        results = refiner.refine_many([x["narration"] for x in lines])
         wall, cpu = time.time() - t0, time.process_time() - c0
         verdicts = [judge(r, x) for r, x in zip(results, lines)]
+        label = name.split("=")[0]
+        row, start = {}, 0
+        for part, mine in parts.items():
+            v, r = verdicts[start:start + len(mine)], results[start:start + len(mine)]
+            start += len(mine)
+            row[part] = {"passed": sum(ok for ok, _ in v), "lines": len(mine), "fallback": sum(x["fallback"] for x in r)}
         passed = sum(ok for ok, _ in verdicts)
         fallback = sum(r["fallback"] for r in results)
-        label = name.split("=")[0]
-        print(f"instructions {label:10s}: rubric passed {passed}/{len(lines)} ({100 * passed / len(lines):.1f} %), "
-              f"fallback {fallback}/{len(lines)} ({100 * fallback / len(lines):.1f} %), {wall:.0f} s wall, "
+        print(f"instructions {label:10s}: rubric passed {passed}/{len(lines)} ({100 * passed / len(lines):.1f} %; "
+              + ", ".join(f"{p} {v['passed']}/{v['lines']}" for p, v in row.items())
+              + f"), fallback {fallback}/{len(lines)} ({100 * fallback / len(lines):.1f} %), {wall:.0f} s wall, "
               f"{cpu / len(lines):.2f} CPU-s a line")
         for (ok, why), r, x in zip(verdicts, results, lines):
             if not ok:
                 print(f"    {x['narration'][:60]!r} -> {r['instruction'] or r['reason'][:60]!r}: {why[:80]}")
-        out[label] = {"passed": passed, "lines": len(lines), "fallback": fallback, "wall_s": round(wall, 1),
+        out[label] = {**row, "passed": passed, "lines": len(lines), "fallback": fallback, "wall_s": round(wall, 1),
                       "cpu_s_per_line": round(cpu / len(lines), 3),
                       "answers": [{"narration": x["narration"], "instruction": r["instruction"],
                                    "fallback": r["fallback"], "pass": ok} for (ok, _), r, x in
@@ -259,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--models", default="smollm2,gemma3", help="LLMs for the instructions part")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads for the LLMs")
+    ap.add_argument("--sample", type=int, default=0, help="instructions: about this many lines, spread over the "
+                                                          "development and held-out parts (0: all)")
+    ap.add_argument("--skip-extractive", action="store_true", help="instructions: only the --models")
     ap.add_argument("--json", default="", help="also write the results here")
     args = ap.parse_args(argv)
     results = {}

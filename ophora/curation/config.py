@@ -55,7 +55,8 @@ class ScenesConfig(_Section):
     dissolve_fps: float = Field(
         1.0, ge=0, description="rate of a second, slow ContentDetector pass that finds dissolves and fades "
                                "(a 1 s dissolve is one big step at 1 fps); 0 turns it off")
-    dissolve_threshold: float = Field(22.0, gt=0, description="ContentDetector threshold of the dissolve pass")
+    dissolve_threshold: float = Field(15.0, gt=0, description="ContentDetector threshold of the dissolve pass (low: it "
+                                                              "only proposes; the check decides)")
     verify: bool = Field(True, description="check every candidate boundary of both passes: keep it only when the "
                                            "colours after it cannot be had by moving the picture before it "
                                            "(instruments, flashes, fluid waves and focus pulls stay one scene)")

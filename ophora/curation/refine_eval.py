@@ -13,9 +13,10 @@ from ophora.curation.instruction_form import parse_imperative
 RUBRIC = Path(__file__).resolve().parents[2] / "benchmarks" / "instruction_rubric.yaml"
 
 
-def load_lines(path: str | Path = RUBRIC) -> list[dict]:
-    """The rubric's narration lines: ``{"narration", "verbs", "objects"}`` or ``{"narration", "action": "none"}``."""
-    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))["lines"]
+def load_lines(path: str | Path = RUBRIC, part: str = "lines") -> list[dict]:
+    """The rubric's narration lines: ``{"narration", "verbs", "objects"}`` or ``{"narration", "action": "none"}``;
+    ``part`` "lines" (the development set) or "held_out" (written after the rules, measured once)."""
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))[part]
 
 
 def judge(result: dict, line: dict) -> tuple[bool, str]:
