@@ -86,6 +86,11 @@ def parse_imperative(text: str) -> tuple[Action | None, str]:
                       f"is not one); write an imperative such as \"Insert ...\"")
     if any(t.dep_ in ("nsubj", "nsubjpass") and t.head.i == root.i and t.i >= offset for t in framed):
         return None, "the instruction has a subject of its own; address the surgeon with a bare verb"
+    described = next((c for c in framed if c.dep_ == "conj" and c.head.i == root.i and
+                      any(g.dep_ in ("nsubj", "nsubjpass") for g in c.children)), None)
+    if described is not None:
+        return None, (f"the instruction goes on to describe (\"... {described.text} ...\" has a subject of its own); "
+                      f"keep only the imperative")
     lemma = verb_lemma(verb)
     if lemma in NON_ACTION:
         return None, f"\"{verb.text}\" is not a surgical action; name what the surgeon does"

@@ -22,8 +22,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from ophora.curation import phi
-from ophora.curation.cataract_actions import PHASES, SURGICAL_NOUNS, names_action, phase_of, phase_scores
-from ophora.curation.instruction_form import form_complaint, lemmas, parse_imperative
+from ophora.curation.cataract_actions import (ACTION_VERBS, PHASES, SURGICAL_NOUNS, names_action, phase_of,
+                                              phase_scores)
+from ophora.curation.instruction_form import form_complaint, lemmas, narrated_actions, parse_imperative
 from ophora.curation.refine_backends import ExtractiveBackend, base_verb, make_backend
 from ophora.curation.stages.common import RowStage, read_meta, update_meta
 
@@ -66,9 +67,13 @@ def ungrounded(instruction: str, narration: str) -> str | None:
     if not (said and wrote) and not content_stems(instruction) & content_stems(narration):
         return "the instruction shares no word with the narration; instruct what the narration says"
     action, _ = parse_imperative(instruction)
-    if action and not set(said) & set(wrote) and not {action.verb, action.object} & lemmas(narration):
-        return (f"the narration neither does \"{action.verb}\" nor names \"{action.object or 'its object'}\"; "
-                f"instruct the narration's own action")
+    if action is None:
+        return None
+    # what the narration does: its verbs, and the surgeon's verbs its clauses turn into ("the lens goes in": insert)
+    done = lemmas(narration) | {a.split()[0].lower() for a in narrated_actions(narration)}
+    if action.verb not in done and not (set(said) & set(wrote) and action.verb in ACTION_VERBS):
+        return (f"the narration does not \"{action.verb}\" anything; instruct the narration's own action with its "
+                f"verb")
     return None
 
 
