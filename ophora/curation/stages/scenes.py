@@ -101,9 +101,11 @@ class BoundaryFinder:
         if self.slow is not None and n % step == 0:
             for cut in self.slow.process_frame(FrameTimecode(n // step, fps=fps / step), frame):
                 k = cut.frame_num * step
+                # a dissolve that made frames one step apart differ may reach half a step past either of them
+                lo, hi = _around(k, step, fps)
                 self.pending.append(_Candidate([k - 2 * step, k - 2 * step + step // 2, k - step],
                                                [k, k + step - step // 2, k + step],
-                                               _around(k, step, fps), dissolve=True))
+                                               (max(0.0, lo - step // 2 / fps), hi + step // 2 / fps), dissolve=True))
         self.n += 1
         self._settle(final=False)
         keep = self.n - 4 * max(step, 2) - 8  # what a pending check can still ask for
