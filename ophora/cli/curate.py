@@ -101,6 +101,13 @@ def print_summary(summary: dict) -> None:
     rows += [(f"not in p2ft/: {reason}", n)
              for reason, n in sorted(summary.get("kept_out_of_p2ft", {}).items(), key=lambda x: -x[1])]
     rows += [(f"PHI scrubbed: {kind}", n) for kind, n in sorted(summary.get("phi_scrubbed", {}).items())]
+    footage = summary.get("footage") or {}
+    if footage.get("source_s"):
+        rows.append(("footage in clips", f"{footage['clip_s']:.1f} of {footage['source_s']:.1f} s "
+                                         f"({100 * footage['share']:.1f} %)"))
+        rows += [(f"footage lost: {reason}", f"{s:.1f} s") for reason, s in footage["lost_s"].items()]
+        shares = [f["share"] for f in footage["by_source"]]
+        rows.append(("footage in clips per source", f"min {100 * min(shares):.0f} %, max {100 * max(shares):.0f} %"))
     print_table(f"ophora curate -> {summary['out']}", [(k, _plain(v)) for k, v in rows], ("what", "count"))
 
 

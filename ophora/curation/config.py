@@ -55,7 +55,15 @@ class ScenesConfig(_Section):
     dissolve_fps: float = Field(
         1.0, ge=0, description="rate of a second, slow ContentDetector pass that finds dissolves and fades "
                                "(a 1 s dissolve is one big step at 1 fps); 0 turns it off")
-    dissolve_threshold: float = Field(22.0, gt=0, description="ContentDetector threshold of the dissolve pass")
+    dissolve_threshold: float = Field(15.0, gt=0, description="ContentDetector threshold of the dissolve pass (low: it "
+                                                              "only proposes; the check decides)")
+    verify: bool = Field(True, description="check every candidate boundary of both passes: keep it only when the "
+                                           "colours after it cannot be had by moving the picture before it "
+                                           "(instruments, flashes, fluid waves and focus pulls stay one scene)")
+    change_threshold: float = Field(
+        5.7, ge=0, description="the check's threshold: median chroma difference (|da*|+|db*|, CIELAB) left after "
+                                "warping a frame before the candidate onto one after it by optical flow, lowest "
+                                "over a few pairs; fitted on real surgical footage (benchmarks/bench_footage.py)")
     analysis_width: int = Field(160, ge=16, description="frames are downscaled to this width before detection")
     skip_unreferenced: bool = Field(
         True, description="do not decode frames no other frame references (most B-frames): ~35% less decode CPU; "
@@ -68,6 +76,11 @@ class WindowsConfig(_Section):
     fps: float = Field(8.0, gt=0, description="frame rate of the clips")
     cut_margin: float = Field(0.25, ge=0, description="seconds kept clear of each scene boundary (cuts, dissolves)")
     max_windows_per_scene: int = Field(0, ge=0, description="cap on windows per scene (0 = no cap)")
+    overlap: float = Field(
+        0.5, ge=0, lt=1, description="a scene's rest after its whole windows gets one more window when that window "
+                                     "shares at most this share of itself with the others (windows then spread "
+                                     "evenly and overlap): a 12 s shot gives two 6.1 s clips sharing 0.6 s "
+                                     "instead of one clip and a 5.6 s leftover; 0: windows never share frames")
 
     @property
     def duration(self) -> float:

@@ -129,7 +129,21 @@ def ledger_stats(root: str) -> dict[str, Any]:
         "clips_dropped": int(df["clips_dropped"].fillna(0).sum()),
         "drops_by_stage": dict(drops),
         "source_rejections": dict(Counter(_stage_reason(r.stage, r.reason) for r in bad.itertuples())),
+        "footage": footage_stats(df),
     }
+
+
+def footage_stats(df) -> dict[str, Any]:
+    """Footage yield from the ledger's ``clip_seconds``/``lost_json`` (rows written before they existed are left
+    out): seconds, the share that became clips, seconds lost by "stage: reason", the per-source share spread."""
+    rows = df[df["clip_seconds"].notna()] if "clip_seconds" in df else df.iloc[0:0]
+    total, clips = float(rows["duration"].fillna(0).sum()), float(rows["clip_seconds"].sum())
+    lost: Counter = Counter()
+    for text in rows["lost_json"].dropna():
+        lost.update(json.loads(text))
+    shares = [c / d for c, d in zip(rows["clip_seconds"], rows["duration"].fillna(0)) if d]
+    return {"source_s": total, "clip_s": clips, "share": clips / total if total else 0.0,
+            "lost_s": dict(lost.most_common()), "share_per_source": summarize(shares)}
 
 
 def _stage_reason(stage: str | None, reason: str | None) -> str:
@@ -187,7 +201,21 @@ def stats_tables(stats: dict[str, Any]):
     for label, n in led["source_rejections"].items():
         stage, _, reason = label.partition(": ")
         t_drop.add_row(cell(stage), cell(reason), f"{n} sources")
-    return [t_sub, t_dist, t_phase, t_led, t_drop]
+    foot = led.get("footage") or {}
+    t_foot = Table(title="Footage yield")
+    t_foot.add_column("where the source seconds went")
+    t_foot.add_column("seconds", justify="right")
+    t_foot.add_column("share", justify="right")
+    total = foot.get("source_s") or 0.0
+    if total:
+        t_foot.add_row("became clips", f"{foot['clip_s']:.1f}", f"{100 * foot['share']:.1f} %")
+        for reason, sec in foot["lost_s"].items():
+            t_foot.add_row(f"lost: {cell(reason)}", f"{sec:.1f}", f"{100 * sec / total:.1f} %")
+        per = foot["share_per_source"]
+    if total and per["count"]:
+        t_foot.add_row("share per source (min / median / max)", "",
+                       f"{100 * per['min']:.0f} / {100 * per['median']:.0f} / {100 * per['max']:.0f} %")
+    return [t_sub, t_dist, t_phase, t_led, t_drop, t_foot]
 
 
 def plot_stats(stats: dict[str, Any], out_dir: str | Path) -> list[Path]:
