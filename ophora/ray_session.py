@@ -64,6 +64,13 @@ def start_local(**kwargs: Any) -> None:
         ray.init(**options)
 
 
+def _on_loopback(address: str) -> bool:
+    """Whether a GCS address (``host:port``, maybe ``ray://``) names this machine's loopback: a driver joining it
+    must take 127.0.0.1 as its own node address, else Ray picks the routable one, finds no raylet there and waits."""
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def connect(address: str | None = None, log_to_driver: bool = True) -> None:
     """Join the Ray cluster at ``address`` (or ``RAY_ADDRESS``), else start an embedded local Ray on loopback
     without a dashboard (:func:`start_local`); nothing happens when this process is already connected."""
@@ -71,8 +78,15 @@ def connect(address: str | None = None, log_to_driver: bool = True) -> None:
 
     if ray.is_initialized():
         return
-    if address or os.environ.get("RAY_ADDRESS"):
-        ray.init(**({"address": address} if address else {}), ignore_reinit_error=True, log_to_driver=log_to_driver)
+    target = address or os.environ.get("RAY_ADDRESS")
+    if target:
+        options: dict[str, Any] = {"address": address} if address else {}
+        if _on_loopback(target):  # an embedded Ray of another process: this driver must sit on loopback too
+            with _single_machine():
+                ray.init(**options, _node_ip_address=LOOPBACK, ignore_reinit_error=True,
+                         log_to_driver=log_to_driver)
+            return
+        ray.init(**options, ignore_reinit_error=True, log_to_driver=log_to_driver)
         return
     # "local": start our own; ray.init() without an address would join any Ray already on the machine.
     start_local(log_to_driver=log_to_driver,
