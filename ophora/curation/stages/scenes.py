@@ -62,6 +62,12 @@ def scenes_between(boundaries: list[tuple[float, float]], duration: float) -> li
     return scenes
 
 
+# A confirmed cut's interval reaches over neighbouring frame steps at least this share of the cut's own step, up to
+# this many analysis frames each way (a 0.6 s dissolve at 6 fps changes ~4 steps alike; a hard cut's neighbours move).
+TRANSITION_SHARE = 0.35
+TRANSITION_REACH = 6
+
+
 def _around(frame: int, step: int, fps: float) -> tuple[float, float]:
     """The time span a cut reported at analysis frame ``frame`` can lie in: from the last compared frame before
     it to one frame after it (frames are picked by rounding, and detectors may report one frame early)."""
@@ -125,7 +131,9 @@ class BoundaryFinder:
         return sorted(b for b in self.boundaries if b[0] > 0)
 
     def _settle(self, final: bool) -> None:
-        ready = [c for c in self.pending if final or max(c.after) < self.n]
+        # every decision waits TRANSITION_REACH frames past what it compares (to see whether a change goes on),
+        # so candidates are still decided in the order their frames arrive
+        ready = [c for c in self.pending if final or max(c.after) + TRANSITION_REACH < self.n]
         for c in sorted(ready, key=lambda c: c.interval):
             self.pending.remove(c)
             self._decide(c)
@@ -138,6 +146,7 @@ class BoundaryFinder:
             return
         if not c.dissolve:
             c.before, c.after = self._split_at_break(c.before[-1] - 1, c.after[0] + 1)
+            c.interval = self._transition(c.before[-1], c.interval)
         before = [self.frames[i] for i in c.before if i >= self.floor and i in self.frames]
         after = [self.frames[i] for i in c.after if i in self.frames]
         verdict = self.check.verdict(before, after)
@@ -146,6 +155,26 @@ class BoundaryFinder:
         if verdict.boundary:
             self.boundaries.append(c.interval)
             self.floor = max(self.floor, c.after[0])
+
+    def _transition(self, j: int, interval: tuple[float, float]) -> tuple[float, float]:
+        """``interval`` widened over the frames around the break (frames ``j``, ``j+1``) that keep changing at
+        least TRANSITION_SHARE of the break's own step: a dissolve or fade the fast detector reported at its
+        middle reaches both ways (a hard cut's neighbours only move, and it stays as it was)."""
+        def diff(i: int) -> float | None:
+            return grey_diff(self.frames[i], self.frames[i + 1]) if i in self.frames and i + 1 in self.frames \
+                else None
+
+        peak = diff(j)
+        if not peak:
+            return interval
+        last = j + 1  # the first frame of the new shot as far as the steps show
+        while last < j + 1 + TRANSITION_REACH and (d := diff(last)) is not None and d >= TRANSITION_SHARE * peak:
+            last += 1
+        first = j  # the last frame of the old shot
+        while first > max(self.floor, j - TRANSITION_REACH) and (d := diff(first - 1)) is not None \
+                and d >= TRANSITION_SHARE * peak:
+            first -= 1
+        return min(interval[0], max(0.0, (first - 1) / self.fps)), max(interval[1], (last + 1) / self.fps)
 
     def _split_at_break(self, lo: int, hi: int) -> tuple[list[int], list[int]]:
         """Three frames each side of the largest frame-to-frame step between frames ``lo`` and ``hi``."""
