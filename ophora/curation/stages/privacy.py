@@ -51,9 +51,14 @@ class PrivacyConfig(BaseModel):
                                             "replaces face_detector when set")
     face_frames: int = Field(2, ge=1, description="frames of each window the face detector looks at (spread "
                                                   "over the window; the costliest detector)")
-    face_min_height: float = Field(0.07, gt=0, lt=1, description="smallest face searched for, as a share of the "
-                                                                 "frame height (picture-in-picture faces are ~8 %)")
+    face_min_height: float = Field(0.06, gt=0, lt=1, description="smallest face searched for and counted, as a "
+                                                                 "share of the frame height (picture-in-picture "
+                                                                 "faces are ~8 %; detector boxes vary around it)")
     face_score: float = Field(0.9, ge=0, le=1, description="minimum detector score of a face")
+    face_presence: float = Field(0.5, ge=0, le=1, description="a detection counts when MediaPipe's face-landmark "
+                                                              "model gives its crop at least this face probability "
+                                                              "(0: no second opinion)")
+    face_threads: int = Field(1, ge=1, description="torch threads of the face detector")
     face_min_neighbors: int = Field(12, ge=1, description="Haar: a face needs this many overlapping detections "
                                                             "in both cascades")
     face_max_side: int = Field(720, ge=64, description="faces are searched on frames downscaled to this longer "
@@ -133,10 +138,11 @@ def graphic_colour_share(frame: np.ndarray, min_saturation: int = 110, hue_gap: 
 
 class FaceDetector:
     """How many faces an RGB frame shows: MTCNN or BlazeFace behind the :func:`~ophora.curation.faces.face_like`
-    gate, YuNet when a model file is given, or two Haar cascades that must both be sure (then 0 or 1)."""
+    gate and a second opinion (:class:`~ophora.curation.faces.FacePresence`), YuNet when a model file is given, or
+    two Haar cascades that must both be sure (then 0 or 1)."""
 
     def __init__(self, cfg: PrivacyConfig):
-        self.cfg, self.learned, self.yunet = cfg, None, None
+        self.cfg, self.learned, self.yunet, self.presence = cfg, None, None, None
         if cfg.face_model:
             try:
                 self.yunet = cv2.FaceDetectorYN.create(cfg.face_model, "", (320, 320), cfg.face_score)
@@ -144,12 +150,12 @@ class FaceDetector:
                 raise ValueError(f"privacy.face_model {cfg.face_model!r}: cannot load YuNet ({e})") from e
             self.id = "opencv-yunet:" + cfg.face_model.replace("\\", "/").rsplit("/", 1)[-1]
         elif cfg.face_detector in ("mtcnn", "blazeface"):
-            from ophora.curation.faces import BlazeFace, Mtcnn
+            from ophora.curation.faces import BlazeFace, FacePresence, Mtcnn
 
-            side = cfg.face_max_side * 9 // 16  # the shorter side of a 16:9 frame at face_max_side
-            self.learned = (Mtcnn(cfg.face_score, max(12, int(cfg.face_min_height * side)))
-                            if cfg.face_detector == "mtcnn" else BlazeFace(min(cfg.face_score, 0.6)))
-            self.id = self.learned.id
+            self.learned = (Mtcnn(cfg.face_score, threads=cfg.face_threads) if cfg.face_detector == "mtcnn"
+                            else BlazeFace(min(cfg.face_score, 0.6), threads=cfg.face_threads))
+            self.presence = FacePresence(cfg.face_threads) if cfg.face_presence > 0 else None
+            self.id = self.learned.id + (f"+{self.presence.id}" if self.presence else "")
         else:
             self.cascades = [cv2.CascadeClassifier(cv2.data.haarcascades + name) for name in
                              ("haarcascade_frontalface_alt2.xml", "haarcascade_frontalface_default.xml")]
@@ -164,10 +170,12 @@ class FaceDetector:
             frame = cv2.resize(frame, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
             h, w = frame.shape[:2]
         if self.learned is not None:
-            from ophora.curation.faces import face_like
+            from ophora.curation.faces import Mtcnn, face_like
 
-            return sum(1 for f in self.learned(frame)
-                       if face_like(f, h, w) and f.height >= self.cfg.face_min_height * h)
+            smallest = self.cfg.face_min_height * h
+            found = self.learned(frame, smallest) if isinstance(self.learned, Mtcnn) else self.learned(frame)
+            return sum(1 for f in found if face_like(f, h, w) and f.height >= smallest
+                       and (self.presence is None or self.presence(frame, f) >= self.cfg.face_presence))
         if self.yunet is not None:
             self.yunet.setInputSize((w, h))
             _, faces = self.yunet.detect(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
