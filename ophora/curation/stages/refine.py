@@ -35,6 +35,7 @@ _FIRST_PERSON = re.compile(r"\bI(?:'m|'ll|'ve|'d)?\b(?!/)|\b(?i:me|my|mine|mysel
 _META_TALK = re.compile(r"\b(?:this|the) video\b|\bviewers?\b|\bwatch(?:ing)?\b|\bsubscribe\b|\bcamera\b|"
                         r"\btoday\b|\bin this (?:case|clip)\b", re.I)
 _PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")
+_ARTICLES = frozenset("the a an".split())
 _SUBJECT_WORDS = frozenset("the a an this that these those it its there here he she they you your".split())
 _STOP = frozenset("""with from into onto then that this there their they them your have when while where which
 what after before under over about around through until again more some each every very just like well also
@@ -238,13 +239,24 @@ class Refiner:
             why = f"{NOT_SURGICAL}: {why}" if why else NOT_SURGICAL
         return _result(answer, self.rules.name, self.rules.model_id, self.prompt["version"], fallback, why)
 
-    def _start(self, narration: str, rules: dict | None) -> str:
-        """The text the LLM's answer is made to begin with (see ``RefineConfig.steer``), or ""."""
+    def _start(self, narration: str, rules: dict | None, attempt: int = 0) -> str:
+        """The text the LLM's answer is made to begin with (see ``RefineConfig.steer``), or "": the rules' verb
+        (with its article, so the model cannot run on into "Grabbed"), and on the retry the verb and what it acts
+        on ("Insert the foldable intraocular lens"), never the rules' whole instruction."""
         if not self.cfg.steer:
             return ""
         if rules is None:
             return STEER_START if phase_of(narration) else ""
-        return STEER_START + rules["instruction"].split()[0] if rules["relevant"] else ""
+        if not rules["relevant"]:
+            return ""
+        text = rules["instruction"]
+        words = text.split()
+        steer = " ".join(words[:2] if len(words) > 2 and words[1].lower() in _ARTICLES else words[:1])
+        if attempt:
+            action, _ = parse_imperative(text)
+            head = action.text[:action.object_end] if action else ""  # offsets count in the parsed (spaced) text
+            steer = head if len(steer) < len(head) < len(text.rstrip(".")) else steer
+        return STEER_START + steer
 
     def refine_many(self, narrations: list[str]) -> list[dict]:
         results: list[dict | None] = [None] * len(narrations)
@@ -283,6 +295,7 @@ class Refiner:
                     retry.pop(i, None)
                 elif attempt == 0:
                     retry[i] = why
+                    starts[i] = self._start(narrations[i], rules.get(i), 1)
                     convs[i] = convs[i] + [{"role": "assistant", "content": raw[:2000]},
                                            {"role": "user", "content": self.prompt["retry"].format(complaint=why)}]
                 else:
