@@ -133,7 +133,28 @@ def shared_prefix(ids: list[list[int]], cached: list[int] | None, min_tokens: in
     return common if len(common) >= min_tokens and len(ids) >= 2 else None
 
 
-class TransformersBackend:
+class LocalModel:
+    """A model on this machine that loads on first use: ``load()`` runs the subclass's ``_load`` once (thread-safe;
+    concurrent callers wait for the first load), which sets ``_model``."""
+
+    model_path: str
+    _model = None
+    _lock: threading.RLock
+
+    @property
+    def model_id(self) -> str:
+        return Path(self.model_path).name if Path(self.model_path).exists() else self.model_path
+
+    def load(self) -> None:
+        with self._lock:
+            if self._model is None:
+                self._load()
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+
+class TransformersBackend(LocalModel):
     """Any local causal LM (a model dir, a hub id with HF_HUB_OFFLINE caches, or a ``.gguf`` file which transformers
     de-quantises on load). Loads on first use; greedy decoding, left-padded batches of ``batch_size``."""
 
@@ -148,16 +169,6 @@ class TransformersBackend:
         self._cache = None  # (prefix token ids, KV cache) of the prompt's shared prefix
         self.min_prefix_tokens = 128
         self._lock = threading.RLock()  # one load, then one generate at a time, per backend
-
-    @property
-    def model_id(self) -> str:
-        return Path(self.model_path).name if Path(self.model_path).exists() else self.model_path
-
-    def load(self) -> None:
-        """Load tokenizer and model once (thread-safe; concurrent callers wait for the first load)."""
-        with self._lock:
-            if self._model is None:
-                self._load()
 
     def _load(self) -> None:
         import torch

@@ -20,7 +20,8 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
-from ophora.curation.refine_backends import gguf_conversion, ophora_cache, save_gguf_conversion, shared_prefix
+from ophora.curation.refine_backends import (LocalModel, gguf_conversion, ophora_cache, save_gguf_conversion,
+                                             shared_prefix)
 
 QUANTIZATION = "int8"
 _QUOTE = re.compile(r'(?<!\\)"')
@@ -107,7 +108,7 @@ def open_string(start: str) -> bool:
     return len(_QUOTE.findall(start)) % 2 == 1
 
 
-class CTranslate2Backend:
+class CTranslate2Backend(LocalModel):
     """``generate(conversations, starts)`` with a CTranslate2 generator; loads (and converts) on first use."""
 
     name = "ctranslate2"
@@ -117,21 +118,12 @@ class CTranslate2Backend:
         self.model_path, self.device, self.compute_type = model, device, compute_type
         self.max_new_tokens, self.batch_size, self.threads = max_new_tokens, batch_size, threads
         self.min_prefix_tokens = 128
-        self._gen = self._tok = None
+        self._model = self._tok = None
         self._static: list[int] | None = None  # token ids of the cached static prompt
         self._lock = threading.RLock()
 
-    @property
-    def model_id(self) -> str:
-        return Path(self.model_path).name if Path(self.model_path).exists() else self.model_path
-
-    def load(self) -> None:
-        """Convert (first time only), then load the generator and the tokenizer (thread-safe, once)."""
-        with self._lock:
-            if self._gen is None:
-                self._load()
-
     def _load(self) -> None:
+        """Convert (first time only), then load the generator and the tokenizer."""
         import ctranslate2
         from transformers import AutoTokenizer
 
@@ -145,7 +137,7 @@ class CTranslate2Backend:
         self._ends = [t for t in (tok.eos_token, "<|im_end|>", "<end_of_turn>") if t and t in vocab]
         # tokens that close a JSON string ('."', '",', ...): where a steered answer's instruction ends
         self._quotes = self._ends + [t for t in vocab if _QUOTE.search(t.replace("\\\\", ""))]
-        self._gen = ctranslate2.Generator(str(folder), device=self.device, compute_type=self.compute_type,
+        self._model = ctranslate2.Generator(str(folder), device=self.device, compute_type=self.compute_type,
                                           intra_threads=self.threads)
         self._tok = tok
 
@@ -170,7 +162,7 @@ class CTranslate2Backend:
     def _run(self, ids: list[list[int]], static: list[int] | None, inside: bool) -> list[str]:
         tokens = self._tok.convert_ids_to_tokens
         kwargs = {"static_prompt": tokens(static)} if static else {}
-        results = self._gen.generate_batch(
+        results = self._model.generate_batch(
             [tokens(x[len(static):] if static else x) for x in ids], max_batch_size=self.batch_size,
             max_length=self.max_new_tokens, sampling_topk=1, include_prompt_in_result=False,
             end_token=self._quotes if inside else self._ends, return_end_token=inside, **kwargs)
