@@ -3,6 +3,7 @@
     python benchmarks/bench_footage.py                       # all three parts
     python benchmarks/bench_footage.py --parts scenes        # scenes | yield | instructions, comma-separated
     python benchmarks/bench_footage.py --parts instructions --models smollm2,gemma3
+    python benchmarks/bench_footage.py --parts instructions --models smollm2 --backend ctranslate2
 
 scenes: continuous shots (each reference clip of ../shared/reference played forward then back, ~12 s) at several
 sizes and frame rates, with a focus pull and a flash, and joins of shots with hard cuts and dissolves. The check's
@@ -14,7 +15,8 @@ yield: narrated videos (sidecar subtitles) built from the same shots, curated wi
 (extractive refine); the share of the clean surgical seconds that clips cover and where the rest went.
 
 instructions: the narration lines in benchmarks/instruction_rubric.yaml (written for this, not from the synthetic
-generator's scripts) through each refine backend; judged by the rubric written there.
+generator's scripts) through each refine backend; judged by the rubric written there. ``--final`` adds the second
+held-out part (held_out_2), kept unseen while prompts and steering are tuned: run it once, at the end.
 """
 
 from __future__ import annotations
@@ -219,13 +221,15 @@ def bench_instructions(workdir: Path, args) -> dict:
     from ophora.curation.stages.refine import Refiner
 
     parts = {"development": load_lines(), "held out": load_lines(part="held_out")}
+    if args.final:
+        parts["held out 2"] = load_lines(part="held_out_2")
     if args.sample:  # an even spread over both parts (an LLM on this CPU takes ~10-20 s a line)
         parts = {p: v[::max(1, round(len(v) / (args.sample / 2)))] for p, v in parts.items()}
     lines = [x for part in parts.values() for x in part]
     out = {}
     for name in ([] if args.skip_extractive else ["extractive"]) + [m for m in args.models.split(",") if m]:
         cfg = {"backend": "extractive"} if name == "extractive" else \
-            {"backend": "transformers", "model": model_path(name), "steer": True, "threads": args.threads}
+            {"backend": args.backend, "model": model_path(name), "steer": True, "threads": args.threads}
         refiner = Refiner(cfg)
         if name != "extractive":
             refiner.backend.load()
@@ -244,12 +248,12 @@ def bench_instructions(workdir: Path, args) -> dict:
         print(f"instructions {label:10s}: rubric passed {passed}/{len(lines)} ({100 * passed / len(lines):.1f} %; "
               + ", ".join(f"{p} {v['passed']}/{v['lines']}" for p, v in row.items())
               + f"), fallback {fallback}/{len(lines)} ({100 * fallback / len(lines):.1f} %), {wall:.0f} s wall, "
-              f"{cpu / len(lines):.2f} CPU-s a line")
+              f"{len(lines) / wall:.2f} lines/s, {cpu / len(lines):.2f} CPU-s a line")
         for (ok, why), r, x in zip(verdicts, results, lines):
             if not ok:
                 print(f"    {x['narration'][:60]!r} -> {r['instruction'] or r['reason'][:60]!r}: {why[:80]}")
         out[label] = {**row, "passed": passed, "lines": len(lines), "fallback": fallback, "wall_s": round(wall, 1),
-                      "cpu_s_per_line": round(cpu / len(lines), 3),
+                      "lines_per_s": round(len(lines) / wall, 3), "cpu_s_per_line": round(cpu / len(lines), 3),
                       "answers": [{"narration": x["narration"], "instruction": r["instruction"],
                                    "fallback": r["fallback"], "pass": ok} for (ok, _), r, x in
                                   zip(verdicts, results, lines)]}
@@ -263,7 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synthetic-videos", type=int, default=4, help="synthetic 1-min videos to score (0: none)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--models", default="smollm2,gemma3", help="LLMs for the instructions part")
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads for the LLMs")
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads for the LLMs")
+    ap.add_argument("--backend", default="transformers", choices=["transformers", "ctranslate2"],
+                    help="instructions: how the --models run (ctranslate2: converted once to int8, cached)")
+    ap.add_argument("--final", action="store_true", help="instructions: also the second held-out part (run once)")
     ap.add_argument("--sample", type=int, default=0, help="instructions: about this many lines, spread over the "
                                                           "development and held-out parts (0: all)")
     ap.add_argument("--skip-extractive", action="store_true", help="instructions: only the --models")

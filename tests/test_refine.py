@@ -18,7 +18,8 @@ from llm_server import CANNED_ANSWER, ChatServer
 
 SURGICAL = "Um, okay so now I make the main incision with the keratome at the temporal limbus."
 FILLER = "Sorry, the phone keeps ringing in the background."
-RESULT_KEYS = {"relevant", "instruction", "phase", "backend", "model", "prompt_version", "fallback", "reason"}
+RESULT_KEYS = {"relevant", "instruction", "phase", "backend", "model", "prompt_version", "fallback", "reason",
+               "steered"}
 GGUF = find_smollm2_gguf()
 
 

@@ -42,11 +42,13 @@ def nlp():
 
 @dataclass
 class Action:
-    """What an imperative asks for: its verb (lemma), the head noun it acts on ("" for none), and the text."""
+    """What an imperative asks for: its verb (lemma), the head noun it acts on ("" for none), and the text;
+    ``text[:object_end]`` is the verb and what it acts on, as written ("Insert the foldable intraocular lens")."""
 
     verb: str
     object: str
     text: str
+    object_end: int = 0
 
 
 def _root(doc):
@@ -98,7 +100,8 @@ def parse_imperative(text: str) -> tuple[Action | None, str]:
     if not objects:
         return None, f"\"{verb.text}\" has no object; say what it acts on"
     head = next((o for o in objects if o.pos_ in ("NOUN", "PROPN")), objects[0])
-    return Action(lemma, head.lemma_.lower() if head.pos_ in ("NOUN", "PROPN") else "", text), ""
+    return Action(lemma, head.lemma_.lower() if head.pos_ in ("NOUN", "PROPN") else "", text,
+                  head.idx + len(head.text) - len(_FRAME)), ""
 
 
 def form_complaint(text: str) -> str | None:

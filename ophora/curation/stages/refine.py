@@ -35,6 +35,7 @@ _FIRST_PERSON = re.compile(r"\bI(?:'m|'ll|'ve|'d)?\b(?!/)|\b(?i:me|my|mine|mysel
 _META_TALK = re.compile(r"\b(?:this|the) video\b|\bviewers?\b|\bwatch(?:ing)?\b|\bsubscribe\b|\bcamera\b|"
                         r"\btoday\b|\bin this (?:case|clip)\b", re.I)
 _PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")
+_ARTICLES = frozenset("the a an".split())
 _SUBJECT_WORDS = frozenset("the a an this that these those it its there here he she they you your".split())
 _STOP = frozenset("""with from into onto then that this there their they them your have when while where which
 what after before under over about around through until again more some each every very just like well also
@@ -90,15 +91,19 @@ class RefineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["extractive", "transformers", "openai"] = Field(
-        "extractive", description="who writes instructions: rules only, a local causal LM, or an HTTP endpoint")
-    model: str = Field("", description="transformers: model dir, hub id or .gguf file (empty: the bundled SmolLM2 "
-                                       "GGUF); openai: the served model's name")
+    backend: Literal["extractive", "transformers", "ctranslate2", "openai"] = Field(
+        "extractive", description="who writes instructions: rules only, a local causal LM (through transformers, or "
+                                  "converted once to CTranslate2 int8: ~Nx faster on CPU), or an HTTP endpoint")
+    model: str = Field("", description="transformers, ctranslate2: model dir, hub id or .gguf file (empty: the "
+                                       "bundled SmolLM2 GGUF; ctranslate2 also takes a converted folder); openai: the "
+                                       "served model's name")
     prompt: str = Field("refine_v1", description="prompt template under ophora/curation/prompts/")
-    device: str = Field("auto", description="transformers: torch device ('auto': cuda when available, in "
-                                            "bfloat16; else cpu in float32)")
-    threads: int = Field(0, ge=0, description="transformers: torch CPU threads (0: torch's default)")
-    batch_size: int = Field(8, gt=0, description="transformers: conversations generated together")
+    device: str = Field("auto", description="transformers, ctranslate2: device ('auto': cuda when available, in "
+                                            "bfloat16 / int8_float16; else cpu in float32 / int8)")
+    threads: int = Field(0, ge=0, description="transformers, ctranslate2: CPU threads (0: the library's default)")
+    compute_type: str = Field("auto", description="ctranslate2: compute precision ('auto': int8 on CPU, "
+                                                  "int8_float16 on GPU)")
+    batch_size: int = Field(8, gt=0, description="transformers, ctranslate2: conversations generated together")
     max_new_tokens: int = Field(64, gt=0, description="answer length cap in tokens")
     base_url: str = Field("", description="openai: endpoint base, e.g. http://host:8000/v1")
     api_key_env: str = Field("OPHORA_REFINE_API_KEY", description="openai: environment variable holding the key")
@@ -110,9 +115,14 @@ class RefineConfig(BaseModel):
         True, description="an LLM's 'not a surgical action' is challenged when the narration names a cataract "
                           "action by the vocabulary (small models often say no too readily)")
     steer: bool = Field(
-        False, description="transformers: when the vocabulary finds a cataract action in the narration, the answer "
-                           "is made to start with '{\"relevant\": true, \"instruction\": \"' so the model only "
-                           "writes the instruction (a small model says 'not relevant' to most narration)")
+        False, description="transformers, ctranslate2: when the narration describes an action, the answer is made to "
+                           "start with '{\"relevant\": true, \"instruction\": \"' so the model only writes the "
+                           "instruction (a small model says 'not relevant' to most narration)")
+    steer_action: bool = Field(
+        True, description="with steer: the instruction is made to start at the verb of the narration's main action "
+                          "as the rules read it (spaCy's parse), so a small model writes what the verb acts on "
+                          "rather than choosing a verb; where the rules find no action the model answers unsteered. "
+                          "Off: steered whenever the cataract vocabulary names an action")
     min_words: int = Field(3, gt=0, description="shortest acceptable instruction, in words")
     max_words: int = Field(40, gt=0, description="longest acceptable instruction, in words")
 
@@ -176,7 +186,8 @@ def complaint(answer: Any, cfg: RefineConfig, narration: str = "") -> str | None
         return "the instruction uses first person (I, we, my, our); write an imperative"
     if _META_TALK.search(text):
         return "the instruction talks about the video, the viewer or today; keep only the surgical action"
-    if _PLACEHOLDER.search(text) or phi.find_phi(text):
+    # the first word is read in lower case: NER takes a sentence-initial verb ("Sculpt", "Occlude") for a name
+    if _PLACEHOLDER.search(text) or phi.find_phi(text[:1].lower() + text[1:]):
         return "the instruction contains identifying details or placeholders; leave them out"
     if is_description(text):
         return "the instruction is a description; start with the verb of the action (\"Insert ...\")"
@@ -190,7 +201,7 @@ def complaint(answer: Any, cfg: RefineConfig, narration: str = "") -> str | None
 
 
 def _result(answer: dict, backend: str, model: str, prompt_version: str, fallback: bool, reason: str,
-            narration: str = "") -> dict:
+            narration: str = "", steered: str = "") -> dict:
     relevant = bool(answer.get("relevant"))
     instruction = " ".join(str(answer.get("instruction") or "").split()) if relevant else ""
     phase = answer.get("phase") if answer.get("phase") in PHASES else None
@@ -201,12 +212,13 @@ def _result(answer: dict, backend: str, model: str, prompt_version: str, fallbac
         reason = NOT_SURGICAL
     return {"relevant": relevant, "instruction": instruction, "phase": phase if relevant else None,
             "backend": backend, "model": model, "prompt_version": prompt_version, "fallback": fallback,
-            "reason": reason}
+            "reason": reason, "steered": steered if relevant and not fallback else ""}
 
 
 class Refiner:
     """``refine(narration)`` / ``refine_many(narrations)`` -> result dicts: ``{"relevant", "instruction", "phase",
-    "backend", "model", "prompt_version", "fallback", "reason"}``. The backend loads lazily, once."""
+    "backend", "model", "prompt_version", "fallback", "reason", "steered"}`` (``steered``: the words the LLM's
+    instruction was made to begin with, "" when none). The backend loads lazily, once."""
 
     def __init__(self, config: RefineConfig | dict | None = None):
         self.cfg = config if isinstance(config, RefineConfig) else RefineConfig.model_validate(config or {})
@@ -217,12 +229,34 @@ class Refiner:
     def refine(self, narration: str) -> dict:
         return self.refine_many([narration])[0]
 
-    def _extractive(self, narration: str, fallback: bool, reason: str) -> dict:
-        answer = self.rules.answer(narration, accept=lambda a: complaint(a, self.cfg, narration))
+    def _rules(self, narration: str) -> dict:
+        return self.rules.answer(narration, accept=lambda a: complaint(a, self.cfg, narration))
+
+    def _extractive(self, narration: str, fallback: bool, reason: str, answer: dict | None = None) -> dict:
+        answer = answer or self._rules(narration)
         why = reason if fallback else ("" if answer["relevant"] else answer.get("reason", ""))
         if not answer["relevant"]:
             why = f"{NOT_SURGICAL}: {why}" if why else NOT_SURGICAL
         return _result(answer, self.rules.name, self.rules.model_id, self.prompt["version"], fallback, why)
+
+    def _start(self, narration: str, rules: dict | None, attempt: int = 0) -> str:
+        """The text the LLM's answer is made to begin with (see ``RefineConfig.steer``), or "": the rules' verb
+        (with its article, so the model cannot run on into "Grabbed"), and on the retry the verb and what it acts
+        on ("Insert the foldable intraocular lens"), never the rules' whole instruction."""
+        if not self.cfg.steer:
+            return ""
+        if rules is None:
+            return STEER_START if phase_of(narration) else ""
+        if not rules["relevant"]:
+            return ""
+        text = rules["instruction"]
+        words = text.split()
+        steer = " ".join(words[:2] if len(words) > 2 and words[1].lower() in _ARTICLES else words[:1])
+        if attempt:
+            action, _ = parse_imperative(text)
+            head = action.text[:action.object_end] if action else ""  # offsets count in the parsed (spaced) text
+            steer = head if len(steer) < len(head) < len(text.rstrip(".")) else steer
+        return STEER_START + steer
 
     def refine_many(self, narrations: list[str]) -> list[dict]:
         results: list[dict | None] = [None] * len(narrations)
@@ -237,34 +271,36 @@ class Refiner:
                 todo.append(i)
         if not todo:
             return results  # type: ignore[return-value]
+        rules = {i: self._rules(narrations[i]) for i in todo} if self.cfg.steer and self.cfg.steer_action else {}
         convs = {i: conversation(self.prompt, narrations[i]) for i in todo}
-        starts = {i: STEER_START if phase_of(narrations[i]) else "" for i in todo} if self.cfg.steer else {}
+        starts = {i: self._start(narrations[i], rules.get(i)) for i in todo}
         retry: dict[int, str] = {}
         for attempt in (0, 1):
             ids = todo if attempt == 0 else sorted(retry)
             if not ids:
                 break
-            answers = self.backend.generate([convs[i] for i in ids], [starts[i] for i in ids]) if starts else \
-                self.backend.generate([convs[i] for i in ids])
+            answers = self.backend.generate([convs[i] for i in ids], [starts[i] for i in ids]) \
+                if any(starts.values()) else self.backend.generate([convs[i] for i in ids])
             for i, raw in zip(ids, answers):
                 if isinstance(raw, Exception):  # the endpoint failed after its own retries: rules answer
-                    results[i] = self._extractive(narrations[i], True, f"backend error: {raw}")
+                    results[i] = self._extractive(narrations[i], True, f"backend error: {raw}", rules.get(i))
                     retry.pop(i, None)
                     continue
                 answer = parse_answer(raw)
                 why = complaint(answer, self.cfg, narrations[i]) if answer is not None else \
                     "the answer is not valid JSON"
                 if why is None:
-                    results[i] = _result(answer, self.backend.name, self.backend.model_id,
-                                         self.prompt["version"], False, "", narrations[i])
+                    results[i] = _result(answer, self.backend.name, self.backend.model_id, self.prompt["version"],
+                                         False, "", narrations[i], starts[i][len(STEER_START):])
                     retry.pop(i, None)
                 elif attempt == 0:
                     retry[i] = why
+                    starts[i] = self._start(narrations[i], rules.get(i), 1)
                     convs[i] = convs[i] + [{"role": "assistant", "content": raw[:2000]},
                                            {"role": "user", "content": self.prompt["retry"].format(complaint=why)}]
                 else:
                     results[i] = self._extractive(narrations[i], True,
-                                                  f"llm answer rejected twice: {retry[i]}; then {why}")
+                                                  f"llm answer rejected twice: {retry[i]}; then {why}", rules.get(i))
         return results  # type: ignore[return-value]
 
 
