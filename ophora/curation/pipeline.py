@@ -150,12 +150,12 @@ class SourceTally:
         self.expected = max(1, rec["windows_total"])
         self.seen.add(rec["window_index"])
         self.duration = rec["duration"] or self.duration
+        self.phi.update(json.loads(rec["phi_json"] or "{}"))  # what scrubbing replaced in every narrated window
         outcome, reason = rec["outcome"], rec["reason"]
         if outcome == "written":
             self.keys.append(rec["key"])
             self.clips.append((rec["start"], rec["end"]))
             self.index.extend(json.loads(rec["index_json"]))
-            self.phi.update(json.loads(rec["phi_json"] or "{}"))
             self.p2ft.update({reason_category(r) for r in json.loads(rec["p2ft_json"] or "[]")})
         elif outcome == "dropped":
             self.drops[reason_category(reason)] += 1

@@ -34,7 +34,7 @@ RECORD_SCHEMA = pa.schema([
     ("reason", pa.string()),       # "stage: reason" for dropped / rejected / failed
     ("key", pa.string()),
     ("index_json", pa.string()),   # [index row per subset] (shards.INDEX_COLUMNS; shard relative to OUT)
-    ("phi_json", pa.string()),     # written clips: what PHI scrubbing replaced in their stored text, by kind
+    ("phi_json", pa.string()),     # every window: what PHI scrubbing replaced in its narration, by kind
     ("p2ft_json", pa.string()),    # written clips: why they are kept out of p2ft/ (["stage: reason", ...])
 ])
 
@@ -57,7 +57,7 @@ def _record(row: dict[str, Any], outcome: str, reason: str = "", key: str = "", 
             "windows_total": row["windows_total"], "start": row["start"], "end": row["end"],
             "duration": row["duration"], "outcome": outcome,
             "reason": reason, "key": key, "index_json": json.dumps(index or []),
-            "phi_json": (row.get("phi_json") or "{}") if meta else "{}",
+            "phi_json": row.get("phi_json") or "{}",  # dropped windows too: their narration was scrubbed as well
             "p2ft_json": json.dumps(meta.p2ft_reasons if meta else [])}
 
 
