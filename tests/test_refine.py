@@ -49,6 +49,9 @@ def test_extractive_refiner_keeps_the_action_and_drops_fillers_and_phi():
     for text in (FILLER, "Um, okay.", "", "[NAME] from [INSTITUTION] is our patient today."):
         res = refiner.refine(text)
         assert not res["relevant"] and res["instruction"] == "" and res["reason"].startswith(NOT_SURGICAL)
+    # a clause about a placeholder is no action, however the parser turns it round ("Bear NAME on [ DATE.")
+    res = refiner.refine("Um, [NAME] was born on [DATE], so the capsule is stained with trypan blue.")
+    assert res["instruction"] == "Stain the capsule with trypan blue."
 
 
 @pytest.mark.parametrize("answer, problem", [

@@ -34,7 +34,9 @@ _FIRST_PERSON = re.compile(r"\bI(?:'m|'ll|'ve|'d)?\b(?!/)|\b(?i:me|my|mine|mysel
                            r"let's)\b")
 _META_TALK = re.compile(r"\b(?:this|the) video\b|\bviewers?\b|\bwatch(?:ing)?\b|\bsubscribe\b|\bcamera\b|"
                         r"\btoday\b|\bin this (?:case|clip)\b", re.I)
-_PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")
+# a scrubber placeholder, whole or as a parser's rewrite leaves it ("Bear NAME on [ DATE."): a bracket, or a kind
+# word in capitals
+_PLACEHOLDER = re.compile(r"[\[\]]|\b(?:" + "|".join(phi.KINDS) + r")\b")
 _ARTICLES = frozenset("the a an".split())
 _SUBJECT_WORDS = frozenset("the a an this that these those it its there here he she they you your".split())
 _STOP = frozenset("""with from into onto then that this there their they them your have when while where which
