@@ -40,11 +40,15 @@ KNOWN = {COGVIDEOX_2B_ID: COGVIDEOX_2B}
 
 
 def component_config(source: str, component: str) -> dict[str, Any]:
-    """A component's config: from the ``source`` folder (or the hub cache) when it has one, else the bundled
-    config of a known model id; FileNotFoundError naming both when neither exists."""
+    """A component's config: from the ``source`` folder, else the bundled config of a known model id (no
+    network), else the hub; FileNotFoundError naming the source when none has it."""
+    from pathlib import Path
+
     from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
 
     loaders = {"transformer": CogVideoXTransformer3DModel, "vae": AutoencoderKLCogVideoX}
+    if source in KNOWN and not Path(source).is_dir():
+        return dict(KNOWN[source][component])
     if component in loaders:
         try:
             return dict(loaders[component].load_config(source, subfolder=component))

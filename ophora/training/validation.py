@@ -31,7 +31,7 @@ class Validator:
     def __init__(self, cfg, geometry: ClipGeometry, out_dir: Path, stage: str):
         from ophora.inference.prompts import as_prompts
 
-        self.cfg, self.geometry = cfg.validation, geometry
+        self.cfg, self.geometry, self.max_tokens = cfg.validation, geometry, cfg.data.max_text_tokens
         self.folder = Path(out_dir) / "validation" / stage
         prompts = [p for p in as_prompts(self.cfg.prompts) if p.text and not p.problem]
         self.prompts = prompts[: self.cfg.max_prompts] if self.cfg.max_prompts else prompts
@@ -56,7 +56,8 @@ class Validator:
         t0 = time.perf_counter()
         g = self.geometry
         settings = SamplingSettings(steps=self.cfg.steps, frames=g.num_frames, height=g.height, width=g.width,
-                                    fps=g.fps, guidance=self.cfg.guidance, scheduler=self.cfg.scheduler)
+                                    fps=g.fps, guidance=self.cfg.guidance, scheduler=self.cfg.scheduler,
+                                    max_sequence_length=self.max_tokens)
         pipe = CogVideoXPipeline(tokenizer=parts.tokenizer, text_encoder=parts.text_encoder, vae=parts.vae,
                                  transformer=transformer, scheduler=make_scheduler(parts.scheduler.config,
                                                                                    self.cfg.scheduler))
