@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from ophora.clip_geometry import TINY
 from ophora.training.checkpoint import load_checkpoint, save_checkpoint
 from ophora.training.config import DataConfig
 from ophora.training.data import ClipStream, find_shards, make_loader
 from ophora.training.elastic import ReaderLayout, resume_layout
 from ophora.training.fixtures import write_clip_shards
 
-DATA = DataConfig(num_frames=9, height=64, width=96, fps=8, shuffle_buffer=2)
+DATA = DataConfig(**TINY.as_dict(), shuffle_buffer=2)
 LOADER_WORKERS = 2
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from ophora.training.config import TrainConfig, absolute_location, load_config
 from ophora.training.data import DataError, detect_kind, find_shards
 from ophora.training.data_geometry import model_geometry, resolve_geometry, with_geometry
+from ophora.training.validation import validation_folder
 
 STAGES = ("tpt", "p2ft")
 SUMMARY_FILE = "summary.json"
@@ -131,7 +132,7 @@ def run_training(config: TrainConfig | str | Path, shards_root: str | Path, out_
         "torch_threads": m.get("torch_threads"), "geometry": geometry.describe(),
         "mixed_precision": cfg.mixed_precision, "gradient_checkpointing": cfg.gradient_checkpointing,
         "skipped_steps": m.get("skipped_steps"),
-        "validation_dir": str(out / "validation" / stage) if cfg.validation.every else None,
+        "validation_dir": str(validation_folder(out, stage)) if cfg.validation.every else None,
         "validation_step": m.get("validation_step"), "validation_clip_score": m.get("validation_clip_score"),
     }
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str))

@@ -2,11 +2,12 @@
 phases by default) with fixed seeds and the current weights — the EMA weights when EMA is on — writes them as
 mp4, and puts a frame grid per prompt and their mean CLIPScore in TensorBoard.
 
-Layout under the run folder::
+Layout under the run folder (the videos sit in TensorBoard's folder, next to the grids that show them)::
 
-    validation/<stage>/step-<NNNNNN>/<prompt id>.mp4    H.264 at the run's clip geometry
-    validation/<stage>/step-<NNNNNN>/<prompt id>.json   prompt, phase, seed, step, clip_score
-    tensorboard/<stage>/                                validation/<prompt id> frame grids, validation/clip_score
+    tensorboard/<stage>/                                          validation/<prompt id> frame grids,
+                                                                  validation/clip_score
+    tensorboard/<stage>/validation/step-<NNNNNN>/<prompt id>.mp4   H.264 at the run's clip geometry
+    tensorboard/<stage>/validation/step-<NNNNNN>/<prompt id>.json  prompt, phase, seed, step, clip_score
 
 The same prompt always renders with the same seed, so the videos of successive steps show what training changed.
 """
@@ -25,6 +26,10 @@ from ophora.clip_geometry import ClipGeometry
 GRID_FRAMES = 8  # frames of each video shown in its TensorBoard grid
 
 
+def validation_folder(out_dir: str | Path, stage: str) -> Path:
+    return Path(out_dir) / "tensorboard" / stage / "validation"
+
+
 class Validator:
     """Renders the validation prompts for one training stage; built on rank 0 only."""
 
@@ -32,7 +37,7 @@ class Validator:
         from ophora.inference.prompts import as_prompts
 
         self.cfg, self.geometry, self.max_tokens = cfg.validation, geometry, cfg.data.max_text_tokens
-        self.folder = Path(out_dir) / "validation" / stage
+        self.folder = validation_folder(out_dir, stage)
         prompts = [p for p in as_prompts(self.cfg.prompts) if p.text and not p.problem]
         self.prompts = prompts[: self.cfg.max_prompts] if self.cfg.max_prompts else prompts
         self._clip = None
