@@ -202,7 +202,7 @@ def evaluate(generated_dir: str | Path, reference: str | Path, out_dir: str | Pa
              fvd_size: int | None = None, fid_range: str | None = None, fvd_range: str | None = None,
              fid_call_kwargs: dict[str, Any] | None = None, fvd_call_kwargs: dict[str, Any] | None = None,
              subset: str | None = None, max_reference: int | None = None, device: str = "cpu",
-             audit_k: int | None = 5, audit_threshold: float | None = None,
+             audit_k: int | None = 5, audit_threshold: float | None = None, reference_cache: dict | None = None,
              plot: bool = True, progress: bool = False) -> dict[str, Any]:
     """Score ``generated_dir`` against ``reference`` and write ``evaluation.json`` (+ ``evaluation.png``).
 
@@ -210,8 +210,9 @@ def evaluate(generated_dir: str | Path, reference: str | Path, out_dir: str | Pa
     as ``clip_model=None`` skips CLIPScore. FID uses ``frames_per_video`` evenly spaced frames of every video;
     FVD one ``fvd_frames``-frame clip per video. Loaded networks (FeatureNet, ClipEmbedder) may be passed instead
     of specs, to score many sets without reloading. ``audit_k`` (None: no audit) sets the memorisation audit's
-    K, on the FID network's frame features; ``audit_threshold`` a cosine instead of the calibrated one. Returns
-    the results dict."""
+    K, on the FID network's frame features; ``audit_threshold`` a cosine instead of the calibrated one. A dict
+    passed as ``reference_cache`` keeps the reference's features for the next call with the same reference,
+    networks and frame counts (scoring several sample sets against one reference). Returns the results dict."""
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -234,8 +235,12 @@ def evaluate(generated_dir: str | Path, reference: str | Path, out_dir: str | Pa
         tick = lambda: bar.advance(task)  # noqa: E731
         gen = _score_videos(folder_videos(generated_dir), fid, fvd, clip, frames_per_video, fvd_frames, tick)
         # CLIPScore alone needs no reference; FID/FVD need its features
-        ref = (_score_videos(ref_iter, fid, fvd, None, frames_per_video, fvd_frames, tick)
-               if fid is not None or fvd is not None else _Scored([], [], [], [], [], [], []))
+        key = (str(reference), subset, max_reference, id(fid), id(fvd), frames_per_video, fvd_frames)
+        cache = reference_cache if reference_cache is not None else {}
+        if key not in cache:
+            cache[key] = (_score_videos(ref_iter, fid, fvd, None, frames_per_video, fvd_frames, tick)
+                          if fid is not None or fvd is not None else _Scored([], [], [], [], [], [], []))
+        ref = cache[key]
     warnings: list[str] = []
     overall = _distances(gen, ref, list(range(len(gen.phases))), list(range(len(ref.phases))), warnings,
                          "overall", fid, fvd)

@@ -3,8 +3,10 @@
 A spec is one of:
 
 * ``random-inception`` / ``random-i3d``: randomly initialised torchvision Inception-v3 (2048-d pool features) or
-  S3D (torchvision's separable-3D Inception video net, the I3D family; 1024-d), seeded. For testing the
-  plumbing only: their numbers are NOT comparable to published FID/FVD, and the results say so.
+  S3D (torchvision's separable-3D Inception video net, the I3D family; 1024-d), seeded, their batch norms set
+  to the statistics of scikit-image's bundled photographs (left at 0/1, activations fade layer by layer until
+  every picture has the same features). They rank sets against each other; their numbers are NOT comparable to
+  published FID/FVD, and the results say so.
 * a TorchScript file (e.g. the Inception or I3D detectors used by published FID/FVD code). TorchScript is
   code: load only files you trust. It is called as ``net(x, **call_kwargs)``; a tuple output gives its first item.
 * a state dict (``.safetensors``, or ``.pt``/``.pth`` read with ``weights_only=True``, never unpickled) for
@@ -28,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-RANDOM_NOTE = "randomly initialised network: for testing the plumbing only, NOT comparable to published numbers"
+RANDOM_NOTE = ("randomly initialised network (batch norms calibrated on bundled photographs): ranks sets against each "
+               "other, NOT comparable to published numbers")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 RANGES = ("imagenet", "0-1", "-1-1", "0-255")
@@ -178,6 +181,41 @@ def _load_path(path: Path, kind: str):
     return _pooled(net, kind), "torchvision state dict"
 
 
+def _calibration_frames(kind: str, seed: int) -> np.ndarray:
+    """uint8 frames from scikit-image's bundled photographs: 32 crops (image), or 8 clips of 8 frames panning
+    across them (video)."""
+    from skimage import data
+
+    rng = np.random.default_rng(seed)
+    photos = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
+    side = 192
+    crops, clips = [], []
+    for photo in photos:
+        h, w = photo.shape[:2]
+        for _ in range(8 if kind == "image" else 2):
+            y, x = int(rng.integers(0, h - side - 16)), int(rng.integers(0, w - side - 16))
+            if kind == "image":
+                crops.append(photo[y:y + side, x:x + side])
+            else:
+                clips.append(np.stack([photo[y + 2 * t:y + 2 * t + side, x + 2 * t:x + 2 * t + side]
+                                       for t in range(8)]))
+    return np.stack(crops if kind == "image" else clips)
+
+
+def calibrate_batchnorm(net: "FeatureNet", seed: int = 0) -> None:
+    """Set every batch norm's statistics to those of the calibration photographs (see the module doc)."""
+    import torch
+
+    norms = [m for m in net.module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a plain average over the calibration batch
+    net.module.train()
+    with torch.no_grad():
+        net.features(_calibration_frames(net.kind, seed))
+    net.module.eval()
+
+
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -249,6 +287,9 @@ def load_feature_net(spec: str, kind: str, *, seed: int = 0, size: int | None = 
     chosen_range = input_range or default_range
     if chosen_range not in RANGES:
         raise ValueError(f"input_range must be one of {RANGES}, got {chosen_range!r}")
-    return FeatureNet(name=spec, kind=kind, module=module, size=(side, side) if side else None,
-                      input_range=chosen_range, comparable=comparable, note=origin,
-                      call_kwargs=dict(call_kwargs or {}), device=device, sha256=digest)
+    net = FeatureNet(name=spec, kind=kind, module=module, size=(side, side) if side else None,
+                     input_range=chosen_range, comparable=comparable, note=origin,
+                     call_kwargs=dict(call_kwargs or {}), device=device, sha256=digest)
+    if spec in ("random-inception", "random-i3d"):
+        calibrate_batchnorm(net, seed)
+    return net

@@ -242,8 +242,8 @@ def train_worker(job: dict[str, Any]) -> None:
         history.append(float(loss_value))
         metrics = {"step": step, "loss": float(loss_value), "lr": lr_scheduler.get_last_lr()[0],
                    "grad_norm": grad_norm, "skipped_steps": skipped_steps,
-                   "loss_scale": precision.state_dict().get("scale"), "step_time_s": step_time, "data_wait_s": data_wait,
-                   "compute_s": step_time - data_wait,
+                   "loss_scale": precision.state_dict().get("scale"), "step_time_s": step_time,
+                   "data_wait_s": data_wait, "compute_s": step_time - data_wait,
                    "samples_per_s": cfg.batch_size * cfg.grad_accum * world / step_time,
                    "memory_mb": memory_mb(device), "torch_threads": torch.get_num_threads(),
                    "bad_samples": bad["samples"], "bad_shards": bad["shards"],
