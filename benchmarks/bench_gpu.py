@@ -235,7 +235,7 @@ def main() -> None:
     results["model_flops_per_step"] = 3 * flops
     peak, peak_from = peak_tflops(device, args.peak_tflops)
     results["peak_tflops"], results["peak_tflops_from"] = peak, peak_from
-    results["mfu"] = round(3 * flops / results["full_ft_s_per_step"] / (peak * 1e12), 4) if peak else None
+    results["mfu"] = float(f"{3 * flops / results['full_ft_s_per_step'] / (peak * 1e12):.4g}") if peak else None
 
     from diffusers import CogVideoXTransformer3DModel
 
