@@ -190,9 +190,12 @@ def train_worker(job: dict[str, Any]) -> None:
         resumed_from = step
 
     # 4. Data: this worker's readers continue from their positions; other reader counts finish the old epochs.
-    layout, positions = resume_layout(saved_layout, positions, world * max(cfg.data.loader_workers, 1))
+    loaders = max(cfg.data.loader_workers, 1)
+    layout, positions = resume_layout(saved_layout, positions, world * loaders)
     stream = ClipStream(job["shards"], cfg.data, cfg.batch_size, cfg.seed, rank, world, job["kind"], positions,
                         layout)
+    mine = range(rank * loaders, (rank + 1) * loaders)  # this rank's file may only speak for its own readers
+    positions = {r: p for r, p in positions.items() if r in mine}
     batches = iter(make_loader(stream, cfg.data.loader_workers))
     empty_embeds = None
     if cfg.data.caption_dropout > 0:
