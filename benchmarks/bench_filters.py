@@ -56,11 +56,12 @@ class Stopwatch:
 
 def filter_speed(stages: dict, repeats: int) -> dict[str, dict[str, float]]:
     """Frames per second of each filter's judgement (wall clock and per CPU second)."""
-    from filters_scenes import scene_frames
+    from filters_scenes import scene_frames, scene_pairs
 
     out = {}
     for name, stage in stages.items():
-        frames = scene_frames("phi_text", 1, count=stage.frames, max_side=stage.max_side)
+        sample = scene_pairs if name == "dynamics" else scene_frames  # dynamics judges velocity pairs
+        frames = sample("phi_text", 1, count=stage.frames, max_side=stage.max_side)
         stage.judge(frames)  # warm-up (lazy model state, caches)
         with Stopwatch() as sw:
             for _ in range(repeats):

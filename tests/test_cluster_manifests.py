@@ -95,3 +95,30 @@ def test_stage_configs_carry_the_paper_settings(name):
     cfg = yaml.safe_load((REPO / "ophora" / "training" / "configs" / f"{name}.yaml").read_text())
     flat = repr(cfg)
     assert "0.95" in flat and "cosine_with_restarts" in flat
+
+
+def _ray_containers():
+    """(manifest, container) for every container that runs Ray or submits to it."""
+    for path, doc in _docs():
+        spec = doc.get("spec", {})
+        if doc.get("kind") == "RayCluster":
+            groups = [spec["headGroupSpec"], *spec["workerGroupSpecs"]]
+            for group in groups:
+                for container in group["template"]["spec"]["containers"]:
+                    yield path, container
+        elif doc.get("kind") == "RayJob":
+            assert "submitterPodTemplate" in spec, f"{path.name}: its submitter gets no token"
+            for container in spec["submitterPodTemplate"]["spec"]["containers"]:
+                yield path, container
+
+
+def test_every_ray_container_authenticates_with_the_token_secret():
+    """Ray >= 2.5x: token authentication, the token from one Secret, on the head, every worker and each submitter."""
+    seen = 0
+    for path, container in _ray_containers():
+        env = {e["name"]: e for e in container.get("env", [])}
+        assert env.get("RAY_AUTH_MODE", {}).get("value") == "token", f"{path.name}: {container['name']}"
+        ref = env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "ophora-ray-auth", "key": "auth_token"}, f"{path.name}: {container['name']}"
+        seen += 1
+    assert seen >= 7  # head, two worker groups, four RayJob submitters

@@ -50,7 +50,22 @@ def test_every_mp4_has_the_promised_frames_size_and_rate(curated, tmp_path):
                          "codec": "h264"}, sample.key
         meta = sample.clip_meta()
         assert (meta.num_frames, meta.width, meta.height, meta.fps) == (49, 720, 480, 8.0)
-        assert meta.subsets == ["tpt", "p2ft"]
+        assert meta.subsets == ["tpt"]  # the backbone skips privacy, so nothing is admitted to p2ft/
+
+
+def test_a_run_that_skips_privacy_writes_p2ft_empty_and_says_why(curated, capsys):
+    from ophora.cli.curate import print_summary
+
+    out, summary = curated
+    assert "p2ft" not in summary["clips_by_subset"] and list(iter_subset(str(out), "p2ft")) == []
+    assert summary["p2ft_verdict"].startswith("empty: the privacy stage was skipped")
+    assert summary["kept_out_of_p2ft"] == {"write: privacy not examined": summary["clips_written"]}
+    assert json.loads((out / "summary.json").read_text())["p2ft_verdict"] == summary["p2ft_verdict"]
+    print_summary(summary)
+    assert "privacy stage was skipped" in capsys.readouterr().out.replace("\n", " ")
+    for sample in iter_subset(str(out), "tpt", members=["json"]):
+        assert "write: privacy not examined (the privacy stage did not run on this clip)" in sample.meta[
+            "p2ft_reasons"]
 
 
 def test_shards_open_with_webdataset_ray_data_and_tarfile(curated, ray_local):
@@ -131,7 +146,7 @@ def test_rerun_after_killing_the_driver_gives_the_same_keys(curated, small_corpu
     again = subprocess.run(cmd[:-2], capture_output=True, text=True, timeout=400)
     assert again.returncode == 0, again.stderr[-2000:]
     keys, leftovers = _keys_and_leftovers(out)
-    assert leftovers == [] and len(keys) == 2 * len(set(keys))  # each key once in tpt/ and once in p2ft/
+    assert leftovers == [] and len(keys) == len(set(keys))  # each key once (in tpt/; privacy skipped: p2ft/ empty)
     tpt = sorted(s.key for s in iter_subset(str(out), "tpt", members=["json"]))
     assert tpt == _reference_keys(curated[0]) and len(tpt) == len(set(tpt))
     ledger = read_ledger(str(out))

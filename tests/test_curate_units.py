@@ -130,7 +130,7 @@ def test_scenes_lie_between_merged_boundaries():
 
 
 def test_windows_never_cross_a_scene_and_leftovers_are_dropped_with_a_reason():
-    cfg = CurateConfig.load(overrides={"skip": ["transcribe"]})  # no narration to align: the split alone
+    cfg = CurateConfig.load(overrides={"skip": ["transcribe"], "windows.overlap": 0})  # the split alone
     split = Windows(cfg)
     scenes = [[0.0, 14.0], [14.4, 17.0], [17.5, 30.0]]
     src = new_row(source_uri="/x.mp4", source_id="abcd1234abcd1234", duration=30.0,
@@ -146,6 +146,7 @@ def test_windows_never_cross_a_scene_and_leftovers_are_dropped_with_a_reason():
         assert r["end"] - r["start"] == pytest.approx(49 / 8, abs=1e-3)
     drops = [r["drop"] for r in rows if r["drop"]]
     assert drops and all(d.startswith("windows: short leftover") for d in drops)
+    assert sorted((r["start"], r["end"]) for r in rows) == [(r["start"], r["end"]) for r in rows]  # time order
     rejected = split(new_row(source_uri="/y.mp4", reject="probe: too short"))
     assert len(rejected) == 1 and rejected[0]["windows_total"] == 0
 

@@ -105,7 +105,7 @@ def test_stage_drops_non_surgical_windows_and_records_the_refine_result():
     meta = json.loads(kept["meta_json"])
     assert kept["drop"] == "" and meta["instruction"].startswith("Make the main incision")
     assert meta["phase"] == "incision" and meta["refine"]["backend"] == "extractive"
-    assert meta["models"]["refine"] == "extractive:rules-v1@refine_v1"
+    assert meta["models"]["refine"] == "extractive:rules-v2@refine_v1"
     assert dropped["drop"].startswith("refine: " + NOT_SURGICAL)
 
 

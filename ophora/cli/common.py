@@ -13,9 +13,41 @@ console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """Print a one-line error a person can act on and exit non-zero (2 = bad usage or input)."""
-    console.print(f"[bold red]error:[/] {message}")
+    """Print a one-line error a person can act on and exit non-zero (2 = bad usage or input). The message is
+    plain text (it quotes file names and data): never read as markup, control characters removed."""
+    from rich.text import Text
+
+    from ophora.inspection.text import printable
+
+    console.print(Text("error: ", style="bold red") + Text(printable(message)), soft_wrap=True)  # one line
     raise typer.Exit(code)
+
+
+def config_error(error: BaseException) -> str:
+    """A config problem as one line: each pydantic complaint as ``field: what (got value)``, anything else its
+    message with line breaks folded."""
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
+        parts = []
+        for err in error.errors()[:5]:
+            where = ".".join(str(p) for p in err["loc"]) or "config"
+            got = f" (got {err['input']!r:.60})" if "input" in err and not isinstance(err["input"], dict) else ""
+            parts.append(f"{where}: {err['msg']}{got}")
+        more = f"; and {error.error_count() - 5} more" if error.error_count() > 5 else ""
+        return "; ".join(parts) + more
+    return " ".join(str(error).split())
+
+
+def parse_set(text: str) -> tuple[str, Any]:
+    """``--set section.field=value`` -> (dotted key, value parsed as plain YAML: ``yaml.safe_load``, so no tag
+    ever builds a Python object); exits 2 with one line when it is not KEY=VALUE or not YAML."""
+    from ophora.curation.config import parse_override
+
+    try:
+        return parse_override(text)
+    except ValueError as e:
+        fail(f"--set: {e}")
 
 
 def print_table(title: str, rows: list[tuple[Any, ...]], columns: tuple[str, ...]) -> None:

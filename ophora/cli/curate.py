@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from ophora.cli.common import console, fail, print_table
+from ophora.cli.common import config_error, console, fail, parse_set, print_table
 
 def curate(
     inputs: Optional[list[str]] = typer.Argument(
@@ -37,15 +37,15 @@ def curate(
     """
     from pydantic import ValidationError
 
-    from ophora.curation.config import CurateConfig, parse_override
+    from ophora.curation.config import CurateConfig
 
+    extra = dict(parse_set(o) for o in overrides or [])
+    if limit is not None:
+        extra["limit"] = limit
     try:
-        extra = dict(parse_override(o) for o in overrides or [])
-        if limit is not None:
-            extra["limit"] = limit
         cfg = CurateConfig.load(profile=profile, path=config, overrides=extra)
     except (ValueError, OSError, ValidationError) as e:
-        fail(f"bad config: {e}")
+        fail(f"bad config: {config_error(e)}")
     if print_config:
         typer.echo(cfg.to_yaml(), nl=False)
         return
@@ -90,6 +90,7 @@ def print_summary(summary: dict) -> None:
             ("inputs listed twice", len(summary["repeated_inputs"])),
             ("clips written", summary["clips_written"]),
             *((f"  in {k}/", v) for k, v in sorted(summary["clips_by_subset"].items())),
+            ("p2ft/ holds", summary.get("p2ft_verdict", "")),
             ("windows dropped", summary["clips_dropped"]),
             ("source seconds", f"{summary['source_seconds']:.1f}"),
             ("wall seconds", f"{summary['wall_seconds']:.1f}"),
@@ -100,6 +101,13 @@ def print_summary(summary: dict) -> None:
     rows += [(f"not in p2ft/: {reason}", n)
              for reason, n in sorted(summary.get("kept_out_of_p2ft", {}).items(), key=lambda x: -x[1])]
     rows += [(f"PHI scrubbed: {kind}", n) for kind, n in sorted(summary.get("phi_scrubbed", {}).items())]
+    footage = summary.get("footage") or {}
+    if footage.get("source_s"):
+        rows.append(("footage in clips", f"{footage['clip_s']:.1f} of {footage['source_s']:.1f} s "
+                                         f"({100 * footage['share']:.1f} %)"))
+        rows += [(f"footage lost: {reason}", f"{s:.1f} s") for reason, s in footage["lost_s"].items()]
+        shares = [f["share"] for f in footage["by_source"]]
+        rows.append(("footage in clips per source", f"min {100 * min(shares):.0f} %, max {100 * max(shares):.0f} %"))
     print_table(f"ophora curate -> {summary['out']}", [(k, _plain(v)) for k, v in rows], ("what", "count"))
 
 

@@ -87,6 +87,7 @@ def demo(
         return out / "gallery-curated" / "index.html"
 
     curated_gallery = _step("inspect", 3, timings, inspect)
+    _show_scrubbing(seed)
     narration = evaluate_narration(str(curated), corpus)
     print_table("Curation against the corpus's ground truth", [
         ("narration words placed in the right clip", f"{narration['alignment_placed_right']:.1%}"),
@@ -187,3 +188,18 @@ def _show_results(evaluation: dict[str, Any], trained: dict[str, Any]) -> None:
     audit = evaluation["trained"].get("memorisation")
     if audit and audit.get("nearest"):
         print_table(*summary_table(audit))
+
+
+def _show_scrubbing(seed: int) -> None:
+    """A narration line naming people no rule lists (Faker draws them now, in a random locale), before and after
+    the PHI scrubber: the clear text is printed here only, never stored."""
+    import numpy as np
+
+    from ophora.curation import phi
+    from ophora.curation.synthetic_identity import make_identity
+
+    who = make_identity(np.random.default_rng([seed, 2024]))
+    said = [f"{who.surgeon.name} will take over the closing.", f"Thanks to {who.referrer.name} for the referral.",
+            f"{who.name} was born on {who.dob_spoken}, record number {who.mrn_spoken}."]
+    print_table(f"PHI scrubbing of names no rule lists (Faker, {who.locale}; {phi.engine().id})",
+                [(line, stored) for line, (stored, _) in zip(said, phi.scrub_many(said))], ("said", "stored"))

@@ -26,24 +26,36 @@ def _out():
     return Console(file=sys.stdout)
 
 
-def _fail(message: str, code: int = 2):
-    """common.fail with the message escaped: it quotes shard names and members, which are data, not markup."""
-    from rich.markup import escape
-
-    fail(escape(message), code)
+_fail = fail  # messages quote shard names and members: common.fail prints them as plain text
 
 
 def print_table(title: str, rows, columns: tuple[str, ...], caption: str | None = None) -> None:
-    """A table of shard contents; cells are escaped because shard text is data, never rich markup."""
-    from rich.markup import escape
+    """A table of shard contents; every cell is plain printable text (shard text is data: never rich markup,
+    never a terminal escape sequence)."""
     from rich.table import Table
 
-    table = Table(title=escape(title), caption=escape(caption) if caption else None)
+    from ophora.inspection.text import cell
+
+    table = Table(title=cell(title), caption=cell(caption) if caption else None)
     for c in columns:
         table.add_column(c)
     for row in rows:
-        table.add_row(*(escape(str(x)) for x in row))
+        table.add_row(*(cell(x) for x in row))
     _out().print(table)
+
+
+def warn_problems(problems: list[str], what: str = "problems", total: int | None = None) -> None:
+    """The first SHOWN_PROBLEMS problems on stderr (plain text), then how many more of ``total`` (default: all
+    of ``problems``); ``ophora shards validate`` lists every one."""
+    from rich.text import Text
+
+    from ophora.inspection.text import printable
+
+    for problem in problems[:SHOWN_PROBLEMS]:
+        console.print(Text("warning: ", style="yellow") + Text(printable(problem)), soft_wrap=True)
+    more = (len(problems) if total is None else total) - min(len(problems), SHOWN_PROBLEMS)
+    if more > 0:
+        console.print(Text(f"... and {more} more {what} (ophora shards validate lists every one)", style="yellow"))
 
 
 def _check_dir(root: str) -> None:
@@ -62,7 +74,12 @@ def ls(root: str = DirArg,
     from ophora.curation.shards import ShardError
     from ophora.inspection.catalog import listing, shard_name
 
+    from ophora.curation.shards import refused_shards
+    from ophora.inspection.catalog import subsets_in
+
     _check_dir(root)
+    warn_problems([f"{sub}/{shard_name(p)} is {why}; not read" for sub in subsets_in(root)
+                   for p, why in refused_shards(root, sub)])
     try:
         infos, counted_by = listing(root, count_tars=count)
     except ShardError as e:
@@ -103,6 +120,7 @@ def stats(root: str = DirArg,
         out = _out()
         for table in stats_tables(data):
             out.print(table)
+    warn_problems(data["problems"], "unreadable clips", total=data["problem_count"])
     if plots is not None:
         for path in plot_stats(data, plots):
             console.print(f"wrote {path}")
@@ -117,35 +135,36 @@ def show(root: str = DirArg, key: str = typer.Argument(..., help="Clip key, e.g.
 
     Example: ophora shards show curated/ 75cf7377b6186dd5_000002 --frames 8 --extract
     """
+    import av
+
     from ophora.curation.shards import ShardError
-    from ophora.inspection.catalog import find_sample
+    from ophora.inspection.catalog import clip_facts, find_sample
     from ophora.inspection.contact_sheet import contact_sheet
     from ophora.inspection.export import extract_clip, safe_output_path
 
     _check_dir(root)
-    try:
-        sample = find_sample(root, key)
-    except ShardError as e:
-        _fail(str(e))
+    problems: list[str] = []
+    sample = find_sample(root, key, problems=problems)
     if sample is None:
+        warn_problems(problems)
         _fail(f"no clip {key!r} in {root}", code=1)
     try:
-        meta = sample.meta
-    except ValueError as e:
-        _fail(f"{sample.shard}: {key}.json is not JSON ({e})", code=1)
+        meta, facts = sample.meta, clip_facts(sample)
+    except (ShardError, KeyError) as e:
+        _fail(f"{key}: unreadable metadata ({e})", code=1)
     rows = [(k, v) for k, v in meta.items() if k not in ("instruction", "narration", "scores", "flags", "words")]
-    rows += [("shard", sample.shard), ("instruction", sample.instruction), ("narration", meta.get("narration", ""))]
-    rows += [(f"score: {k}", v) for k, v in sorted((meta.get("scores") or {}).items())]
-    rows += [(f"flag: {k}", v) for k, v in sorted((meta.get("flags") or {}).items())]
+    rows += [("shard", sample.shard), ("instruction", facts.instruction), ("narration", facts.narration)]
+    rows += [(f"score: {k}", v) for k, v in sorted(facts.scores.items())]
+    rows += [(f"flag: {k}", v) for k, v in sorted(facts.flags.items())]
     print_table(key, rows, ("field", "value"))
     try:
         if frames > 0:
             out_dir.mkdir(parents=True, exist_ok=True)
             path = contact_sheet(sample.mp4, safe_output_path(out_dir, key, "png"), frames=frames)
-            console.print(f"wrote {path}")
+            console.print(f"wrote {path}", markup=False)
         if extract:
-            console.print(f"wrote {extract_clip(sample, out_dir)}")
-    except (ShardError, KeyError, ValueError, OSError) as e:
+            console.print(f"wrote {extract_clip(sample, out_dir)}", markup=False)
+    except (ShardError, KeyError, ValueError, OSError, av.FFmpegError) as e:
         _fail(f"{key}: {e}", code=1)
 
 
@@ -164,17 +183,16 @@ def grep(root: str = DirArg, text: str = typer.Argument(..., help="Text (or --re
     import json
     import re
 
-    from ophora.curation.shards import ShardError
     from ophora.inspection.search import FIELDS, grep as grep_clips
 
     _check_dir(root)
+    problems: list[str] = []
     try:
         found = grep_clips(root, text, regex=regex, ignore_case=not case, fields=field or FIELDS,
-                           subsets=subset or None, limit=limit)
-    except ShardError as e:
-        _fail(f"{e} (run `ophora shards validate` for every problem)", code=1)
+                           subsets=subset or None, limit=limit, problems=problems)
     except (ValueError, re.error) as e:
         _fail(str(e))
+    warn_problems(problems, "unreadable clips")
     if as_json:
         typer.echo(json.dumps([m.__dict__ for m in found], indent=2))
     else:
@@ -202,9 +220,11 @@ def validate(root: str = DirArg, quick: bool = typer.Option(False, "--quick", he
     else:
         if report.findings:
             print_table("Findings", findings_rows(report), ("severity", "code", "where", "message"))
-        verdict = "[green]OK[/]" if report.ok else f"[red]{len(report.errors)} errors[/]"
+        verdict = "[green]OK[/]" if report.ok else f"[red]{report.error_count} errors[/]"
+        total = len(report.findings) + sum(report.suppressed.values())
         console.print(f"{verdict}: {report.shards} shards, {report.samples} samples, {report.decoded} videos decoded"
-                      f"{' (quick: no decoding)' if quick else ''}, {len(report.findings)} findings")
+                      f"{' (quick: no decoding)' if quick else ''}, {total} findings"
+                      f"{f' ({total - len(report.findings)} not listed)' if report.suppressed else ''}")
     if not report.ok:
         raise typer.Exit(1)
 
@@ -223,8 +243,6 @@ def gallery(root: str = typer.Argument(..., help="A curation output, or a folder
 
     Example: ophora shards gallery curated/ --out site/   (then open site/index.html)
     """
-    from rich.markup import escape
-
     from ophora.inspection.catalog import subsets_in
     from ophora.inspection.gallery import build_gallery, folder_items, shard_items
 
@@ -237,12 +255,9 @@ def gallery(root: str = typer.Argument(..., help="A curation output, or a folder
     with console.status("building gallery"):
         result = build_gallery(items, out, title=title, page_size=page_size, preview=preview, copy_videos=videos,
                                workers=workers)
-    for problem in result.problems[:SHOWN_PROBLEMS]:
-        console.print(f"[yellow]warning:[/] {escape(problem)}")
-    if len(result.problems) > SHOWN_PROBLEMS:
-        console.print(f"[yellow]... and {len(result.problems) - SHOWN_PROBLEMS} more clips without a preview[/]")
+    warn_problems(result.problems, "clips with a problem")
     pages = f"{len(result.pages)} page{'s' if len(result.pages) != 1 else ''}"
-    console.print(f"wrote {result.cards} cards on {pages}: {result.pages[0]}")
+    console.print(f"wrote {result.cards} cards on {pages}: {result.pages[0]}", markup=False)
 
 
 @app.command("export")
@@ -257,8 +272,6 @@ def export(root: str = DirArg,
     from ophora.inspection.export import export_csv, export_pairs
 
     _check_dir(root)
-    from rich.markup import escape
-
     from ophora.curation.shards import ShardError
 
     run = export_csv if to.suffix.lower() == ".csv" else export_pairs
@@ -266,8 +279,5 @@ def export(root: str = DirArg,
         result = run(root, to, subsets=subset, limit=limit)
     except ShardError as e:
         _fail(f"export stopped: {e}", code=1)
-    for why in (result.skipped or [])[:SHOWN_PROBLEMS]:
-        console.print(f"[yellow]skipped:[/] {escape(why)}")
-    if len(result.skipped or []) > SHOWN_PROBLEMS:
-        console.print(f"[yellow]... and {len(result.skipped) - SHOWN_PROBLEMS} more skipped[/]")
-    console.print(f"exported {result.written} clips to {result.target}")
+    warn_problems([f"skipped: {why}" for why in result.skipped or []], "skipped")
+    console.print(f"exported {result.written} clips to {result.target}", markup=False)

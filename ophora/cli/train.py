@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from ophora.cli.common import console, fail, print_table
+from ophora.cli.common import config_error, console, fail, parse_set, print_table
 
 app = typer.Typer(help="Fine-tune CogVideoX on clip-instruction shards (TPT, then P²FT).\n\n"
                        "Example: ophora train progressive --shards curated/ --out runs/ --model THUDM/CogVideoX-2b",
@@ -22,30 +22,18 @@ CONFIG_HELP = "bundled config name (tpt, p2ft, tiny) or a YAML path"
 SET_HELP = "override a config field, e.g. --set optim.lr=1e-5 (repeatable; values are YAML)"
 
 
-def _overrides(pairs: list[str]) -> dict:
-    import yaml
-
-    out = {}
-    for pair in pairs:
-        key, eq, value = pair.partition("=")
-        if not eq:
-            fail(f"--set {pair!r}: expected KEY=VALUE")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
 def _config(name: str, sets: list[str], model: Optional[str]):
     from pydantic import ValidationError
 
     from ophora.training.config import load_config
 
-    over = _overrides(sets)
+    over = dict(parse_set(pair) for pair in sets)
     if model:
         over["model"] = model
     try:
         return load_config(name, over)
-    except (FileNotFoundError, ValidationError) as e:
-        fail(f"config {name}: {e}")
+    except (ValueError, OSError, ValidationError) as e:
+        fail(f"config {name}: {config_error(e)}")
 
 
 def _report(summary: dict, out: str) -> None:

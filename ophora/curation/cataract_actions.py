@@ -50,6 +50,7 @@ SURGICAL_NOUNS = frozenset("""
 chamber capsule capsular lens nucleus cornea corneal wound incision iris cortex haptic haptics viscoelastic phaco
 keratome forceps cannula hook chopper probe tip bag flap rhexis capsulorhexis endothelium globe fluid solution
 pupil optic limbus port handpiece injector cartridge quadrant fragment fragments epithelium angle stroma
+speculum suture
 """.split())
 
 _COMPILED = {phase: [re.compile(p, re.I) for p in pats] for phase, pats in PHASE_ACTIONS.items()}

@@ -55,7 +55,15 @@ class ScenesConfig(_Section):
     dissolve_fps: float = Field(
         1.0, ge=0, description="rate of a second, slow ContentDetector pass that finds dissolves and fades "
                                "(a 1 s dissolve is one big step at 1 fps); 0 turns it off")
-    dissolve_threshold: float = Field(22.0, gt=0, description="ContentDetector threshold of the dissolve pass")
+    dissolve_threshold: float = Field(15.0, gt=0, description="ContentDetector threshold of the dissolve pass (low: it "
+                                                              "only proposes; the check decides)")
+    verify: bool = Field(True, description="check every candidate boundary of both passes: keep it only when the "
+                                           "colours after it cannot be had by moving the picture before it "
+                                           "(instruments, flashes, fluid waves and focus pulls stay one scene)")
+    change_threshold: float = Field(
+        5.7, ge=0, description="the check's threshold: median chroma difference (|da*|+|db*|, CIELAB) left after "
+                                "warping a frame before the candidate onto one after it by optical flow, lowest "
+                                "over a few pairs; fitted on real surgical footage (benchmarks/bench_footage.py)")
     analysis_width: int = Field(160, ge=16, description="frames are downscaled to this width before detection")
     skip_unreferenced: bool = Field(
         True, description="do not decode frames no other frame references (most B-frames): ~35% less decode CPU; "
@@ -68,6 +76,11 @@ class WindowsConfig(_Section):
     fps: float = Field(8.0, gt=0, description="frame rate of the clips")
     cut_margin: float = Field(0.25, ge=0, description="seconds kept clear of each scene boundary (cuts, dissolves)")
     max_windows_per_scene: int = Field(0, ge=0, description="cap on windows per scene (0 = no cap)")
+    overlap: float = Field(
+        0.5, ge=0, lt=1, description="a scene's rest after its whole windows gets one more window when that window "
+                                     "shares at most this share of itself with the others (windows then spread "
+                                     "evenly and overlap): a 12 s shot gives two 6.1 s clips sharing 0.6 s "
+                                     "instead of one clip and a 5.6 s leftover; 0: windows never share frames")
 
     @property
     def duration(self) -> float:
@@ -187,6 +200,13 @@ class CurateConfig(_Section):
     lock_stale_s: float = Field(120.0, gt=0, description="OUT's lock (one run per OUT) counts as abandoned when its "
                                                          "heartbeat is older than this")
 
+    @model_validator(mode="after")
+    def _phi_model_for_align(self) -> "CurateConfig":
+        # the windows stage hands align only its own section; the scrubber's model is models.phi for every stage
+        if self.models.get("phi") and not self.align.phi_model:
+            self.align.phi_model = self.models["phi"]
+        return self
+
     @classmethod
     def load(cls, profile: str = "offline", path: str | None = None,
              overrides: dict[str, Any] | None = None) -> "CurateConfig":
@@ -196,7 +216,10 @@ class CurateConfig(_Section):
         data = yaml.safe_load(resources.files("ophora.curation").joinpath(f"profiles/{profile}.yaml").read_text())
         data = dict(data or {}, profile=profile)
         if path:
-            user = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            try:
+                user = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            except (yaml.YAMLError, UnicodeDecodeError) as e:  # yaml.safe_load: a tag never builds an object
+                raise ValueError(f"{path}: not a YAML file ({' '.join(str(e).split())})") from None
             if not isinstance(user, dict):
                 raise ValueError(f"{path}: a curate config must be a YAML mapping")
             data = _merge(data, user)
@@ -235,4 +258,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, eq, raw = text.partition("=")
     if not eq or not key.strip():
         raise ValueError(f"override {text!r} is not KEY=VALUE (e.g. windows.fps=8)")
-    return key.strip(), yaml.safe_load(raw)
+    try:
+        return key.strip(), yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise ValueError(f"override {text!r}: the value is not plain YAML ({' '.join(str(e).split())})") from None

@@ -18,7 +18,7 @@ from ophora.curation.stages.common import new_row, read_meta, rows_to_batch
 from ophora.curation.stages.frame_filter import is_identifying
 
 # scene kinds whose windows carry identifying content the privacy stage must find
-PLANTED = ("phi_text", "face")
+PLANTED = ("phi_text", "face", "face_pip")
 
 
 @dataclass

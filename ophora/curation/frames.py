@@ -61,6 +61,14 @@ def window_frames(path: str, start: float, end: float, count: int = 8, max_side:
     return frames
 
 
+def frames_at(path: str, times: list[float], max_side: int = 320) -> np.ndarray:
+    """RGB frames of ``path`` at ascending ``times`` (seconds), longer side at most ``max_side``: the first frame
+    at or after each time. Raises :class:`FrameError` as :func:`window_frames` does. Not cached."""
+    if list(times) != sorted(times) or not times:
+        raise ValueError("times must be a non-empty ascending list")
+    return _decode(path, list(times), max_side)
+
+
 def _open(path: str) -> Any:
     if "://" in path and not path.startswith("file://"):
         import fsspec

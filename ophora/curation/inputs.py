@@ -31,12 +31,18 @@ class InputError(ValueError):
     """An input argument names nothing usable (missing path, empty glob, unreadable manifest)."""
 
 
+MAX_MANIFEST_DEPTH = 8  # manifests listing manifests: deeper than this is a mistake, not a corpus
+
+
 @dataclass(frozen=True)
 class SourceInput:
-    """One source to curate: its URI (an absolute local path or a URL) and its sidecars (suffix -> URI)."""
+    """One source to curate: its URI (an absolute local path or a URL) and its sidecars (suffix -> URI).
+    ``reject`` is set ("inputs: why") for an entry discovery already knows is unusable (a manifest that lists
+    itself); it reaches the ledger as a rejected source without being opened."""
 
     uri: str
     sidecars: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    reject: str = field(default="", compare=False)
 
 
 def is_remote(uri: str) -> bool:
@@ -49,17 +55,20 @@ def discover(specs: list[str]) -> tuple[list[SourceInput], list[str]]:
     Raises InputError for a spec that names nothing (a missing path, a glob without matches)."""
     seen: dict[str, SourceInput] = {}
     repeated: list[str] = []
+    rejects: dict[str, str] = {}
     for spec in specs:
-        for uri in _expand(spec):
+        for uri in _expand(spec, (), rejects):
             key = os.path.realpath(uri) if not is_remote(uri) else uri
             if key in seen:
                 repeated.append(uri)
                 continue
-            seen[key] = SourceInput(uri, find_sidecars(uri))
+            seen[key] = SourceInput(uri, {} if uri in rejects else find_sidecars(uri), rejects.get(uri, ""))
     return list(seen.values()), repeated
 
 
-def _expand(spec: str) -> list[str]:
+def _expand(spec: str, reading: tuple[str, ...] = (), rejects: dict[str, str] | None = None) -> list[str]:
+    """The source URIs ``spec`` names; ``reading`` holds the manifests being read (outermost first), and a
+    manifest met again inside itself, or nested too deep, becomes an entry of ``rejects`` (URI -> reason)."""
     if spec.startswith(("http://", "https://")):
         return [spec]
     if is_remote(spec):
@@ -70,13 +79,13 @@ def _expand(spec: str) -> list[str]:
                       and (p.is_file() or p.is_symlink()) and not p.name.startswith("."))
     if path.exists() or path.is_symlink():
         if path.suffix.lower() in MANIFEST_EXTENSIONS:
-            return _read_manifest(path)
+            return _read_manifest(path, reading, rejects)
         return [os.path.abspath(spec)]  # named explicitly: probed whatever its extension
     if glob.has_magic(spec):
         found = sorted(os.path.abspath(p) for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
         if not found:
             raise InputError(f"{spec}: the glob matches no file")
-        return [u for p in found for u in (_read_manifest(Path(p)) if Path(p).suffix.lower() in
+        return [u for p in found for u in (_read_manifest(Path(p), reading, rejects) if Path(p).suffix.lower() in
                                            MANIFEST_EXTENSIONS else [p])]
     raise InputError(f"{spec}: no such file, directory or URL")
 
@@ -101,9 +110,24 @@ def _expand_remote(spec: str) -> list[str]:
     return sorted(proto + p for p in found)
 
 
-def _read_manifest(path: Path) -> list[str]:
+def _read_manifest(path: Path, reading: tuple[str, ...] = (), rejects: dict[str, str] | None = None) -> list[str]:
     """A manifest lists one path or URL per line (txt) or per row (CSV/TSV with a path/url column, or the first
-    column). Relative paths are relative to the manifest's directory; '#' lines are comments."""
+    column). Relative paths are relative to the manifest's directory; '#' lines are comments. A manifest that
+    lists itself (directly or through others), or manifests nested deeper than MAX_MANIFEST_DEPTH, is not read
+    again: it is returned as one entry with its reason in ``rejects``."""
+    here = os.path.realpath(path)
+    why = ""
+    if here in reading:
+        chain = " -> ".join(Path(p).name for p in (*reading[reading.index(here):], here))
+        why = f"inputs: manifest lists itself ({chain}); read once"
+    elif len(reading) >= MAX_MANIFEST_DEPTH:
+        why = f"inputs: manifests nested deeper than {MAX_MANIFEST_DEPTH} levels"
+    if why:
+        if rejects is None:
+            raise InputError(f"{path}: {why.removeprefix('inputs: ')}")
+        rejects.setdefault(os.path.abspath(path), why)
+        return [os.path.abspath(path)]
+    reading = (*reading, here)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -126,7 +150,7 @@ def _read_manifest(path: Path) -> list[str]:
             out.append(entry)
         else:
             p = Path(entry) if os.path.isabs(entry) else path.parent / entry
-            out.extend(_expand(str(p)))
+            out.extend(_expand(str(p), reading, rejects))
     return out
 
 

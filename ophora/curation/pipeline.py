@@ -32,7 +32,7 @@ from typing import Any
 
 from ophora.curation.config import CurateConfig
 from ophora.curation.inputs import InputError, SourceInput, discover, forget
-from ophora.curation.ledger import append_rows, ledger_row
+from ophora.curation.ledger import append_rows, footage_yield, ledger_row, reason_category
 from ophora.curation.out_lock import OutLock
 from ophora.curation.resume import OutState, prepare_out, remove_source_shards, write_index
 from ophora.curation.shards import SUMMARY_FILE
@@ -41,7 +41,7 @@ from ophora.curation.stages.clip import Clip
 from ophora.curation.stages.common import new_row
 from ophora.curation.stages.dedup import DedupStage
 from ophora.curation.stages.dynamics import DynamicsStage
-from ophora.curation.stages.privacy import PrivacyStage
+from ophora.curation.stages.privacy import NOT_EXAMINED, PrivacyStage, p2ft_verdict
 from ophora.curation.stages.probe import Probe
 from ophora.curation.stages.quality import QualityStage
 from ophora.curation.stages.refine import RefineStage
@@ -96,7 +96,8 @@ def build_dataset(config: CurateConfig, sources: list[SourceInput], out: str):
     """The lazy Ray Data graph for ``sources``; iterating it runs the job and yields write records."""
     import ray.data
 
-    items = [new_row(source_uri=s.uri, sidecars_json=json.dumps(s.sidecars, sort_keys=True)) for s in sources]
+    items = [new_row(source_uri=s.uri, sidecars_json=json.dumps(s.sidecars, sort_keys=True), reject=s.reject)
+             for s in sources]
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 10_000)))
     for name, stage, how in STAGES:
         if not config.runs(name):
@@ -125,11 +126,6 @@ def build_dataset(config: CurateConfig, sources: list[SourceInput], out: str):
     return ds
 
 
-def reason_category(reason: str) -> str:
-    """"stage: category (details)" -> "stage: category", so counts add up across sources."""
-    return reason.split(" (", 1)[0].strip()
-
-
 @dataclass
 class SourceTally:
     """The records of one source seen so far; complete when every window (or the one source row) arrived."""
@@ -143,6 +139,7 @@ class SourceTally:
     index: list[dict] = field(default_factory=list)
     drops: Counter = field(default_factory=Counter)
     dropped: list[tuple[int, float, float, str]] = field(default_factory=list)
+    clips: list[tuple[float, float]] = field(default_factory=list)
     phi: Counter = field(default_factory=Counter)
     p2ft: Counter = field(default_factory=Counter)
     rejected: str = ""
@@ -156,6 +153,7 @@ class SourceTally:
         outcome, reason = rec["outcome"], rec["reason"]
         if outcome == "written":
             self.keys.append(rec["key"])
+            self.clips.append((rec["start"], rec["end"]))
             self.index.extend(json.loads(rec["index_json"]))
             self.phi.update(json.loads(rec["phi_json"] or "{}"))
             self.p2ft.update({reason_category(r) for r in json.loads(rec["p2ft_json"] or "[]")})
@@ -189,6 +187,7 @@ class Bookkeeper:
         self.subsets: Counter = Counter()
         self.clips = 0
         self.source_seconds = 0.0
+        self.footage: list[dict[str, Any]] = []  # footage_yield of each settled source, with its uri
         self._last_flush = self._last_line = time.monotonic()
 
     def add(self, rec: dict[str, Any]) -> None:
@@ -239,9 +238,14 @@ class Bookkeeper:
             self.reasons[reason if status == "failed" else reason_category(reason)] += 1
         self.status[status] += 1
         stage = reason.split(":", 1)[0] if reason else ""
+        footage = None
+        if status != "failed":  # a failed source is retried: its seconds are not lost yet
+            footage = footage_yield(t.duration, t.clips if status == "done" else (),
+                                    [(s, e, r) for _, s, e, r in t.dropped], rejected=reason if status != "done" else "")
+            self.footage.append({"source": t.uri, **footage})
         self.pending_rows.append(ledger_row(t.uri, t.source_id, status, stage=stage, reason=reason,
                                             duration=t.duration, keys=t.keys if status == "done" else (),
-                                            drops=dict(t.drops), dropped=t.dropped))
+                                            drops=dict(t.drops), dropped=t.dropped, footage=footage))
 
     def _remove(self, shards: set[str]) -> None:
         import fsspec
@@ -254,6 +258,19 @@ class Bookkeeper:
     def flush(self) -> None:
         append_rows(self.out, self.pending_rows)
         self.pending_rows, self._last_flush = [], time.monotonic()
+
+
+def footage_summary(per_source: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's footage yield: seconds of settled sources, seconds their clips cover, the share, seconds lost
+    by "stage: reason", and each source's own share (``by_source``)."""
+    lost: Counter = Counter()
+    for f in per_source:
+        lost.update(f["lost_s"])
+    total, clips = sum(f["duration_s"] for f in per_source), sum(f["clip_s"] for f in per_source)
+    return {"source_s": round(total, 3), "clip_s": round(clips, 3), "share": round(clips / total, 4) if total else 0.0,
+            "lost_s": {k: round(v, 3) for k, v in lost.most_common()},
+            "by_source": [{"source": f["source"], "duration_s": f["duration_s"], "clip_s": f["clip_s"],
+                           "share": f["share"]} for f in sorted(per_source, key=lambda f: f["source"])]}
 
 
 def run_curation(config: CurateConfig, inputs: list[str], out: str, address: str | None = None,
@@ -310,6 +327,8 @@ def _curate(config: CurateConfig, sources: list[SourceInput], repeated: list[str
         "failed": book.status["failed"], "clips_written": book.clips, "clips_by_subset": dict(book.subsets),
         "clips_dropped": sum(book.drops.values()), "drops": dict(book.drops), "reasons": dict(book.reasons),
         "kept_out_of_p2ft": dict(book.p2ft), "phi_scrubbed": dict(book.phi),
+        "p2ft_verdict": p2ft_verdict(config.runs("privacy"), book.p2ft[reason_category(f"write: {NOT_EXAMINED}")]),
+        "footage": footage_summary(book.footage),
         "stages": [name for name, _, _ in STAGES if config.runs(name)],
         "leftovers_removed": len(state.removed), "source_seconds": round(book.source_seconds, 3),
         "wall_seconds": round(wall, 3), "clips_per_second": round(book.clips / wall, 4) if wall else 0.0,

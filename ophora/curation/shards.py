@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import re
+import stat
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 
 import fsspec
 from pydantic import BaseModel, ConfigDict, Field
+
+from ophora.bounded_json import JSONRefused, loads as bounded_loads
 
 PIPELINE_VERSION = "0.1.0"
 SUBSETS = ("tpt", "p2ft")
@@ -47,6 +49,11 @@ ALLOWED_MEMBERS = frozenset(RAW_MEMBERS + LATENT_MEMBERS + ("png", "jpg", "webp"
 
 INDEX_COLUMNS = ("key", "subset", "shard", "source_id", "start", "end", "duration", "phase", "instruction",
                  "scores_json")
+
+# What a reader holds of one member at most: a 49-frame 480x720 clip is a few MB, its json a few KB. A member
+# whose header claims more is refused before a byte of it is read (readers take ``max_member_bytes`` to change it).
+MAX_MEMBER_BYTES = 256 << 20
+MAX_META_BYTES = 1 << 20
 
 _KEY_RE = re.compile(r"^(?P<source>[0-9a-z]{4,64})_(?P<index>\d{6})$")
 _SOURCE_ID_CHARS = 16
@@ -139,14 +146,17 @@ def decide_subsets(p2ft_reasons: Iterable[str], identifying: bool) -> list[str]:
 # ---------------------------------------------------------------- member safety
 
 def check_member_name(name: str, shard: str = "?") -> tuple[str, str]:
-    """Split a tar member name into (key, extension) or raise ShardError for anything unsafe or foreign."""
+    """Split a tar member name into (key, extension) or raise ShardError for anything unsafe or foreign (paths,
+    dots, control characters, bytes that are not UTF-8)."""
     if name.startswith("/") or "\\" in name or "/" in name or name in ("", ".", ".."):
-        raise ShardError(f"{shard}: unsafe member name {name!r}")
+        raise ShardError(f"{shard}: unsafe member name {ascii(name)}")
+    if not name.isprintable():  # lone surrogates (undecodable bytes) are not printable either
+        raise ShardError(f"{shard}: member name {ascii(name)} holds control characters or bytes that are not UTF-8")
     key, dot, ext = name.partition(".")
     if not dot or ".." in name:
-        raise ShardError(f"{shard}: unsafe or extension-less member {name!r}")
+        raise ShardError(f"{shard}: unsafe or extension-less member {ascii(name)}")
     if ext not in ALLOWED_MEMBERS:
-        raise ShardError(f"{shard}: member {name!r} has a refused extension {ext!r} (never decoded)")
+        raise ShardError(f"{shard}: member {ascii(name)} has a refused extension {ascii(ext)} (never decoded)")
     return key, ext
 
 
@@ -259,11 +269,20 @@ class Sample:
 
     @property
     def meta(self) -> dict[str, Any]:
-        return json.loads(self.members["json"].decode("utf-8"))
+        """The json member as a dict; ShardError naming it when it is not UTF-8 JSON, not an object, too large or
+        too deeply nested (KeyError when the sample has none)."""
+        try:
+            return bounded_loads(self.members["json"], f"{self.key}.json", max_bytes=MAX_META_BYTES, want=dict)
+        except JSONRefused as e:
+            raise ShardError(f"{self.shard}: {e}") from None
 
     @property
     def instruction(self) -> str:
-        return self.members.get("txt", b"").decode("utf-8")
+        """The txt member's text ('' when absent); ShardError when it is not UTF-8."""
+        try:
+            return self.members.get("txt", b"").decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ShardError(f"{self.shard}: {self.key}.txt is not UTF-8 ({e.reason} at byte {e.start})") from None
 
     @property
     def mp4(self) -> bytes:
@@ -280,33 +299,99 @@ class Sample:
         return np.load(io.BytesIO(self.members[ext]), allow_pickle=False)
 
 
-def list_shards(root: str, subset: str) -> list[str]:
-    """The complete shards of a subset (sorted; ``.tmp`` files are never listed)."""
+def _local(fs) -> bool:
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+    return "file" in protocols or "local" in protocols
+
+
+def not_a_shard(path: str) -> str | None:
+    """Why a local path named like a shard is no shard file (a link, a FIFO, a device, a folder), else None.
+    Readers never open such a path: a FIFO blocks whoever opens it, a link reads some other file."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return "vanished"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link (shards are never followed)"
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode) else "a socket" \
+            if stat.S_ISSOCK(mode) else "a device or other special file"
+        return f"{kind}, not a regular file"
+    return None
+
+
+def _named_shards(root: str, subset: str) -> tuple[Any, list[str]]:
     fs, path = fsspec.core.url_to_fs(root)
-    pattern = f"{path.rstrip('/')}/{subset}/*{SHARD_SUFFIX}"
-    found = sorted(fs.glob(pattern))
+    return fs, sorted(fs.glob(f"{path.rstrip('/')}/{subset}/*{SHARD_SUFFIX}"))
+
+
+def list_shards(root: str, subset: str) -> list[str]:
+    """The complete shards of a subset (sorted; ``.tmp`` files are never listed, nor anything that is not a
+    regular file: see :func:`refused_shards`)."""
+    fs, found = _named_shards(root, subset)
+    if _local(fs):
+        return [p for p in found if not_a_shard(p) is None]
     proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return [p if proto in ("file", "local") else f"{proto}://{p}" for p in found]
+    return [f"{proto}://{p}" for p in found]
 
 
-def iter_samples(shard: str, members: Iterable[str] | None = None, strict: bool = True) -> Iterator[Sample]:
+def refused_shards(root: str, subset: str) -> list[tuple[str, str]]:
+    """(path, why) of the names in a subset that look like shards but are links, FIFOs or other non-files."""
+    fs, found = _named_shards(root, subset)
+    if not _local(fs):
+        return []
+    return [(p, why) for p in found if (why := not_a_shard(p)) not in (None, "vanished")]
+
+
+def open_shard(shard: str) -> tuple[IO[bytes], int]:
+    """(binary file, size in bytes) of a shard. A local shard is opened without following a link and without
+    blocking, and must be a regular file; ShardError otherwise."""
+    fs, path = fsspec.core.url_to_fs(shard)
+    if not _local(fs):
+        return fs.open(path, "rb"), int(fs.size(path))
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise ShardError(f"{shard}: cannot open ({not_a_shard(path) or e.strerror})") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ShardError(f"{shard}: not a regular file")
+    return os.fdopen(fd, "rb"), info.st_size
+
+
+def iter_samples(shard: str, members: Iterable[str] | None = None, strict: bool = True,
+                 max_member_bytes: int = MAX_MEMBER_BYTES,
+                 on_refused: Callable[[str], None] | None = None) -> Iterator[Sample]:
     """Stream the samples of one shard (local path or URL) without loading the shard into memory.
 
     ``members`` limits which extensions are read into memory (others are skipped unread). Unsafe names, links,
-    directories and refused extensions raise ShardError when ``strict`` (the default), else are skipped. A
-    truncated tar raises ShardError naming the shard."""
+    directories and refused extensions are reported to ``on_refused`` and skipped when it is given, else raise
+    ShardError when ``strict`` (the default), else are skipped. A member whose header claims more bytes than the
+    shard has left or than ``max_member_bytes``, and a truncated tar, raise ShardError naming the shard: nothing
+    after them can be read."""
     want = set(members) if members is not None else None
     current: Sample | None = None
     seen: set[str] = set()
+    fh, size = open_shard(shard)
     try:
-        with fsspec.open(shard, "rb") as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
+        with fh, tarfile.open(fileobj=fh, mode="r|") as tar:
             for ti in tar:
+                left = size - ti.offset_data
+                if ti.size > left:  # skipping it would read past the end ~size/16 KiB times: a hang
+                    raise ShardError(f"{shard}: broken tar (member {_shown(ti.name)} declares {ti.size} bytes, "
+                                     f"only {max(left, 0)} are left: cut short, or a hostile header)")
+                if ti.size > max_member_bytes:
+                    raise ShardError(f"{shard}: member {_shown(ti.name)} declares {ti.size} bytes, over "
+                                     f"max_member_bytes={max_member_bytes} (nothing after it is read)")
                 try:
                     if not ti.isreg():
-                        raise ShardError(f"{shard}: member {ti.name!r} is not a regular file")
+                        raise ShardError(f"{shard}: member {_shown(ti.name)} is not a regular file")
                     key, ext = check_member_name(ti.name, shard)
-                except ShardError:
-                    if strict:
+                except ShardError as e:
+                    if on_refused is not None:
+                        on_refused(str(e))
+                    elif strict:
                         raise
                     continue
                 if current is None or key != current.key:
@@ -323,6 +408,11 @@ def iter_samples(shard: str, members: Iterable[str] | None = None, strict: bool 
         raise ShardError(f"{shard}: broken tar ({e})") from e
     if current is not None:
         yield current
+
+
+def _shown(name: str) -> str:
+    """A member name as a message may quote it: undecodable bytes escaped, nothing a terminal would act on."""
+    return ascii(name)
 
 
 def iter_subset(root: str, subset: str, members: Iterable[str] | None = None) -> Iterator[Sample]:

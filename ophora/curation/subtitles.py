@@ -7,9 +7,10 @@ never executed or unpickled; json3 is parsed with ``json``.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
+
+from ophora.bounded_json import JSONRefused, loads as bounded_loads
 
 MAX_BYTES = 32 << 20  # a subtitle file larger than this is not a subtitle file
 SUFFIXES = (".srt", ".vtt", ".json3")
@@ -92,9 +93,9 @@ def parse_timed_blocks(text: str, name: str) -> list[dict]:
 def parse_json3(text: str, name: str) -> list[dict]:
     """Cues of YouTube timed text (``{"events": [{"tStartMs", "dDurationMs", "segs": [{"utf8"}]}]}``)."""
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SubtitleError(f"{name}: not JSON ({e})") from e
+        doc = bounded_loads(text, name, max_bytes=MAX_BYTES)
+    except JSONRefused as e:  # not JSON, or nested deeper than any timed text (a RecursionError otherwise)
+        raise SubtitleError(str(e)) from None
     events = doc.get("events") if isinstance(doc, dict) else None
     if not isinstance(events, list):
         raise SubtitleError(f"{name}: json3 without an 'events' list")

@@ -31,7 +31,7 @@ from ophora.curation.synthetic_narration import (SPEECH_RATE, make_identity, mix
 from ophora.curation.synthetic_scenes import (BurnedInText, Overlay, PictureInPicture, Presenter, Still, black,
                                               dissolve, title_slide)
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: Faker identities in 11 locales, drawn overlay styles, recorder bars, face insets
 TITLES = ["Phacoemulsification Cataract Surgery", "Cataract Surgery Step by Step", "Routine Phaco Case",
           "Small Incision Cataract Surgery"]
 
@@ -61,17 +61,18 @@ def _scene_renderers(scenes: list[plan.ScenePlan], fmt: plan.VideoFormat, who, r
             r = view
         elif s.kind == "overlay":
             r = Overlay(view, s.phase.replace("_", " ").title(), rng)
-        elif s.kind == "pip":
-            r = PictureInPicture(view, rng)
+        elif s.kind in ("pip", "face_pip"):
+            r = PictureInPicture(view, rng, face=s.kind == "face_pip")
         elif s.kind == "phi_text":
-            lines = who.burned_in_lines(rng)
-            r = BurnedInText(view, [text for text, _ in lines], rng)
+            bar = rng.random() < 0.5
+            lines = [who.recorder_bar(rng)] if bar else who.burned_in_lines(rng)
+            r = BurnedInText(view, [text for text, _ in lines], rng, bar=bar)
         elif s.kind == "slide":
-            lines = [(who.surgeon, who.surgeon_names), (who.hospital, [who.hospital])]
+            lines = who.slide_lines()[:int(rng.integers(2, 5))]
             r = title_slide(w, h, TITLES[rng.integers(len(TITLES))], [text for text, _ in lines], rng)
         elif s.kind == "face":
-            caption = f"{who.surgeon}, {who.hospital}"
-            lines = [(caption, [*who.surgeon_names, who.hospital])]
+            caption = f"{who.surgeon_title}, {who.hospital}"
+            lines = [(caption, [*who.surgeon.words, who.hospital])]
             r = Presenter(w, h, caption, rng)
         elif s.kind == "frozen":  # the picture stalls on one microscope frame from another moment
             r = Still(SurgicalView(look, last_phase, w, h, 5.0, rng).frame(float(rng.uniform(1.0, 4.0))))
@@ -145,7 +146,7 @@ def make_video(out_dir: Path, seed: int, index: int, minutes: float, max_height:
     r_format, r_scenes, r_picture, r_speech = _rngs(seed, index)
     fmt = plan.choose_format(r_format, index, seed, max_height)
     total = minutes * 60.0
-    who = make_identity(r_scenes)
+    who = make_identity(np.random.default_rng([seed, index, 4]))  # its own stream: plans stay as they were
     scenes = plan.plan_scenes(r_scenes, total, index, seed)
     n_frames = plan.place_frames(scenes, total, fmt.fps, r_scenes)
     duration = n_frames / fmt.fps
@@ -193,8 +194,6 @@ def _truth(name, file, seed, fmt, duration, scenes, shown, narration, subtitles,
         phi_words += [w for _, words in lines for w in words]
     for seg in narration:
         phi_words += seg["phi_words"]
-        if who.mrn_spoken in seg["phi_words"]:
-            phi_words.append(who.mrn)  # the record number as written, for matching a transcript's digits
     audio = None
     if fmt.audio is not None:
         audio = {"codec": fmt.audio[0], "channels": fmt.audio[1], "sample_rate": fmt.audio[2]}

@@ -1,12 +1,12 @@
-"""Narration for the synthetic corpus: a fake patient identity, lines from the team's phase scripts, espeak-ng
-speech, the mixed audio track and sidecar subtitles.
+"""Narration for the synthetic corpus: lines from the team's phase scripts and spoken identifying details of a
+Faker identity (:mod:`ophora.curation.synthetic_identity`), espeak-ng speech, the mixed audio track and sidecar
+subtitles.
 
 Everything random draws from a numpy Generator the caller seeds, so a seed always gives the same words.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import subprocess
 import tempfile
 import wave
@@ -17,72 +17,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ophora.curation.synthetic_identity import Identity, make_identity  # noqa: F401 - callers take them from here
+
 SPEECH_RATE = 22050  # espeak-ng writes 16-bit mono at this rate
 SCRIPTS_FILE = Path(__file__).with_name("narration_scripts.yaml")
-
-_FIRST = ["Margaret", "Harold", "Eleanor", "Walter", "Beatrice", "Gordon", "Dorothy", "Raymond", "Florence",
-          "Cecil", "Agnes", "Leonard", "Mildred", "Clifford", "Josephine", "Everett", "Winifred", "Howard",
-          "Priya", "Tomasz", "Ingrid", "Mateo", "Keiko", "Olusegun", "Fatima", "Dmitri", "Rosalind", "Anders"]
-_LAST = ["Okafor", "Pemberton", "Lindqvist", "Moreau", "Castellano", "Whitlock", "Nakamura", "Abernathy",
-         "Kowalczyk", "Haverford", "Delacroix", "Brannigan", "Oyelaran", "Fitzgerald", "Szabo", "Ramanathan",
-         "Holloway", "Vasquez", "Thornbury", "Achterberg", "Mbeki", "Calloway", "Eriksen", "Quintero"]
-_PLACE = ["Whitfield", "Ashbourne", "Riverside", "Kingsbridge", "Larkspur", "Mercy Vale", "Northgate",
-          "Saint Brendan", "Harborview", "Elmhurst", "Copperfield", "Westmoreland"]
-_INSTITUTION = ["Eye Institute", "Eye Hospital", "Vision Center", "Ophthalmology Clinic"]
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December"]
-
-
-@dataclass(frozen=True)
-class Identity:
-    """The fake patient (and presenting surgeon) one video identifies, drawn from the seed."""
-
-    first: str
-    last: str
-    dob: dt.date
-    mrn: str
-    hospital: str
-    surgeon: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.first} {self.last}"
-
-    @property
-    def surgeon_names(self) -> list[str]:
-        return self.surgeon.removeprefix("Dr. ").split()
-
-    @property
-    def dob_spoken(self) -> str:
-        return f"{_MONTHS[self.dob.month - 1]} {self.dob.day}, {self.dob.year}"
-
-    @property
-    def dob_written(self) -> str:
-        return self.dob.strftime("%m/%d/%Y")
-
-    @property
-    def mrn_spoken(self) -> str:
-        return " ".join(self.mrn)  # digit by digit, as people read record numbers aloud
-
-    def burned_in_lines(self, rng: np.random.Generator) -> list[tuple[str, list[str]]]:
-        """Lines a recorder stamps on the picture, each with the identifying strings it holds (2-4 lines)."""
-        lines = [(f"PT: {self.last.upper()}, {self.first.upper()}", [self.last.upper(), self.first.upper()]),
-                 (f"DOB: {self.dob_written}", [self.dob_written]),
-                 (f"MRN: {self.mrn}", [self.mrn]),
-                 (self.hospital.upper(), [self.hospital.upper()])]
-        keep = sorted(rng.choice(4, size=int(rng.integers(2, 5)), replace=False))
-        return [lines[0]] + [lines[i] for i in keep if i != 0]
-
-
-def make_identity(rng: np.random.Generator) -> Identity:
-    """A plausible, entirely invented patient and surgeon."""
-    year = int(rng.integers(1938, 1975))
-    dob = dt.date(year, 1, 1) + dt.timedelta(days=int(rng.integers(0, 364)))
-    mrn = str(int(rng.integers(100000, 999999)))
-    hospital = f"{_PLACE[rng.integers(len(_PLACE))]} {_INSTITUTION[rng.integers(len(_INSTITUTION))]}"
-    surgeon = f"Dr. {_FIRST[rng.integers(len(_FIRST))]} {_LAST[rng.integers(len(_LAST))]}"
-    return Identity(_FIRST[rng.integers(len(_FIRST))], _LAST[rng.integers(len(_LAST))], dob, mrn, hospital,
-                    surgeon)
 
 
 @lru_cache(maxsize=1)
@@ -139,16 +77,13 @@ def aside_lines(rng: np.random.Generator, group: str) -> list[Line]:
 
 
 def phi_line(rng: np.random.Generator, who: Identity) -> Line:
-    """A spoken identifying sentence; phi_words are the identifying substrings exactly as in the text."""
+    """A spoken identifying sentence, with or without a cue word ("Thanks to ... for the referral", "... will
+    take over the closing"); phi_words are the identifying substrings exactly as in the text."""
     template = _pick(rng, scripts()["phi"])
-    values = {"name": who.name, "dob_spoken": who.dob_spoken, "mrn_spoken": who.mrn_spoken,
-              "hospital": who.hospital}
-    text = template.format(**values)
-    words = []
-    for key, value in values.items():
-        if "{" + key + "}" in template:
-            words.extend([who.first, who.last] if key == "name" else [value])
-    return Line(text, "phi", None, tuple(words))
+    values = who.spoken_values()
+    text = template.format(**{k: v for k, (v, _) in values.items()})
+    words = [w for key, (_, ws) in values.items() if "{" + key + "}" in template for w in ws]
+    return Line(text, "phi", None, tuple(dict.fromkeys(words)))
 
 
 def speak(text: str, voice: str = "en-us", words_per_minute: int = 155, pitch: int = 50) -> np.ndarray:

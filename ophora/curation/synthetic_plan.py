@@ -31,11 +31,13 @@ AUDIO_ENCODERS = {"aac": ["-c:a", "aac", "-b:a", "96k"], "opus": ["-c:a", "libop
 RESOLUTIONS = [((854, 480), 0.2), ((640, 480), 0.08), ((960, 540), 0.1), ((1280, 720), 0.42),
                ((1920, 1080), 0.2)]
 FRAME_RATES = [("24", 0.15), ("25", 0.2), ("30000/1001", 0.3), ("30", 0.25), ("60", 0.1)]
-SPECIAL_KINDS = ("phi_text", "overlay", "pip")  # microscope view plus something on top; each carries a phase
+# microscope view plus something on top (burned-in patient details or a recorder bar, teaching graphics, an OCT
+# inset, the presenter's camera in a corner); each carries a phase
+SPECIAL_KINDS = ("phi_text", "overlay", "pip", "face_pip")
 PHASE_KINDS = ("surgical",) + SPECIAL_KINDS
 # (belongs in TPT, belongs in P2FT): graphics keep a clip out of P2FT; identifying content keeps it out of both
 EXPECT = {"surgical": (True, True), "overlay": (True, False), "pip": (True, False), "phi_text": (False, False),
-          "face": (False, False), "slide": (False, False), "black": (False, False), "frozen": (False, False)}
+          "face_pip": (False, False), "face": (False, False), "slide": (False, False), "black": (False, False), "frozen": (False, False)}
 _CORE_PHASES = {"incision", "capsulorhexis", "hydrodissection", "phacoemulsification", "irrigation_aspiration",
                 "lens_implantation"}
 
@@ -121,7 +123,7 @@ def plan_scenes(rng: np.random.Generator, total: float, index: int, seed: int) -
         extras += [ScenePlan("black", None, rng.uniform(0.8, 1.2)) for _ in range(1 + int(total // 120))]
         if slot % 3 != 1 or rng.random() < 0.5:
             extras += [ScenePlan("frozen", None, rng.uniform(1.5, 2.0)) for _ in range(1 + int(total // 180))]
-    specials = [SPECIAL_KINDS[slot % 3]] if total >= 30 else []
+    specials = [SPECIAL_KINDS[slot % 3]] if total >= 30 else []  # a face inset comes only as an extra
     specials += list(rng.choice(SPECIAL_KINDS, size=max(0, int(round(total / 45)) - 1)))
     special_scenes = [ScenePlan(str(k), None, rng.uniform(6.6, 7.4)) for k in specials]
     # keep the real microscope picture at 60 % of the time or more: drop decorations until it is

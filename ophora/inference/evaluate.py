@@ -24,6 +24,7 @@ from ophora.inference.features import FeatureNet, load_feature_net
 from ophora.inference.memorisation import FrameSet
 from ophora.inference.memorisation import audit as memorisation_audit
 from ophora.inference.metrics import clip_score, frechet_distance_of
+from ophora.bounded_json import JSONRefused, loads as bounded_loads
 from ophora.inference.video_io import VideoError, decode_frames, pick_frames
 
 RESULTS = "evaluation.json"
@@ -50,13 +51,11 @@ def _sidecar_facts(mp4: Path) -> tuple[str, str | None, str]:
     text, phase, problem = "", None, ""
     if side_json.is_file() and not side_json.is_symlink():
         try:
-            meta = json.loads(side_json.read_text(encoding="utf-8"))
-            if not isinstance(meta, dict):
-                raise ValueError("not a JSON object")
+            meta = bounded_loads(side_json.read_bytes(), side_json.name, want=dict)
             text = str(meta.get("prompt") or meta.get("instruction") or "")
-            phase = meta.get("phase") or None
-        except (ValueError, UnicodeDecodeError) as e:
-            problem = f"{side_json.name}: {e}"
+            phase = meta["phase"] if isinstance(meta.get("phase"), str) and meta["phase"] else None
+        except (JSONRefused, OSError) as e:
+            problem = str(e)
     if not text and side_txt.is_file() and not side_txt.is_symlink():
         text = side_txt.read_text(encoding="utf-8", errors="replace").strip()
     return text, phase, problem
@@ -84,10 +83,12 @@ def shard_videos(shards: list[str], limit: int | None = None) -> Iterator[Scored
                 if limit is not None and count >= limit:
                     return
                 count += 1
-                item = ScoredVideo(sample.key, sample.members.get("mp4"), sample.instruction)
+                item = ScoredVideo(sample.key, sample.members.get("mp4"))
                 try:
-                    item.phase = sample.meta.get("phase")
-                except (KeyError, ValueError, AttributeError) as e:
+                    item.text = sample.instruction
+                    phase = sample.meta.get("phase")
+                    item.phase = phase if isinstance(phase, str) and phase else None
+                except (KeyError, ShardError) as e:
                     item.problem = f"unreadable metadata: {e}"
                 yield item
         except ShardError as e:

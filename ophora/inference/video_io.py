@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ophora.video import ffprobe_args, open_container
+from ophora.video import DecodeLimitExceeded, DecodeLimits, bounded_frames, ffprobe_args, open_container
 
 
 class VideoError(ValueError):
@@ -80,8 +80,11 @@ def probe_stream(path: str | Path, timeout: float = 60) -> StreamFacts:
                        fps=fps, codec=str(s.get("codec_name", "")), pix_fmt=str(s.get("pix_fmt", "")))
 
 
-def decode_frames(video: bytes | str | Path, max_frames: int | None = None) -> np.ndarray:
-    """Every frame (or the first ``max_frames``) of a video file or mp4 bytes as uint8 RGB ``(T, H, W, 3)``."""
+def decode_frames(video: bytes | str | Path, max_frames: int | None = None,
+                  limits: DecodeLimits = DecodeLimits()) -> np.ndarray:
+    """Every frame (or the first ``max_frames``) of a video file or mp4 bytes as uint8 RGB ``(T, H, W, 3)``;
+    VideoError when it cannot be decoded or breaks ``limits`` (frame size; frame count unless ``max_frames``
+    stops sooner)."""
     import av
 
     name = "<bytes>" if isinstance(video, (bytes, bytearray)) else str(video)
@@ -90,11 +93,11 @@ def decode_frames(video: bytes | str | Path, max_frames: int | None = None) -> n
         with open_container(video) as container:
             if not container.streams.video:
                 raise VideoError(f"{name}: no video stream")
-            for frame in container.decode(container.streams.video[0]):
+            for frame in bounded_frames(container, container.streams.video[0], limits):
                 frames.append(frame.to_ndarray(format="rgb24"))
                 if max_frames is not None and len(frames) >= max_frames:
                     break
-    except av.FFmpegError as e:
+    except (av.FFmpegError, DecodeLimitExceeded) as e:
         raise VideoError(f"{name}: cannot decode ({e})") from e
     if not frames:
         raise VideoError(f"{name}: no decodable frames")

@@ -8,7 +8,7 @@ from typing import IO
 
 from PIL import Image
 
-from ophora.video import open_container
+from ophora.video import DecodeLimits, bounded_frames, open_container
 
 
 @dataclass
@@ -27,16 +27,16 @@ def _open(video: bytes | str | Path | IO[bytes]):
     return open_container(video)
 
 
-def probe_decode(video: bytes | str | Path) -> VideoFacts:
+def probe_decode(video: bytes | str | Path, limits: DecodeLimits = DecodeLimits()) -> VideoFacts:
     """Decode every frame of the first video stream and report what was found (raises av.FFmpegError or
-    ValueError when the bytes are no decodable video)."""
+    ValueError when the bytes are no decodable video, DecodeLimitExceeded past ``limits``)."""
     with _open(video) as container:
         if not container.streams.video:
             raise ValueError("no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         count, width, height = 0, stream.codec_context.width, stream.codec_context.height
-        for frame in container.decode(stream):
+        for frame in bounded_frames(container, stream, limits):
             count += 1
             width, height = frame.width, frame.height
         rate = stream.average_rate or stream.guessed_rate or 0
@@ -51,11 +51,25 @@ def _spread(total: int, n: int) -> list[int]:
     return sorted({round(i * (total - 1) / (n - 1)) for i in range(min(n, total))})
 
 
-def sample_frames(video: bytes | str | Path, n: int, height: int | None = None) -> list[Image.Image]:
+def _scaled(frame, height: int | None) -> Image.Image:
+    im = frame.to_image()
+    if height and im.height != height:
+        im = im.resize((max(1, round(im.width * height / im.height)), height), Image.BILINEAR)
+    return im
+
+
+def sample_frames(video: bytes | str | Path, n: int, height: int | None = None,
+                  limits: DecodeLimits = DecodeLimits()) -> list[Image.Image]:
     """``n`` frames spread evenly over the clip (first and last included), optionally scaled to ``height``.
-    Only the chosen frames are converted to images; the rest are decoded and dropped."""
+
+    Memory stays bounded whatever the clip holds: with a frame count in the stream only the chosen frames are
+    kept; without one, every ``stride``-th frame is kept (as a scaled image) and the stride doubles whenever
+    more than ``2n`` are held, and the ``n`` are chosen among those. Frames and frame size are capped by
+    ``limits``."""
     if n <= 0:
         return []
+    kept: list[tuple[int, Image.Image]] = []
+    stride, last = 1, None
     with _open(video) as container:
         if not container.streams.video:
             raise ValueError("no video stream")
@@ -63,20 +77,24 @@ def sample_frames(video: bytes | str | Path, n: int, height: int | None = None) 
         stream.thread_type = "AUTO"
         promised = int(stream.frames or 0)
         picks = set(_spread(promised, n)) if promised > 0 else None
-        chosen, kept_all = [], []
-        for i, frame in enumerate(container.decode(stream)):
-            if picks is None:
-                kept_all.append(frame.to_image())
-            elif i in picks:
-                chosen.append(frame.to_image())
-        if picks is None:
-            chosen = [kept_all[i] for i in _spread(len(kept_all), n)] if kept_all else []
-    if not chosen:
+        for i, frame in enumerate(bounded_frames(container, stream, limits)):
+            if picks is not None:
+                if i in picks:
+                    kept.append((i, _scaled(frame, height)))
+                continue
+            last = (i, frame)
+            if i % stride == 0:
+                kept.append((i, _scaled(frame, height)))
+                if len(kept) > 2 * n:
+                    stride *= 2
+                    kept = [(j, im) for j, im in kept if j % stride == 0]
+        if last is not None and kept[-1][0] != last[0]:  # the last frame is always among the candidates
+            kept.append((last[0], _scaled(last[1], height)))
+    if not kept:
         raise ValueError("the clip decodes to no frames")
-    if height:
-        chosen = [im.resize((max(1, round(im.width * height / im.height)), height), Image.BILINEAR)
-                  for im in chosen]
-    return chosen
+    if picks is not None:
+        return [im for _, im in kept]
+    return [kept[k][1] for k in _spread(len(kept), n)]
 
 
 def tile(frames: list[Image.Image], columns: int, gap: int = 2, background=(16, 16, 16)) -> Image.Image:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ophora.curation.shards import ShardError, list_shards, iter_samples, parse_key
+from ophora.inspection.text import csv_cell
 
 CSV_HEADER = ("clip id", "instruction")
 
@@ -81,7 +82,8 @@ def export_pairs(root: str, folder: str | Path, subsets: Iterable[str] = ("tpt",
 
 def export_csv(root: str, csv_path: str | Path, subsets: Iterable[str] = ("tpt",), limit: int | None = None
                ) -> ExportResult:
-    """Write a ``clip id,instruction`` CSV (the paper's release format) for ``subsets``, each key once."""
+    """Write a ``clip id,instruction`` CSV (the paper's release format) for ``subsets``, each key once. An
+    instruction a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@`` first) starts with an apostrophe."""
     path = Path(csv_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     result, seen = ExportResult(skipped=[], target=str(path)), set()
@@ -98,10 +100,10 @@ def export_csv(root: str, csv_path: str | Path, subsets: Iterable[str] = ("tpt",
                     try:
                         parse_key(sample.key)
                         text = sample.instruction
-                    except (ShardError, UnicodeDecodeError) as e:
+                    except ShardError as e:
                         result.skipped.append(f"{sample.key}: {e}")
                         continue
                     seen.add(sample.key)
-                    writer.writerow((sample.key, " ".join(text.split())))
+                    writer.writerow((sample.key, csv_cell(" ".join(text.split()))))
                     result.written += 1
     return result

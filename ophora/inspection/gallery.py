@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import shutil
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,8 +20,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ophora.curation.shards import ShardError, iter_samples, list_shards
-from ophora.inspection.catalog import shard_name, subsets_in
+from ophora.bounded_json import JSONRefused, loads as bounded_loads
+from ophora.curation.shards import ShardError, iter_samples, list_shards, refused_shards
+from ophora.inspection.catalog import clip_facts, shard_name, subsets_in
 
 PAGE_SIZE = 200
 STRIP_FRAMES = 4
@@ -66,9 +68,13 @@ def shard_items(root: str, subsets: Iterable[str] | None = None, limit: int | No
                 pass  # reported when the main pass reaches this shard
     shown, count = set(), 0
     for subset in order:
+        for path, why in refused_shards(root, subset):
+            yield GalleryItem(id=f"{subset}/{shard_name(path)}", instruction="", video=None, problem=f"is {why}")
         for shard in list_shards(root, subset):
+            refused: list[str] = []  # one card per refused member, in the order met
             try:
-                for sample in iter_samples(shard, members=("mp4", "txt", "json"), strict=False):
+                for sample in iter_samples(shard, members=("mp4", "txt", "json"), on_refused=refused.append):
+                    yield from _problem_cards(subset, shard, refused)
                     if sample.key in shown:
                         continue
                     if limit is not None and count >= limit:
@@ -77,22 +83,26 @@ def shard_items(root: str, subsets: Iterable[str] | None = None, limit: int | No
                     count += 1
                     others = [s for s in membership.get(sample.key, []) if s != subset]
                     yield _sample_item(sample, [subset] + others)
+                yield from _problem_cards(subset, shard, refused)
             except ShardError as e:  # a broken shard becomes one card saying so; the rest still shows
                 yield GalleryItem(id=f"{subset}/{shard_name(shard)}", instruction="", video=None, problem=str(e))
+
+
+def _problem_cards(subset: str, shard: str, problems: list[str]) -> Iterator[GalleryItem]:
+    while problems:
+        yield GalleryItem(id=f"{subset}/{shard_name(shard)}", instruction="", video=None, problem=problems.pop(0))
 
 
 def _sample_item(sample, subsets: list[str]) -> GalleryItem:
     item = GalleryItem(id=sample.key, instruction="", video=sample.members.get("mp4"), subsets=subsets)
     try:
-        item.instruction = sample.instruction
-        meta = sample.meta
-        item.phase = meta.get("phase")
-        item.scores = {k: float(v) for k, v in (meta.get("scores") or {}).items()}
-        item.details = {"source": meta.get("source_uri", ""),
-                        "window": f"{float(meta.get('start', 0)):.1f}-{float(meta.get('end', 0)):.1f} s",
-                        "narration": meta.get("narration", "")}
-    except (KeyError, ValueError, TypeError, AttributeError) as e:
+        facts = clip_facts(sample)
+    except (KeyError, ShardError) as e:  # the card says why; the clip's pictures are still shown
         item.problem = f"unreadable metadata: {e}"
+        return item
+    item.instruction, item.phase, item.scores = facts.instruction, facts.phase, facts.scores
+    item.details = {"source": facts.source_uri, "window": f"{facts.start:.1f}-{facts.end:.1f} s",
+                    "narration": facts.narration}
     return item
 
 
@@ -113,18 +123,18 @@ def folder_items(folder: str | Path, limit: int | None = None) -> Iterator[Galle
         side_json, side_txt = mp4.with_suffix(".json"), mp4.with_suffix(".txt")
         if side_json.is_file() and not side_json.is_symlink():
             try:
-                meta = json.loads(side_json.read_text(encoding="utf-8"))
-                if not isinstance(meta, dict):
-                    raise ValueError("not a JSON object")
+                meta = bounded_loads(side_json.read_bytes(), side_json.name, want=dict)
                 item.instruction = str(meta.get("instruction") or meta.get("prompt") or "")
                 subsets = meta.get("subsets") or meta.get("subset") or []
-                item.subsets = [subsets] if isinstance(subsets, str) else [str(s) for s in subsets]
-                item.phase = meta.get("phase")
-                item.scores = {k: float(v) for k, v in (meta.get("scores") or {}).items()
-                               if isinstance(v, (int, float))}
+                item.subsets = [subsets] if isinstance(subsets, str) else \
+                    [str(s) for s in subsets] if isinstance(subsets, list) else []
+                item.phase = meta["phase"] if isinstance(meta.get("phase"), str) else None
+                scores = meta.get("scores") if isinstance(meta.get("scores"), dict) else {}
+                item.scores = {k: float(v) for k, v in scores.items()
+                               if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
                 item.details = {k: meta[k] for k in ("seed", "steps", "guidance", "model") if k in meta}
-            except (ValueError, UnicodeDecodeError, AttributeError) as e:
-                item.problem = f"{side_json.name}: {e}"
+            except (JSONRefused, OSError) as e:
+                item.problem = str(e)
         if not item.instruction and side_txt.is_file() and not side_txt.is_symlink():
             item.instruction = side_txt.read_text(encoding="utf-8", errors="replace").strip()
         yield item

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from ophora.curation.ledger import drop_counts, read_ledger
-from ophora.inspection.catalog import index_scores, iter_all, read_index, shard_inventory
+from ophora.curation.shards import ShardError
+from ophora.inspection.catalog import clip_facts, index_scores, iter_all, read_index, shard_inventory
 
 HIST_BINS = 10
+MAX_LISTED_PROBLEMS = 100  # unreadable clips listed in the statistics (all are counted)
 
 
 def summarize(values: list[float]) -> dict[str, Any]:
@@ -49,21 +51,31 @@ def histogram(values: list[float], bins: int = HIST_BINS) -> dict[str, list[floa
     return {"edges": [lo + i * width for i in range(bins + 1)], "counts": counts}
 
 
-def _clip_rows(root: str, source: str) -> tuple[list[dict[str, Any]], str]:
+def _clip_rows(root: str, source: str, problems: list[str]) -> tuple[list[dict[str, Any]], str]:
     """One record per (clip, subset): key, subset, duration, phase, instruction, scores; from the index when it
-    exists (fast) or by streaming the json members of every shard."""
+    exists (fast) or by streaming the json members of every shard. A clip whose facts cannot be read is a line in
+    ``problems``, not a record."""
     if source in ("auto", "index"):
         index = read_index(root)
         if len(index) or source == "index":
-            return [{"key": r["key"], "subset": r["subset"], "duration": float(r["duration"]),
-                     "phase": r["phase"], "instruction": r["instruction"] or "", "scores": index_scores(r)}
-                    for _, r in index.iterrows()], "index"
+            rows = []
+            for _, r in index.iterrows():
+                try:
+                    rows.append({"key": str(r["key"]), "subset": str(r["subset"]), "duration": float(r["duration"]),
+                                 "phase": None if r["phase"] is None else str(r["phase"]),
+                                 "instruction": str(r["instruction"] or ""), "scores": index_scores(r)})
+                except (TypeError, ValueError) as e:
+                    problems.append(f"index row {r['key']!r}: {e}")
+            return rows, "index"
     rows = []
-    for subset, sample in iter_all(root, members=("json", "txt")):
-        meta = sample.meta
-        rows.append({"key": sample.key, "subset": subset, "duration": float(meta["end"]) - float(meta["start"]),
-                     "phase": meta.get("phase"), "instruction": sample.instruction,
-                     "scores": {k: float(v) for k, v in meta.get("scores", {}).items()}})
+    for subset, sample in iter_all(root, members=("json", "txt"), problems=problems):
+        try:
+            facts = clip_facts(sample)
+        except (ShardError, KeyError) as e:
+            problems.append(str(e) if isinstance(e, ShardError) else f"{sample.shard}: {sample.key} has no json")
+            continue
+        rows.append({"key": sample.key, "subset": subset, "duration": facts.duration, "phase": facts.phase,
+                     "instruction": facts.instruction, "scores": facts.scores})
     return rows, "shards"
 
 
@@ -73,7 +85,8 @@ def collect_stats(root: str, source: str = "auto") -> dict[str, Any]:
     if source not in ("auto", "index", "shards"):
         raise ValueError(f"stats source must be auto, index or shards, not {source!r}")
     shards = shard_inventory(root)
-    rows, used = _clip_rows(root, source)
+    problems: list[str] = []
+    rows, used = _clip_rows(root, source, problems)
     by_subset: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_subset[r["subset"]].append(r)
@@ -97,6 +110,7 @@ def collect_stats(root: str, source: str = "auto") -> dict[str, Any]:
         "scores": {name: {**summarize(v), "histogram": histogram(v)} for name, v in sorted(score_values.items())},
         "phases": dict(Counter(r["phase"] or "(none)" for r in unique).most_common()),
         "ledger": ledger_stats(root),
+        "problem_count": len(problems), "problems": problems[:MAX_LISTED_PROBLEMS],
     }
 
 
@@ -115,7 +129,21 @@ def ledger_stats(root: str) -> dict[str, Any]:
         "clips_dropped": int(df["clips_dropped"].fillna(0).sum()),
         "drops_by_stage": dict(drops),
         "source_rejections": dict(Counter(_stage_reason(r.stage, r.reason) for r in bad.itertuples())),
+        "footage": footage_stats(df),
     }
+
+
+def footage_stats(df) -> dict[str, Any]:
+    """Footage yield from the ledger's ``clip_seconds``/``lost_json`` (rows written before they existed are left
+    out): seconds, the share that became clips, seconds lost by "stage: reason", the per-source share spread."""
+    rows = df[df["clip_seconds"].notna()] if "clip_seconds" in df else df.iloc[0:0]
+    total, clips = float(rows["duration"].fillna(0).sum()), float(rows["clip_seconds"].sum())
+    lost: Counter = Counter()
+    for text in rows["lost_json"].dropna():
+        lost.update(json.loads(text))
+    shares = [c / d for c, d in zip(rows["clip_seconds"], rows["duration"].fillna(0)) if d]
+    return {"source_s": total, "clip_s": clips, "share": clips / total if total else 0.0,
+            "lost_s": dict(lost.most_common()), "share_per_source": summarize(shares)}
 
 
 def _stage_reason(stage: str | None, reason: str | None) -> str:
@@ -131,14 +159,17 @@ def _fmt(v: Any) -> str:
 
 
 def stats_tables(stats: dict[str, Any]):
-    """The statistics as a list of rich Tables (subsets, distributions, phases, drops)."""
+    """The statistics as a list of rich Tables (subsets, distributions, phases, drops); names that come from the
+    data (phases, scores, reasons) are plain printable text."""
     from rich.table import Table
 
-    t_sub = Table(title="Subsets", caption=f"{stats['root']} (clip facts from the {stats['source']})")
+    from ophora.inspection.text import cell
+
+    t_sub = Table(title="Subsets", caption=cell(f"{stats['root']} (clip facts from the {stats['source']})"))
     for c in ("subset", "clips", "shards", "MiB", "hours"):
         t_sub.add_column(c, justify="left" if c == "subset" else "right")
     for name, s in stats["subsets"].items():
-        t_sub.add_row(name, str(s["clips"]), str(s["shards"]), f"{s['bytes'] / 2**20:.1f}", f"{s['hours']:.3f}")
+        t_sub.add_row(cell(name), str(s["clips"]), str(s["shards"]), f"{s['bytes'] / 2**20:.1f}", f"{s['hours']:.3f}")
     t_dist = Table(title=f"Distributions over {stats['clips']} unique clips")
     cols = ("min", "p10", "median", "mean", "p90", "max")
     t_dist.add_column("measure")
@@ -147,18 +178,18 @@ def stats_tables(stats: dict[str, Any]):
     dists = [("duration (s)", stats["duration_s"]), ("instruction (words)", stats["instruction_words"])]
     dists += [(f"score: {k}", v) for k, v in stats["scores"].items()]
     for label, d in dists:
-        t_dist.add_row(label, *(_fmt(d[c]) for c in cols))
+        t_dist.add_row(cell(label), *(_fmt(d[c]) for c in cols))
     t_phase = Table(title="Phases")
     t_phase.add_column("phase")
     t_phase.add_column("clips", justify="right")
     for phase, n in stats["phases"].items():
-        t_phase.add_row(phase, str(n))
+        t_phase.add_row(cell(phase), str(n))
     led = stats["ledger"]
     t_led = Table(title="Ledger")
     t_led.add_column("what")
     t_led.add_column("count", justify="right")
     for status, n in led["status"].items():
-        t_led.add_row(f"sources {status}", str(n))
+        t_led.add_row(cell(f"sources {status}"), str(n))
     t_led.add_row("clips written", str(led["clips_written"]))
     t_led.add_row("clips dropped", str(led["clips_dropped"]))
     t_drop = Table(title="Drops per stage")
@@ -166,11 +197,25 @@ def stats_tables(stats: dict[str, Any]):
         t_drop.add_column(c, justify="right" if c == "count" else "left")
     for stage, reasons in led["drops_by_stage"].items():
         for reason, n in reasons.items():
-            t_drop.add_row(stage, reason, f"{n} clips")
+            t_drop.add_row(cell(stage), cell(reason), f"{n} clips")
     for label, n in led["source_rejections"].items():
         stage, _, reason = label.partition(": ")
-        t_drop.add_row(stage, reason, f"{n} sources")
-    return [t_sub, t_dist, t_phase, t_led, t_drop]
+        t_drop.add_row(cell(stage), cell(reason), f"{n} sources")
+    foot = led.get("footage") or {}
+    t_foot = Table(title="Footage yield")
+    t_foot.add_column("where the source seconds went")
+    t_foot.add_column("seconds", justify="right")
+    t_foot.add_column("share", justify="right")
+    total = foot.get("source_s") or 0.0
+    if total:
+        t_foot.add_row("became clips", f"{foot['clip_s']:.1f}", f"{100 * foot['share']:.1f} %")
+        for reason, sec in foot["lost_s"].items():
+            t_foot.add_row(f"lost: {cell(reason)}", f"{sec:.1f}", f"{100 * sec / total:.1f} %")
+        per = foot["share_per_source"]
+    if total and per["count"]:
+        t_foot.add_row("share per source (min / median / max)", "",
+                       f"{100 * per['min']:.0f} / {100 * per['median']:.0f} / {100 * per['max']:.0f} %")
+    return [t_sub, t_dist, t_phase, t_led, t_drop, t_foot]
 
 
 def plot_stats(stats: dict[str, Any], out_dir: str | Path) -> list[Path]:

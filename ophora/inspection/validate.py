@@ -9,22 +9,22 @@ run never stops at the first one.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-import fsspec
 from pydantic import ValidationError
 
 from ophora.curation.ledger import read_ledger
 from ophora.curation.shards import (LATENT_MEMBERS, RAW_MEMBERS, ClipMeta, Sample, ShardError, iter_samples,
-                                    list_shards, parse_key)
+                                    list_shards, open_shard, parse_key, refused_shards)
 from ophora.inspection.catalog import read_index, shard_name, subsets_in, torn_shards
 
 TAR_BLOCK = 512
 FPS_TOLERANCE = 0.01
 CONTRACT_CODEC = ("h264", "yuv420p")  # DESIGN.md §3: H.264, yuv420p
+FINDINGS_PER_CODE = 50  # kept with their details; the rest of a code is counted (100k bad members: 50 lines + 1)
 
 
 @dataclass
@@ -40,12 +40,28 @@ class Finding:
 
 @dataclass
 class ValidationReport:
+    """What validate found. ``findings`` keeps the first ``per_code`` findings of each code; ``suppressed``
+    counts the rest by code, and ``error_count`` counts every error, kept or not."""
+
     root: str
     quick: bool
     shards: int = 0
     samples: int = 0
     decoded: int = 0
     findings: list[Finding] = field(default_factory=list)
+    suppressed: Counter = field(default_factory=Counter)
+    error_count: int = 0
+    per_code: int = FINDINGS_PER_CODE
+    _kept: Counter = field(default_factory=Counter, repr=False)
+
+    def add(self, *findings: Finding) -> None:
+        for f in findings:
+            self.error_count += f.severity == "error"
+            if self._kept[f.code] < self.per_code:
+                self._kept[f.code] += 1
+                self.findings.append(f)
+            else:
+                self.suppressed[f.code] += 1
 
     @property
     def errors(self) -> list[Finding]:
@@ -53,15 +69,20 @@ class ValidationReport:
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.error_count
 
     def codes(self) -> set[str]:
         return {f.code for f in self.findings}
 
+    def summary_rows(self) -> list[tuple[str, str, str, str]]:
+        """One row per code whose findings were not all kept: how many more there are."""
+        return [("...", code, "", f"{n} more {code} findings not listed") for code, n in sorted(self.suppressed.items())]
+
     def to_json(self) -> str:
         return json.dumps({"root": self.root, "quick": self.quick, "ok": self.ok, "shards": self.shards,
-                           "samples": self.samples, "decoded": self.decoded, "errors": len(self.errors),
-                           "findings": [asdict(f) for f in self.findings]}, indent=2)
+                           "samples": self.samples, "decoded": self.decoded, "errors": self.error_count,
+                           "findings": [asdict(f) for f in self.findings],
+                           "suppressed": dict(self.suppressed)}, indent=2)
 
 
 def _shard_error_code(message: str) -> str:
@@ -69,17 +90,18 @@ def _shard_error_code(message: str) -> str:
         return "broken-tar"
     if "not contiguous" in message:
         return "split-sample"
+    if "max_member_bytes" in message:
+        return "oversized-member"
     return "unsafe-member"
 
 
 def tar_is_complete(shard: str) -> str | None:
     """None when the tar ends like a finished archive (whole 512-byte blocks, two zero blocks at the end), else
     why not. Catches a shard cut between members, which a streaming reader takes for a normal end."""
-    fs, path = fsspec.core.url_to_fs(shard)
-    size = fs.size(path)
-    if size < 2 * TAR_BLOCK or size % TAR_BLOCK:
-        return f"size {size} is not a whole number of {TAR_BLOCK}-byte tar blocks"
-    with fs.open(path, "rb") as fh:
+    fh, size = open_shard(shard)
+    with fh:
+        if size < 2 * TAR_BLOCK or size % TAR_BLOCK:
+            return f"size {size} is not a whole number of {TAR_BLOCK}-byte tar blocks"
         fh.seek(size - 2 * TAR_BLOCK)
         if fh.read(2 * TAR_BLOCK).strip(b"\0"):
             return "no end-of-archive marker (the tar was cut short)"
@@ -109,7 +131,10 @@ def check_sample(sample: Sample, subset: str) -> tuple[list[Finding], ClipMeta |
     if "json" not in sample.members:
         return out, None
     try:
-        meta = sample.clip_meta()
+        meta = ClipMeta.model_validate(sample.meta)
+    except ShardError as e:  # not JSON, not an object, too large or too deep
+        bad("bad-json", str(e))
+        return out, None
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'json'}: {err['msg']}" for err in e.errors()[:5])
         bad("bad-json", f"{sample.key}.json breaks the ClipMeta schema: {problems}")
@@ -121,7 +146,7 @@ def check_sample(sample: Sample, subset: str) -> tuple[list[Finding], ClipMeta |
     if "txt" in sample.members:
         try:
             text = sample.instruction
-        except UnicodeDecodeError:
+        except ShardError:
             bad("bad-text", f"{sample.key}.txt is not UTF-8")
         else:
             if text != meta.instruction:
@@ -167,46 +192,51 @@ def validate(root: str, quick: bool = False, workers: int = 1,
 
     def drain(limit: int) -> None:
         while len(pending) > limit:
-            report.findings.extend(pending.pop(0).result())
+            report.add(*pending.pop(0).result())
             report.decoded += 1
 
     try:
         for subset in subsets_in(root):
             for tmp in torn_shards(root, subset):
-                report.findings.append(Finding("warning", "torn-shard", f"{subset}/{shard_name(tmp)}",
-                                               "unfinished .tmp shard left by a writer that died"))
+                report.add(Finding("warning", "torn-shard", f"{subset}/{shard_name(tmp)}",
+                                   "unfinished .tmp shard left by a writer that died"))
+            for path, why in refused_shards(root, subset):
+                report.add(Finding("error", "not-a-shard", f"{subset}/{shard_name(path)}",
+                                   f"{shard_name(path)} is {why}; never opened"))
             for shard in list_shards(root, subset):
                 report.shards += 1
                 name = shard_name(shard)
                 where = f"{subset}/{name}"
                 if progress:
                     progress(where)
-                why = tar_is_complete(shard)
-                if why:
-                    report.findings.append(Finding("error", "incomplete-tar", where, why))
                 try:
-                    for sample in iter_samples(shard):
+                    why = tar_is_complete(shard)
+                    if why:
+                        report.add(Finding("error", "incomplete-tar", where, why))
+                    refused = lambda message: report.add(  # noqa: E731 - one finding per refused member
+                        Finding("error", _shard_error_code(message), where, message))
+                    for sample in iter_samples(shard, on_refused=refused):
                         report.samples += 1
                         if sample.key in keys_by_subset[subset]:
-                            report.findings.append(Finding(
+                            report.add(Finding(
                                 "error", "duplicate-key", where, f"{sample.key} is also in "
                                 f"{subset}/{keys_by_subset[subset][sample.key]}", sample.key))
                         else:
                             keys_by_subset[subset][sample.key] = name
                         found, meta = check_sample(sample, subset)
-                        report.findings.extend(found)
+                        report.add(*found)
                         if meta is not None:
                             claimed.setdefault(sample.key, meta.subsets)
                         if pool is not None and meta is not None and "mp4" in sample.members:
                             pending.append(pool.submit(check_video, sample, meta, subset))
                             drain(2 * max(1, workers))
                 except ShardError as e:
-                    report.findings.append(Finding("error", _shard_error_code(str(e)), where, str(e)))
+                    report.add(Finding("error", _shard_error_code(str(e)), where, str(e)))
         drain(0)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    report.findings.extend(cross_check(root, keys_by_subset, claimed))
+    report.add(*cross_check(root, keys_by_subset, claimed))
     return report
 
 
@@ -275,4 +305,4 @@ def cross_check(root: str, keys_by_subset: dict[str, dict[str, str]], claimed: d
 
 
 def findings_rows(report: ValidationReport) -> list[tuple[Any, ...]]:
-    return [(f.severity, f.code, f.where, f.message) for f in report.findings]
+    return [(f.severity, f.code, f.where, f.message) for f in report.findings] + report.summary_rows()

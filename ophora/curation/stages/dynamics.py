@@ -1,9 +1,13 @@
-"""dynamics: how much a clip window moves, from dense optical flow (OpenCV DIS) between a few sampled frames.
+"""dynamics: how much a clip window moves, from dense optical flow (OpenCV DIS) on a few sampled frames.
 
 Drops windows that do not move (frozen frames, slides, stills) and windows that jump (a whip-pan or a cut the
-scene detector missed). Stores ``motion`` (mean flow, share of the frame width per second), ``motion_global``
-(median flow: how much the whole view moves), ``frame_change`` (mean absolute grey-level change between samples)
-and ``similarity_min`` (lowest colour-histogram correlation between neighbouring samples).
+scene detector missed). Speed is measured where optical flow can measure it: between the two frames of a
+*velocity pair* (``pair_gap`` apart, one clip frame at 8 fps), at several points spread over the window, so a
+0.8 frame-widths-per-second pan moves a tenth of the width between them and reads as 0.8 widths/s. Stillness
+and cuts are judged between the spread points. Stores ``motion`` (mean flow, widths/s), ``motion_global``
+(median flow of the fastest pair: how fast the whole view moves, widths/s), ``frame_change`` (mean absolute
+grey-level change between spread points) and ``similarity_min`` (lowest colour-histogram correlation between
+neighbouring spread points).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from ophora.curation.frames import FrameError, frames_at, row_video_path, sample_times
+from ophora.curation.stages.common import Reject
 from ophora.curation.stages.frame_filter import Findings, FrameFilterStage, config_section
 
 MODEL = "opencv-dis-flow@" + cv2.__version__
@@ -22,23 +28,26 @@ MODEL = "opencv-dis-flow@" + cv2.__version__
 class DynamicsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    frames: int = Field(8, ge=2, description="frames sampled per window (flow runs between neighbours)")
+    frames: int = Field(8, ge=2, description="points sampled per window; each is a velocity pair of two frames")
+    pair_gap: float = Field(0.125, gt=0, description="seconds between the two frames of a velocity pair (flow "
+                                                     "is measurable when the view moves a small part of its "
+                                                     "width between them)")
     max_side: int = Field(320, ge=32, description="sampled frames are downscaled to this longer side")
     flow_width: int = Field(160, ge=32, description="frames are downscaled to this width for optical flow")
-    still_change: float = Field(0.6, ge=0, description="drop as still when no pair of samples differs by more "
-                                                      "than this mean grey level (0-255)...")
-    still_motion: float = Field(0.004, ge=0, description="...and no pair moves more than this share of the "
-                                                        "width per second")
+    still_change: float = Field(0.6, ge=0, description="drop as still when no pair of spread points differs by "
+                                                      "more than this mean grey level (0-255)...")
+    still_motion: float = Field(0.004, ge=0, description="...and no velocity pair moves more than this share of "
+                                                        "the width per second")
     max_global_motion: float = Field(0.5, gt=0, description="drop as a whip-pan when the whole view moves faster "
-                                                            "than this share of the width per second")
-    min_similarity: float = Field(0.3, ge=-1, le=1, description="drop as a cut when neighbouring samples' colour "
-                                                                "histograms correlate less than this")
+                                                            "than this many frame widths per second")
+    min_similarity: float = Field(0.3, ge=-1, le=1, description="drop as a cut when neighbouring spread points' "
+                                                                "colour histograms correlate less than this")
 
 
 @dataclass
 class MotionProfile:
-    """Per neighbouring pair of samples: mean and median flow (share of width per second), mean absolute
-    grey-level change and colour-histogram correlation."""
+    """Per velocity pair: mean and median flow (frame widths per second); per neighbouring spread points: mean
+    absolute grey-level change and colour-histogram correlation."""
 
     mean_flow: np.ndarray
     median_flow: np.ndarray
@@ -58,25 +67,31 @@ def _histogram(frame: np.ndarray) -> np.ndarray:
     return cv2.normalize(hist, hist).astype(np.float32)
 
 
-def motion_profile(frames: np.ndarray, interval: float, flow_width: int = 160) -> MotionProfile:
-    """The motion between neighbouring frames of ``frames`` (N, H, W, 3 RGB uint8), sampled ``interval``
-    seconds apart."""
-    if len(frames) < 2:
-        raise ValueError("motion needs at least two frames")
-    if interval <= 0:
-        raise ValueError(f"interval must be positive, got {interval}")
+def flow_speed(a: np.ndarray, b: np.ndarray, seconds: float, flow_width: int = 160,
+               dis=None) -> tuple[float, float]:
+    """(mean, median) optical-flow speed from RGB frame ``a`` to ``b`` taken ``seconds`` apart, in frame widths
+    per second."""
+    if seconds <= 0:
+        raise ValueError(f"seconds must be positive, got {seconds}")
+    dis = dis or cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    flow = dis.calc(_grey(a, flow_width), _grey(b, flow_width), None)
+    mag = np.hypot(flow[..., 0], flow[..., 1]) / flow_width / seconds
+    return float(mag.mean()), float(np.median(mag))
+
+
+def motion_profile(pairs: np.ndarray, pair_gap: float, flow_width: int = 160) -> MotionProfile:
+    """The motion of a window from its velocity pairs: ``pairs`` is (N, 2, H, W, 3) RGB uint8, the two frames
+    of each pair ``pair_gap`` seconds apart, the pairs in time order (N >= 2)."""
+    if pairs.ndim != 5 or pairs.shape[1] != 2 or len(pairs) < 2:
+        raise ValueError(f"motion needs (N >= 2, 2, H, W, 3) velocity pairs, got shape {pairs.shape}")
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-    greys = [_grey(f, flow_width) for f in frames]
-    hists = [_histogram(f) for f in frames]
-    mean_flow, median_flow, change, similarity = [], [], [], []
-    for a, b, ha, hb in zip(greys, greys[1:], hists, hists[1:]):
-        flow = dis.calc(a, b, None)
-        mag = np.hypot(flow[..., 0], flow[..., 1]) / flow_width / interval
-        mean_flow.append(float(mag.mean()))
-        median_flow.append(float(np.median(mag)))
-        change.append(float(cv2.absdiff(a, b).mean()))
-        similarity.append(float(cv2.compareHist(ha, hb, cv2.HISTCMP_CORREL)))
-    return MotionProfile(np.array(mean_flow), np.array(median_flow), np.array(change), np.array(similarity))
+    speeds = np.array([flow_speed(a, b, pair_gap, flow_width, dis) for a, b in pairs])
+    points = pairs[:, 0]
+    greys = [_grey(f, flow_width) for f in points]
+    hists = [_histogram(f) for f in points]
+    change = [float(cv2.absdiff(a, b).mean()) for a, b in zip(greys, greys[1:])]
+    similarity = [float(cv2.compareHist(a, b, cv2.HISTCMP_CORREL)) for a, b in zip(hists, hists[1:])]
+    return MotionProfile(speeds[:, 0], speeds[:, 1], np.array(change), np.array(similarity))
 
 
 def judge_motion(profile: MotionProfile, cfg: DynamicsConfig) -> Findings:
@@ -86,11 +101,17 @@ def judge_motion(profile: MotionProfile, cfg: DynamicsConfig) -> Findings:
     findings = Findings(scores=scores)
     if profile.change.max() <= cfg.still_change and profile.mean_flow.max() <= cfg.still_motion:
         findings.drop = "no motion (frozen frame, slide or still image)"
+    elif profile.median_flow.max() > cfg.max_global_motion:  # before the cut test: a pan also changes colours
+        findings.drop = f"whip-pan (view moves {profile.median_flow.max():.2f} widths/s)"
     elif profile.similarity.min() < cfg.min_similarity:
         findings.drop = f"cut inside the window (colour similarity {profile.similarity.min():.2f})"
-    elif profile.median_flow.max() > cfg.max_global_motion:
-        findings.drop = f"whip-pan (view moves {profile.median_flow.max():.2f} widths/s)"
     return findings
+
+
+def pair_times(start: float, end: float, points: int, gap: float) -> list[float]:
+    """Times of ``points`` velocity pairs spread over [start, end): each point and the moment ``gap`` after it."""
+    spread = sample_times(start, end - gap, points) if end - gap > start else sample_times(start, end, points)
+    return [t for p in spread for t in (p, p + gap)]
 
 
 class DynamicsStage(FrameFilterStage):
@@ -102,11 +123,14 @@ class DynamicsStage(FrameFilterStage):
     def __init__(self, config=None):
         self.cfg = config_section(config, "dynamics", DynamicsConfig)
         super().__init__(self.cfg.frames, self.cfg.max_side)
-        self._interval = 1.0
 
-    def process(self, row) -> None:
-        self._interval = (float(row["end"]) - float(row["start"])) / self.cfg.frames
-        super().process(row)
+    def window_frames(self, row) -> np.ndarray:
+        times = pair_times(float(row["start"]), float(row["end"]), self.cfg.frames, self.cfg.pair_gap)
+        try:
+            frames = frames_at(row_video_path(row), times, self.max_side)
+        except FrameError as e:
+            raise Reject(f"cannot read frames: {e}") from e
+        return frames.reshape(self.cfg.frames, 2, *frames.shape[1:])
 
     def judge(self, frames: np.ndarray) -> Findings:
-        return judge_motion(motion_profile(frames, self._interval, self.cfg.flow_width), self.cfg)
+        return judge_motion(motion_profile(frames, self.cfg.pair_gap, self.cfg.flow_width), self.cfg)

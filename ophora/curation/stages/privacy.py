@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -25,6 +26,8 @@ from ophora.curation import phi
 from ophora.curation.stages.frame_filter import Findings, FrameFilterStage, config_section
 
 _WORDISH = re.compile(r"[A-Za-z0-9]")
+EXAMINED_FLAG = "privacy_examined"  # set on every window the privacy stage judged: p2ft/ admits no other
+NOT_EXAMINED = "privacy not examined (the privacy stage did not run on this clip)"
 # OCR reads the letter O as a zero inside words ("D0B"); PHI labels need the letters back
 _ZERO_IN_WORD = re.compile(r"(?<=[A-Za-z])0|0(?=[A-Za-z])")
 
@@ -41,16 +44,22 @@ class PrivacyConfig(BaseModel):
     ocr_min_chars: int = Field(3, ge=1, description="OCR lines with fewer letters/digits are ignored (a lone "
                                                     "\"55\" read off vessels on a surgical frame is noise)")
     ocr_threads: int = Field(1, ge=1, description="onnxruntime threads per OCR engine")
-    face_model: str = Field("", description="optional YuNet face-detector ONNX file (cv2.FaceDetectorYN); "
-                                            "empty: the OpenCV Haar cascades")
+    face_detector: Literal["mtcnn", "blazeface", "haar"] = Field(
+        "mtcnn", description="faces: facenet-pytorch MTCNN (weights in the wheel; chosen by measurement, see "
+                             "benchmarks/bench_privacy.py), MediaPipe BlazeFace full-range, or OpenCV Haar cascades")
+    face_model: str = Field("", description="optional YuNet face-detector ONNX file (cv2.FaceDetectorYN); it "
+                                            "replaces face_detector when set")
+    face_frames: int = Field(2, ge=1, description="frames of each window the face detector looks at (spread "
+                                                  "over the window; the costliest detector)")
+    face_min_height: float = Field(0.07, gt=0, lt=1, description="smallest face searched for, as a share of the "
+                                                                 "frame height (picture-in-picture faces are ~8 %)")
+    face_score: float = Field(0.9, ge=0, le=1, description="minimum detector score of a face")
     face_min_neighbors: int = Field(12, ge=1, description="Haar: a face needs this many overlapping detections "
                                                             "in both cascades")
-    face_min_size: float = Field(0.06, gt=0, lt=1, description="smallest face, as a share of the shorter side")
-    face_max_side: int = Field(720, ge=64, description="Haar cascades run on frames downscaled to this longer side "
-                                                       "(their 24 px window sets the smallest face found)")
-    face_score: float = Field(0.8, ge=0, le=1, description="YuNet: minimum face score")
+    face_max_side: int = Field(720, ge=64, description="faces are searched on frames downscaled to this longer "
+                                                       "side")
     overlay_corners: int = Field(3, ge=1, description="rectangle corners (inset or panel) that mark an overlay")
-    overlay_colour_share: float = Field(0.002, ge=0, le=1, description="a saturated non-tissue colour stroke "
+    overlay_colour_share: float = Field(0.003, ge=0, le=1, description="a saturated non-tissue colour stroke "
                                                                        "larger than this share of the frame "
                                                                        "marks a drawn graphic")
     drop_identifying: bool = Field(True, description="drop identifying windows here instead of only flagging them")
@@ -98,30 +107,50 @@ def rectangle_corners(frame: np.ndarray, edge: float = 120.0, min_len: float = 0
     return corners
 
 
-def graphic_colour_share(frame: np.ndarray) -> float:
-    """The largest connected stroke of saturated, bright, non-tissue colour (yellow to magenta, never
-    red-orange), as a share of the frame: drawn arrows, rings and markers."""
+def graphic_colour_share(frame: np.ndarray, min_saturation: int = 110, hue_gap: int = 10,
+                         palette_share: float = 0.01) -> float:
+    """The largest connected stroke of saturated colour foreign to this frame, as a share of the frame: drawn
+    arrows, rings, markers. The frame's palette is learned from the frame itself (hues holding
+    ``palette_share`` of its broad tinted areas, smoothed over neighbouring hues; never a fixed list of colours:
+    thin strokes are opened away first, so a drawn arrow never teaches the palette its own colour); a stroke is
+    foreign when its hue is at least ``hue_gap`` (OpenCV units, 0-179) from every palette hue."""
     hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
     hue, sat, val = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    mask = ((sat >= 180) & (val >= 150) & (hue >= 25) & (hue <= 155)).astype(np.uint8)
+    k = max(3, (min(frame.shape[:2]) // 30) | 1)
+    tinted = cv2.morphologyEx(((sat >= 40) & (val >= 60)).astype(np.uint8), cv2.MORPH_OPEN,
+                              np.ones((k, k), np.uint8)).astype(bool)
+    if not tinted.any():
+        return 0.0
+    counts = np.bincount(hue[tinted].ravel(), minlength=180).astype(np.float64)
+    pooled = np.convolve(np.r_[counts[-6:], counts, counts[:6]], np.ones(13), "valid") / counts.sum()
+    palette = np.flatnonzero(pooled >= palette_share)
+    gap = np.abs(np.arange(180)[:, None] - palette[None, :])
+    near = (np.minimum(gap, 180 - gap) < hue_gap).any(axis=1) if len(palette) else np.zeros(180, bool)
+    mask = ((sat >= min_saturation) & (val >= 90) & ~near[hue]).astype(np.uint8)
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
     return float(stats[1:, cv2.CC_STAT_AREA].max()) / mask.size if n > 1 else 0.0
 
 
 class FaceDetector:
-    """How many faces an RGB frame shows: YuNet when a model file is given, else two Haar cascades that must both
-    be sure (then 0 or 1)."""
+    """How many faces an RGB frame shows: MTCNN or BlazeFace behind the :func:`~ophora.curation.faces.face_like`
+    gate, YuNet when a model file is given, or two Haar cascades that must both be sure (then 0 or 1)."""
 
     def __init__(self, cfg: PrivacyConfig):
-        self.cfg = cfg
+        self.cfg, self.learned, self.yunet = cfg, None, None
         if cfg.face_model:
             try:
                 self.yunet = cv2.FaceDetectorYN.create(cfg.face_model, "", (320, 320), cfg.face_score)
             except cv2.error as e:
                 raise ValueError(f"privacy.face_model {cfg.face_model!r}: cannot load YuNet ({e})") from e
             self.id = "opencv-yunet:" + cfg.face_model.replace("\\", "/").rsplit("/", 1)[-1]
+        elif cfg.face_detector in ("mtcnn", "blazeface"):
+            from ophora.curation.faces import BlazeFace, Mtcnn
+
+            side = cfg.face_max_side * 9 // 16  # the shorter side of a 16:9 frame at face_max_side
+            self.learned = (Mtcnn(cfg.face_score, max(12, int(cfg.face_min_height * side)))
+                            if cfg.face_detector == "mtcnn" else BlazeFace(min(cfg.face_score, 0.6)))
+            self.id = self.learned.id
         else:
-            self.yunet = None
             self.cascades = [cv2.CascadeClassifier(cv2.data.haarcascades + name) for name in
                              ("haarcascade_frontalface_alt2.xml", "haarcascade_frontalface_default.xml")]
             if any(c.empty() for c in self.cascades):
@@ -130,14 +159,21 @@ class FaceDetector:
 
     def __call__(self, frame: np.ndarray) -> int:
         h, w = frame.shape[:2]
+        scale = min(1.0, self.cfg.face_max_side / max(h, w))
+        if scale < 1:
+            frame = cv2.resize(frame, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
+            h, w = frame.shape[:2]
+        if self.learned is not None:
+            from ophora.curation.faces import face_like
+
+            return sum(1 for f in self.learned(frame)
+                       if face_like(f, h, w) and f.height >= self.cfg.face_min_height * h)
         if self.yunet is not None:
             self.yunet.setInputSize((w, h))
             _, faces = self.yunet.detect(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
             return 0 if faces is None else len(faces)
-        scale = min(1.0, self.cfg.face_max_side / max(h, w))
-        small = cv2.resize(frame, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else frame
-        grey = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
-        side = max(24, int(self.cfg.face_min_size * min(grey.shape)))
+        grey = cv2.equalizeHist(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
+        side = max(24, int(self.cfg.face_min_height * min(grey.shape)))
         for cascade in self.cascades:  # false hits on tissue rarely convince both; stop at the first doubt
             _, neighbours = cascade.detectMultiScale2(grey, scaleFactor=1.1, minNeighbors=3, minSize=(side, side))
             if not len(neighbours) or int(max(neighbours)) < self.cfg.face_min_neighbors:
@@ -185,7 +221,7 @@ def judge_privacy(per_frame: list[FrameFindings], cfg: PrivacyConfig) -> Finding
                 "overlay_corners": float(max(f.corners for f in per_frame)),
                 "graphic_share": max(f.graphic_share for f in per_frame)},
         flags={"text": text_frames > 0, "identifying_text": phi_frames > 0, "face": face_frames > 0,
-               "overlay": overlay_frames > 0})
+               "overlay": overlay_frames > 0, EXAMINED_FLAG: True})
     if text_frames:
         findings.p2ft_reasons.append(f"burned-in text (in {text_frames}/{len(per_frame)} frames)")
     if overlay_frames:
@@ -199,6 +235,21 @@ def judge_privacy(per_frame: list[FrameFindings], cfg: PrivacyConfig) -> Finding
     return findings
 
 
+def privacy_examined(meta: dict) -> bool:
+    """Whether the privacy stage judged the clip whose metadata this is."""
+    return bool(meta.get("flags", {}).get(EXAMINED_FLAG, False))
+
+
+def p2ft_verdict(privacy_ran: bool, not_examined: int) -> str:
+    """One line for a run's summary: what p2ft/ holds, and why it is empty when privacy did not run."""
+    if not privacy_ran:
+        return ("empty: the privacy stage was skipped in this run (skip=[privacy]), and p2ft/ admits only clips "
+                "privacy examined and found clean")
+    if not_examined:
+        return f"privacy-clean clips only; {not_examined} clips privacy did not examine were kept out"
+    return "privacy-clean clips only"
+
+
 class PrivacyStage(FrameFilterStage):
     """Window stage: OCR text, faces and graphic overlays; identifying windows are flagged (and dropped)."""
 
@@ -207,16 +258,18 @@ class PrivacyStage(FrameFilterStage):
     def __init__(self, config=None):
         self.cfg = config_section(config, "privacy", PrivacyConfig)
         super().__init__(self.cfg.frames, self.cfg.max_side)
+        phi.use_model((getattr(config, "models", None) or {}).get("phi"))  # loaded once per actor, here
         self.reader = TextReader(self.cfg) if self.cfg.ocr else None
         self.faces = FaceDetector(self.cfg)
         self.model = ",".join(x for x in (self.reader.id if self.reader else "", self.faces.id) if x)
 
-    def inspect(self, frame: np.ndarray) -> FrameFindings:
-        """What one RGB frame shows."""
+    def inspect(self, frame: np.ndarray, faces: bool = True) -> FrameFindings:
+        """What one RGB frame shows (``faces=False``: the face detector does not look at it)."""
         lines, area = self.reader(frame) if self.reader else ([], 0.0)
         return FrameFindings(lines=lines, text_area=area, identifying_text=identifying_text(lines),
-                             faces=self.faces(frame), corners=rectangle_corners(frame),
+                             faces=self.faces(frame) if faces else 0, corners=rectangle_corners(frame),
                              graphic_share=graphic_colour_share(frame))
 
     def judge(self, frames: np.ndarray) -> Findings:
-        return judge_privacy([self.inspect(f) for f in frames], self.cfg)
+        looked = set(np.linspace(0, len(frames) - 1, min(self.cfg.face_frames, len(frames))).round().astype(int))
+        return judge_privacy([self.inspect(f, i in looked) for i, f in enumerate(frames)], self.cfg)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from fractions import Fraction
 from typing import Any
 
 import fsspec
 
+from ophora.bounded_json import JSONRefused, loads as bounded_loads
 from ophora.curation.config import CurateConfig
 from ophora.curation.inputs import localize
 from ophora.curation.shards import source_id_for_file, source_id_from_stable_id
@@ -36,17 +38,24 @@ def _rotation(stream: dict[str, Any]) -> int:
 
 
 def _stable_id(sidecars: dict[str, str]) -> str | None:
+    """The ``id`` of the source's ``.info.json`` (None when there is none or it names none); Reject when the
+    sidecar exists but is no usable JSON object (too large, nested too deep, not JSON): the id would name the
+    clips, so guessing past a broken one would give other keys once it is fixed."""
     uri = sidecars.get("info.json")
     if not uri:
         return None
     try:
         with fsspec.open(uri, "rb") as fh:
             raw = fh.read(_MAX_INFO_JSON + 1)
-        info = json.loads(raw) if len(raw) <= _MAX_INFO_JSON else {}
-    except (OSError, ValueError):
+        info = bounded_loads(raw, ".info.json sidecar", max_bytes=_MAX_INFO_JSON, want=dict)
+    except FileNotFoundError:
         return None
-    value = info.get("id") if isinstance(info, dict) else None
-    return str(value) if isinstance(value, (str, int)) and str(value) else None
+    except OSError as e:
+        raise Reject(f"unreadable .info.json sidecar ({e})") from None
+    except JSONRefused as e:
+        raise Reject(f"unusable {e}") from None
+    value = info.get("id")
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) else None
 
 
 class Probe(RowStage):
@@ -69,6 +78,8 @@ class Probe(RowStage):
             local = localize(row["source_uri"], self.cache_dir)
             if os.path.isdir(local):
                 raise Reject("not a file")
+            if not stat.S_ISREG(os.stat(local).st_mode):  # a FIFO or device would block or never end
+                raise Reject("not a regular file (a FIFO, socket or device)")
             if os.path.getsize(local) == 0:
                 raise Reject("empty file (0 bytes)")
             stable = _stable_id(sidecars)

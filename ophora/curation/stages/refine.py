@@ -2,9 +2,11 @@
 with "not a surgical action".
 
 An LLM backend (transformers or OpenAI-compatible, ``refine_backends.py``) answers JSON ``{relevant, instruction,
-phase}`` from the versioned prompt in ``prompts/``. Each answer is validated (length, no first person, no talk of
-the video, no PHI, names a cataract action); a rejected answer gets one retry with the validator's complaint, then
-the extractive rules answer instead (``fallback: true``). Backend, model, prompt version, fallback and reason are
+phase}`` from the versioned prompt in ``prompts/``. Each answer is validated: length, no first person, no talk of
+the video, no PHI, its form read by spaCy's parser (one imperative sentence whose first word is an action verb with
+an object, no dangling clause: ``instruction_form.py``), names a cataract action, and says what the narration says
+(its phase, or its verb or object); a rejected answer gets one retry with the validator's complaint, then the
+extractive rules answer instead (``fallback: true``). Backend, model, prompt version, fallback and reason are
 recorded with every result.
 """
 
@@ -20,13 +22,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from ophora.curation import phi
-from ophora.curation.cataract_actions import PHASES, names_action, phase_of, phase_scores
+from ophora.curation.cataract_actions import (ACTION_VERBS, PHASES, SURGICAL_NOUNS, names_action, phase_of,
+                                              phase_scores)
+from ophora.curation.instruction_form import form_complaint, lemmas, narrated_actions, parse_imperative
 from ophora.curation.refine_backends import ExtractiveBackend, base_verb, make_backend
 from ophora.curation.stages.common import RowStage, read_meta, update_meta
 
 NOT_SURGICAL = "not a surgical action"
 STEER_START = '{"relevant": true, "instruction": "'
-_FIRST_PERSON = re.compile(r"\bI(?:'m|'ll|'ve|'d)?\b|\b(?i:me|my|mine|myself|we|we're|we'll|we've|our|ours|us|"
+_FIRST_PERSON = re.compile(r"\bI(?:'m|'ll|'ve|'d)?\b(?!/)|\b(?i:me|my|mine|myself|we|we're|we'll|we've|our|ours|us|"
                            r"let's)\b")
 _META_TALK = re.compile(r"\b(?:this|the) video\b|\bviewers?\b|\bwatch(?:ing)?\b|\bsubscribe\b|\bcamera\b|"
                         r"\btoday\b|\bin this (?:case|clip)\b", re.I)
@@ -62,7 +66,23 @@ def ungrounded(instruction: str, narration: str) -> str | None:
                 f"describes {' / '.join(p.replace('_', ' ') for p in said)}; instruct the narration's own action")
     if not (said and wrote) and not content_stems(instruction) & content_stems(narration):
         return "the instruction shares no word with the narration; instruct what the narration says"
+    action, _ = parse_imperative(instruction)
+    if action is None:
+        return None
+    # what the narration does: its verbs, and the surgeon's verbs its clauses turn into ("the lens goes in": insert)
+    done = lemmas(narration) | {a.split()[0].lower() for a in narrated_actions(narration)}
+    if action.verb not in done and not (set(said) & set(wrote) and action.verb in ACTION_VERBS):
+        return (f"the narration does not \"{action.verb}\" anything; instruct the narration's own action with its "
+                f"verb")
     return None
+
+
+def acts_on_the_eye(instruction: str, narration: str = "") -> bool:
+    """True when the instruction's verb (by the parser) acts on the eye or an instrument: a surgical noun is in it
+    or in its narration ("Stain the anterior capsule.", "Rub the plaque off the posterior capsule.")."""
+    action, _ = parse_imperative(instruction)
+    words = set(re.findall(r"[a-z]+", f"{instruction} {narration}".lower()))
+    return action is not None and bool(words & SURGICAL_NOUNS)
 
 
 class RefineConfig(BaseModel):
@@ -160,7 +180,11 @@ def complaint(answer: Any, cfg: RefineConfig, narration: str = "") -> str | None
         return "the instruction contains identifying details or placeholders; leave them out"
     if is_description(text):
         return "the instruction is a description; start with the verb of the action (\"Insert ...\")"
-    if not names_action(text):
+    form = form_complaint(text)
+    if form:
+        return form
+    if not names_action(text) and not (narration and names_action(narration)) and \
+            not acts_on_the_eye(text, narration):
         return "the instruction names no cataract-surgery action"
     return ungrounded(text, narration) if narration else None
 
@@ -193,11 +217,8 @@ class Refiner:
     def refine(self, narration: str) -> dict:
         return self.refine_many([narration])[0]
 
-    def _accept(self, answer: dict) -> str | None:
-        return complaint(answer, self.cfg)
-
     def _extractive(self, narration: str, fallback: bool, reason: str) -> dict:
-        answer = self.rules.answer(narration, accept=self._accept)
+        answer = self.rules.answer(narration, accept=lambda a: complaint(a, self.cfg, narration))
         why = reason if fallback else ("" if answer["relevant"] else answer.get("reason", ""))
         if not answer["relevant"]:
             why = f"{NOT_SURGICAL}: {why}" if why else NOT_SURGICAL
@@ -262,13 +283,12 @@ class RefineStage(RowStage):
         cfg = RefineConfig.model_validate(section if isinstance(section, (RefineConfig, dict)) else {})
         model = (getattr(config, "models", None) or {}).get("refine")
         self.refiner = Refiner(cfg.model_copy(update={"model": model}) if model else cfg)
+        phi.use_model((getattr(config, "models", None) or {}).get("phi"))  # loaded once per actor, here
 
     def refine_rows(self, rows: list[dict[str, Any]]) -> None:
         live = [r for r in rows if self.wants(r)]
-        narrations = []
-        for row in live:
-            narration, _ = phi.scrub(read_meta(row).get("narration", ""))  # idempotent: align already scrubbed
-            narrations.append(narration)
+        # idempotent: align already scrubbed; one spaCy batch for the whole batch of windows
+        narrations = [n for n, _ in phi.scrub_many([read_meta(row).get("narration", "") for row in live])]
         for row, narration, res in zip(live, narrations, self.refiner.refine_many(narrations)):
             meta = read_meta(row)
             models = {**meta.get("models", {}), "refine": f"{res['backend']}:{res['model']}@{res['prompt_version']}"}

