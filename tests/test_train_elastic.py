@@ -18,7 +18,7 @@ from ophora.clip_geometry import TINY
 from ophora.training.checkpoint import load_checkpoint, save_checkpoint
 from ophora.training.config import DataConfig
 from ophora.training.data import ClipStream, find_shards, make_loader
-from ophora.training.elastic import ReaderLayout, resume_layout
+from ophora.training.elastic import ReaderLayout, own_positions, resume_layout
 from ophora.training.fixtures import write_clip_shards
 
 DATA = DataConfig(**TINY.as_dict(), shuffle_buffer=2)
@@ -40,7 +40,7 @@ def train_on(shards, world: int, steps: int, layout=None, positions=None):
     for rank in range(world):
         stream = ClipStream(shards, DATA, 1, seed=11, rank=rank, world=world, kind="raw", positions=positions,
                             layout=layout)
-        mine: dict[int, tuple[int, int]] = {}
+        mine = own_positions(positions or {}, rank, LOADER_WORKERS)  # as the loop keeps them for its checkpoint
         for batch in itertools.islice(iter(make_loader(stream, LOADER_WORKERS)), steps):
             mine[batch["reader"]] = (batch["epoch"], batch["position"])
             trained += [(k, e, batch["reader"]) for k, e in zip(batch["keys"], batch["sample_epochs"])]
@@ -93,3 +93,19 @@ def test_a_resume_inside_the_carry_continues_it_exactly(clips):
     for reader in (0, 1):  # each reader's clips continue exactly as in the uninterrupted run
         resumed = [k for k, _, r in part + rest if r == reader]
         assert resumed == [k for k, _, r in whole if r == reader][:len(resumed)] and len(resumed) >= 3
+
+
+def test_a_second_resume_by_the_same_workers_continues_every_reader_from_its_newest_position(clips, tmp_path):
+    """Each rank's checkpoint file speaks only for its own readers: the merge of all files at the next resume
+    must not bring back a position some rank inherited and another rank has since moved past."""
+    shards, keys = clips
+    first, kept = train_on(shards, 2, steps=3)
+    layout, positions = checkpoint_and_resume(tmp_path / "a", kept, ReaderLayout(2 * LOADER_WORKERS), 2)
+    second, kept = train_on(shards, 2, steps=3, layout=layout, positions=positions)
+    assert all(set(k) <= set(range(r * LOADER_WORKERS, (r + 1) * LOADER_WORKERS)) for r, k in enumerate(kept))
+    layout, positions = checkpoint_and_resume(tmp_path / "b", kept, layout, 2)
+    third, _ = train_on(shards, 2, steps=10, layout=layout, positions=positions)
+    trained = first + second + third
+    done = min(max(e for k, e, r in trained if r == reader) for reader in range(2 * LOADER_WORKERS))
+    each_clip_once_per_epoch(trained, keys, range(done))  # every epoch all readers finished
+    assert done >= 2

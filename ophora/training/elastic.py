@@ -75,6 +75,13 @@ def resume_layout(saved: ReaderLayout | None, positions: dict[int, Position],
     return ReaderLayout(readers, until + 1, Carry(saved, old)), {}
 
 
+def own_positions(positions: dict[int, Position], rank: int, loaders: int) -> dict[int, Position]:
+    """The positions of ``rank``'s own readers: every rank writes its own file and a resume merges them all, so a
+    rank that also wrote what it inherited for the other ranks' readers would overwrite their newer positions."""
+    mine = range(rank * loaders, (rank + 1) * loaders)
+    return {r: p for r, p in positions.items() if r in mine}
+
+
 def reader_stream(layout: ReaderLayout, reader: int, epoch_samples: EpochSamples, start: Position | None = None,
                   until: int | None = None) -> Iterator[tuple[int, int, int, Any]]:
     """(epoch, position, epoch the sample was dealt in, sample) after ``start``, endless unless ``until`` (the

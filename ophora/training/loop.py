@@ -23,7 +23,7 @@ from ophora.clip_geometry import ClipGeometry
 from ophora.training.checkpoint import load_checkpoint, save_checkpoint
 from ophora.training.config import TrainConfig
 from ophora.training.data import ClipStream, make_loader
-from ophora.training.elastic import ReaderLayout, resume_layout
+from ophora.training.elastic import ReaderLayout, own_positions, resume_layout
 from ophora.training.models import load_parts, model_signature
 from ophora.training.objective import diffusion_loss, encode_text, encode_video
 from ophora.training.precision import Precision
@@ -194,8 +194,7 @@ def train_worker(job: dict[str, Any]) -> None:
     layout, positions = resume_layout(saved_layout, positions, world * loaders)
     stream = ClipStream(job["shards"], cfg.data, cfg.batch_size, cfg.seed, rank, world, job["kind"], positions,
                         layout)
-    mine = range(rank * loaders, (rank + 1) * loaders)  # this rank's file may only speak for its own readers
-    positions = {r: p for r, p in positions.items() if r in mine}
+    positions = own_positions(positions, rank, loaders)  # the checkpoint file this rank writes speaks for these
     batches = iter(make_loader(stream, cfg.data.loader_workers))
     empty_embeds = None
     if cfg.data.caption_dropout > 0:
