@@ -49,8 +49,9 @@ def evaluate(
     audit_k: int = typer.Option(5, "--audit-k", min=0, help="Memorisation audit: nearest training clips per "
                                                             "video (0: no audit)."),
     audit_threshold: Optional[float] = typer.Option(None, "--audit-threshold",
-                                                    help="Flag frames at least this cosine-close to a training "
-                                                         "frame (default: calibrated on the training clips)."),
+                                                    help="Flag frames at most this feature distance from a "
+                                                         "training frame (default: calibrated on the training "
+                                                         "clips)."),
 ) -> None:
     """Score generated videos against reference clips: frame FID, FVD and CLIPScore, overall and per phase.
 

@@ -211,8 +211,8 @@ def evaluate(generated_dir: str | Path, reference: str | Path, out_dir: str | Pa
     as ``clip_model=None`` skips CLIPScore. FID uses ``frames_per_video`` evenly spaced frames of every video;
     FVD one ``fvd_frames``-frame clip per video. Loaded networks (FeatureNet, ClipEmbedder) may be passed instead
     of specs, to score many sets without reloading. ``audit_k`` (None: no audit) sets the memorisation audit's
-    K, on the FID network's frame features; ``audit_threshold`` a cosine instead of the calibrated one. A dict
-    passed as ``reference_cache`` keeps the reference's features for the next call with the same reference,
+    K, on the FID network's frame features; ``audit_threshold`` a feature distance instead of the calibrated one.
+    A dict passed as ``reference_cache`` keeps the reference's features for the next call with the same reference,
     networks and frame counts (scoring several sample sets against one reference). Returns the results dict."""
     t0 = time.perf_counter()
     out = Path(out_dir)
