@@ -41,11 +41,12 @@ class DataConfig(_Strict):
 
     @model_validator(mode="after")
     def _geometry(self) -> "DataConfig":
-        if self.num_frames is not None and (self.num_frames < 1 or (self.num_frames - 1) % 4):
+        if self.num_frames is not None and (self.num_frames - 1) % 4:
             raise ValueError(f"num_frames={self.num_frames} must be 4k+1 (CogVideoX's VAE compresses time by 4)")
         for side, value in (("height", self.height), ("width", self.width)):
-            if value is not None and (value < 16 or value % 16):
-                raise ValueError(f"{side}={value} must be a positive multiple of 16")
+            if value is not None and value % 16:  # 0 and below are refused by the field itself
+                raise ValueError(f"{side}={value}: height and width must be multiples of 16 (VAE 8x, then 2x2 "
+                                 f"patches)")
         if self.resize_clips and (self.height is None or self.width is None):
             raise ValueError("resize_clips needs data.height and data.width (the size clips are cropped to)")
         return self
