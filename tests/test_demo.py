@@ -20,7 +20,7 @@ from ophora.curation.narration_eval import clip_records
 def test_demo_runs_the_whole_chain_offline(tmp_path):
     out = tmp_path / "demo"
     cmd = [sys.executable, "-m", "ophora.cli", "demo", "--out", str(out), "--videos", "2", "--minutes", "0.6",
-           "--train-steps", "4", "--sample-steps", "2"]
+           "--train-steps", "4", "--sample-steps", "2", "--fid-size", "96"]  # CI time: Inception at 96 px
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, env={**os.environ,
                                                                                  "HF_HUB_OFFLINE": "1"})
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]

@@ -30,7 +30,10 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="Seed of the corpus, the model and the samples."),
     train_steps: int = typer.Option(1200, "--train-steps", min=1,
                                     help="TPT steps of the tiny model (P²FT runs a quarter of them)."),
-    sample_steps: int = typer.Option(10, "--sample-steps", min=1, help="Denoising steps per sampled video."),
+    sample_steps: int = typer.Option(10, "--sample-steps", min=1,
+                                     help="Denoising steps per sampled video (validation renders at most as many)."),
+    fid_size: int = typer.Option(299, "--fid-size", min=75,
+                                 help="Side of the frames the random Inception scores (299: its native input)."),
 ) -> None:
     """Run the whole chain offline: synthetic corpus -> curate -> stats and gallery -> latents -> tiny TPT with
     validation videos -> tiny P²FT -> sample the 12 cataract-phase prompts with the trained and the untrained
@@ -96,9 +99,9 @@ def demo(
         ("planted identifying words stored", len(narration["phi_leaks"])),
         ("clips in a subset the truth does not expect", len(narration["subsets_wrong"]))], ("what", "measured"))
 
-    trained = _step("train", 4, timings, lambda: _train(out, curated, seed, train_steps))
+    trained = _step("train", 4, timings, lambda: _train(out, curated, seed, train_steps, sample_steps))
     sampled = _step("sample", 5, timings, lambda: _sample(out, trained, seed, sample_steps))
-    evaluation = _step("evaluate", 6, timings, lambda: _evaluate(out, curated, sampled))
+    evaluation = _step("evaluate", 6, timings, lambda: _evaluate(out, curated, sampled, fid_size))
     _show_results(evaluation, trained)
 
     summary = {"out": str(out), "seconds": timings, "curation": curation, "against_truth": narration,
@@ -121,7 +124,7 @@ def demo(
     console.print(f"total {sum(timings.values()):.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
 
 
-def _train(out: Path, curated: Path, seed: int, steps: int) -> dict[str, Any]:
+def _train(out: Path, curated: Path, seed: int, steps: int, sample_steps: int) -> dict[str, Any]:
     """The tiny model, the curated clips' latents (encoded once), TPT with validation videos, then P²FT."""
     from ophora.training.config import load_config
     from ophora.training.models import make_tiny_model
@@ -129,8 +132,9 @@ def _train(out: Path, curated: Path, seed: int, steps: int) -> dict[str, Any]:
     from ophora.training.trainer import run_progressive
 
     model = make_tiny_model(out / "tiny-model", seed=seed)
+    validation_steps = min(sample_steps, load_config("demo").validation.steps)
     tpt = load_config("demo", {"model": str(model), "max_steps": steps, "seed": seed, "checkpoint_every": steps,
-                               "validation.every": max(1, steps // 2)})
+                               "validation.every": max(1, steps // 2), "validation.steps": validation_steps})
     p2ft = tpt.model_copy(update={"max_steps": max(1, steps // 4), "checkpoint_every": max(1, steps // 4),
                                   "optim": tpt.optim.model_copy(update={"lr": tpt.optim.lr / 2})})
     precompute_latents(tpt, curated, out / "latents")
@@ -153,15 +157,16 @@ def _sample(out: Path, trained: dict[str, Any], seed: int, steps: int) -> dict[s
                                        gallery=False, **common)}
 
 
-def _evaluate(out: Path, curated: Path, sampled: dict[str, Any]) -> dict[str, Any]:
-    """FID of both sample sets against the curated clips, with the same seeded random Inception for both at its
-    native 299 px (so the two FIDs compare with each other, not with published ones), and the memorisation
-    audit of the trained model's videos. FVD and CLIPScore are left out: a random S3D or CLIP says nothing."""
+def _evaluate(out: Path, curated: Path, sampled: dict[str, Any], fid_size: int = 299) -> dict[str, Any]:
+    """FID of both sample sets against the curated clips, with the same seeded random Inception for both at
+    ``fid_size`` px (its native 299 by default; the two FIDs compare with each other, not with published ones),
+    and the memorisation audit of the trained model's videos. FVD and CLIPScore are left out: a random S3D or
+    CLIP says nothing."""
     from ophora.inference.evaluate import evaluate
     from ophora.inference.features import load_feature_net
     from ophora.inference.sample import write_gallery
 
-    settings = dict(fid_net=load_feature_net("random-inception", "image"), fvd_net=None, clip_model=None,
+    settings = dict(fid_net=load_feature_net("random-inception", "image", size=fid_size), fvd_net=None, clip_model=None,
                     frames_per_video=4, reference_cache={})  # the curated clips are scored once for both
     trained = evaluate(out / "samples" / "videos", curated, out / "evaluation", **settings)
     untrained = evaluate(out / "samples-untrained" / "videos", curated, out / "evaluation-untrained", audit_k=None,
