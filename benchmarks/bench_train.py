@@ -1,10 +1,12 @@
 """Trainer overhead and data-loader headroom on the tiny CogVideoX (CPU).
 
 1. Step time of the Ray Train job (1 worker, the whole machine) vs a bare single-process diffusers+torch loop on
-   the same batches (held in memory, so the bare loop pays no decoding): ratio, goal <= 1.05.
+   the same batches (held in memory, so the bare loop pays no decoding), run once before and once after the
+   trainer (the machine may be shared): ratio, goal <= 1.05. The trainer's loader decodes the next batch while
+   the step computes (a background thread with --loader-workers 0).
 2. Data-loader clips/s (ffmpeg clips decoded by PyAV, as the trainer reads them) vs the clips/s a step consumes.
 
-    python benchmarks/bench_train.py --steps 30 --out bench-train.json
+    python benchmarks/bench_train.py --steps 25 --cpus 1 --out bench-train.json
 """
 
 from __future__ import annotations
@@ -109,8 +111,10 @@ def main() -> None:
     import ray
     import torch
 
+    from ophora.clip_geometry import TINY
     from ophora.training.config import load_config
     from ophora.training.data import ClipStream, find_shards
+    from ophora.training.data_geometry import with_geometry
     from ophora.training.fixtures import write_clip_shards
     from ophora.training.models import make_tiny_model
 
@@ -122,19 +126,27 @@ def main() -> None:
                                "checkpoint_every": args.steps, "scaling.num_workers": 1,
                                "scaling.cpus_per_worker": cpus, "data.loader_workers": args.loader_workers})
     shards = find_shards(str(work / "shards"), "tpt")
-    batches = list(itertools.islice(iter(ClipStream(shards, cfg.data, cfg.batch_size, cfg.seed, 0, 1, "raw")),
+    data = with_geometry(cfg.data, TINY)  # what the trainer reads from these shards
+    batches = list(itertools.islice(iter(ClipStream(shards, data, cfg.batch_size, cfg.seed, 0, 1, "raw")),
                                     args.steps))
+    torch.set_num_threads(cpus if args.cpus else torch.get_num_threads())
+    before = bare_step_times(cfg, batches)[args.warmup:]  # the machine is shared: bare runs before and after
+    load_before = os.getloadavg()[0]
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     times, threads = trainer_step_times(cfg, str(work / "shards"), work / "run")
     trainer, compute = times["step_time_s"][args.warmup:], times["compute_s"][args.warmup:]
     ray.shutdown()
     torch.set_num_threads(threads)  # the same intra-op threads the Ray worker ran with
-    bare = bare_step_times(cfg, batches)[args.warmup:]
-    loader = loader_clips_per_s(cfg, shards, clips=32)
-    decoders = decode_clips_per_s(shards, cfg.data.num_frames, cfg.data.height, cfg.data.width)
+    after = bare_step_times(cfg, batches)[args.warmup:]
+    bare = before + after
+    loader = loader_clips_per_s(cfg.model_copy(update={"data": data}), shards, clips=32)
+    decoders = decode_clips_per_s(shards, TINY.num_frames, TINY.height, TINY.width)
 
     t_med, b_med = statistics.median(trainer), statistics.median(bare)
     result = {"steps_timed": len(trainer), "batch_size": cfg.batch_size, "cpus": cpus, "torch_threads": threads,
+              "load_average_1m_start": round(load_before, 2), "load_average_1m_end": round(os.getloadavg()[0], 2),
+              "machine_cpus": os.cpu_count(), "bare_before_s_median": round(statistics.median(before), 4),
+              "bare_after_s_median": round(statistics.median(after), 4),
               "trainer_step_s_median": round(t_med, 4), "bare_step_s_median": round(b_med, 4),
               "trainer_over_bare": round(t_med / b_med, 3), "goal_ratio": 1.05,
               "trainer_compute_s_median": round(statistics.median(compute), 4),

@@ -161,7 +161,8 @@ def test_feature_nets_load_by_path_and_pickles_are_refused(tmp_path):
     save_file(state, tmp_path / "inception.safetensors")
     by_path = load_feature_net(str(tmp_path / "inception.safetensors"), "image", size=80)
     frames = np.random.default_rng(1).integers(0, 255, size=(2, 40, 60, 3), dtype=np.uint8)
-    assert by_path.comparable and not random_net.comparable
+    # random weights saved to a file are still random: a path alone never makes figures comparable
+    assert not by_path.comparable and not random_net.comparable and "NOT comparable" in by_path.note
     assert np.allclose(by_path.features(frames), random_net.features(frames))
 
     scripted = torch.jit.trace(torch.nn.Sequential(torch.nn.Conv3d(3, 5, 3), torch.nn.AdaptiveAvgPool3d(1)),
@@ -187,3 +188,63 @@ def test_cli_evaluate_prints_a_table_and_writes_results(generated, reference_sha
     assert result.exit_code == 0, result.output
     assert "FID" in result.output
     assert json.loads((tmp_path / "evaluation.json").read_text())["overall"]["fid"] > 0
+
+
+def test_only_a_known_detector_checksum_makes_figures_comparable(tmp_path, monkeypatch):
+    import torch
+    import torchvision
+
+    from ophora.inference import features
+
+    # a stand-in for pytorch-fid's weights file: an FID-Inception-shaped state dict (1008 classes, no aux head)
+    fake = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=1008)
+    torch.save(fake.state_dict(), tmp_path / "pt_inception.pth")
+    unknown = load_feature_net(str(tmp_path / "pt_inception.pth"), "image", size=96)
+    assert not unknown.comparable and "NOT comparable" in unknown.note
+    monkeypatch.setitem(features.KNOWN_WEIGHTS, features.file_sha256(tmp_path / "pt_inception.pth"),
+                        features.KnownDetector("pytorch-fid Inception (test stand-in)", "image", features.PYTORCH_FID))
+    known = load_feature_net(str(tmp_path / "pt_inception.pth"), "image")
+    frames = np.random.default_rng(2).integers(0, 255, size=(2, 60, 90, 3), dtype=np.uint8)
+    assert known.comparable and known.size is None  # pytorch-fid's own network resizes to 299 itself
+    assert known.features(frames).shape == (2, 2048)
+    assert not load_feature_net(str(tmp_path / "pt_inception.pth"), "image", size=96).comparable  # other size
+    with pytest.raises(FeatureNetError, match="not a video one"):
+        load_feature_net(str(tmp_path / "pt_inception.pth"), "video")
+
+
+def test_every_figure_of_random_networks_says_not_comparable(generated, reference_shards, nets, clip, tmp_path):
+    from typer.testing import CliRunner
+
+    from ophora.cli import app
+
+    results = evaluate(generated, reference_shards, tmp_path, clip_model=clip, plot=False, audit_k=None, **nets,
+                       **SMALL)
+    assert results["labels"] == {"fid": "not comparable", "fvd": "not comparable", "clip_score": "not comparable"}
+    assert json.loads((tmp_path / "evaluation.json").read_text())["labels"] == results["labels"]
+    output = CliRunner().invoke(app, ["evaluate", str(generated), "--reference", str(reference_shards), "--out",
+                                      str(tmp_path / "cli"), "--fid-size", "96", "--fvd-size", "64",
+                                      "--frames-per-video", "4", "--fvd-frames", "8", "--clip-model", "none"]).output
+    assert "FID (not comparable)" in " ".join(output.split()) or "not comparable" in output
+
+
+def test_memorisation_audit_flags_a_generated_copy_of_a_training_clip(generated, reference_shards, nets, tmp_path):
+    from ophora.curation.shards import iter_subset
+
+    copied = next(iter_subset(str(reference_shards), "tpt"))
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for mp4 in generated.glob("*.mp4"):  # four original videos and one copy of a training clip
+        (videos / mp4.name).write_bytes(mp4.read_bytes())
+        (videos / mp4.with_suffix(".json").name).write_text(mp4.with_suffix(".json").read_text())
+    (videos / "copy.mp4").write_bytes(copied.mp4)
+    (videos / "copy.json").write_text(json.dumps({"prompt": copied.instruction}))
+    results = evaluate(videos, reference_shards, tmp_path / "out", fid_net=nets["fid_net"], fvd_net=None,
+                       clip_model=None, plot=False, audit_k=2, **SMALL)
+    audit = results["memorisation"]
+    by_video = {v["generated"]: v for v in audit["nearest"]}
+    assert by_video["copy"]["nearest"][0] == {"training_clip": copied.key, "cosine": pytest.approx(1.0, abs=1e-6)}
+    assert by_video["copy"]["flagged_frames"] == SMALL["frames_per_video"]
+    assert {f["generated"] for f in audit["flagged"]} == {"copy"}  # the original videos are not copies
+    assert audit["threshold"] > 0 and audit["training_clips"] == 6  # a distance: distinct clips are apart
+    # the copy was prompted with its clip's instruction, and its clip is its nearest: recalled
+    assert audit["recall_at_2"] is not None and audit["recall_at_2"] > audit["chance_recall_at_2"]

@@ -200,10 +200,10 @@ def test_precompute_job_writes_latent_shards_on_the_cluster(cluster, tmp_path):
     for subset, want in keys.items():
         samples = [s for shard in list_shards(str(out), subset) for s in iter_samples(shard, members=LATENT_MEMBERS)]
         assert sorted(s.key for s in samples) == sorted(want)
-        for sample in samples:  # 9 frames of 64x96 -> 3 latent frames of 8x12, 4 channels; T5 at 226 tokens
+        for sample in samples:  # 9 frames of 64x96 -> 3 latent frames of 8x12, 4 channels; T5 at the tiny 48 tokens
             latents, embeds = sample.npy("latents.npy"), sample.npy("prompt_embeds.npy")
             assert latents.shape == (3, 4, 8, 12) and latents.dtype == np.float16 and np.isfinite(latents).all()
-            assert embeds.shape[0] == 226 and embeds.dtype == np.float16
+            assert embeds.shape[0] == 48 and embeds.dtype == np.float16
 
 
 def test_sample_job_renders_every_prompt_on_the_cluster(cluster, tmp_path):

@@ -33,3 +33,13 @@ def test_bad_config_override_is_refused_before_any_work(tmp_path):
     result = runner.invoke(app, ["train", "--stage", "tpt", "--shards", str(tmp_path), "--out", str(tmp_path),
                                  "--config", "tiny", "--set", "data.num_frames=10"])
     assert result.exit_code == 2 and "4k+1" in result.output
+
+
+def test_dry_run_prints_the_paper_run_without_weights_or_gpu():
+    import json
+
+    result = runner.invoke(app, ["train", "dry-run", "--config", "p2ft", "--set", "lora.rank=64"])
+    assert result.exit_code == 0, result.output
+    facts = json.loads(result.output[result.output.index("{"):])
+    assert facts["batch"]["global"] == 128 and facts["schedule"]["max_steps"] == 4500
+    assert facts["transformer"]["lora_rank"] == 64 and facts["resources"]["backend"] == "nccl"

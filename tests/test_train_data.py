@@ -86,7 +86,7 @@ def test_short_clip_and_truncated_shard_are_skipped_with_counts(tmp_path, shard_
 def test_too_many_bad_samples_fail_with_the_reason(tmp_path):
     _write_odd_clips(tmp_path, [5] * 12)
     stream = ClipStream(list_shards(str(tmp_path), "tpt"), DATA, 1, 0, 0, 1, "raw")
-    with pytest.raises(DataError, match="too few frames"):
+    with pytest.raises(DataError, match="clip geometry 5 frames"):
         next(iter(stream))
 
 
@@ -105,12 +105,18 @@ def test_kind_is_detected_from_members(shard_root):
     assert detect_kind(find_shards(str(shard_root), "tpt")) == "raw"
 
 
-def test_configs_carry_the_paper_settings_and_reject_bad_geometry():
+def test_configs_carry_the_paper_settings_and_p2ft_states_only_what_differs():
     tpt, p2ft = load_config("tpt"), load_config("p2ft")
     assert (tpt.optim.lr, tpt.max_steps, p2ft.optim.lr, p2ft.max_steps) == (1e-4, 65000, 5e-5, 4500)
     assert tpt.global_batch == p2ft.global_batch == 128
     assert tpt.optim.betas == (0.9, 0.95) and tpt.optim.weight_decay == 1e-3 and tpt.optim.warmup_steps == 800
-    assert (tpt.data.num_frames, tpt.data.height, tpt.data.width, tpt.data.fps) == (49, 480, 720, 8)
+    assert (tpt.mixed_precision, tpt.gradient_checkpointing, tpt.scaling.backend) == ("bf16", True, "nccl")
+    # the geometry is the shards' (read from ClipMeta), so no config repeats it
+    assert (tpt.data.num_frames, tpt.data.height, tpt.data.width, tpt.data.fps) == (None, None, None, None)
+    as_tpt = p2ft.model_copy(update={"max_steps": tpt.max_steps, "optim": p2ft.optim.model_copy(update={"lr": 1e-4})})
+    assert as_tpt.model_dump() == tpt.model_dump()
+    p2ft_yaml = (Path(__file__).resolve().parents[1] / "ophora" / "training" / "configs" / "p2ft.yaml").read_text()
+    assert "inherit: tpt" in p2ft_yaml and "warmup_steps" not in p2ft_yaml
     with pytest.raises(ValueError, match="4k\\+1"):
         load_config("tiny", {"data.num_frames": 10})
 

@@ -1,7 +1,8 @@
 """The Ray Train job end to end on the tiny CogVideoX: 2 CPU workers, gloo, real shards, real checkpoints.
 
 One 20-step run feeds several promises (loss falls, disjoint workers, export loads); a rerun of the same folder
-checks resume, with a worker killed part way. Progressive + LoRA and the rerun are the slow ones.
+checks resume, with a worker killed part way; a run resumed with another number of workers (and loader
+processes) checks elastic resume and validation videos. Progressive + LoRA, the reruns are the slow ones.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from ophora.clip_geometry import TINY
 from ophora.training.config import load_config
 from ophora.training.data import ClipStream, find_shards
+from ophora.training.data_geometry import with_geometry
 from ophora.training.fixtures import write_clip_shards
 from ophora.training.models import make_tiny_model
 from ophora.training.trainer import TrainingError, run_progressive, run_training
@@ -129,8 +132,9 @@ def test_rerun_resumes_survives_a_killed_worker_and_continues_the_data_order(ove
         by_step: dict[int, list[str]] = {}
         for row in rows:  # steps redone after the restart must draw the same clips
             assert by_step.setdefault(row["step"], row["keys"]) == row["keys"]
+        data = with_geometry(cfg.data, TINY)  # what the trainer read from the shards
         expected = [b["keys"] for b in itertools.islice(
-            iter(ClipStream(shard_list, cfg.data, cfg.batch_size, cfg.seed, rank, 2, "raw")), 30)]
+            iter(ClipStream(shard_list, data, cfg.batch_size, cfg.seed, rank, 2, "raw")), 30)]
         assert [by_step[s] for s in range(1, 31)] == expected  # no clip repeated or skipped across both
 
 
@@ -168,3 +172,34 @@ def test_progressive_fsdp2_then_lora_p2ft_from_tpt_weights_reading_only_p2ft(ray
     pipe.fuse_lora(components=["transformer"])
     pipe.unload_lora_weights()  # keeps the fused weights, drops the peft wrappers
     assert torch.allclose(pipe.transformer.state_dict()[q], after_p2ft.state_dict()[q], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_resume_on_one_worker_finishes_the_epochs_two_left_and_rank0_renders_validation(ray_local, tiny_model,
+                                                                                          shards, tmp_path):
+    """2 workers x 2 loader processes, EMA on, validation every 3 steps, stop at step 3; the rerun on 1 worker x 2
+    loader processes resumes there and trains every clip of the interrupted epochs exactly once."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    first = tiny(tiny_model, max_steps=3, checkpoint_every=3, ema_decay=0.9,
+                 **{"data.loader_workers": 2, "validation.every": 3, "validation.max_prompts": 2,
+                    "validation.steps": 2})
+    two = run_training(first, shards[0], tmp_path, "tpt", record_keys=True)
+    assert two["readers"] == 4 and two["validation_step"] == 3 and two["validation_clip_score"] is not None
+    videos = sorted((tmp_path / "tensorboard" / "tpt" / "validation" / "step-000003").glob("*.mp4"))
+    assert [v.stem for v in videos] == ["01_incision", "02_viscoelastic_injection"]
+    tags = EventAccumulator(str(tmp_path / "tensorboard" / "tpt"), size_guidance={"images": 0})
+    tags.Reload()
+    assert "validation/clip_score" in tags.Tags()["scalars"] and "validation/01_incision" in tags.Tags()["images"]
+
+    before = [row for rank in (0, 1) for row in keys_log(tmp_path, "tpt", rank)]
+    second = first.model_copy(update={"max_steps": 9, "scaling": first.scaling.model_copy(update={"num_workers": 1}),
+                                      "validation": first.validation.model_copy(update={"every": 0})})
+    one = run_training(second, shards[0], tmp_path, "tpt", record_keys=True)
+    assert one["resumed_from_step"] == 3 and one["readers"] == 2 and one["steps"] == 9
+    after = [row for row in keys_log(tmp_path, "tpt", 0) if row["step"] > 3]
+    interrupted = max(row["epoch"] for row in before)
+    trained = [(k, e) for row in before + after for k, e in zip(row["keys"], row["sample_epochs"])]
+    for epoch in range(interrupted + 1):
+        keys = sorted(k for k, e in trained if e == epoch)
+        assert keys == sorted(shards[1]["tpt"]), f"epoch {epoch}: {keys}"

@@ -46,11 +46,19 @@ def evaluate(
     fvd_frames: int = typer.Option(16, "--fvd-frames", min=1, help="Frames per clip for FVD."),
     seed: int = typer.Option(0, "--seed", help="Seed of randomly initialised networks."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    audit_k: int = typer.Option(5, "--audit-k", min=0, help="Memorisation audit: nearest training clips per "
+                                                            "video (0: no audit)."),
+    audit_threshold: Optional[float] = typer.Option(None, "--audit-threshold",
+                                                    help="Flag frames at most this feature distance from a "
+                                                         "training frame (default: calibrated on the training "
+                                                         "clips)."),
 ) -> None:
     """Score generated videos against reference clips: frame FID, FVD and CLIPScore, overall and per phase.
 
-    Without weights the networks are randomly initialised (seeded) and the results say they are NOT
-    comparable to published numbers. Example: ophora evaluate samples/videos --reference curated/
+    Only known published detector weights (checked by SHA-256) give figures comparable to published ones;
+    anything else, the default random networks included, is labelled "not comparable" everywhere. With the
+    training clips as reference, a memorisation audit lists each video's nearest training clips.
+    Example: ophora evaluate samples/videos --reference curated/
     """
     from ophora.inference.evaluate import evaluate as run_evaluation
     from ophora.inference.features import FeatureNetError
@@ -63,7 +71,7 @@ def evaluate(
             fid_size=fid_size, fvd_size=fvd_size, fid_range=fid_range, fvd_range=fvd_range,
             fid_call_kwargs=_kwargs(fid_kwargs, "--fid-call-kwargs"),
             fvd_call_kwargs=_kwargs(fvd_kwargs, "--fvd-call-kwargs"), subset=subset, max_reference=max_reference,
-            device=device, progress=True)
+            device=device, audit_k=audit_k or None, audit_threshold=audit_threshold, progress=True)
     except (FeatureNetError, FileNotFoundError, ValueError, OSError) as e:
         fail(str(e))
     fmt = lambda v: "n/a" if v is None else f"{v:.4g}"  # noqa: E731
@@ -71,9 +79,17 @@ def evaluate(
              *(fmt(results["overall"].get(m)) for m in ("fid", "fvd", "clip_score")))]
     rows += [(phase, r["generated"], r["reference"], *(fmt(r.get(m)) for m in ("fid", "fvd", "clip_score")))
              for phase, r in results["per_phase"].items()]
-    print_table("ophora evaluate", rows, ("phase", "generated", "reference", "FID", "FVD", "CLIPScore"))
+    head = [f"{name} ({results['labels'].get(key, 'not computed')})" for name, key in
+            (("FID", "fid"), ("FVD", "fvd"), ("CLIPScore", "clip_score"))]
+    print_table("ophora evaluate", rows, ("phase", "generated", "reference", *head))
     if not results["comparable_to_published"]:
-        console.print("[yellow]random (or partly random) networks: NOT comparable to published numbers[/]")
+        console.print("[yellow]figures marked 'not comparable' come from networks that are not the published "
+                      "detectors (random or unknown weights): compare them only with each other[/]")
+    audit = results.get("memorisation")
+    if audit and audit.get("nearest"):
+        from ophora.inference.memorisation import summary_table
+
+        print_table(*summary_table(audit))
     for problem in results["generated"]["problems"] + results["reference"]["problems"]:
         console.print(f"[yellow]{problem}[/]")
     console.print(f"results: {out / 'evaluation.json'}")

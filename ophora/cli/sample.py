@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from ophora.clip_geometry import COGVIDEOX
 from ophora.cli.common import console, fail, print_table
 
 
@@ -22,10 +23,10 @@ def sample(
     seed: int = typer.Option(0, "--seed", help="Base seed; video j of prompt i gets seed + i*N + j."),
     num_videos: int = typer.Option(1, "--num-videos-per-prompt", min=1, help="Videos per prompt (N)."),
     steps: int = typer.Option(50, "--steps", min=1, help="Denoising steps."),
-    frames: int = typer.Option(49, "--frames", min=1, help="Frames per video (4k+1)."),
-    height: int = typer.Option(480, "--height", min=16, help="Video height in pixels."),
-    width: int = typer.Option(720, "--width", min=16, help="Video width in pixels."),
-    fps: float = typer.Option(8.0, "--fps", min=1.0, help="Frame rate of the written mp4."),
+    frames: int = typer.Option(COGVIDEOX.num_frames, "--frames", min=1, help="Frames per video (4k+1)."),
+    height: int = typer.Option(COGVIDEOX.height, "--height", min=16, help="Video height in pixels."),
+    width: int = typer.Option(COGVIDEOX.width, "--width", min=16, help="Video width in pixels."),
+    fps: float = typer.Option(COGVIDEOX.fps, "--fps", min=0.1, help="Frame rate of the written mp4."),
     guidance: float = typer.Option(6.0, "--guidance", help="Classifier-free guidance scale."),
     dynamic_cfg: bool = typer.Option(True, "--dynamic-cfg/--no-dynamic-cfg", help="Dynamic CFG schedule."),
     scheduler: str = typer.Option("dpm", "--scheduler", help="dpm (the paper's) or ddim; trailing spacing."),

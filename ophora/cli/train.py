@@ -155,11 +155,35 @@ def precompute(shards: str = typer.Option(..., "--shards", help="curation output
         fh.write(json.dumps(summary, indent=2))
 
 
+@app.command("dry-run")
+def dry_run(config: str = typer.Option("tpt", "--config", help=CONFIG_HELP),
+            shards: Optional[str] = typer.Option(None, "--shards", help="read the clip geometry from these shards "
+                                                                       "(default: the config's, else the paper's)"),
+            stage: str = typer.Option("tpt", "--stage", help="subset the shards are read from"),
+            model: Optional[str] = MODEL_OPT, sets: list[str] = SET_OPT) -> None:
+    """Build everything a run builds except the model weights — resources, batch arithmetic, clip geometry, the
+    learning-rate schedule, the transformer's shapes with LoRA and checkpointing — and print it as JSON.
+
+    Example: ophora train dry-run --config p2ft
+    """
+    from pydantic import ValidationError
+
+    from ophora.training.dry_run import dry_run as run_dry
+
+    cfg = _config(config, sets, model)
+    try:
+        facts = _guarded(run_dry, cfg, shards, stage)
+    except (ValueError, ValidationError) as e:
+        fail(str(e), code=1)
+    print(json.dumps(facts, indent=2, default=str))
+
+
 @app.command("make-tiny-model")
 def make_tiny_model(out: Path = typer.Argument(..., help="folder for the diffusers-layout model"),
                     seed: int = typer.Option(0, help="initialisation seed"),
                     rotary: bool = typer.Option(True, help="5b-style rotary (else 2b-style sinusoidal) positions")):
-    """Build a randomly initialised miniature CogVideoX (9 frames of 64x96) for tests and demos.
+    """Build a miniature CogVideoX (9 frames of 64x96; random transformer and T5, a VAE that passes pictures
+    through) for tests and demos.
 
     Example: ophora train make-tiny-model tiny-model/
     """

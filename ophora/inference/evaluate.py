@@ -3,8 +3,10 @@
 Generated videos are a folder of mp4 with sidecar json (what ``ophora sample`` writes: ``prompt``/``instruction``
 and ``phase``) or txt. The reference is a curation output (shards read through ``ophora.curation.shards``), one
 shard file, a folder of shards, or a folder of mp4 (+ json/txt sidecars). Results go to ``evaluation.json`` and
-``evaluation.png`` under ``out_dir``. Every network is labelled in the results with whether its numbers are
-comparable to published ones (randomly initialised networks never are).
+``evaluation.png`` under ``out_dir``. A figure is labelled comparable to published ones only when its network's
+weights are a known published detector (features.KNOWN_WEIGHTS); every other figure says "not comparable" in the
+JSON, the table and the plot. With a reference of training clips, a memorisation audit (memorisation.py) lists
+each generated video's nearest training clips and flags frames that copy one.
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ import numpy as np
 
 from ophora.inference.clip_embed import ClipEmbedder, load_clip
 from ophora.inference.features import FeatureNet, load_feature_net
+from ophora.inference.memorisation import FrameSet
+from ophora.inference.memorisation import audit as memorisation_audit
 from ophora.inference.metrics import clip_score, frechet_distance_of
 from ophora.bounded_json import JSONRefused, loads as bounded_loads
 from ophora.inference.video_io import VideoError, decode_frames, pick_frames
 
 RESULTS = "evaluation.json"
 PLOT = "evaluation.png"
+NOT_COMPARABLE = "not comparable"
+METRIC_NETWORK = {"fid": "fid", "fvd": "fvd", "clip_score": "clip"}
 MAX_DECODED_FRAMES = 256  # longer reference clips are scored on their first 256 frames
 
 
@@ -120,11 +126,16 @@ class _Scored:
     clip_scores: list[tuple[float, float]]
     phases: list[str | None]
     problems: list[str]
+    ids: list[str]
+    texts: list[str]
+
+    def frame_set(self) -> FrameSet:
+        return FrameSet(self.ids, self.frame_feats, self.texts, self.phases)
 
 
 def _score_videos(videos: Iterator[ScoredVideo], fid_net, fvd_net, clip, frames_per_video: int,
                   fvd_frames: int, on_video: Callable[[], None]) -> _Scored:
-    out = _Scored([], [], [], [], [])
+    out = _Scored([], [], [], [], [], [], [])
     text_cache: dict[str, np.ndarray] = {}
     for item in videos:
         if item.problem and item.video is None:
@@ -137,6 +148,8 @@ def _score_videos(videos: Iterator[ScoredVideo], fid_net, fvd_net, clip, frames_
             continue
         picked = pick_frames(frames, frames_per_video)
         out.phases.append(item.phase)
+        out.ids.append(item.id)
+        out.texts.append(item.text)
         out.frame_feats.append(fid_net.features(picked) if fid_net else np.zeros((len(picked), 0)))
         out.clip_feats.append(fvd_net.features(pick_frames(frames, fvd_frames)[None]) if fvd_net
                               else np.zeros((1, 0)))
@@ -190,13 +203,17 @@ def evaluate(generated_dir: str | Path, reference: str | Path, out_dir: str | Pa
              fvd_size: int | None = None, fid_range: str | None = None, fvd_range: str | None = None,
              fid_call_kwargs: dict[str, Any] | None = None, fvd_call_kwargs: dict[str, Any] | None = None,
              subset: str | None = None, max_reference: int | None = None, device: str = "cpu",
+             audit_k: int | None = 5, audit_threshold: float | None = None, reference_cache: dict | None = None,
              plot: bool = True, progress: bool = False) -> dict[str, Any]:
     """Score ``generated_dir`` against ``reference`` and write ``evaluation.json`` (+ ``evaluation.png``).
 
     ``fid_net``/``fvd_net`` are feature-network specs (``ophora.inference.features``); None skips that metric,
     as ``clip_model=None`` skips CLIPScore. FID uses ``frames_per_video`` evenly spaced frames of every video;
     FVD one ``fvd_frames``-frame clip per video. Loaded networks (FeatureNet, ClipEmbedder) may be passed instead
-    of specs, to score many sets without reloading. Returns the results dict."""
+    of specs, to score many sets without reloading. ``audit_k`` (None: no audit) sets the memorisation audit's
+    K, on the FID network's frame features; ``audit_threshold`` a feature distance instead of the calibrated one.
+    A dict passed as ``reference_cache`` keeps the reference's features for the next call with the same reference,
+    networks and frame counts (scoring several sample sets against one reference). Returns the results dict."""
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -219,8 +236,12 @@ def evaluate(generated_dir: str | Path, reference: str | Path, out_dir: str | Pa
         tick = lambda: bar.advance(task)  # noqa: E731
         gen = _score_videos(folder_videos(generated_dir), fid, fvd, clip, frames_per_video, fvd_frames, tick)
         # CLIPScore alone needs no reference; FID/FVD need its features
-        ref = (_score_videos(ref_iter, fid, fvd, None, frames_per_video, fvd_frames, tick)
-               if fid is not None or fvd is not None else _Scored([], [], [], [], []))
+        key = (str(reference), subset, max_reference, id(fid), id(fvd), frames_per_video, fvd_frames)
+        cache = reference_cache if reference_cache is not None else {}
+        if key not in cache:
+            cache[key] = (_score_videos(ref_iter, fid, fvd, None, frames_per_video, fvd_frames, tick)
+                          if fid is not None or fvd is not None else _Scored([], [], [], [], [], [], []))
+        ref = cache[key]
     warnings: list[str] = []
     overall = _distances(gen, ref, list(range(len(gen.phases))), list(range(len(ref.phases))), warnings,
                          "overall", fid, fvd)
@@ -234,13 +255,19 @@ def evaluate(generated_dir: str | Path, reference: str | Path, out_dir: str | Pa
         if clip is not None:
             per_phase[phase].update(_clip_summary([gen.clip_scores[i] for i in gi]))
     nets = {k: v.describe() for k, v in (("fid", fid), ("fvd", fvd), ("clip", clip)) if v is not None}
+    labels = {metric: ("comparable to published" if nets[net]["comparable_to_published"] else NOT_COMPARABLE)
+              for metric, net in METRIC_NETWORK.items() if net in nets}
+    audit = None
+    if audit_k and fid is not None:
+        audit = memorisation_audit(gen.frame_set(), ref.frame_set(), k=audit_k, threshold=audit_threshold)
+        audit["embedding"] = f"{nets['fid']['name']} frame features ({labels['fid']})"
     results = {
         "generated": {"dir": str(generated_dir), "videos": len(gen.phases), "problems": gen.problems},
         "reference": {"source": ref_label, "videos": len(ref.phases), "problems": ref.problems},
         "settings": {"frames_per_video": frames_per_video, "fvd_frames": fvd_frames, "seed": seed},
-        "networks": nets,
+        "networks": nets, "labels": labels,
         "comparable_to_published": all(n["comparable_to_published"] for n in nets.values()) if nets else False,
-        "overall": overall, "per_phase": per_phase, "warnings": warnings,
+        "overall": overall, "per_phase": per_phase, "memorisation": audit, "warnings": warnings,
         "seconds": round(time.perf_counter() - t0, 3),
     }
     if plot:
@@ -264,14 +291,15 @@ def plot_results(results: dict[str, Any], path: str | Path) -> Path:
                              squeeze=False)
     for ax, metric in zip(axes[:, 0], metrics):
         values = [r.get(metric) for r in rows]
+        label = results.get("labels", {}).get(metric, NOT_COMPARABLE)
         ax.bar(range(len(labels)), [v if v is not None else 0 for v in values],
                color=["#555" if i == 0 else "#3b7dd8" for i in range(len(labels))])
         for i, v in enumerate(values):
             ax.text(i, v or 0, "n/a" if v is None else f"{v:.3g}", ha="center", va="bottom", fontsize=7)
-        ax.set_ylabel(metric)
+        ax.set_ylabel(f"{metric}\n({label})", fontsize=8)
         ax.set_xticks(range(len(labels)))
         ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
-    note = "" if results["comparable_to_published"] else " (random networks: NOT comparable to published numbers)"
+    note = "" if results["comparable_to_published"] else " (figures NOT comparable to published numbers)"
     fig.suptitle(f"Ophora evaluation{note}", fontsize=9)
     fig.tight_layout()
     target = Path(path)

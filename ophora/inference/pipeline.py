@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ophora.clip_geometry import COGVIDEOX, ClipGeometry, model_fit_problem
+
 log = logging.getLogger(__name__)
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
@@ -31,10 +33,10 @@ class SamplingSettings:
     bf16 on a GPU and fp32 on CPU."""
 
     steps: int = 50
-    frames: int = 49
-    height: int = 480
-    width: int = 720
-    fps: float = 8.0
+    frames: int = COGVIDEOX.num_frames
+    height: int = COGVIDEOX.height
+    width: int = COGVIDEOX.width
+    fps: float = COGVIDEOX.fps
     guidance: float = 6.0
     dynamic_cfg: bool = True
     scheduler: str = "dpm"
@@ -138,13 +140,11 @@ def load_pipeline(model: str | Path, settings: SamplingSettings, lora: str | Pat
 def check_geometry(pipe, settings: SamplingSettings) -> None:
     """Refuse sizes the model cannot make: frames must be 4k+1 (the VAE's temporal compression), sides
     multiples of the VAE's spatial compression times the transformer's patch size."""
-    temporal = int(pipe.vae_scale_factor_temporal)
-    spatial = int(pipe.vae_scale_factor_spatial) * int(pipe.transformer.config.patch_size)
-    if settings.frames < 1 or (settings.frames - 1) % temporal:
-        raise GeometryError(f"frames={settings.frames}: must be {temporal}k+1 for this model's VAE")
-    for side, value in (("height", settings.height), ("width", settings.width)):
-        if value < spatial or value % spatial:
-            raise GeometryError(f"{side}={value}: must be a positive multiple of {spatial} for this model")
+    geometry = ClipGeometry(settings.frames, settings.fps, settings.height, settings.width)
+    problem = model_fit_problem(geometry, int(pipe.vae_scale_factor_temporal), int(pipe.vae_scale_factor_spatial),
+                                int(pipe.transformer.config.patch_size))
+    if problem:
+        raise GeometryError(problem)
 
 
 def text_token_limit(pipe_or_tokenizer: Any, max_sequence_length: int) -> int:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from ophora.clip_geometry import COGVIDEOX
 from ophora.inference.pipeline import SamplingSettings, load_tokenizer, text_token_limit
 from ophora.inference.prompts import Prompt, as_prompts, check_prompt
 
@@ -127,7 +128,8 @@ def _ray_results(model: str, settings: SamplingSettings, lora: str | None, jobs:
 
 def sample_videos(model: str | Path, prompts: str | Path | Iterable[str | Prompt], out_dir: str | Path, *,
                   lora: str | Path | None = None, seed: int = 0, num_videos_per_prompt: int = 1, steps: int = 50,
-                  frames: int = 49, height: int = 480, width: int = 720, fps: float = 8.0, guidance: float = 6.0,
+                  frames: int = COGVIDEOX.num_frames, height: int = COGVIDEOX.height, width: int = COGVIDEOX.width,
+                  fps: float = COGVIDEOX.fps, guidance: float = 6.0,
                   dynamic_cfg: bool = True, scheduler: str = "dpm", dtype: str = "auto", device: str = "auto",
                   vae_slicing: bool = True, vae_tiling: bool = False, cpu_offload: str = "none",
                   compile: bool = False, lora_scale: float = 1.0, max_sequence_length: int = 226,

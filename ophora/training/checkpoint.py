@@ -4,7 +4,8 @@ One checkpoint folder (Ray merges every worker's files into it)::
 
     model.safetensors        trainable weights (all of the transformer, or only the LoRA layers), full, fp32
     optimizer.pt             AdamW state keyed by parameter name (torch.load weights_only=True)
-    trainer_state.json       step, lr-scheduler state, model signature, loss history
+    trainer_state.json       step, lr-scheduler and loss-scaler state, model signature, loss history, the data's
+                             reader layout (elastic.py)
     ema.safetensors          EMA weights when EMA is on
     rank-<r>.json            that worker's data positions (reader -> [epoch, position]) and Python RNG state
     rank-<r>.rng.pt          that worker's torch RNG states
@@ -61,8 +62,9 @@ def save_checkpoint(folder: Path, *, rank: int, model, optimizer, lr_scheduler, 
 
 def load_checkpoint(folder: Path, *, rank: int, model, optimizer, lr_scheduler, ema,
                     signature: dict[str, Any]) -> dict[str, Any]:
-    """Restore weights, optimizer, scheduler, EMA and this rank's RNG; returns the trainer state plus this
-    rank's ``positions``. CheckpointMismatch names the folder when the model shape differs."""
+    """Restore weights, optimizer, scheduler, EMA and this rank's RNG; returns the trainer state plus every
+    rank's data ``positions`` (reader -> (epoch, position)): a run resumed with other workers needs them all.
+    CheckpointMismatch names the folder when the model shape differs."""
     from safetensors.torch import load_file
     from torch.distributed.checkpoint.state_dict import set_state_dict
 
@@ -79,11 +81,13 @@ def load_checkpoint(folder: Path, *, rank: int, model, optimizer, lr_scheduler, 
         saved = load_file(str(folder / "ema.safetensors"))
         for i, p in enumerate(ema.shadow_params):
             p.data.copy_(saved[f"p{i}"])
-    mine = folder / f"rank-{rank}.json"
     state["positions"] = {}
-    if mine.exists():  # a checkpoint from a run with fewer workers has no file for this rank: start its data anew
+    for rank_file in sorted(folder.glob("rank-*.json")):
+        saved = json.loads(rank_file.read_text())["positions"]
+        state["positions"].update({int(k): tuple(v) for k, v in saved.items()})
+    mine = folder / f"rank-{rank}.json"
+    if mine.exists():  # a checkpoint from a run with fewer workers has no RNG state for this rank
         own = json.loads(mine.read_text())
-        state["positions"] = {int(k): tuple(v) for k, v in own["positions"].items()}
         py = own["python_rng"]
         random.setstate((py[0], tuple(py[1]), py[2]))
         rng = torch.load(folder / f"rank-{rank}.rng.pt", weights_only=True)

@@ -19,15 +19,20 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    """How shards become batches."""
+    """How shards become batches. The clip geometry (frames, fps, size) comes from the shards' ClipMeta; a value
+    set here is a check: a run whose shards hold other clips stops before training with the two geometries."""
 
-    num_frames: int = Field(49, gt=0, description="frames per clip; 4k+1 for CogVideoX's temporal VAE")
-    height: int = Field(480, gt=0, description="frame height; a multiple of 16 (VAE 8x, then 2x2 patches)")
-    width: int = Field(720, gt=0, description="frame width; a multiple of 16")
-    fps: float = Field(8.0, gt=0)
+    num_frames: int | None = Field(None, gt=0, description="frames per clip (None: the shards'); 4k+1 for CogVideoX")
+    height: int | None = Field(None, gt=0, description="clip height (None: the shards'); a multiple of 16 (VAE 8x, "
+                                                       "then 2x2 patches)")
+    width: int | None = Field(None, gt=0, description="clip width (None: the shards'); a multiple of 16")
+    fps: float | None = Field(None, gt=0, description="clip frame rate (None: the shards')")
+    resize_clips: bool = Field(False, description="cover-crop clips of another size to height x width (shards "
+                                                  "curated with clip.keep_native) instead of refusing them")
     kind: Literal["auto", "raw", "latents"] = Field("auto", description="raw mp4 shards or precomputed latents")
     shuffle_buffer: int = Field(64, ge=1, description="samples held per reader for shuffling")
-    loader_workers: int = Field(0, ge=0, description="torch DataLoader worker processes per Ray Train worker")
+    loader_workers: int = Field(0, ge=0, description="torch DataLoader worker processes per Ray Train worker "
+                                                     "(0: one background thread decodes ahead of the step)")
     max_text_tokens: int = Field(226, ge=1, description="T5 sequence length (CogVideoX uses 226)")
     caption_dropout: float = Field(0.0, ge=0, le=1, description="probability an instruction is replaced by ''")
     max_bad_fraction: float = Field(0.2, ge=0, le=1, description="fail when more samples than this are bad")
@@ -36,10 +41,14 @@ class DataConfig(_Strict):
 
     @model_validator(mode="after")
     def _geometry(self) -> "DataConfig":
-        if (self.num_frames - 1) % 4:
+        if self.num_frames is not None and (self.num_frames - 1) % 4:
             raise ValueError(f"num_frames={self.num_frames} must be 4k+1 (CogVideoX's VAE compresses time by 4)")
-        if self.height % 16 or self.width % 16:
-            raise ValueError(f"height and width ({self.height}x{self.width}) must be multiples of 16")
+        for side, value in (("height", self.height), ("width", self.width)):
+            if value is not None and value % 16:  # 0 and below are refused by the field itself
+                raise ValueError(f"{side}={value}: height and width must be multiples of 16 (VAE 8x, then 2x2 "
+                                 f"patches)")
+        if self.resize_clips and (self.height is None or self.width is None):
+            raise ValueError("resize_clips needs data.height and data.width (the size clips are cropped to)")
         return self
 
 
@@ -81,6 +90,20 @@ class ScalingConfig(_Strict):
     check_resources: bool = Field(True, description="fail fast when the cluster is too small (off for autoscaling)")
 
 
+class ValidationConfig(_Strict):
+    """Videos rank 0 renders during training with the current (EMA when on) weights: fixed prompts, fixed seeds."""
+
+    every: int = Field(0, ge=0, description="steps between validation renders (0: off)")
+    prompts: str = Field("cataract-phases", description="a prompt file or a bundled set (the 12 cataract phases)")
+    max_prompts: int | None = Field(None, ge=1, description="render only the first N prompts (None: all)")
+    seed: int = Field(0, description="prompt i renders with seed + i, the same at every validation")
+    steps: int = Field(50, ge=1, description="denoising steps")
+    guidance: float = Field(6.0, ge=0, description="classifier-free guidance scale")
+    scheduler: Literal["dpm", "ddim"] = "dpm"
+    clip_model: str | None = Field("ViT-B-32", description="open_clip architecture for CLIPScore (None: skip)")
+    clip_pretrained: str | None = Field(None, description="CLIP weights file (None: random, plumbing only)")
+
+
 class TrainConfig(_Strict):
     """Everything one training stage needs. ``global_batch = batch_size * grad_accum * num_workers``."""
 
@@ -103,6 +126,15 @@ class TrainConfig(_Strict):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
     scaling: ScalingConfig = Field(default_factory=ScalingConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+
+    @model_validator(mode="after")
+    def _precision(self) -> "TrainConfig":
+        if self.mixed_precision == "fp16" and self.parallel == "fsdp2":
+            raise ValueError("mixed_precision fp16 with parallel fsdp2 is refused: the loss scaler would skip "
+                             "steps on some ranks and not others (each sees only its shard of the gradients); "
+                             "use bf16, or ddp")
+        return self
 
     @property
     def global_batch(self) -> int:
@@ -134,17 +166,38 @@ def _dotted(overrides: dict[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def load_config(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """A TrainConfig from a bundled name ('tpt', 'p2ft', 'tiny') or a YAML path, with dotted-key overrides."""
+def _config_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
     path = Path(name_or_path)
+    if relative_to is not None and not path.is_absolute() and (relative_to / path).exists():
+        path = relative_to / path
     if not path.suffix and not path.exists():
         path = CONFIG_DIR / f"{name_or_path}.yaml"
     if not path.exists():
         raise FileNotFoundError(f"train config {name_or_path!r} not found (bundled: tpt, p2ft, tiny)")
+    return path
+
+
+def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file with its ``inherit:`` parent merged under it (a bundled name or a path next to it)."""
+    if path.resolve() in chain:
+        raise ValueError(f"train config {path} inherits from itself ({' -> '.join(map(str, chain))})")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not a YAML file ({' '.join(str(e).split())})") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a train config must be a YAML mapping, not {type(raw).__name__}")
+    parent = raw.pop("inherit", None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str):
+        raise ValueError(f"{path}: inherit must name one config (a bundled name or a path), not {parent!r}")
+    base = _read_yaml(_config_path(parent, path.parent), (*chain, path.resolve()))
+    return _merge(base, raw)
+
+
+def load_config(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """A TrainConfig from a bundled name ('tpt', 'p2ft', 'tiny') or a YAML path, with dotted-key overrides.
+    A file may start from another with ``inherit: NAME`` and state only what differs."""
+    raw = _read_yaml(_config_path(name_or_path))
     return TrainConfig.model_validate(_merge(raw, _dotted(overrides or {})))

@@ -9,15 +9,16 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from ophora.clip_geometry import TINY
 from ophora.curation.shards import ClipMeta, ShardWriter, clip_key, encode_sample
-from ophora.training.models import TINY_CORPUS, TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH
+from ophora.training.models import TINY_CORPUS
 
 
-def synth_clip(index: int, frames: int = TINY_FRAMES, height: int = TINY_HEIGHT, width: int = TINY_WIDTH,
-               fps: int = 8) -> bytes:
+def synth_clip(index: int, frames: int = TINY.num_frames, height: int = TINY.height, width: int = TINY.width,
+               fps: float = TINY.fps) -> bytes:
     """An H.264 yuv420p mp4 of ``frames`` frames (ffmpeg testsrc2 with a per-clip hue), as bytes."""
     hue = (index * 47) % 360
-    cmd = ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}",
+    cmd = ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps:g}",
            "-vf", f"hue=h={hue},scroll=h={0.01 * (index % 5)}", "-frames:v", str(frames), "-c:v", "libx264",
            "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-f", "mp4", "-movflags", "frag_keyframe+empty_moov",
            "pipe:1"]
@@ -25,8 +26,8 @@ def synth_clip(index: int, frames: int = TINY_FRAMES, height: int = TINY_HEIGHT,
 
 
 def write_clip_shards(root: str | Path, clips_per_subset: dict[str, int], per_shard: int = 4,
-                      frames: int = TINY_FRAMES, height: int = TINY_HEIGHT, width: int = TINY_WIDTH,
-                      source: str = "feedc0de00000001") -> dict[str, list[str]]:
+                      frames: int = TINY.num_frames, height: int = TINY.height, width: int = TINY.width,
+                      source: str = "feedc0de00000001", fps: float = TINY.fps) -> dict[str, list[str]]:
     """Write ``{subset: n}`` clips as shards under ``root/<subset>/``; returns the keys per subset.
 
     Clip indices continue across subsets, so tpt/ and p2ft/ hold different clips (tests tell them apart)."""
@@ -39,10 +40,10 @@ def write_clip_shards(root: str | Path, clips_per_subset: dict[str, int], per_sh
             for _ in range(n):
                 key = clip_key(source, index)
                 meta = ClipMeta(key=key, source_id=source, source_uri=f"synthetic://{source}", clip_index=index,
-                                scene_index=0, start=index, end=index + frames / 8, fps=8, num_frames=frames,
+                                scene_index=0, start=index, end=index + frames / fps, fps=fps, num_frames=frames,
                                 width=width, height=height, instruction=instructions[index % len(instructions)],
                                 subsets=[subset])
-                writer.write(key, encode_sample(meta, synth_clip(index, frames, height, width)))
+                writer.write(key, encode_sample(meta, synth_clip(index, frames, height, width, fps)))
                 keys[subset].append(key)
                 index += 1
     return keys

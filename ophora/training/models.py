@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ophora.clip_geometry import TINY
+
 TINY_CORPUS = Path(__file__).with_name("tiny_corpus.txt")
-# The tiny model's pixel geometry: frames must be 4k+1 (temporal compression 4), sides multiples of 16.
-TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH = 9, 64, 96
 
 
 @dataclass
@@ -88,19 +88,25 @@ def model_signature(transformer) -> dict[str, Any]:
 # ---------------------------------------------------------------- the miniature model
 
 def _train_tokenizer(work: Path, seed: int) -> Path:
-    """A T5-style sentencepiece unigram model trained offline on the bundled surgical-instruction corpus."""
+    """A T5-style sentencepiece unigram model trained offline on the bundled surgical instructions and the
+    cataract-phase prompts (fewer pieces per prompt: the tiny model learns faster from short text)."""
     import sentencepiece as spm
 
+    from ophora.inference.prompts import read_prompts
+
+    corpus = work / "corpus.txt"
+    corpus.write_text(TINY_CORPUS.read_text() + "\n".join(p.text for p in read_prompts("cataract-phases")) + "\n")
     prefix = work / "spiece"
     spm.SentencePieceTrainer.train(
-        input=str(TINY_CORPUS), model_prefix=str(prefix), vocab_size=200, model_type="unigram",
+        input=str(corpus), model_prefix=str(prefix), vocab_size=300, model_type="unigram",
         pad_id=0, eos_id=1, unk_id=2, bos_id=-1, character_coverage=1.0, hard_vocab_limit=False,
         num_threads=1, minloglevel=2)  # one thread: deterministic
     return prefix.with_suffix(".model")
 
 
 def make_tiny_model(out_dir: str | Path, seed: int = 0, rotary: bool = True) -> Path:
-    """Build a randomly initialised miniature CogVideoX in diffusers layout under ``out_dir``.
+    """Build a miniature CogVideoX in diffusers layout under ``out_dir``: random transformer and T5, and a VAE
+    that passes pictures through (tiny_vae.py), so what the transformer learns shows in its videos.
 
     It loads with ``CogVideoXPipeline.from_pretrained(out_dir)`` and works with 9-frame 64x96 clips. ``rotary``
     picks the 5b-style rotary position embeddings (True) or the 2b-style sinusoidal ones (False)."""
@@ -109,6 +115,8 @@ def make_tiny_model(out_dir: str | Path, seed: int = 0, rotary: bool = True) -> 
     import torch
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline, CogVideoXTransformer3DModel
     from transformers import T5Config, T5EncoderModel, T5Tokenizer
+
+    from ophora.training.tiny_vae import make_pass_through, tiny_vae_config
 
     out = Path(out_dir)
     torch.manual_seed(seed)
@@ -120,13 +128,12 @@ def make_tiny_model(out_dir: str | Path, seed: int = 0, rotary: bool = True) -> 
     text_encoder = T5EncoderModel(T5Config(
         vocab_size=len(tokenizer), d_model=text_dim, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
         relative_attention_num_buckets=8, feed_forward_proj="gated-gelu", is_encoder_decoder=False))
-    vae = AutoencoderKLCogVideoX(
-        block_out_channels=(8, 8, 16, 16), latent_channels=latent_channels, layers_per_block=1, norm_num_groups=4,
-        temporal_compression_ratio=4, sample_height=TINY_HEIGHT, sample_width=TINY_WIDTH, scaling_factor=1.0)
+    vae = AutoencoderKLCogVideoX(**tiny_vae_config(latent_channels, TINY.height, TINY.width, scaling_factor=2.0))
+    make_pass_through(vae)  # pictures in, pictures out: a random VAE would decode anything to noise
     transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=16, in_channels=latent_channels, out_channels=latent_channels,
-        time_embed_dim=32, text_embed_dim=text_dim, num_layers=2, sample_width=TINY_WIDTH // 8,
-        sample_height=TINY_HEIGHT // 8, sample_frames=TINY_FRAMES, patch_size=2, temporal_compression_ratio=4,
+        num_attention_heads=4, attention_head_dim=16, in_channels=latent_channels, out_channels=latent_channels,
+        time_embed_dim=64, text_embed_dim=text_dim, num_layers=2, sample_width=TINY.width // 8,
+        sample_height=TINY.height // 8, sample_frames=TINY.num_frames, patch_size=2, temporal_compression_ratio=4,
         use_rotary_positional_embeddings=rotary)
     scheduler = CogVideoXDDIMScheduler(
         num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",

@@ -82,20 +82,23 @@ def precompute_latents(cfg, shards_root: str | Path, out_root: str | Path, subse
     import ray
 
     from ophora.ray_session import connect
-    from ophora.training.data import DataError
     from ophora.training.config import absolute_location
+    from ophora.training.data import DataError
+    from ophora.training.data_geometry import model_geometry, resolve_geometry
 
     root, out = absolute_location(str(shards_root)), absolute_location(str(out_root))
     items = [{"shard": s, "subset": subset} for subset in subsets for s in list_shards(root, subset)]
     if not items:
         raise DataError(f"no shards under {root} for subsets {list(subsets)}")
+    model = absolute_location(cfg.model)
+    geometry = resolve_geometry(cfg.data, [i["shard"] for i in items], "raw", model_geometry(model))
     connect()
     ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
         LatentEncoder, batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=num_gpus,
         num_cpus=cpus_per_actor,
-        fn_constructor_kwargs={"model": absolute_location(cfg.model), "out_root": out,
-                               "num_frames": cfg.data.num_frames, "height": cfg.data.height,
-                               "width": cfg.data.width, "max_text_tokens": cfg.data.max_text_tokens})
+        fn_constructor_kwargs={"model": model, "out_root": out, "num_frames": geometry.num_frames,
+                               "height": geometry.height, "width": geometry.width,
+                               "max_text_tokens": cfg.data.max_text_tokens})
     rows = ds.take_all()
     return {"shards_in": len(items), "shards_out": sum(bool(r["out"]) for r in rows),
             "samples": sum(r["samples"] for r in rows), "bad": sum(r["bad"] for r in rows), "out": out}

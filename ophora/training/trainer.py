@@ -13,6 +13,8 @@ from typing import Any
 
 from ophora.training.config import TrainConfig, absolute_location, load_config
 from ophora.training.data import DataError, detect_kind, find_shards
+from ophora.training.data_geometry import model_geometry, resolve_geometry, with_geometry
+from ophora.training.validation import validation_folder
 
 STAGES = ("tpt", "p2ft")
 SUMMARY_FILE = "summary.json"
@@ -89,6 +91,8 @@ def run_training(config: TrainConfig | str | Path, shards_root: str | Path, out_
     shards = find_shards(absolute_location(str(shards_root)), stage)
     kind = detect_kind(shards) if cfg.data.kind == "auto" else cfg.data.kind
     source = absolute_location(str(init_from or cfg.model))
+    geometry = resolve_geometry(cfg.data, shards, kind, model_geometry(source))
+    cfg = cfg.model_copy(update={"data": with_geometry(cfg.data, geometry)})
     connect()
     if cfg.scaling.check_resources:
         check_resources(cfg)
@@ -97,8 +101,8 @@ def run_training(config: TrainConfig | str | Path, shards_root: str | Path, out_
     backend = s.backend if s.backend != "auto" else ("nccl" if s.use_gpu else "gloo")
     per_worker = {"CPU": s.cpus_per_worker, **({"GPU": s.gpus_per_worker} if s.use_gpu else {})}
     storage, storage_fs = ray_storage(cfg.storage_path or str(out / "ray"))
-    job = {"config": cfg.model_dump(mode="json"), "shards": shards, "kind": kind, "source": source,
-           "out_dir": str(out), "stage": stage, "record_keys": record_keys}
+    job = {"config": cfg.model_dump(mode="json"), "geometry": geometry.as_dict(), "shards": shards, "kind": kind,
+           "source": source, "out_dir": str(out), "stage": stage, "record_keys": record_keys}
     trainer = TorchTrainer(
         train_worker, train_loop_config=job, torch_config=TorchConfig(backend=backend),
         scaling_config=ScalingConfig(num_workers=s.num_workers, use_gpu=s.use_gpu, resources_per_worker=per_worker),
@@ -124,7 +128,12 @@ def run_training(config: TrainConfig | str | Path, shards_root: str | Path, out_
         "resumed_from_step": m.get("resumed_from_step"), "wall_s": round(time.time() - started, 2),
         "checkpoint": _checkpoint_uri(result.checkpoint.path, storage_fs) if result.checkpoint else None,
         "export": str(out / EXPORT_DIR), "tensorboard": str(out / "tensorboard" / stage),
-        "lora": bool(cfg.lora.rank), "workers": s.num_workers, "torch_threads": m.get("torch_threads"),
+        "lora": bool(cfg.lora.rank), "workers": s.num_workers, "readers": m.get("readers"),
+        "torch_threads": m.get("torch_threads"), "geometry": geometry.describe(),
+        "mixed_precision": cfg.mixed_precision, "gradient_checkpointing": cfg.gradient_checkpointing,
+        "skipped_steps": m.get("skipped_steps"),
+        "validation_dir": str(validation_folder(out, stage)) if cfg.validation.every else None,
+        "validation_step": m.get("validation_step"), "validation_clip_score": m.get("validation_clip_score"),
     }
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str))
     return summary
