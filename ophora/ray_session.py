@@ -81,12 +81,10 @@ def connect(address: str | None = None, log_to_driver: bool = True) -> None:
     target = address or os.environ.get("RAY_ADDRESS")
     if target:
         options: dict[str, Any] = {"address": address} if address else {}
-        if _on_loopback(target):  # an embedded Ray of another process: this driver must sit on loopback too
-            with _single_machine():
-                ray.init(**options, _node_ip_address=LOOPBACK, ignore_reinit_error=True,
-                         log_to_driver=log_to_driver)
-            return
-        ray.init(**options, ignore_reinit_error=True, log_to_driver=log_to_driver)
+        loopback = _on_loopback(target)  # an embedded Ray of another process: this driver must sit on loopback too
+        with _single_machine() if loopback else contextlib.nullcontext():
+            ray.init(**options, **({"_node_ip_address": LOOPBACK} if loopback else {}), ignore_reinit_error=True,
+                     log_to_driver=log_to_driver)
         return
     # "local": start our own; ray.init() without an address would join any Ray already on the machine.
     start_local(log_to_driver=log_to_driver,

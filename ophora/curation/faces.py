@@ -123,7 +123,8 @@ class BlazeFace:
                                (cy + bh / 2) * side - oy), float(score[i]), pts))
         return faces
 
-    def __call__(self, rgb: np.ndarray) -> list[Face]:
+    def __call__(self, rgb: np.ndarray, min_face: int | None = None) -> list[Face]:
+        """Faces in ``rgb`` (``min_face`` is accepted like MTCNN's and unused: the anchors fix the sizes searched)."""
         h, w = rgb.shape[:2]
         faces = self._run(rgb)
         n = self.tiles

@@ -170,11 +170,10 @@ class FaceDetector:
             frame = cv2.resize(frame, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
             h, w = frame.shape[:2]
         if self.learned is not None:
-            from ophora.curation.faces import Mtcnn, face_like
+            from ophora.curation.faces import face_like
 
             smallest = self.cfg.face_min_height * h
-            found = self.learned(frame, smallest) if isinstance(self.learned, Mtcnn) else self.learned(frame)
-            return sum(1 for f in found if face_like(f, h, w) and f.height >= smallest
+            return sum(1 for f in self.learned(frame, smallest) if face_like(f, h, w) and f.height >= smallest
                        and (self.presence is None or self.presence(frame, f) >= self.cfg.face_presence))
         if self.yunet is not None:
             self.yunet.setInputSize((w, h))
