@@ -150,3 +150,14 @@ def test_haar_remains_selectable_and_a_missing_face_model_fails_with_a_clear_err
     assert FaceDetector(PrivacyConfig(face_detector="haar")).id.startswith("opencv-haar")
     with pytest.raises(ValueError, match="face_model"):
         PrivacyStage(PrivacyConfig(ocr=False, face_model=str(tmp_path / "yunet.onnx")))
+
+
+def test_ocr_detection_side_is_honoured(surgical_background):
+    """``ocr_det_side`` bounds the detector's input (rapidocr alone would detect a 720-px frame at native size):
+    a 14-px line is read at the default and lost when detection runs at 128 px."""
+    from ophora.curation.stages.privacy import TextReader
+
+    frame = surgical_background.copy()
+    cv2.putText(frame, "SURGERY RECORD 2024", (40, 60), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+    assert TextReader(PrivacyConfig())(frame)[0]
+    assert TextReader(PrivacyConfig(ocr_det_side=128))(frame)[0] == []
