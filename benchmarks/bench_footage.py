@@ -1,4 +1,4 @@
-"""Real surgical footage: scene boundaries, footage yield and instructions, measured (the README table).
+"""Real surgical footage: scene boundaries, footage yield and instructions, measured (the tables in docs/benchmarks.md).
 
     python benchmarks/bench_footage.py                       # all three parts
     python benchmarks/bench_footage.py --parts scenes        # scenes | yield | instructions, comma-separated

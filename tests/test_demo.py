@@ -1,6 +1,6 @@
 """README's first command: the whole chain, offline (SmolLM2 writing the instructions), ends with a gallery of
 generated phase videos, validation videos in TensorBoard's folder, FIDs of the trained and the untrained model and
-a memorisation audit. (The FID gap needs the default ~1200 training steps; README has the measured demo.)"""
+a memorisation audit. (The FID gap needs the default ~1200 training steps; docs/benchmarks.md has the demo's timing.)"""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ the eye under the microscope from counting as a face.
   tiles, so a picture-in-picture face of 8 % of the frame height is as large in the model's input as a close-up.
 - ``mtcnn``: facenet-pytorch's MTCNN (weights inside the wheel), the default: chosen by measurement
   (``benchmarks/bench_privacy.py``: it finds pasted portraits down to 8-10 % of the frame height where BlazeFace
-  finds about two thirds of them; README has the numbers).
+  finds about two thirds of them; docs/benchmarks.md has the numbers).
 
 A detection is a :class:`Face` (box in pixels, score, landmarks: eye, eye, nose, mouth). Two checks keep the eye
 under the microscope out: :func:`face_like` (geometry) and :class:`FacePresence`, a second model's opinion on

@@ -1,4 +1,4 @@
-"""THE shard contract (DESIGN.md §3): clip keys, sample members, metadata schema, the writer and the safe reader.
+"""THE shard contract (docs/design.md §3): clip keys, sample members, metadata schema, the writer and the safe reader.
 
 Everything that writes or reads Ophora shards goes through this module: the curation job, the inspector, the
 trainer and the tests. The shards are plain WebDataset tars, so they also open with ``webdataset``,
@@ -6,11 +6,11 @@ trainer and the tests. The shards are plain WebDataset tars, so they also open w
 
 Layout of a curation output directory::
 
-    OUT/tpt/shard-<writer>-<seq>.tar     every accepted clip
-    OUT/p2ft/shard-<writer>-<seq>.tar    the privacy-clean, high-quality subset (also in tpt/)
-    OUT/index/*.parquet                  one row per (clip, subset): INDEX_COLUMNS
-    OUT/ledger/*.parquet                 one row per source (owned by ledger.py)
-    OUT/summary.json                     the run's machine-readable summary
+    OUT/tpt/<source id>-<token>-<seq>.tar   every accepted clip (token: fresh per write call)
+    OUT/p2ft/<source id>-<token>-<seq>.tar  the privacy-clean, high-quality subset (also in tpt/)
+    OUT/index/<source id>.parquet           one row per (clip, subset): INDEX_COLUMNS
+    OUT/ledger/*.parquet                    one row per source (owned by ledger.py)
+    OUT/summary.json                        the run's machine-readable summary
 
 A sample is ``<key>.mp4`` (H.264 yuv420p), ``<key>.txt`` (the instruction, UTF-8) and ``<key>.json``
 (:class:`ClipMeta`). Precomputed-latent shards (training) use ``<key>.latents.npy`` and ``<key>.prompt_embeds.npy``

@@ -1,4 +1,4 @@
-"""``ophora shards validate``: does a curation output keep the shard contract (DESIGN.md §3)?
+"""``ophora shards validate``: does a curation output keep the shard contract (docs/design.md §3)?
 
 Checks every tar is well-formed and complete, every sample has its members, keys and json follow the schema
 (:class:`ClipMeta`), each mp4 decodes to the promised frames, size and fps (skipped with ``quick``), no key appears
@@ -23,7 +23,7 @@ from ophora.inspection.catalog import read_index, shard_name, subsets_in, torn_s
 
 TAR_BLOCK = 512
 FPS_TOLERANCE = 0.01
-CONTRACT_CODEC = ("h264", "yuv420p")  # DESIGN.md §3: H.264, yuv420p
+CONTRACT_CODEC = ("h264", "yuv420p")  # docs/design.md §3: H.264, yuv420p
 FINDINGS_PER_CODE = 50  # kept with their details; the rest of a code is counted (100k bad members: 50 lines + 1)
 
 
