@@ -3,7 +3,7 @@ PHI scrubbing recall and over-scrubbing, and refine quality and throughput per b
 
     python benchmarks/bench_asr.py --videos 3 --minutes 1 --backends extractive,transformers --llm-clips 6
 
-Uses an existing corpus with ``--corpus DIR`` (as written by ``ophora.curation.synthetic.generate_corpus``), else
+Uses an existing corpus with ``--corpus DIR`` (as written by ``ophora.synthetic.corpus.generate_corpus``), else
 generates one in a temporary directory. Sidecar subtitles are ignored so every video goes through ASR. Writes the
 numbers as JSON to ``--out`` and prints them.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ophora.curation import phi  # noqa: E402
-from ophora.curation.narration_eval import word_errors  # noqa: E402
+from ophora.synthetic.narration_eval import word_errors  # noqa: E402
 from ophora.curation.cataract_actions import phase_of  # noqa: E402
 from ophora.curation.stages.align import align_words, transcript_words  # noqa: E402
 from ophora.curation.stages.refine import Refiner  # noqa: E402
@@ -38,7 +38,7 @@ def cpu_seconds() -> float:
 def corpus(args) -> Path:
     if args.corpus:
         return Path(args.corpus)
-    from ophora.curation.synthetic import generate_corpus
+    from ophora.synthetic.corpus import generate_corpus
 
     out = Path(tempfile.mkdtemp(prefix="ophora-bench-asr-"))
     generate_corpus(out, videos=args.videos, seed=args.seed, minutes=args.minutes, max_height=360)
@@ -166,7 +166,7 @@ def main() -> None:
     ap.add_argument("--out", default="bench_asr.json")
     args = ap.parse_args()
 
-    from ophora.curation.synthetic import load_truth
+    from ophora.synthetic.corpus import load_truth
 
     root = corpus(args)
     truths = load_truth(root)

@@ -33,7 +33,7 @@ def decode_pass(videos: list[Path]) -> float:
 
 
 def ensure_corpus(corpus: Path, videos: int, minutes: float, seed: int) -> list[dict]:
-    from ophora.curation.synthetic import generate_corpus, load_truth
+    from ophora.synthetic.corpus import generate_corpus, load_truth
 
     if not (corpus / "corpus.json").exists():
         generate_corpus(corpus, videos=videos, seed=seed, minutes=minutes, max_height=720, progress=True)

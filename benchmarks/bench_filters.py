@@ -10,9 +10,9 @@ transcoding that clip, and the filters' accuracy on the synthetic corpus's groun
 2. Per clip: each stage through its batch interface on real windows of the corpus (decoding included), ms per
    clip, and the clip stage's ffmpeg cut + scale to 720x480 + libx264 of the same 6.125 s windows; the ratio.
 3. Accuracy: privacy recall/precision on planted identifying windows, surgical windows wrongly dropped, P2FT share
-   of TPT (:func:`ophora.curation.filter_eval.evaluate`).
+   of TPT (:func:`ophora.synthetic.filter_eval.evaluate`).
 
-Uses ``--corpus DIR`` (as written by ``ophora.curation.synthetic.generate_corpus``), else generates a 3-video corpus
+Uses ``--corpus DIR`` (as written by ``ophora.synthetic.corpus.generate_corpus``), else generates a 3-video corpus
 in a temporary directory.
 """
 
@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from ophora.curation.filter_eval import evaluate, run_stage, truth_windows  # noqa: E402
+from ophora.synthetic.filter_eval import evaluate, run_stage, truth_windows  # noqa: E402
 from ophora.curation.stages.dedup import DedupStage  # noqa: E402
 from ophora.curation.stages.dynamics import DynamicsStage  # noqa: E402
 from ophora.curation.stages.privacy import PrivacyStage  # noqa: E402
@@ -107,7 +107,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ophora-bench-filters-") as tmp:
         corpus = Path(args.corpus) if args.corpus else Path(tmp) / "corpus"
         if not args.corpus:
-            from ophora.curation.synthetic import generate_corpus
+            from ophora.synthetic.corpus import generate_corpus
 
             generate_corpus(corpus, videos=3, seed=7, minutes=40 / 60, max_height=480)
         privacy = PrivacyStage(None)

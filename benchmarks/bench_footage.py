@@ -35,7 +35,7 @@ FORMATS = [(720, 480, 30.0), (1280, 720, 25.0), (480, 320, 8.0)]
 
 def material(names: list[str], tag: str, joins: bool = True):
     """Continuous shots of ``names`` in every format, effects, a two-loop shot, and joins among them."""
-    from ophora.curation.footage_eval import Footage, Shot
+    from ophora.synthetic.footage_eval import Footage, Shot
 
     out = [Footage(f"{tag}-{n}-{w}x{h}@{fps:g}", [Shot(n)], [], w, h, fps) for n in names for w, h, fps in FORMATS]
     out += [Footage(f"{tag}-{n}-{effect}", [Shot(n, effect=effect)], [], 720, 480, 30.0)
@@ -50,7 +50,7 @@ def material(names: list[str], tag: str, joins: bool = True):
 
 
 def cross_joins(names: list[str]):
-    from ophora.curation.footage_eval import Footage, Shot
+    from ophora.synthetic.footage_eval import Footage, Shot
 
     return [Footage("all-join-1", [Shot(n) for n in names], [("cut", 0), ("dissolve", 1.0), ("cut", 0)],
                     720, 480, 30.0),
@@ -61,7 +61,7 @@ def cross_joins(names: list[str]):
 def run_detector(videos: list[tuple[dict, Path]], overrides: dict) -> tuple[dict, list[dict]]:
     """Totals over ``videos`` (truth, path) and every candidate check with whether it met a true cut."""
     from ophora.curation.config import CurateConfig
-    from ophora.curation.footage_eval import score_boundaries
+    from ophora.synthetic.footage_eval import score_boundaries
     from ophora.curation.stages.scenes import Scenes
 
     stage = Scenes(CurateConfig.load("offline", overrides=overrides))
@@ -100,7 +100,7 @@ def fit_threshold(checks: list[dict]) -> dict:
 
 
 def synthetic_videos(workdir: Path, videos: int, seed: int) -> list[tuple[dict, Path]]:
-    from ophora.curation.synthetic import generate_corpus, load_truth
+    from ophora.synthetic.corpus import generate_corpus, load_truth
 
     corpus = workdir / "synthetic"
     generate_corpus(corpus, videos=videos, seed=seed, minutes=1.0, max_height=720)
@@ -122,7 +122,7 @@ def fmt(tot: dict) -> str:
 
 
 def bench_scenes(workdir: Path, args) -> dict:
-    from ophora.curation.footage_eval import load_clips, render
+    from ophora.synthetic.footage_eval import load_clips, render
 
     clips = load_clips(REFERENCE)
     names = sorted(clips)
@@ -157,7 +157,7 @@ def bench_scenes(workdir: Path, args) -> dict:
 def yield_videos(workdir: Path, clips) -> list[dict]:
     """Narrated videos of clean surgical footage, each reference clip's shot in exactly one of them (the run's
     dedup rightly drops footage a run sees twice), joined by a cut and a dissolve, with sidecar narration."""
-    from ophora.curation.footage_eval import Footage, Shot, render, write_srt
+    from ophora.synthetic.footage_eval import Footage, Shot, render, write_srt
 
     names = sorted(clips)
     videos = [Footage("narrated-1", [Shot(names[0]), Shot(names[1])], [("cut", 0)], 1280, 720, 30.0),
@@ -172,7 +172,7 @@ def yield_videos(workdir: Path, clips) -> list[dict]:
 
 def bench_yield(workdir: Path, args) -> dict:
     from ophora.curation.config import CurateConfig
-    from ophora.curation.footage_eval import clean_share, load_clips
+    from ophora.synthetic.footage_eval import clean_share, load_clips
     from ophora.curation.ledger import read_ledger
     from ophora.curation.pipeline import run_curation
     from ophora.curation.shards import read_index

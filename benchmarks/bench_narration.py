@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> dict:
     from rich.table import Table
 
     from ophora.curation.config import CurateConfig, parse_override
-    from ophora.curation.narration_eval import evaluate
+    from ophora.synthetic.narration_eval import evaluate
     from ophora.curation.pipeline import run_curation
-    from ophora.curation.synthetic import generate_corpus
+    from ophora.synthetic.corpus import generate_corpus
 
     corpus = Path(args.corpus)
     if not (corpus / "corpus.json").exists():

@@ -96,8 +96,8 @@ def bench_text(identities: int, seed: int = EVAL_SEED) -> dict:
     import numpy as np
 
     from ophora.curation import phi
-    from ophora.curation import synthetic_narration as sn
-    from ophora.curation.synthetic_identity import make_identity
+    from ophora.synthetic import narration as sn
+    from ophora.synthetic.identity import make_identity
 
     people = [make_identity(np.random.default_rng([seed, i])) for i in range(identities)]
     templates = sn.scripts()["phi"]
@@ -230,13 +230,13 @@ def bench_reference(stage) -> dict:
 def bench_curate(work: Path, videos: int, minutes: float) -> dict:
     from curate_helpers import offline_config
 
-    from ophora.curation.filter_eval import evaluate, run_stage, truth_windows
+    from ophora.synthetic.filter_eval import evaluate, run_stage, truth_windows
     from ophora.curation.ledger import read_ledger
     from ophora.curation.pipeline import run_curation
     from ophora.curation.shards import read_index
     from ophora.curation.stages.clip import Clip
     from ophora.curation.stages.privacy import PrivacyStage
-    from ophora.curation.synthetic import generate_corpus, load_truth
+    from ophora.synthetic.corpus import generate_corpus, load_truth
     from ophora.curation.config import CurateConfig
 
     corpus, out = work / "corpus", work / "curated"

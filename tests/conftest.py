@@ -40,7 +40,7 @@ def ray_local():
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory) -> Path:
     """Three ~40 s synthetic narrated-surgery videos (seed 7) with ground truth under truth/."""
-    from ophora.curation.synthetic import generate_corpus
+    from ophora.synthetic.corpus import generate_corpus
 
     out = tmp_path_factory.mktemp("corpus")
     generate_corpus(out, videos=3, seed=7, minutes=40 / 60, max_height=480)

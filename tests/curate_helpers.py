@@ -27,7 +27,7 @@ def offline_config(**overrides) -> CurateConfig:
 
 def truth_by_file(corpus: Path) -> dict[str, dict]:
     """Ground truth of the synthetic corpus keyed by video file name."""
-    from ophora.curation.synthetic import load_truth
+    from ophora.synthetic.corpus import load_truth
 
     return {Path(t["file"]).name: t for t in load_truth(corpus)}
 

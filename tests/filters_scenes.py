@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 
 from ophora.curation.frames import scaled_size
-from ophora.curation.synthetic_eye import SurgicalView, make_eye_look
-from ophora.curation.synthetic_narration import phases
-from ophora.curation import synthetic_scenes as ss
+from ophora.synthetic.eye import SurgicalView, make_eye_look
+from ophora.synthetic.narration import phases
+from ophora.synthetic import scenes as ss
 
 KINDS = ("surgical", "slide", "face", "black", "frozen", "overlay", "pip", "phi_text")
 PHI_LINES = ["PT: OKAFOR, MARGARET", "DOB 03/04/1941", "MRN 4482913"]

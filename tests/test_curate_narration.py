@@ -11,7 +11,7 @@ from curate_helpers import offline_config
 
 from ophora.curation.cataract_actions import names_action
 from ophora.curation.ledger import read_ledger
-from ophora.curation.narration_eval import clip_records, evaluate
+from ophora.synthetic.narration_eval import clip_records, evaluate
 from ophora.curation.pipeline import run_curation
 
 pytestmark = pytest.mark.slow  # a full curation run of the small corpus (the bundled LLM's run: test_demo)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ophora.curation.cataract_actions import names_action
-from ophora.curation.narration_eval import clip_records
+from ophora.synthetic.narration_eval import clip_records
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ophora.curation.filter_eval import PLANTED, evaluate, run_stage, truth_windows
+from ophora.synthetic.filter_eval import PLANTED, evaluate, run_stage, truth_windows
 from ophora.curation.stages.dedup import DedupStage
 from ophora.curation.stages.dynamics import DynamicsStage
 from ophora.curation.stages.frame_filter import is_identifying

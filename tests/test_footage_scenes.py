@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ophora.curation.config import CurateConfig
-from ophora.curation.footage_eval import Footage, Shot, frames, load_clips, render, score_boundaries, truth_of
+from ophora.synthetic.footage_eval import Footage, Shot, frames, load_clips, render, score_boundaries, truth_of
 from ophora.curation.stages.scenes import Scenes, find_boundaries
 
 REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference"

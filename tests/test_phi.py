@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ophora.curation import phi
-from ophora.curation import synthetic_narration as sn
-from ophora.curation.synthetic_identity import LOCALES, make_identity
+from ophora.synthetic import narration as sn
+from ophora.synthetic.identity import LOCALES, make_identity
 
 
 def _surgical_lines() -> list[str]:

@@ -101,7 +101,7 @@ def submit(address: str, argv: list[str], name: str) -> tuple[subprocess.Complet
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     """Two ~20 s synthetic videos at 360p (one mp4, one mkv with an .srt sidecar)."""
-    from ophora.curation.synthetic import generate_corpus
+    from ophora.synthetic.corpus import generate_corpus
 
     out = tmp_path_factory.mktemp("scale-corpus")
     generate_corpus(out, videos=2, seed=3, minutes=20 / 60, max_height=360, workers=1)

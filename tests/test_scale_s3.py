@@ -69,7 +69,7 @@ def ophora(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess
 @pytest.fixture(scope="module")
 def curated(s3, tmp_path_factory) -> str:
     """Two ~20 s synthetic videos (one with an .srt sidecar) uploaded to s3://, curated to s3://."""
-    from ophora.curation.synthetic import generate_corpus
+    from ophora.synthetic.corpus import generate_corpus
 
     fs, env = s3
     corpus = tmp_path_factory.mktemp("s3-corpus")

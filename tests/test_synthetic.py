@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ophora.curation.synthetic import generate_corpus, load_truth
+from ophora.synthetic.corpus import generate_corpus, load_truth
 
 KINDS = {"surgical", "slide", "face", "black", "frozen", "overlay", "pip", "phi_text"}
 TRUTH_KEYS = {"name", "file", "seed", "duration", "fps", "fps_fraction", "width", "height", "container",

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ophora.curation.synthetic_identity import LOCALES, _faker, make_identity
+from ophora.synthetic.identity import LOCALES, _faker, make_identity
 
 OPHORA = Path(__file__).resolve().parents[1] / "ophora"
-GENERATOR = {"synthetic_identity.py"}
+GENERATOR = {"identity.py"}
 
 
 def _names(kind: str) -> set[str]:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ophora.curation import subtitles
-from ophora.curation.narration_eval import word_errors
+from ophora.synthetic.narration_eval import word_errors
 from ophora.curation.stages.align import align_words, narrate_window_rows, transcript_words
 from ophora.curation.stages.common import new_row
 from ophora.curation.stages.transcribe import (SAMPLE_RATE, TranscribeConfig, TranscribeStage, Transcriber,

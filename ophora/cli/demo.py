@@ -46,10 +46,10 @@ def demo(
     """
     from ophora.clip_geometry import TINY
     from ophora.curation.config import CurateConfig
-    from ophora.curation.narration_eval import evaluate as evaluate_narration
-    from ophora.curation.narration_eval import instruction_table
+    from ophora.synthetic.narration_eval import evaluate as evaluate_narration
+    from ophora.synthetic.narration_eval import instruction_table
     from ophora.curation.pipeline import run_curation
-    from ophora.curation.synthetic import generate_corpus
+    from ophora.synthetic.corpus import generate_corpus
     from ophora.inspection.gallery import build_gallery, shard_items
     from ophora.inspection.stats import collect_stats, plot_stats, stats_tables
 
@@ -201,7 +201,7 @@ def _show_scrubbing(seed: int) -> None:
     import numpy as np
 
     from ophora.curation import phi
-    from ophora.curation.synthetic_identity import make_identity
+    from ophora.synthetic.identity import make_identity
 
     who = make_identity(np.random.default_rng([seed, 2024]))
     said = [f"{who.surgeon.name} will take over the closing.", f"Thanks to {who.referrer.name} for the referral.",

@@ -35,7 +35,7 @@ def synth(
 
     import time
 
-    from ophora.curation.synthetic import generate_corpus, load_truth
+    from ophora.synthetic.corpus import generate_corpus, load_truth
 
     started = time.monotonic()
     try:

@@ -12,7 +12,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ophora.curation.synthetic_narration import (SPEECH_RATE, Identity, Line, action_lines, aside_line,
+from ophora.synthetic.narration import (SPEECH_RATE, Identity, Line, action_lines, aside_line,
                                                  aside_lines, filler_line, phases, phi_line)
 
 # container -> (ffmpeg muxer, video codec as ffprobe names it, encoder arguments, [(audio codec, sample rates)])

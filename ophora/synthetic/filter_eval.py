@@ -42,7 +42,7 @@ class WindowOutcome:
 def truth_windows(corpus_dir: str | Path, length: float = 6.125, margin: float = 0.25) -> list[tuple[dict, dict]]:
     """(window row, truth scene) for every scene of every video: the first ``length`` seconds of the scene after
     its incoming transition, ``margin`` clear of both ends (shorter when the scene is)."""
-    from ophora.curation.synthetic import load_truth
+    from ophora.synthetic.corpus import load_truth
 
     out = []
     for truth in load_truth(corpus_dir):

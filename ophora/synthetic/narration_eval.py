@@ -92,7 +92,7 @@ def clip_records(out: str) -> list[dict[str, Any]]:
 def evaluate(out: str, corpus_dir: str | Path) -> dict[str, Any]:
     """The numbers above for a curated ``out`` of the synthetic corpus at ``corpus_dir``."""
     from ophora.curation.ledger import read_ledger
-    from ophora.curation.synthetic import load_truth
+    from ophora.synthetic.corpus import load_truth
 
     truths = {Path(t["file"]).name: t for t in load_truth(corpus_dir)}
     clips = clip_records(out)

@@ -11,8 +11,8 @@ import math
 import cv2
 import numpy as np
 
-from ophora.curation.synthetic_eye import SurgicalView
-from ophora.curation.synthetic_graphics import (GraphicsStyle, TextStyle, draw_arrow, draw_bar, draw_text,
+from ophora.synthetic.eye import SurgicalView
+from ophora.synthetic.graphics import (GraphicsStyle, TextStyle, draw_arrow, draw_bar, draw_text,
                                                 random_colour)
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX

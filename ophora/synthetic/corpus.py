@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ophora.curation import synthetic_plan as plan
-from ophora.curation.synthetic_eye import SurgicalView, make_eye_look
-from ophora.curation.synthetic_narration import (SPEECH_RATE, make_identity, mix_track, speak, write_subtitles,
+from ophora.synthetic import plan
+from ophora.synthetic.eye import SurgicalView, make_eye_look
+from ophora.synthetic.narration import (SPEECH_RATE, make_identity, mix_track, speak, write_subtitles,
                                                  write_wav)
-from ophora.curation.synthetic_scenes import (BurnedInText, Overlay, PictureInPicture, Presenter, Still, black,
+from ophora.synthetic.scenes import (BurnedInText, Overlay, PictureInPicture, Presenter, Still, black,
                                               dissolve, title_slide)
 
 GENERATOR_VERSION = "2"  # 2: Faker identities in 11 locales, drawn overlay styles, recorder bars, face insets
@@ -264,7 +264,7 @@ def generate_corpus(out_dir, videos: int, seed: int, minutes: float = 1.0, *, ma
         if bar is not None:
             bar.close()
     manifest = {
-        "generator": "ophora.curation.synthetic", "version": GENERATOR_VERSION, "seed": seed,
+        "generator": "ophora.synthetic.corpus", "version": GENERATOR_VERSION, "seed": seed,
         "params": {"videos": videos, "minutes": minutes, "max_height": max_height},
         "videos": [{"name": truths[i]["name"], "file": truths[i]["file"],
                     "truth": f"truth/{truths[i]['name']}.json", "duration": truths[i]["duration"]}

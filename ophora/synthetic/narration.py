@@ -1,5 +1,5 @@
 """Narration for the synthetic corpus: lines from the team's phase scripts and spoken identifying details of a
-Faker identity (:mod:`ophora.curation.synthetic_identity`), espeak-ng speech, the mixed audio track and sidecar
+Faker identity (:mod:`ophora.synthetic.identity`), espeak-ng speech, the mixed audio track and sidecar
 subtitles.
 
 Everything random draws from a numpy Generator the caller seeds, so a seed always gives the same words.
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ophora.curation.synthetic_identity import Identity, make_identity  # noqa: F401 - callers take them from here
+from ophora.synthetic.identity import Identity, make_identity  # noqa: F401 - callers take them from here
 
 SPEECH_RATE = 22050  # espeak-ng writes 16-bit mono at this rate
 SCRIPTS_FILE = Path(__file__).with_name("narration_scripts.yaml")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ophora.curation.synthetic_narration import phases
+from ophora.synthetic.narration import phases
 
 # which instruments each phase uses, and through which port (main incision or side port)
 TOOLS = {
