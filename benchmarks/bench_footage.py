@@ -173,9 +173,9 @@ def yield_videos(workdir: Path, clips) -> list[dict]:
 def bench_yield(workdir: Path, args) -> dict:
     from ophora.curation.config import CurateConfig
     from ophora.synthetic.footage_eval import clean_share, load_clips
-    from ophora.curation.ledger import read_ledger
+    from ophora.dataset.ledger import read_ledger
     from ophora.curation.pipeline import run_curation
-    from ophora.curation.shards import read_index
+    from ophora.dataset.shards import read_index
 
     videos = workdir / "videos"
     videos.mkdir()

@@ -231,9 +231,9 @@ def bench_curate(work: Path, videos: int, minutes: float) -> dict:
     from curate_helpers import offline_config
 
     from ophora.synthetic.filter_eval import evaluate, run_stage, truth_windows
-    from ophora.curation.ledger import read_ledger
+    from ophora.dataset.ledger import read_ledger
     from ophora.curation.pipeline import run_curation
-    from ophora.curation.shards import read_index
+    from ophora.dataset.shards import read_index
     from ophora.curation.stages.clip import Clip
     from ophora.curation.stages.privacy import PrivacyStage
     from ophora.synthetic.corpus import generate_corpus, load_truth
@@ -246,7 +246,7 @@ def bench_curate(work: Path, videos: int, minutes: float) -> dict:
         summary = run_curation(offline_config(), [str(corpus / "videos")], str(out), quiet=True)
     stored = []
     for subset in ("tpt", "p2ft"):
-        from ophora.curation.shards import iter_subset
+        from ophora.dataset.shards import iter_subset
 
         for s in iter_subset(str(out), subset, members=["json", "txt"]):
             stored.append((subset, s.key, json.dumps(s.meta, ensure_ascii=False) + " " + s.instruction, s.meta))

@@ -77,7 +77,7 @@ def decode_clips_per_s(shards: list[str], frames: int, height: int, width: int) 
     """PyAV in-process decoding (what the trainer uses) vs one ffmpeg process per clip piping raw RGB."""
     import subprocess
 
-    from ophora.curation.shards import iter_samples
+    from ophora.dataset.shards import iter_samples
     from ophora.training.data import decode_clip
     from ophora.video import CONTAINER_FORMATS
 

@@ -85,8 +85,8 @@ def crossings(spans: list[tuple[str, float, float]], truths: dict[str, dict], to
 
 def ophora_spans(out: Path) -> list[tuple[str, float, float]]:
     """(stem, start, end) of every clip of ``out``'s tpt/ subset (each clip is in tpt/ once)."""
-    from ophora.curation.ledger import read_ledger
-    from ophora.curation.shards import read_index
+    from ophora.dataset.ledger import read_ledger
+    from ophora.dataset.shards import read_index
 
     ledger = read_ledger(str(out))
     uri_of = dict(zip(ledger["source_id"], ledger["source_uri"]))

@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ophora.curation.ledger import append_rows, ledger_row
-from ophora.curation.shards import (INDEX_COLUMNS, INDEX_DIR, ClipMeta, ShardWriter, clip_key, decide_subsets,
+from ophora.dataset.ledger import append_rows, ledger_row
+from ophora.dataset.shards import (INDEX_COLUMNS, INDEX_DIR, ClipMeta, ShardWriter, clip_key, decide_subsets,
                                     encode_sample, source_id_from_stable_id)
 
 FPS, FRAMES, WIDTH, HEIGHT = 8, 49, 160, 96

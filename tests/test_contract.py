@@ -8,8 +8,8 @@ import tarfile
 
 import pytest
 
-from ophora.curation import ledger, shards
-from ophora.curation.shards import ClipMeta, ShardError, ShardWriter
+from ophora.dataset import ledger, shards
+from ophora.dataset.shards import ClipMeta, ShardError, ShardWriter
 
 
 def _meta(key: str, **kw) -> ClipMeta:

@@ -15,9 +15,9 @@ import pytest
 from curate_helpers import BACKBONE, mp4_facts, offline_config
 
 from ophora.curation.config import CurateConfig
-from ophora.curation.ledger import read_ledger
+from ophora.dataset.ledger import read_ledger
 from ophora.curation.pipeline import run_curation
-from ophora.curation.shards import iter_subset
+from ophora.dataset.shards import iter_subset
 
 pytestmark = pytest.mark.slow  # one full run over 16 inputs (about a minute on 2 cores)
 

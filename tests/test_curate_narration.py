@@ -10,7 +10,7 @@ import pytest
 from curate_helpers import offline_config
 
 from ophora.curation.cataract_actions import names_action
-from ophora.curation.ledger import read_ledger
+from ophora.dataset.ledger import read_ledger
 from ophora.synthetic.narration_eval import clip_records, evaluate
 from ophora.curation.pipeline import run_curation
 

@@ -113,7 +113,7 @@ def test_probe_gives_each_bad_input_a_reason(tmp_path):
 
 
 def test_probe_takes_the_stable_id_from_info_json(tmp_path):
-    from ophora.curation.shards import source_id_from_stable_id
+    from ophora.dataset.shards import source_id_from_stable_id
 
     video = lavfi_video(tmp_path / "v.mp4", 3)
     row = new_row(source_uri=str(video), sidecars_json=json.dumps({"info.json": str(tmp_path / "v.info.json")}))

@@ -58,7 +58,7 @@ def generated(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reference_shards(tmp_path_factory) -> Path:
     """A curation output with six tpt clips (three per phase) written through the shard contract."""
-    from ophora.curation.shards import ClipMeta, ShardWriter, clip_key, encode_sample
+    from ophora.dataset.shards import ClipMeta, ShardWriter, clip_key, encode_sample
 
     root = tmp_path_factory.mktemp("curated")
     with ShardWriter(str(root), "tpt", "ref") as writer:
@@ -228,7 +228,7 @@ def test_every_figure_of_random_networks_says_not_comparable(generated, referenc
 
 
 def test_memorisation_audit_flags_a_generated_copy_of_a_training_clip(generated, reference_shards, nets, tmp_path):
-    from ophora.curation.shards import iter_subset
+    from ophora.dataset.shards import iter_subset
 
     copied = next(iter_subset(str(reference_shards), "tpt"))
     videos = tmp_path / "videos"

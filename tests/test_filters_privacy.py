@@ -17,7 +17,7 @@ from ophora.curation.stages.common import new_row, read_meta
 from ophora.curation.stages.frame_filter import is_identifying, record
 from ophora.curation.stages.privacy import (FaceDetector, PrivacyConfig, PrivacyStage, graphic_colour_share,
                                             identifying_text, rectangle_corners)
-from ophora.curation.shards import decide_subsets
+from ophora.dataset.shards import decide_subsets
 
 FRAMES = 2  # two frames per window keeps the OCR cost of the test low
 REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference"

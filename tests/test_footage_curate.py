@@ -12,9 +12,9 @@ import pytest
 from curate_helpers import offline_config
 from ophora.synthetic.footage_eval import Footage, Shot, clean_share, load_clips, render, write_srt
 from ophora.curation.instruction_form import form_complaint
-from ophora.curation.ledger import read_ledger
+from ophora.dataset.ledger import read_ledger
 from ophora.curation.pipeline import run_curation
-from ophora.curation.shards import read_index
+from ophora.dataset.shards import read_index
 
 REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference"
 

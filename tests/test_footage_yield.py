@@ -9,7 +9,7 @@ import json
 import pytest
 
 from ophora.curation.config import CurateConfig
-from ophora.curation.ledger import MARGINS, append_rows, footage_yield, ledger_row, read_ledger
+from ophora.dataset.ledger import MARGINS, append_rows, footage_yield, ledger_row, read_ledger
 from ophora.curation.pipeline import footage_summary
 from ophora.curation.stages.common import new_row
 from ophora.curation.stages.windows import Windows

@@ -21,8 +21,8 @@ import pytest
 from curate_helpers import BACKBONE_FLAGS
 from ray_processes import RAY, free_port, ray_env, stop_groups
 
-from ophora.curation.ledger import read_ledger
-from ophora.curation.shards import read_index
+from ophora.dataset.ledger import read_ledger
+from ophora.dataset.shards import read_index
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER_RESOURCE = "ophora_worker_node"
@@ -183,7 +183,7 @@ def test_precompute_job_writes_latent_shards_on_the_cluster(cluster, tmp_path):
     import numpy as np
     from ray.job_submission import JobStatus, JobSubmissionClient
 
-    from ophora.curation.shards import LATENT_MEMBERS, iter_samples, list_shards
+    from ophora.dataset.shards import LATENT_MEMBERS, iter_samples, list_shards
     from ophora.training.fixtures import write_clip_shards
     from ophora.training.models import make_tiny_model
 

@@ -102,8 +102,8 @@ def test_s3_folders_and_globs_name_their_videos_with_sidecars(s3):
 
 @pytest.mark.slow
 def test_curate_reads_s3_inputs_and_writes_shards_index_ledger_to_s3(s3, curated, tmp_path):
-    from ophora.curation.ledger import read_ledger
-    from ophora.curation.shards import iter_subset, list_shards, read_index
+    from ophora.dataset.ledger import read_ledger
+    from ophora.dataset.shards import iter_subset, list_shards, read_index
 
     fs, env = s3
     summary = json.loads(fs.cat(f"{curated}/summary.json"))

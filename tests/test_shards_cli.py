@@ -11,7 +11,7 @@ from shards_fixture import copy_of, sample_members, shard_root, write_raw_tar  #
 from typer.testing import CliRunner
 
 from ophora.cli.shards import app
-from ophora.curation.shards import iter_subset
+from ophora.dataset.shards import iter_subset
 
 runner = CliRunner()
 

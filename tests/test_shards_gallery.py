@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from shards_fixture import shard_root  # noqa: F401
 
-from ophora.curation.shards import iter_subset
+from ophora.dataset.shards import iter_subset
 from ophora.inspection.export import export_pairs
 from ophora.inspection.gallery import build_gallery, folder_items, shard_items
 

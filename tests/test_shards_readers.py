@@ -7,7 +7,7 @@ import json
 
 from shards_fixture import shard_root  # noqa: F401
 
-from ophora.curation.shards import SUBSETS, iter_subset, list_shards
+from ophora.dataset.shards import SUBSETS, iter_subset, list_shards
 
 
 def _expected(root) -> dict[str, set[str]]:

@@ -10,7 +10,7 @@ import pytest
 from shards_fixture import (FRAMES, INSTRUCTIONS, clip_meta, copy_of, make_clip, sample_members,  # noqa: F401
                             shard_root, write_raw_tar)
 
-from ophora.curation.shards import INDEX_COLUMNS, encode_sample
+from ophora.dataset.shards import INDEX_COLUMNS, encode_sample
 from ophora.inspection.validate import validate
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ophora.curation.shards import list_shards
+from ophora.dataset.shards import list_shards
 from ophora.training.checkpoint import CheckpointMismatch, load_checkpoint, save_checkpoint
 from ophora.training.config import load_config
 from ophora.training.data import ClipStream, detect_kind

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ophora.curation.shards import ClipMeta, ShardWriter, clip_key, encode_sample, list_shards
+from ophora.dataset.shards import ClipMeta, ShardWriter, clip_key, encode_sample, list_shards
 from ophora.training.config import DataConfig, load_config
 from ophora.training.data import ClipStream, DataError, detect_kind, find_shards
 from ophora.training.fixtures import synth_clip, write_clip_shards

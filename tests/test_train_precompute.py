@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ophora.curation.shards import list_shards
+from ophora.dataset.shards import list_shards
 from ophora.training.config import load_config
 from ophora.training.fixtures import write_clip_shards
 from ophora.training.models import make_tiny_model

@@ -71,10 +71,10 @@ def ls(root: str = DirArg,
 
     Example: ophora shards ls curated/
     """
-    from ophora.curation.shards import ShardError
+    from ophora.dataset.shards import ShardError
     from ophora.inspection.catalog import listing, shard_name
 
-    from ophora.curation.shards import refused_shards
+    from ophora.dataset.shards import refused_shards
     from ophora.inspection.catalog import subsets_in
 
     _check_dir(root)
@@ -104,7 +104,7 @@ def stats(root: str = DirArg,
 
     Example: ophora shards stats curated/ --plots plots/   (or --json for programs)
     """
-    from ophora.curation.shards import ShardError
+    from ophora.dataset.shards import ShardError
     from ophora.inspection.stats import collect_stats, plot_stats, stats_json, stats_tables
 
     _check_dir(root)
@@ -137,7 +137,7 @@ def show(root: str = DirArg, key: str = typer.Argument(..., help="Clip key, e.g.
     """
     import av
 
-    from ophora.curation.shards import ShardError
+    from ophora.dataset.shards import ShardError
     from ophora.inspection.catalog import clip_facts, find_sample
     from ophora.inspection.contact_sheet import contact_sheet
     from ophora.inspection.export import extract_clip, safe_output_path
@@ -272,7 +272,7 @@ def export(root: str = DirArg,
     from ophora.inspection.export import export_csv, export_pairs
 
     _check_dir(root)
-    from ophora.curation.shards import ShardError
+    from ophora.dataset.shards import ShardError
 
     run = export_csv if to.suffix.lower() == ".csv" else export_pairs
     try:

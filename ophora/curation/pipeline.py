@@ -32,10 +32,10 @@ from typing import Any
 
 from ophora.curation.config import CurateConfig
 from ophora.curation.inputs import InputError, SourceInput, discover, forget
-from ophora.curation.ledger import append_rows, footage_yield, ledger_row, reason_category
+from ophora.dataset.ledger import append_rows, footage_yield, ledger_row, reason_category
 from ophora.curation.out_lock import OutLock
 from ophora.curation.resume import OutState, prepare_out, remove_source_shards, write_index
-from ophora.curation.shards import SUMMARY_FILE
+from ophora.dataset.shards import SUMMARY_FILE
 from ophora.curation.dedup_ray import dedup_dataset
 from ophora.curation.stages.clip import Clip
 from ophora.curation.stages.common import new_row

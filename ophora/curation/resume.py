@@ -15,8 +15,8 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ophora.curation.ledger import read_ledger
-from ophora.curation.shards import INDEX_COLUMNS, INDEX_DIR, SUBSETS
+from ophora.dataset.ledger import read_ledger
+from ophora.dataset.shards import INDEX_COLUMNS, INDEX_DIR, SUBSETS
 
 SETTLED = ("done", "rejected")
 

@@ -1,7 +1,7 @@
 """Score generated videos against a reference set: frame-level FID, FVD and CLIPScore, overall and per phase.
 
 Generated videos are a folder of mp4 with sidecar json (what ``ophora sample`` writes: ``prompt``/``instruction``
-and ``phase``) or txt. The reference is a curation output (shards read through ``ophora.curation.shards``), one
+and ``phase``) or txt. The reference is a curation output (shards read through ``ophora.dataset.shards``), one
 shard file, a folder of shards, or a folder of mp4 (+ json/txt sidecars). Results go to ``evaluation.json`` and
 ``evaluation.png`` under ``out_dir``. A figure is labelled comparable to published ones only when its network's
 weights are a known published detector (features.KNOWN_WEIGHTS); every other figure says "not comparable" in the
@@ -74,7 +74,7 @@ def folder_videos(folder: str | Path, limit: int | None = None) -> Iterator[Scor
 
 def shard_videos(shards: list[str], limit: int | None = None) -> Iterator[ScoredVideo]:
     """The clips of ``shards`` (instruction from ``.txt``, phase from ``.json``); a broken shard is one problem."""
-    from ophora.curation.shards import ShardError, iter_samples
+    from ophora.dataset.shards import ShardError, iter_samples
 
     count = 0
     for shard in shards:
@@ -99,7 +99,7 @@ def reference_videos(reference: str | Path, subset: str | None = None,
                      limit: int | None = None) -> tuple[str, Iterator[ScoredVideo]]:
     """(what the reference is, its videos): a curation output root (``subset``, default ``tpt`` or the first
     present), a ``.tar`` shard, a folder of shards, or a folder of mp4."""
-    from ophora.curation.shards import SHARD_SUFFIX, SUBSETS, list_shards
+    from ophora.dataset.shards import SHARD_SUFFIX, SUBSETS, list_shards
 
     ref = str(reference)
     if ref.endswith(SHARD_SUFFIX):

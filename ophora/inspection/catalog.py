@@ -10,7 +10,7 @@ from typing import Any, Iterable, Iterator
 
 import fsspec
 
-from ophora.curation.shards import (INDEX_DIR, LEDGER_DIR, SHARD_SUFFIX, SUBSETS, TMP_SUFFIX, Sample, ShardError,
+from ophora.dataset.shards import (INDEX_DIR, LEDGER_DIR, SHARD_SUFFIX, SUBSETS, TMP_SUFFIX, Sample, ShardError,
                                     iter_samples, list_shards, read_index, refused_shards)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from ophora.curation.shards import ShardError, list_shards, iter_samples, parse_key
+from ophora.dataset.shards import ShardError, list_shards, iter_samples, parse_key
 from ophora.inspection.text import csv_cell
 
 CSV_HEADER = ("clip id", "instruction")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ophora.bounded_json import JSONRefused, loads as bounded_loads
-from ophora.curation.shards import ShardError, iter_samples, list_shards, refused_shards
+from ophora.dataset.shards import ShardError, iter_samples, list_shards, refused_shards
 from ophora.inspection.catalog import clip_facts, shard_name, subsets_in
 
 PAGE_SIZE = 200

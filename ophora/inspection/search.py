@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from ophora.curation.shards import ShardError
+from ophora.dataset.shards import ShardError
 from ophora.inspection.catalog import clip_facts, iter_all
 
 FIELDS = ("instruction", "narration")

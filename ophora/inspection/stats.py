@@ -12,8 +12,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from ophora.curation.ledger import drop_counts, read_ledger
-from ophora.curation.shards import ShardError
+from ophora.dataset.ledger import drop_counts, read_ledger
+from ophora.dataset.shards import ShardError
 from ophora.inspection.catalog import clip_facts, index_scores, iter_all, read_index, shard_inventory
 
 HIST_BINS = 10

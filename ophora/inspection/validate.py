@@ -16,8 +16,8 @@ from typing import Any, Callable
 
 from pydantic import ValidationError
 
-from ophora.curation.ledger import read_ledger
-from ophora.curation.shards import (LATENT_MEMBERS, RAW_MEMBERS, ClipMeta, Sample, ShardError, iter_samples,
+from ophora.dataset.ledger import read_ledger
+from ophora.dataset.shards import (LATENT_MEMBERS, RAW_MEMBERS, ClipMeta, Sample, ShardError, iter_samples,
                                     list_shards, open_shard, parse_key, refused_shards)
 from ophora.inspection.catalog import read_index, shard_name, subsets_in, torn_shards
 

@@ -1,7 +1,7 @@
 """How well the visual filters (dynamics -> quality -> privacy -> dedup) do on a synthetic corpus's ground truth.
 
 One window per truth scene (inside the scene, clear of its transition) goes through the filter chain; each
-outcome (dropped, or the subsets :func:`~ophora.curation.shards.decide_subsets` gives) is compared with the
+outcome (dropped, or the subsets :func:`~ophora.dataset.shards.decide_subsets` gives) is compared with the
 scene's ``expect_tpt`` / ``expect_p2ft``. The privacy detectors are also run on every window on their own, so
 their recall and precision do not depend on what earlier stages dropped. Used by the tests and the benchmark.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ophora.curation.shards import decide_subsets
+from ophora.dataset.shards import decide_subsets
 from ophora.curation.stages.common import new_row, read_meta, rows_to_batch
 from ophora.curation.stages.frame_filter import is_identifying
 

@@ -218,7 +218,7 @@ def write_srt(truth: dict, out_dir: str | Path) -> Path:
 
 def clean_share(truth: dict, clips: list[tuple[float, float]]) -> float:
     """Share of the truth's continuous (clean surgical) seconds that ``clips`` (start, end) cover."""
-    from ophora.curation.ledger import minus_spans, union_spans
+    from ophora.dataset.ledger import minus_spans, union_spans
 
     spans = union_spans(map(tuple, truth["continuous"]))
     covered = union_spans(clips)

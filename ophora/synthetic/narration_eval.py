@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ophora.curation.cataract_actions import phase_of
-from ophora.curation.shards import decide_subsets
+from ophora.dataset.shards import decide_subsets
 
 _TOL = 0.35  # seconds: ASR word times against the truth line's span
 _WORD = re.compile(r"[a-z0-9']+")
@@ -84,14 +84,14 @@ def _scene_of(truth: dict, start: float, end: float) -> dict:
 
 def clip_records(out: str) -> list[dict[str, Any]]:
     """Every clip of ``out``'s ``tpt/`` subset: its metadata plus ``"text"`` (the ``.txt`` instruction)."""
-    from ophora.curation.shards import iter_subset
+    from ophora.dataset.shards import iter_subset
 
     return [{**s.meta, "text": s.instruction} for s in iter_subset(out, "tpt", members=["json", "txt"])]
 
 
 def evaluate(out: str, corpus_dir: str | Path) -> dict[str, Any]:
     """The numbers above for a curated ``out`` of the synthetic corpus at ``corpus_dir``."""
-    from ophora.curation.ledger import read_ledger
+    from ophora.dataset.ledger import read_ledger
     from ophora.synthetic.corpus import load_truth
 
     truths = {Path(t["file"]).name: t for t in load_truth(corpus_dir)}

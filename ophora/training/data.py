@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from ophora.curation.shards import (LATENT_MEMBERS, MAX_MEMBER_BYTES, RAW_MEMBERS, Sample, ShardError,
+from ophora.dataset.shards import (LATENT_MEMBERS, MAX_MEMBER_BYTES, RAW_MEMBERS, Sample, ShardError,
                                     iter_samples, list_shards)
 from ophora.training.elastic import END, ReaderLayout, reader_stream
 from ophora.video import DecodeLimits, bounded_frames, open_container

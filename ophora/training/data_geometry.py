@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ophora.clip_geometry import ClipGeometry, model_fit_problem
-from ophora.curation.shards import ShardError, iter_samples
+from ophora.dataset.shards import ShardError, iter_samples
 from ophora.training.data import DataError
 
 FIELDS = ("num_frames", "fps", "height", "width")

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from ophora.clip_geometry import TINY
-from ophora.curation.shards import ClipMeta, ShardWriter, clip_key, encode_sample
+from ophora.dataset.shards import ClipMeta, ShardWriter, clip_key, encode_sample
 from ophora.training.models import TINY_CORPUS
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ophora.curation.shards import RAW_MEMBERS, ShardError, ShardWriter, iter_samples, list_shards
+from ophora.dataset.shards import RAW_MEMBERS, ShardError, ShardWriter, iter_samples, list_shards
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import pytest
 from hostile_harness import Listener, Sandbox, check, run
 from shards_fixture import clip_meta, make_clip, sample_members, write_raw_tar
 
-from ophora.curation.shards import encode_sample
+from ophora.dataset.shards import encode_sample
 
 GOOD_WORD = "corneal"  # in the instruction of the good sample every root starts with (sample 0, 0)
 

@@ -103,7 +103,7 @@ def sources(tmp_path_factory):
     result = run(box, "curate", d, d / "self.txt", d / "a.txt", d / "fifo.mp4", "--out", out, "--profile",
                  "offline", "--set", BACKBONE, "--set", "resources.clip.concurrency=1", "--quiet",
                  env={"RAY_TMPDIR": ray_tmp}, timeout=RUN_SECONDS * 2)
-    from ophora.curation.ledger import read_ledger
+    from ophora.dataset.ledger import read_ledger
 
     ledger = read_ledger(str(out)) if out.exists() else None
     rows = {Path(r.source_uri).name: r for r in ledger.itertuples()} if ledger is not None else {}

@@ -3,7 +3,7 @@
 A row is one source (``window_index == -1``, before the window split) or one clip window of a source (after it).
 Rows carry paths and small facts only; ``mp4`` holds bytes from the clip stage on. Values are never None so
 that every block has the same Arrow schema. Things later stages add about a clip (instruction, narration,
-scores, flags, ``p2ft_reasons``...) go into ``meta_json``, whose keys are :class:`~ophora.curation.shards.ClipMeta`
+scores, flags, ``p2ft_reasons``...) go into ``meta_json``, whose keys are :class:`~ophora.dataset.shards.ClipMeta`
 fields. ``transcript_json`` carries a source's transcript from the transcribe stage to the window split (which
 empties it); ``phi_json`` counts, by kind, what PHI scrubbing replaced in a window's stored text (for the summary).
 

@@ -3,7 +3,7 @@ with plain functions, and record the judgement on the row.
 
 A judgement is a :class:`Findings`: scores and flags (stored under the clip's ``scores``/``flags``, merged with
 what earlier stages stored), reasons that keep the clip out of P²FT, whether the clip carries identifying content
-(stored as ``flags["identifying"]``; the writer passes it to :func:`~ophora.curation.shards.decide_subsets`), and
+(stored as ``flags["identifying"]``; the writer passes it to :func:`~ophora.dataset.shards.decide_subsets`), and
 an optional drop reason.
 """
 

@@ -14,7 +14,7 @@ import fsspec
 from ophora.bounded_json import JSONRefused, loads as bounded_loads
 from ophora.curation.config import CurateConfig
 from ophora.curation.inputs import localize
-from ophora.curation.shards import source_id_for_file, source_id_from_stable_id
+from ophora.dataset.shards import source_id_for_file, source_id_from_stable_id
 from ophora.curation.stages.common import Reject, RowStage, ToolError, ffmpeg_args, run_tool
 from ophora.video import CONTAINER_FORMATS, admitted, ffmpeg_input, ffprobe_args
 

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from ophora.curation.config import CurateConfig
-from ophora.curation.shards import ClipMeta, ShardWriter, clip_key, decide_subsets, encode_sample
+from ophora.dataset.shards import ClipMeta, ShardWriter, clip_key, decide_subsets, encode_sample
 from ophora.curation.stages.common import batch_to_rows, read_meta
 from ophora.curation.stages.frame_filter import is_identifying
 from ophora.curation.stages.privacy import NOT_EXAMINED, privacy_examined

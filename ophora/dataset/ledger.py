@@ -25,7 +25,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ophora.curation.shards import LEDGER_DIR
+from ophora.dataset.shards import LEDGER_DIR
 
 STATUSES = ("done", "rejected", "failed")
 
