@@ -62,3 +62,11 @@ def tiny_open_clip(tmp_path_factory) -> str:
         "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1}}))
     open_clip.add_model_config(d)
     return "ophora-tiny-test"
+
+
+@pytest.fixture(scope="session")
+def shard_root(tmp_path_factory) -> Path:
+    """A small, real curation output (tests/fixtures/shards.py), read-only by convention: corrupt a ``copy_of`` it."""
+    from tests.fixtures.shards import pristine_shards
+
+    return pristine_shards(tmp_path_factory)

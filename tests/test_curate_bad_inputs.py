@@ -12,12 +12,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from curate_helpers import BACKBONE, mp4_facts, offline_config
 
 from ophora.curation.config import CurateConfig
 from ophora.curation.ledger import read_ledger
 from ophora.curation.pipeline import run_curation
 from ophora.curation.shards import iter_subset
+
+from tests.fixtures.curate import BACKBONE, mp4_facts, offline_config
 
 pytestmark = pytest.mark.slow  # one full run over 16 inputs (about a minute on 2 cores)
 

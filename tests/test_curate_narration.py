@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from curate_helpers import offline_config
 
 from ophora.curation.cataract_actions import names_action
 from ophora.curation.ledger import read_ledger
 from ophora.curation.narration_eval import clip_records, evaluate
 from ophora.curation.pipeline import run_curation
+
+from tests.fixtures.curate import offline_config
 
 pytestmark = pytest.mark.slow  # a full curation run of the small corpus (the bundled LLM's run: test_demo)
 
@@ -44,7 +45,7 @@ def test_subsets_match_what_the_truth_expects_of_each_scene(curated, small_corpu
 
 
 def test_windows_with_planted_identifying_text_are_dropped_and_the_ledger_says_why(curated, small_corpus):
-    from curate_helpers import truth_by_file
+    from tests.fixtures.curate import truth_by_file
 
     out, summary, _ = curated
     truth = truth_by_file(small_corpus)

@@ -7,12 +7,13 @@ import json
 import tarfile
 
 import pytest
-from curate_helpers import BACKBONE, BACKBONE_FLAGS, mp4_facts, offline_config, scene_of, truth_by_file
 
 from ophora.curation.ledger import read_ledger
 from ophora.curation.pipeline import run_curation
 from ophora.curation.shards import read_index
 from ophora.curation.shards import iter_subset, list_shards
+
+from tests.fixtures.curate import BACKBONE, BACKBONE_FLAGS, mp4_facts, offline_config, scene_of, truth_by_file
 
 
 @pytest.fixture(scope="module")

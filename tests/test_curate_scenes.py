@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from ophora.curation.config import CurateConfig
 from ophora.curation.stages.scenes import Scenes
-from curate_helpers import cut_scores, truth_by_file
+
+from tests.fixtures.curate import cut_scores, truth_by_file
 
 
 def test_every_synthetic_cut_and_dissolve_is_found_and_nothing_else(small_corpus, artifacts_dir):

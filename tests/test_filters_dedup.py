@@ -9,13 +9,14 @@ import json
 import cv2
 import numpy as np
 
-from filters_scenes import scene_frames
 from ophora.curation.stages.common import new_row, rows_to_batch
 import pytest
 
 from ophora.curation.config import CurateConfig
 from ophora.curation.stages.dedup import (SIGNATURE, DedupConfig, DedupStage, as_signature, band_keys,
                                           bucket_losers, frame_distances, signature, simhash, window_id)
+
+from tests.fixtures.scenes import scene_frames
 
 
 def reencoded(frames: np.ndarray, quality: int = 40) -> np.ndarray:

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from filters_scenes import scene_pairs
 from ophora.curation.stages.common import new_row, read_meta, rows_to_batch
 from ophora.curation.stages.dynamics import DynamicsConfig, DynamicsStage, judge_motion, motion_profile
+
+from tests.fixtures.scenes import scene_pairs
 
 CFG = DynamicsConfig()
 REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference"

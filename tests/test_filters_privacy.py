@@ -11,13 +11,14 @@ import cv2
 import numpy as np
 import pytest
 
-from filters_scenes import scene_frames
 from ophora.curation.frames import frames_at
 from ophora.curation.stages.common import new_row, read_meta
 from ophora.curation.stages.frame_filter import is_identifying, record
 from ophora.curation.stages.privacy import (FaceDetector, PrivacyConfig, PrivacyStage, graphic_colour_share,
                                             identifying_text, rectangle_corners)
 from ophora.curation.shards import decide_subsets
+
+from tests.fixtures.scenes import scene_frames
 
 FRAMES = 2  # two frames per window keeps the OCR cost of the test low
 REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference"

@@ -8,10 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from filters_scenes import scene_frames
 from ophora.curation.stages.quality import (HEURISTIC_MODEL, ClipFieldScorer, QualityConfig, QualityStage,
                                             border_shares, class_embeddings, crop_filter, eye_field_heuristic,
                                             field_probability, judge_quality)
+
+from tests.fixtures.scenes import scene_frames
 
 CFG = QualityConfig()
 

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from curate_helpers import offline_config
 from ophora.curation.footage_eval import Footage, Shot, clean_share, load_clips, render, write_srt
 from ophora.curation.instruction_form import form_complaint
 from ophora.curation.ledger import read_ledger
 from ophora.curation.pipeline import run_curation
 from ophora.curation.shards import read_index
+
+from tests.fixtures.curate import offline_config
 
 REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference"
 

@@ -14,7 +14,8 @@ from ophora.curation.refine_backends import TransformersBackend, find_smollm2_gg
 from ophora.curation.stages.common import new_row, rows_to_batch
 from ophora.curation.stages.refine import (NOT_SURGICAL, RefineConfig, RefineStage, Refiner, complaint,
                                            parse_answer)
-from llm_server import CANNED_ANSWER, ChatServer
+
+from tests.fixtures.llm_server import CANNED_ANSWER, ChatServer
 
 SURGICAL = "Um, okay so now I make the main incision with the keratome at the temporal limbus."
 FILLER = "Sorry, the phone keeps ringing in the background."

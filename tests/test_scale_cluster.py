@@ -18,11 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
-from curate_helpers import BACKBONE_FLAGS
-from ray_processes import RAY, free_port, ray_env, stop_groups
 
 from ophora.curation.ledger import read_ledger
 from ophora.curation.shards import read_index
+
+from tests.fixtures.curate import BACKBONE_FLAGS
+from tests.fixtures.ray_processes import RAY, free_port, ray_env, stop_groups
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER_RESOURCE = "ophora_worker_node"
@@ -159,8 +160,9 @@ def check_cluster_run(address: str, nodes: dict, corpus: Path, on_cluster: Path)
 def test_training_job_succeeds_on_the_cluster_and_writes_a_checkpoint(cluster, tmp_path):
     from ray.job_submission import JobStatus, JobSubmissionClient
 
-    from ophora.training.fixtures import write_clip_shards
     from ophora.training.models import make_tiny_model
+
+    from tests.fixtures.shards import write_clip_shards
 
     address, _ = cluster
     model = make_tiny_model(tmp_path / "tiny-model", seed=0)
@@ -184,8 +186,9 @@ def test_precompute_job_writes_latent_shards_on_the_cluster(cluster, tmp_path):
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     from ophora.curation.shards import LATENT_MEMBERS, iter_samples, list_shards
-    from ophora.training.fixtures import write_clip_shards
     from ophora.training.models import make_tiny_model
+
+    from tests.fixtures.shards import write_clip_shards
 
     address, _ = cluster
     model = make_tiny_model(tmp_path / "tiny-model", seed=0)

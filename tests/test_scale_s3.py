@@ -18,9 +18,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from ray_processes import free_port, ray_env
 
 from ophora.curation.config import CurateConfig
+
+from tests.fixtures.ray_processes import free_port, ray_env
 
 OPHORA = os.path.join(os.path.dirname(sys.executable), "ophora")
 BUCKET = "ophora-scale"

@@ -7,11 +7,12 @@ import json
 import os
 
 import pytest
-from shards_fixture import copy_of, sample_members, shard_root, write_raw_tar  # noqa: F401
 from typer.testing import CliRunner
 
 from ophora.cli.shards import app
 from ophora.curation.shards import iter_subset
+
+from tests.fixtures.shards import copy_of, sample_members, write_raw_tar
 
 runner = CliRunner()
 

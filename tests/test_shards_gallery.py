@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-from shards_fixture import shard_root  # noqa: F401
 
 from ophora.curation.shards import iter_subset
 from ophora.inspection.export import export_pairs

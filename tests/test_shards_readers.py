@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 
-from shards_fixture import shard_root  # noqa: F401
-
 from ophora.curation.shards import SUBSETS, iter_subset, list_shards
 
 

@@ -7,11 +7,11 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from shards_fixture import (FRAMES, INSTRUCTIONS, clip_meta, copy_of, make_clip, sample_members,  # noqa: F401
-                            shard_root, write_raw_tar)
 
 from ophora.curation.shards import INDEX_COLUMNS, encode_sample
 from ophora.inspection.validate import validate
+
+from tests.fixtures.shards import FRAMES, INSTRUCTIONS, clip_meta, copy_of, make_clip, sample_members, write_raw_tar
 
 
 def test_clean_output_has_no_findings(shard_root):

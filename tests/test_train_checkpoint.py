@@ -14,9 +14,10 @@ from ophora.curation.shards import list_shards
 from ophora.training.checkpoint import CheckpointMismatch, load_checkpoint, save_checkpoint
 from ophora.training.config import load_config
 from ophora.training.data import ClipStream, detect_kind
-from ophora.training.fixtures import write_clip_shards
 from ophora.training.models import load_parts, make_tiny_model, model_signature
 from ophora.training.objective import diffusion_loss, encode_text, encode_video
+
+from tests.fixtures.shards import write_clip_shards
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ import pytest
 from ophora.curation.shards import ClipMeta, ShardWriter, clip_key, encode_sample, list_shards
 from ophora.training.config import DataConfig, load_config
 from ophora.training.data import ClipStream, DataError, detect_kind, find_shards
-from ophora.training.fixtures import synth_clip, write_clip_shards
+
+from tests.fixtures.shards import synth_clip, write_clip_shards
 
 DATA = DataConfig(num_frames=9, height=64, width=96, shuffle_buffer=3)
 

@@ -19,7 +19,8 @@ from ophora.training.checkpoint import load_checkpoint, save_checkpoint
 from ophora.training.config import DataConfig
 from ophora.training.data import ClipStream, find_shards, make_loader
 from ophora.training.elastic import ReaderLayout, own_positions, resume_layout
-from ophora.training.fixtures import write_clip_shards
+
+from tests.fixtures.shards import write_clip_shards
 
 DATA = DataConfig(**TINY.as_dict(), shuffle_buffer=2)
 LOADER_WORKERS = 2

@@ -13,9 +13,10 @@ from ophora.training.data import ClipStream, find_shards
 from ophora.training.data_geometry import (GeometryMismatch, ModelGeometry, model_geometry, resolve_geometry,
                                            shard_geometry, with_geometry)
 from ophora.training.dry_run import dry_run
-from ophora.training.fixtures import write_clip_shards
 from ophora.training.models import make_tiny_model
 from ophora.training.trainer import run_training
+
+from tests.fixtures.shards import write_clip_shards
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,11 @@ import pytest
 
 from ophora.curation.shards import list_shards
 from ophora.training.config import load_config
-from ophora.training.fixtures import write_clip_shards
 from ophora.training.models import make_tiny_model
 from ophora.training.precompute import precompute_latents
 from ophora.training.trainer import run_training
+
+from tests.fixtures.shards import write_clip_shards
 
 
 @pytest.mark.slow

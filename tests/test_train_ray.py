@@ -22,9 +22,10 @@ from ophora.clip_geometry import TINY
 from ophora.training.config import load_config
 from ophora.training.data import ClipStream, find_shards
 from ophora.training.data_geometry import with_geometry
-from ophora.training.fixtures import write_clip_shards
 from ophora.training.models import make_tiny_model
 from ophora.training.trainer import TrainingError, run_progressive, run_training
+
+from tests.fixtures.shards import write_clip_shards
 
 
 @pytest.fixture(scope="module")
