@@ -16,7 +16,7 @@ from ophora.curation.stages.dynamics import DynamicsConfig, DynamicsStage, judge
 from tests.fixtures.scenes import scene_pairs
 
 CFG = DynamicsConfig()
-REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference"
 
 
 def judge(pairs):

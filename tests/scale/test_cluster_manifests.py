@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from ophora.cli import app
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CLUSTER = REPO / "cluster"
 MANIFESTS = sorted(CLUSTER.rglob("*.yaml"))
 

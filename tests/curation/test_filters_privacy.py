@@ -21,7 +21,7 @@ from ophora.curation.shards import decide_subsets
 from tests.fixtures.scenes import scene_frames
 
 FRAMES = 2  # two frames per window keeps the OCR cost of the test low
-REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference"
 
 
 @pytest.fixture(scope="module")

@@ -116,7 +116,7 @@ def test_configs_carry_the_paper_settings_and_p2ft_states_only_what_differs():
     assert (tpt.data.num_frames, tpt.data.height, tpt.data.width, tpt.data.fps) == (None, None, None, None)
     as_tpt = p2ft.model_copy(update={"max_steps": tpt.max_steps, "optim": p2ft.optim.model_copy(update={"lr": 1e-4})})
     assert as_tpt.model_dump() == tpt.model_dump()
-    p2ft_yaml = (Path(__file__).resolve().parents[1] / "ophora" / "training" / "configs" / "p2ft.yaml").read_text()
+    p2ft_yaml = (Path(__file__).resolve().parents[2] / "ophora" / "training" / "configs" / "p2ft.yaml").read_text()
     assert "inherit: tpt" in p2ft_yaml and "warmup_steps" not in p2ft_yaml
     with pytest.raises(ValueError, match="4k\\+1"):
         load_config("tiny", {"data.num_frames": 10})

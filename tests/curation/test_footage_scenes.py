@@ -13,7 +13,7 @@ from ophora.curation.config import CurateConfig
 from ophora.curation.footage_eval import Footage, Shot, frames, load_clips, render, score_boundaries, truth_of
 from ophora.curation.stages.scenes import Scenes, find_boundaries
 
-REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference"
 CFG = CurateConfig.load("offline").scenes
 ANALYSIS = (160, 106)  # what the stage's decode hands the detector for a 3:2 source
 

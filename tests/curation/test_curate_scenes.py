@@ -1,5 +1,5 @@
 """Scene detection against the synthetic corpus's ground truth: hard cuts found, dissolves found, nothing else.
-(Real microscope footage: tests/test_footage_scenes.py.)"""
+(Real microscope footage: tests/curation/test_footage_scenes.py.)"""
 
 from __future__ import annotations
 

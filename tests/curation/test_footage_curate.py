@@ -17,7 +17,7 @@ from ophora.curation.shards import read_index
 
 from tests.fixtures.curate import offline_config
 
-REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference"
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ from ophora.curation.shards import read_index
 from tests.fixtures.curate import BACKBONE_FLAGS
 from tests.fixtures.ray_processes import RAY, free_port, ray_env, stop_groups
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 WORKER_RESOURCE = "ophora_worker_node"
 # Logical CPUs per node. One is too few: the dedup stage's run-wide grouping is a Ray Data hash shuffle whose map
 # task asks for a whole CPU, which a 1-CPU node already holding fractional stage actors never frees (the job hangs).

@@ -10,7 +10,7 @@ import numpy as np
 
 from ophora.curation.synthetic_identity import LOCALES, _faker, make_identity
 
-OPHORA = Path(__file__).resolve().parents[1] / "ophora"
+OPHORA = Path(__file__).resolve().parents[2] / "ophora"
 GENERATOR = {"synthetic_identity.py"}
 
 

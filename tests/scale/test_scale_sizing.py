@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "benchmarks" / "sizing_sample"
 SCRIPT = REPO / "benchmarks" / "sizing.py"
 
