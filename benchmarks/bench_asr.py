@@ -181,7 +181,7 @@ def main() -> None:
     server = None
     for backend in [b for b in args.backends.split(",") if b]:
         if backend == "openai" and not args.openai_url and server is None:
-            from tests.llm_server import ChatServer
+            from tests.fixtures.llm_server import ChatServer
 
             server = ChatServer(smol).__enter__()
         report[f"refine_{backend}"] = bench_refine(backend, items, args, smol, server)

@@ -28,7 +28,6 @@ from pathlib import Path
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from ophora.synthetic.filter_eval import evaluate, run_stage, truth_windows  # noqa: E402
 from ophora.curation.stages.dedup import DedupStage  # noqa: E402
@@ -56,7 +55,7 @@ class Stopwatch:
 
 def filter_speed(stages: dict, repeats: int) -> dict[str, dict[str, float]]:
     """Frames per second of each filter's judgement (wall clock and per CPU second)."""
-    from filters_scenes import scene_frames, scene_pairs
+    from tests.fixtures.scenes import scene_frames, scene_pairs
 
     out = {}
     for name, stage in stages.items():

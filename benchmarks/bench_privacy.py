@@ -34,7 +34,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 REFERENCE = ROOT / ".." / "shared" / "reference"
@@ -228,8 +227,6 @@ def bench_reference(stage) -> dict:
 # ---------------------------------------------------------------- 4. curate run
 
 def bench_curate(work: Path, videos: int, minutes: float) -> dict:
-    from curate_helpers import offline_config
-
     from ophora.synthetic.filter_eval import evaluate, run_stage, truth_windows
     from ophora.dataset.ledger import read_ledger
     from ophora.curation.pipeline import run_curation
@@ -238,6 +235,8 @@ def bench_curate(work: Path, videos: int, minutes: float) -> dict:
     from ophora.curation.stages.privacy import PrivacyStage
     from ophora.synthetic.corpus import generate_corpus, load_truth
     from ophora.curation.config import CurateConfig
+
+    from tests.fixtures.curate import offline_config
 
     corpus, out = work / "corpus", work / "curated"
     generate_corpus(corpus, videos=videos, seed=EVAL_SEED + 7, minutes=minutes, max_height=480)

@@ -15,9 +15,12 @@ import argparse
 import itertools
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # ophora and tests.fixtures from this tree
 
 
 def trainer_step_times(cfg, shards_root: str, out: Path) -> tuple[dict[str, list[float]], int]:
@@ -115,8 +118,9 @@ def main() -> None:
     from ophora.training.config import load_config
     from ophora.training.data import ClipStream, find_shards
     from ophora.training.data_geometry import with_geometry
-    from ophora.training.fixtures import write_clip_shards
     from ophora.training.models import make_tiny_model
+
+    from tests.fixtures.shards import write_clip_shards
 
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
     cpus = args.cpus or os.cpu_count() or 2

@@ -1,5 +1,5 @@
 """The instruction rubric (benchmarks/instruction_rubric.yaml): is a refine result a valid imperative naming what
-its narration line does. Used by benchmarks/bench_footage.py and tests/test_instruction_form.py."""
+its narration line does. Used by benchmarks/bench_footage.py and tests/curation/test_instruction_form.py."""
 
 from __future__ import annotations
 

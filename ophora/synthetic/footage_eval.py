@@ -6,7 +6,7 @@ a ~12 s continuous shot; shots of different clips joined with hard cuts and cros
 size and frame rate, make a video whose every boundary is known. A focus pull (a blur ramp in and out) and a
 specular flash (a brief over-exposure) are continuous too: a detector must not call them cuts.
 
-Used by tests/test_footage_scenes.py and benchmarks/bench_footage.py; the detector never sees the truth.
+Used by tests/curation/test_footage_scenes.py and benchmarks/bench_footage.py; the detector never sees the truth.
 """
 
 from __future__ import annotations

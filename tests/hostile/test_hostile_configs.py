@@ -5,7 +5,8 @@ fields out of range. Documented: exit 2 with one line that names the problem; no
 from __future__ import annotations
 
 import pytest
-from hostile_harness import Listener, Sandbox, check, run
+
+from tests.fixtures.hostile import Listener, Sandbox, check, run
 
 # A tag that would run a command if anything loaded it unsafely: it would create this file in the sandbox.
 PWNED = "!!python/object/apply:os.system ['touch pwned']"

@@ -17,10 +17,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hostile_harness import Listener, Sandbox, check, run
-from shards_fixture import clip_meta, make_clip, sample_members, write_raw_tar
 
 from ophora.dataset.shards import encode_sample
+
+from tests.fixtures.hostile import Listener, Sandbox, check, run
+from tests.fixtures.shards import clip_meta, make_clip, sample_members, write_raw_tar
 
 GOOD_WORD = "corneal"  # in the instruction of the good sample every root starts with (sample 0, 0)
 

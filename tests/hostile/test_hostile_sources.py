@@ -14,9 +14,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hostile_harness import Canary, Listener, Sandbox, check, run
 
 from ophora.curation.subtitles import SubtitleError, load as load_subtitles
+
+from tests.fixtures.hostile import Canary, Listener, Sandbox, check, run
 
 BACKBONE = "skip=[transcribe,refine,dynamics,quality,privacy,dedup]"
 RUN_SECONDS = 150.0  # the whole run: an embedded Ray's start-up and 16 sources on 2 shared cores

@@ -10,9 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hostile_harness import Listener
 
 from ophora.video import UnsafeContainer, admitted, open_container
+
+from tests.fixtures.hostile import Listener
 
 
 @pytest.fixture
@@ -98,11 +99,11 @@ def test_a_decoder_is_never_handed_a_url(listener):
 
 
 def test_curate_rejects_the_playlist_and_keeps_the_good_video(ray_local, playlists, listener, tmp_path):
-    from curate_helpers import BACKBONE, offline_config
-
     from ophora.dataset.ledger import read_ledger
     from ophora.curation.pipeline import run_curation
     from ophora.dataset.shards import iter_subset
+
+    from tests.fixtures.curate import BACKBONE, offline_config
 
     good = _segment(tmp_path / "good.mp4", 8.0)
     out = tmp_path / "out"
