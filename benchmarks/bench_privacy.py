@@ -150,7 +150,7 @@ def _face_cases(seed: int = EVAL_SEED + 1):
     import numpy as np
 
     from ophora.curation.frames import frames_at
-    from test_filters_privacy import pasted, portrait
+    from tests.fixtures.faces import pasted, portrait
 
     from ophora.curation.faces import Mtcnn
 

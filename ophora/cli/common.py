@@ -42,7 +42,7 @@ def config_error(error: BaseException) -> str:
 def parse_set(text: str) -> tuple[str, Any]:
     """``--set section.field=value`` -> (dotted key, value parsed as plain YAML: ``yaml.safe_load``, so no tag
     ever builds a Python object); exits 2 with one line when it is not KEY=VALUE or not YAML."""
-    from ophora.curation.config import parse_override
+    from ophora.config import parse_override
 
     try:
         return parse_override(text)

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from ophora.cli.common import config_error, console, fail, parse_set, print_table
+from ophora.curation import DEFAULT_PROFILE
 
 def curate(
     inputs: Optional[list[str]] = typer.Argument(
@@ -17,7 +18,7 @@ def curate(
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Output directory or URL (shards, index, ledger)."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address; default: an embedded "
                                           "local Ray (or the cluster of `ray job submit`)."),
-    profile: str = typer.Option("default", "--profile", help="Bundled config: default or offline."),
+    profile: str = typer.Option(DEFAULT_PROFILE, "--profile", help="Bundled config: default or offline."),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="A YAML config merged over the profile."),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="Override one field, e.g. --set "
                                                   "windows.fps=8 (repeatable; wins over --config)."),

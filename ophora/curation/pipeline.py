@@ -9,15 +9,15 @@ carries mp4 bytes (one clip each), so memory stays bounded whatever the corpus s
 window reaches clip before every window has its signature (that is what "near duplicates across the run" costs);
 the rows it holds are small. A stage that loads something runs as an actor pool whose CPUs, GPUs, pool size, batch
 size and restart policy come from ``config.resources.<stage>``; dead actors are restarted and their calls retried.
-A stage that holds nothing (``needs_actor = False``: probe, windows, write) runs as Ray tasks in pooled workers with
+A stage that holds nothing (``holds_model = False``: probe, windows, write) runs as Ray tasks in pooled workers with
 the same resources (pool size = tasks at once), which saves an actor process start-up (~3 CPU-s) per stage.
 
 The driver consumes the write stage's small records. When every window of a source is accounted for, it writes
 the source's index file, removes any shard of that source no record names (a retried write's first attempt),
 and appends the source's ledger row. See resume.py for what a rerun cleans and skips.
 
-Adding a stage: one class in ``stages/`` and one line in :data:`STAGES` (before ``write``). ``config.skip`` leaves
-out any of ``config.OPTIONAL_STAGES``.
+Adding a stage: one file in ``stages/`` and one line in :data:`ophora.curation.stages.STAGES` (the protocol:
+:mod:`ophora.curation.stages.base`); the graph, the config and ``skip`` follow from it.
 """
 
 from __future__ import annotations
@@ -36,42 +36,17 @@ from ophora.dataset.ledger import append_rows, footage_yield, ledger_row, reason
 from ophora.curation.out_lock import OutLock
 from ophora.curation.resume import OutState, prepare_out, remove_source_shards, write_index
 from ophora.dataset.shards import SUMMARY_FILE
-from ophora.curation.dedup_ray import dedup_dataset
-from ophora.curation.stages.clip import Clip
+from ophora.curation.stages import STAGES
+from ophora.curation.stages.base import RunFacts
 from ophora.curation.stages.common import new_row
-from ophora.curation.stages.dedup import DedupStage
-from ophora.curation.stages.dynamics import DynamicsStage
-from ophora.curation.stages.privacy import NOT_EXAMINED, PrivacyStage, p2ft_verdict
-from ophora.curation.stages.probe import Probe
-from ophora.curation.stages.quality import QualityStage
-from ophora.curation.stages.refine import RefineStage
-from ophora.curation.stages.scenes import Scenes
-from ophora.curation.stages.transcribe import TranscribeStage
-from ophora.curation.stages.windows import Windows
-from ophora.curation.stages.write import Write
+from ophora.curation.stages.privacy import NOT_EXAMINED, p2ft_verdict
 from ophora.ray_session import connect
 
 log = logging.getLogger("ophora.curate")
 
-# (resources name, stage class, how Ray Data applies it). Order is flow order; "write" stays last.
-STAGES: list[tuple[str, type, str]] = [
-    ("probe", Probe, "batches"),
-    ("transcribe", TranscribeStage, "batches"),
-    ("scenes", Scenes, "batches"),
-    ("windows", Windows, "flat_map"),
-    ("dynamics", DynamicsStage, "batches"),
-    ("quality", QualityStage, "batches"),
-    ("privacy", PrivacyStage, "batches"),
-    ("refine", RefineStage, "batches"),
-    ("dedup", DedupStage, "batches"),  # followed by the run-wide grouping (dedup_ray.dedup_dataset)
-    ("clip", Clip, "batches"),
-    ("write", Write, "batches"),
-]
-
-
-def _call_stage(item, stage: type, config: CurateConfig, kwargs: dict):
+def _call_stage(item, stage: type, config: CurateConfig, run: RunFacts):
     """A stage that holds nothing, built for one Ray task's call on a batch (or a row, for a flat_map)."""
-    return stage(config, **kwargs)(item)
+    return stage(config, run)(item)
 
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -88,7 +63,7 @@ def _stage_start_failure(error: BaseException) -> StageStartError | None:
     if "creation task" not in text:
         return None
     cause = text.split("creation task", 1)[1].lstrip(", ").splitlines()[0]
-    stage = next((name for name, cls, _ in STAGES if f"({cls.__name__})" in text), "a")
+    stage = next((cls.name for cls in STAGES if f"({cls.__name__})" in text), "a")
     return StageStartError(f"the {stage} stage could not start: {cause[:600]}")
 
 
@@ -99,30 +74,31 @@ def build_dataset(config: CurateConfig, sources: list[SourceInput], out: str):
     items = [new_row(source_uri=s.uri, sidecars_json=json.dumps(s.sidecars, sort_keys=True), reject=s.reject)
              for s in sources]
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 10_000)))
-    for name, stage, how in STAGES:
-        if not config.runs(name):
+    run = config.run_facts(out)
+    for stage in STAGES:
+        if not run.runs(stage.name):
             continue
-        res = config.resources.for_stage(name)
+        res = config.resources.for_stage(stage.name)
         remote: dict[str, Any] = {"num_cpus": res.num_cpus}
         if res.num_gpus:
             remote["num_gpus"] = res.num_gpus
         if res.memory_mb:
             remote["memory"] = res.memory_mb * 2**20
-        ctor_kwargs = {"out": out} if stage is Write else {}
-        batches = {} if how == "flat_map" else {"batch_size": res.batch_size, "batch_format": "pyarrow"}
-        apply = ds.flat_map if how == "flat_map" else ds.map_batches
+        flat = stage.kind == "flat_map"
+        batches = {} if flat else {"batch_size": res.batch_size, "batch_format": "pyarrow"}
+        apply = ds.flat_map if flat else ds.map_batches
         with warnings.catch_warnings():  # retry and restart policies have no named parameter yet
             warnings.simplefilter("ignore", DeprecationWarning)
-            if getattr(stage, "needs_actor", True):
+            if stage.holds_model:
                 pool = ray.data.ActorPoolStrategy(min_size=res.concurrency[0], max_size=res.concurrency[1])
-                ds = apply(stage, fn_constructor_args=(config,), fn_constructor_kwargs=ctor_kwargs, compute=pool,
-                           max_restarts=res.max_restarts, max_task_retries=res.max_task_retries, **batches, **remote)
+                ds = apply(stage, fn_constructor_args=(config, run), compute=pool, max_restarts=res.max_restarts,
+                           max_task_retries=res.max_task_retries, **batches, **remote)
             else:
-                ds = apply(_call_stage, fn_kwargs={"stage": stage, "config": config, "kwargs": ctor_kwargs},
+                ds = apply(_call_stage, fn_kwargs={"stage": stage, "config": config, "run": run},
                            compute=ray.data.TaskPoolStrategy(size=res.concurrency[1]),
                            max_retries=res.max_task_retries, **batches, **remote)
-        if stage is DedupStage:
-            ds = dedup_dataset(ds, config.dedup, num_cpus=res.num_cpus, partitions=config.dedup.partitions or None)
+        if stage.kind == "barrier":
+            ds = stage.barrier(ds, config, res)
     return ds
 
 
@@ -329,7 +305,7 @@ def _curate(config: CurateConfig, sources: list[SourceInput], repeated: list[str
         "kept_out_of_p2ft": dict(book.p2ft), "phi_scrubbed": dict(book.phi),
         "p2ft_verdict": p2ft_verdict(config.runs("privacy"), book.p2ft[reason_category(f"write: {NOT_EXAMINED}")]),
         "footage": footage_summary(book.footage),
-        "stages": [name for name, _, _ in STAGES if config.runs(name)],
+        "stages": [s.name for s in STAGES if config.runs(s.name)],
         "leftovers_removed": len(state.removed), "source_seconds": round(book.source_seconds, 3),
         "wall_seconds": round(wall, 3), "clips_per_second": round(book.clips / wall, 4) if wall else 0.0,
         "source_seconds_per_second": round(book.source_seconds / wall, 4) if wall else 0.0,

@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ophora.config import build, merge, read_mapping
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 
@@ -147,25 +148,6 @@ def absolute_location(location: str) -> str:
     return str(p.resolve()) if "://" not in location and p.exists() else location
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def _dotted(overrides: dict[str, Any]) -> dict[str, Any]:
-    """{'optim.lr': 1e-5} -> {'optim': {'lr': 1e-5}}."""
-    nested: dict[str, Any] = {}
-    for key, value in overrides.items():
-        node = nested
-        *head, last = key.split(".")
-        for part in head:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return nested
-
-
 def _config_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
     path = Path(name_or_path)
     if relative_to is not None and not path.is_absolute() and (relative_to / path).exists():
@@ -181,23 +163,18 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A config file with its ``inherit:`` parent merged under it (a bundled name or a path next to it)."""
     if path.resolve() in chain:
         raise ValueError(f"train config {path} inherits from itself ({' -> '.join(map(str, chain))})")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not a YAML file ({' '.join(str(e).split())})") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: a train config must be a YAML mapping, not {type(raw).__name__}")
+    raw = read_mapping(path, "train config")
     parent = raw.pop("inherit", None)
     if parent is None:
         return raw
     if not isinstance(parent, str):
         raise ValueError(f"{path}: inherit must name one config (a bundled name or a path), not {parent!r}")
     base = _read_yaml(_config_path(parent, path.parent), (*chain, path.resolve()))
-    return _merge(base, raw)
+    return merge(base, raw)
 
 
 def load_config(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """A TrainConfig from a bundled name ('tpt', 'p2ft', 'tiny') or a YAML path, with dotted-key overrides.
     A file may start from another with ``inherit: NAME`` and state only what differs."""
     raw = _read_yaml(_config_path(name_or_path))
-    return TrainConfig.model_validate(_merge(raw, _dotted(overrides or {})))
+    return build(TrainConfig, raw, overrides=overrides)

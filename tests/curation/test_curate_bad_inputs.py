@@ -148,7 +148,7 @@ def test_a_remote_source_download_is_removed_once_settled(bad_run, bad_and_good)
 
     url = bad_and_good[1][0]
     assert bad_run[2]["remote.mp4"].status == "done"
-    assert not os.path.exists(cache_path(url, CurateConfig.load().input_cache_dir))
+    assert not os.path.exists(cache_path(url, CurateConfig.load("offline").input_cache_dir))
 
 
 def test_sources_without_usable_narration_finish_with_their_windows_dropped_for_that_reason(ray_local, tmp_path):

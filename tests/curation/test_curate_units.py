@@ -100,7 +100,7 @@ def test_probe_gives_each_bad_input_a_reason(tmp_path):
     short = lavfi_video(tmp_path / "short.mp4", 1)
     tiny = lavfi_video(tmp_path / "tiny.mp4", 3, size="32x32")
     rows = {Path(r["source_uri"]).name: r for r in probe_rows(
-        CurateConfig.load(), good, silent, tmp_path / "zero.mp4", tmp_path / "text.mp4", tmp_path / "audio.m4a",
+        CurateConfig.load("offline"), good, silent, tmp_path / "zero.mp4", tmp_path / "text.mp4", tmp_path / "audio.m4a",
         tmp_path / "trunc.mp4", short, tiny, tmp_path / "gone.mp4")}
     assert rows["good.mp4"]["reject"] == "" and json.loads(rows["good.mp4"]["facts_json"])["has_audio"]
     assert rows["silent.mp4"]["reject"] == "" and not json.loads(rows["silent.mp4"]["facts_json"])["has_audio"]
@@ -118,7 +118,7 @@ def test_probe_takes_the_stable_id_from_info_json(tmp_path):
     video = lavfi_video(tmp_path / "v.mp4", 3)
     row = new_row(source_uri=str(video), sidecars_json=json.dumps({"info.json": str(tmp_path / "v.info.json")}))
     (tmp_path / "v.info.json").write_text('{"id": "dQw4w9WgXcQ"}')
-    [out] = batch_to_rows(Probe(CurateConfig.load())(rows_to_batch([row])))
+    [out] = batch_to_rows(Probe(CurateConfig.load("offline"))(rows_to_batch([row])))
     assert out["source_id"] == source_id_from_stable_id("dQw4w9WgXcQ")
 
 
@@ -130,7 +130,7 @@ def test_scenes_lie_between_merged_boundaries():
 
 
 def test_windows_never_cross_a_scene_and_leftovers_are_dropped_with_a_reason():
-    cfg = CurateConfig.load(overrides={"skip": ["transcribe"], "windows.overlap": 0})  # the split alone
+    cfg = CurateConfig.load("offline", overrides={"skip": ["transcribe"], "windows.overlap": 0})  # the split alone
     split = Windows(cfg)
     scenes = [[0.0, 14.0], [14.4, 17.0], [17.5, 30.0]]
     src = new_row(source_uri="/x.mp4", source_id="abcd1234abcd1234", duration=30.0,
@@ -155,7 +155,7 @@ def test_windows_never_cross_a_scene_and_leftovers_are_dropped_with_a_reason():
 
 def test_clip_has_the_promised_frames_size_and_rate(tmp_path):
     video = lavfi_video(tmp_path / "v.mp4", 8, size="640x360", rate=25)
-    cfg = CurateConfig.load()
+    cfg = CurateConfig.load("offline")
     [row] = probe_rows(cfg, video)
     row.update(window_index=0, windows_total=1, start=1.0, end=1.0 + 49 / 8)
     Clip(cfg).apply(row)

@@ -85,7 +85,7 @@ def _write(path, frames, fps=8):
 
 
 def test_dedup_dataset_drops_the_weaker_near_duplicate(tmp_path, ray_local):
-    from ophora.curation.dedup_ray import dedup_dataset
+    from ophora.curation.stages.dedup.grouping import dedup_dataset
 
     frames = scene_frames("surgical", 0, count=24, duration=3.0)
     _write(tmp_path / "a.mp4", frames)

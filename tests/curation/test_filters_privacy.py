@@ -18,6 +18,7 @@ from ophora.curation.stages.privacy import (FaceDetector, PrivacyConfig, Privacy
                                             identifying_text, rectangle_corners)
 from ophora.dataset.shards import decide_subsets
 
+from tests.fixtures.faces import pasted, portrait
 from tests.fixtures.scenes import scene_frames
 
 FRAMES = 2  # two frames per window keeps the OCR cost of the test low
@@ -31,36 +32,6 @@ def stage():
 
 def judge(stage, kind, seed=0):
     return stage.judge(scene_frames(kind, seed, count=FRAMES, max_side=720))
-
-
-def portrait(name: str) -> np.ndarray:
-    """A head-and-shoulders RGB crop of a photograph that ships with scikit-image or matplotlib."""
-    from skimage import data
-
-    if name == "astronaut":
-        return data.astronaut()[20:260, 120:360]
-    if name == "camera":
-        return cv2.cvtColor(data.camera()[30:230, 170:370], cv2.COLOR_GRAY2RGB)
-    import matplotlib.cbook as cbook
-
-    bgr = cv2.imread(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)[40:400, 60:460]
-
-
-def pasted(background: np.ndarray, face: np.ndarray, share: float, corner: str, look: str) -> np.ndarray:
-    """``face`` pasted at ``share`` of the frame height into a corner (or the centre), plain, grey or side-lit."""
-    if look == "grey":
-        face = cv2.cvtColor(cv2.cvtColor(face, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
-    elif look == "side-lit":
-        face = (face * np.linspace(0.3, 1.0, face.shape[1], dtype=np.float32)[None, :, None]).astype(np.uint8)
-    frame = background.copy()
-    H, W = frame.shape[:2]
-    h = int(share * H)
-    w = min(W, int(face.shape[1] * h / face.shape[0]))
-    x = {"centre": (W - w) // 2, "top-left": 4, "bottom-right": W - w - 4}[corner]
-    y = {"centre": (H - h) // 2, "top-left": 4, "bottom-right": H - h - 4}[corner]
-    frame[y:y + h, x:x + w] = cv2.resize(face, (w, h), interpolation=cv2.INTER_AREA)
-    return frame
 
 
 @pytest.fixture(scope="module")

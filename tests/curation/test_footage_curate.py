@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ophora.synthetic.footage_eval import Footage, Shot, clean_share, load_clips, render, write_srt
-from ophora.curation.instruction_form import form_complaint
+from ophora.curation.stages.refine.instruction_form import form_complaint
 from ophora.dataset.ledger import read_ledger
 from ophora.curation.pipeline import run_curation
 from ophora.dataset.shards import read_index

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from ophora.curation.instruction_form import form_complaint, narrated_actions
-from ophora.curation.refine_eval import judge, load_lines
+from ophora.curation.stages.refine.instruction_form import form_complaint, narrated_actions
+from ophora.curation.stages.refine.rubric import judge, load_lines
 from ophora.curation.stages.refine import RefineConfig, Refiner, complaint
 
 LENS = ("Here the foldable intraocular lens is loaded into the injector and inserted through the main incision into "

@@ -10,7 +10,7 @@ import pytest
 
 from ophora.curation import phi
 from ophora.curation.cataract_actions import phase_of
-from ophora.curation.refine_backends import TransformersBackend, find_smollm2_gguf, imperative
+from ophora.curation.stages.refine.backends import TransformersBackend, find_smollm2_gguf, imperative
 from ophora.curation.stages.common import new_row, rows_to_batch
 from ophora.curation.stages.refine import (NOT_SURGICAL, RefineConfig, RefineStage, Refiner, complaint,
                                            parse_answer)

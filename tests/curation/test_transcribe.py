@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ophora.curation import subtitles
+from ophora.curation.stages.transcribe import subtitles
 from ophora.synthetic.narration_eval import word_errors
 from ophora.curation.stages.align import align_words, narrate_window_rows, transcript_words
 from ophora.curation.stages.common import new_row
@@ -274,7 +274,7 @@ def test_a_sidecar_transcript_flows_through_the_windows_split_into_refined_windo
                         scenes_json=json.dumps([[0.0, 20.0]])), "transcript_json": ""}
     TranscribeStage({"model": "never-loaded"}).apply(source)
     assert source["error"] == "" and json.loads(source["transcript_json"])["source"] == "sidecar"
-    windows = Windows(CurateConfig.load())(source)
+    windows = Windows(CurateConfig.load("offline"))(source)
     assert all(w["transcript_json"] == "{}" for w in windows)  # the split consumes it; windows do not carry it
     phi_counts = [json.loads(w["phi_json"]) for w in windows if not w["drop"]]
     assert {"NAME": 1} in phi_counts and all(set(c) <= {"NAME"} for c in phi_counts)

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from ophora.dataset.shards import Sample, ShardError, iter_samples
-from ophora.curation.subtitles import SubtitleError, load as load_subtitles
+from ophora.curation.stages.transcribe.subtitles import SubtitleError, load as load_subtitles
 from ophora.inspection.catalog import clip_facts
 from ophora.inspection.validate import check_sample
 

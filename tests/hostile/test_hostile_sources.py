@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ophora.curation.subtitles import SubtitleError, load as load_subtitles
+from ophora.curation.stages.transcribe.subtitles import SubtitleError, load as load_subtitles
 
 from tests.fixtures.hostile import Canary, Listener, Sandbox, check, run
 

@@ -20,7 +20,7 @@ SENTENCE_END = (".", "!", "?", "…")
 
 
 class AlignConfig(BaseModel):
-    """The ``align`` section of the curate config (used by the windows stage)."""
+    """The ``align`` section: narration words -> clip windows (used by the windows stage)."""
 
     model_config = ConfigDict(extra="forbid")
 

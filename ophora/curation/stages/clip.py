@@ -18,12 +18,14 @@ from typing import Any
 
 import ffmpeg
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
 
-from ophora.curation.config import CurateConfig
 from ophora.curation.inputs import local_source
+from ophora.curation.stages.base import stage_resources
 from ophora.curation.stages.common import (Reject, RowStage, ToolError, batch_to_rows, ffmpeg_args, read_meta,
                                            rows_to_batch, run_tool, update_meta)
 from ophora.curation.stages.quality import border_box
+from ophora.curation.stages.windows import WindowsConfig
 from ophora.video import ffmpeg_input, ffprobe_args
 
 
@@ -35,15 +37,37 @@ def count_frames(path: str, timeout: float) -> tuple[int, int, int]:
     return int(stream.get("nb_read_packets") or 0), int(stream["width"]), int(stream["height"])
 
 
+class ClipConfig(BaseModel):
+    """The ``clip`` section: clip transcoding (ffmpeg)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    height: int = Field(480, gt=0, description="clip height (ignored with keep_native)")
+    width: int = Field(720, gt=0, description="clip width (ignored with keep_native)")
+    keep_native: bool = Field(False, description="keep the source's frame size instead of resize + centre crop")
+    crf: int = Field(18, ge=0, le=51, description="libx264 constant rate factor")
+    preset: str = Field("superfast", description="libx264 preset (superfast: ~30% less CPU than veryfast for "
+                                                "~1.8x the bytes at the same crf)")
+    group_windows: int = Field(8, ge=1, description="nearby windows of one source cut by one ffmpeg run, so the "
+                                                    "source is decoded once for them (1: one run per window)")
+    group_gap: float = Field(1.0, ge=0, description="windows further apart than this many seconds are not "
+                                                    "grouped (the gap would be decoded for nothing; 1 s groups the "
+                                                    "windows of a scene, which touch, at no extra decode)")
+    timeout_s: float = Field(300.0, gt=0, description="ffmpeg time limit per clip")
+
+
 class Clip(RowStage):
     """Fills ``mp4`` with each window's H.264 yuv420p bytes and records fps/frames/size in ``meta_json``."""
 
     name = "clip"
     level = "window"
+    sections = {"clip": ClipConfig}
+    reads = {"windows": WindowsConfig}  # the clip geometry: frames and fps
+    resources = stage_resources(0.3, (1, 2), 8)
 
-    def __init__(self, config: CurateConfig):
-        self.cfg, self.win = config.clip, config.windows
-        self.cache_dir = config.input_cache_dir
+    def setup(self) -> None:
+        self.win = self.conf["windows"]
+        self.cache_dir = self.run.cache_dir
         self.span = self.win.num_frames / self.win.fps + 0.5 / self.win.fps  # half a frame of slack
 
     def __call__(self, batch: pa.Table) -> pa.Table:

@@ -19,6 +19,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from ophora.curation.stages.base import Stage
+from ophora.dataset.shards import ClipMeta
+
+# what stages may put in ``meta_json``: the clip metadata fields a stage fills (the writer adds the key and ids)
+META_FIELDS = frozenset(ClipMeta.model_fields)
+
 ROW_SCHEMA = pa.schema([
     ("source_uri", pa.string()),
     ("source_id", pa.string()),
@@ -38,6 +44,7 @@ ROW_SCHEMA = pa.schema([
     ("meta_json", pa.string()),
     ("transcript_json", pa.string()),
     ("phi_json", pa.string()),
+    ("dedup_signature", pa.string()),
     ("mp4", pa.binary()),
 ])
 
@@ -45,7 +52,7 @@ _DEFAULTS: dict[str, Any] = {
     "source_uri": "", "source_id": "", "sidecars_json": "{}", "local_path": "", "facts_json": "{}",
     "duration": 0.0, "scenes_json": "[]", "window_index": -1, "windows_total": 0, "scene_index": 0,
     "start": 0.0, "end": 0.0, "reject": "", "error": "", "drop": "", "meta_json": "{}",
-    "transcript_json": "{}", "phi_json": "{}", "mp4": b"",
+    "transcript_json": "{}", "phi_json": "{}", "dedup_signature": "", "mp4": b"",
 }
 
 
@@ -67,8 +74,9 @@ def batch_to_rows(batch: pa.Table) -> list[dict[str, Any]]:
 
 
 def rows_to_batch(rows: list[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist([new_row(**{k: v for k, v in r.items() if k in _DEFAULTS}) for r in rows],
-                                schema=ROW_SCHEMA)
+    """Rows -> one Arrow batch of :data:`ROW_SCHEMA`; a key that is not a row column is a stage's bug and raises
+    here, where the stage emits it (KeyError naming it)."""
+    return pa.Table.from_pylist([new_row(**r) for r in rows], schema=ROW_SCHEMA)
 
 
 def is_settled(row: dict[str, Any]) -> bool:
@@ -81,22 +89,21 @@ def read_meta(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def update_meta(row: dict[str, Any], **fields: Any) -> None:
-    """Merge ClipMeta fields into the row's ``meta_json`` (lists such as ``p2ft_reasons`` are extended)."""
+    """Merge ClipMeta fields into the row's ``meta_json`` (lists such as ``p2ft_reasons`` are extended); a name that
+    is not a ClipMeta field raises KeyError here, in the stage that wrote it, not at the write stage."""
+    unknown = set(fields) - META_FIELDS
+    if unknown:
+        raise KeyError(f"not clip metadata fields (ClipMeta): {sorted(unknown)}")
     meta = read_meta(row)
     for k, v in fields.items():
         meta[k] = meta.get(k, []) + list(v) if isinstance(v, list) and isinstance(meta.get(k), list) else v
     row["meta_json"] = json.dumps(meta, sort_keys=True)
 
 
-class RowStage:
+class RowStage(Stage):
     """Base of the stages that handle one row at a time: ``__call__(batch) -> batch`` applies :meth:`process` to
     every live row and turns :class:`Reject` and errors into row outcomes. ``level`` is "source" (runs before the
     window split) or "window" (runs on clip windows)."""
-
-    name = "stage"
-    level = "window"
-    # A stage that loads a model or a tool once runs as an actor pool; one that holds nothing sets this False.
-    needs_actor = True
 
     def process(self, row: dict[str, Any]) -> None:  # pragma: no cover - every stage overrides it
         raise NotImplementedError

@@ -20,12 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ophora.curation.frames import FrameError, frames_at, row_video_path, sample_times
 from ophora.curation.stages.common import Reject
-from ophora.curation.stages.frame_filter import Findings, FrameFilterStage, config_section
+from ophora.curation.stages.base import stage_resources
+from ophora.curation.stages.frame_filter import Findings, FrameFilterStage
 
 MODEL = "opencv-dis-flow@" + cv2.__version__
 
 
 class DynamicsConfig(BaseModel):
+    """The ``dynamics`` section: motion filter (optical flow)."""
+
     model_config = ConfigDict(extra="forbid")
 
     frames: int = Field(8, ge=2, description="points sampled per window; each is a velocity pair of two frames")
@@ -118,11 +121,9 @@ class DynamicsStage(FrameFilterStage):
     """Window stage: motion scores per window; drops still, cut and whip-panning windows."""
 
     name = "dynamics"
+    sections = {"dynamics": DynamicsConfig}
+    resources = stage_resources(0.1, (1, 2), 4)
     model = MODEL
-
-    def __init__(self, config=None):
-        self.cfg = config_section(config, "dynamics", DynamicsConfig)
-        super().__init__(self.cfg.frames, self.cfg.max_side)
 
     def window_frames(self, row) -> np.ndarray:
         times = pair_times(float(row["start"]), float(row["end"]), self.cfg.frames, self.cfg.pair_gap)

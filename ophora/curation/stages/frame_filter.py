@@ -10,18 +10,13 @@ an optional drop reason.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
-
 from ophora.curation.frames import FrameError, row_video_path, window_frames
 from ophora.curation.stages.common import Reject, RowStage, read_meta, update_meta
 
 IDENTIFYING_FLAG = "identifying"
-
-S = TypeVar("S", bound=BaseModel)
-
 
 @dataclass
 class Findings:
@@ -32,23 +27,6 @@ class Findings:
     p2ft_reasons: list[str] = field(default_factory=list)
     identifying: bool = False
     drop: str = ""
-
-
-def config_section(config: Any, name: str, cls: type[S]) -> S:
-    """The ``name`` section of a stage config: accepts the whole curate config (attribute ``name``), the section
-    itself, a dict of its fields, or None (defaults)."""
-    if config is None:
-        return cls()
-    if isinstance(config, cls):
-        return config
-    value = getattr(config, name, None) if not isinstance(config, dict) else config.get(name, config)
-    if value is None:
-        return cls()
-    if isinstance(value, cls):
-        return value
-    if isinstance(value, BaseModel):
-        value = value.model_dump()
-    return cls.model_validate(value)
 
 
 def record(row: dict[str, Any], stage: str, findings: Findings, model: str = "") -> None:
@@ -75,13 +53,15 @@ def is_identifying(row: dict[str, Any]) -> bool:
 
 class FrameFilterStage(RowStage):
     """A window-level stage that samples ``frames`` frames (longer side ``max_side``) of each live window and
-    judges them with :meth:`judge`. Subclasses set ``name``, ``model`` and implement ``judge``."""
+    judges them with :meth:`judge`. Subclasses set ``name``, ``sections`` (whose own section has ``frames`` and
+    ``max_side``), ``model`` and implement ``judge``."""
 
     level = "window"
+    optional = True
     model = ""
 
-    def __init__(self, frames: int, max_side: int):
-        self.frames, self.max_side = frames, max_side
+    def setup(self) -> None:
+        self.frames, self.max_side = self.cfg.frames, self.cfg.max_side
 
     def judge(self, frames: np.ndarray) -> Findings:  # pragma: no cover - every filter overrides it
         raise NotImplementedError

@@ -23,7 +23,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ophora.curation import phi
-from ophora.curation.stages.frame_filter import Findings, FrameFilterStage, config_section
+from ophora.curation.stages.base import stage_resources
+from ophora.curation.stages.frame_filter import Findings, FrameFilterStage
 
 _WORDISH = re.compile(r"[A-Za-z0-9]")
 EXAMINED_FLAG = "privacy_examined"  # set on every window the privacy stage judged: p2ft/ admits no other
@@ -33,6 +34,8 @@ _ZERO_IN_WORD = re.compile(r"(?<=[A-Za-z])0|0(?=[A-Za-z])")
 
 
 class PrivacyConfig(BaseModel):
+    """The ``privacy`` section: burned-in text, faces, overlays."""
+
     model_config = ConfigDict(extra="forbid")
 
     frames: int = Field(4, ge=1, description="frames sampled per window; every one must be clean for P2FT")
@@ -271,11 +274,12 @@ class PrivacyStage(FrameFilterStage):
     """Window stage: OCR text, faces and graphic overlays; identifying windows are flagged (and dropped)."""
 
     name = "privacy"
+    sections = {"privacy": PrivacyConfig}
+    resources = stage_resources(0.1, (1, 2), 4, 500)
 
-    def __init__(self, config=None):
-        self.cfg = config_section(config, "privacy", PrivacyConfig)
-        super().__init__(self.cfg.frames, self.cfg.max_side)
-        phi.use_model((getattr(config, "models", None) or {}).get("phi"))  # loaded once per actor, here
+    def setup(self) -> None:
+        super().setup()
+        phi.use_model(self.run.models.get("phi"))  # loaded once per actor, here
         self.reader = TextReader(self.cfg) if self.cfg.ocr else None
         self.faces = FaceDetector(self.cfg)
         self.model = ",".join(x for x in (self.reader.id if self.reader else "", self.faces.id) if x)

@@ -10,11 +10,12 @@ from fractions import Fraction
 from typing import Any
 
 import fsspec
+from pydantic import BaseModel, ConfigDict, Field
 
 from ophora.bounded_json import JSONRefused, loads as bounded_loads
-from ophora.curation.config import CurateConfig
 from ophora.curation.inputs import localize
 from ophora.dataset.shards import source_id_for_file, source_id_from_stable_id
+from ophora.curation.stages.base import stage_resources
 from ophora.curation.stages.common import Reject, RowStage, ToolError, ffmpeg_args, run_tool
 from ophora.video import CONTAINER_FORMATS, admitted, ffmpeg_input, ffprobe_args
 
@@ -58,6 +59,20 @@ def _stable_id(sidecars: dict[str, str]) -> str | None:
     return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) else None
 
 
+class ProbeConfig(BaseModel):
+    """The ``probe`` section: input checks (ffprobe)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_duration: float = Field(2.0, gt=0, description="reject inputs shorter than this many seconds")
+    min_width: int = Field(64, gt=0, description="reject inputs narrower than this (display pixels)")
+    min_height: int = Field(64, gt=0, description="reject inputs lower than this (display pixels)")
+    max_pixels: int = Field(3840 * 2160, gt=0,
+                            description="reject frames larger than this many pixels (8K is refused by default: "
+                                        "decoding it costs ~4x a 4K input for clips that are 720 wide anyway)")
+    timeout_s: float = Field(120.0, gt=0, description="ffprobe time limit per input")
+
+
 class Probe(RowStage):
     """Fills ``source_id``, ``local_path``, ``duration`` and ``facts_json`` (width/height as displayed, fps,
     rotation, audio, codec, variable frame rate); rejects empty, unreadable, undecodable, audio-only, too short,
@@ -65,12 +80,12 @@ class Probe(RowStage):
 
     name = "probe"
     level = "source"
-    # Cheap to build and holds nothing: runs as Ray tasks in pooled workers, not an actor process of its own.
-    needs_actor = False
+    sections = {"probe": ProbeConfig}
+    resources = stage_resources(0.1, (1, 1))
+    holds_model = False  # cheap to build: Ray tasks in pooled workers, not an actor process of its own
 
-    def __init__(self, config: CurateConfig):
-        self.cfg = config.probe
-        self.cache_dir = config.input_cache_dir
+    def setup(self) -> None:
+        self.cache_dir = self.run.cache_dir
 
     def process(self, row: dict[str, Any]) -> None:
         sidecars = json.loads(row["sidecars_json"] or "{}")

@@ -15,7 +15,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ophora.clip_model import ClipModel
-from ophora.curation.stages.frame_filter import Findings, FrameFilterStage, config_section
+from ophora.curation.stages.base import stage_resources
+from ophora.curation.stages.frame_filter import Findings, FrameFilterStage
 
 HEURISTIC_MODEL = "eye-field-heuristic@1"
 RANDOM_WEIGHTS = "random"  # clip_pretrained value for a randomly initialised model (tests, benchmarks only)
@@ -34,6 +35,8 @@ BORDER_SIDES = ("left", "top", "right", "bottom")
 
 
 class QualityConfig(BaseModel):
+    """The ``quality`` section: surgical-field score (open_clip or heuristic), blur, exposure, borders."""
+
     model_config = ConfigDict(extra="forbid")
 
     frames: int = Field(8, ge=1, description="frames sampled per window")
@@ -218,10 +221,11 @@ class QualityStage(FrameFilterStage):
     """Window stage: surgical-field score (open_clip or the heuristic), sharpness, exposure and borders."""
 
     name = "quality"
+    sections = {"quality": QualityConfig}
+    resources = stage_resources(0.1, (1, 2), 4, 400)  # give it num_gpus for open_clip on a GPU node
 
-    def __init__(self, config=None):
-        self.cfg = config_section(config, "quality", QualityConfig)
-        super().__init__(self.cfg.frames, self.cfg.max_side)
+    def setup(self) -> None:
+        super().setup()
         self.clip = ClipFieldScorer(self.cfg) if self.cfg.clip_pretrained else None
         self.model = self.clip.id if self.clip else HEURISTIC_MODEL
 

@@ -18,15 +18,49 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 from scenedetect import AdaptiveDetector, ContentDetector, FrameTimecode
 
 from ophora.curation.boundary_check import BoundaryCheck, grey_diff
-from ophora.curation.config import CurateConfig, ScenesConfig
+from ophora.curation.stages.base import stage_resources
 from ophora.curation.stages.common import Reject, RowStage, ffmpeg_args
 from ophora.video import ffmpeg_input
+
+
+class ScenesConfig(BaseModel):
+    """The ``scenes`` section: scene detection (PySceneDetect) and the boundary check."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    detector: Literal["adaptive", "content"] = Field(
+        "adaptive", description="PySceneDetect detector: AdaptiveDetector (robust to fast motion) or ContentDetector")
+    adaptive_threshold: float = Field(3.0, gt=0, description="AdaptiveDetector: score ratio over the rolling mean")
+    min_content_val: float = Field(15.0, ge=0, description="AdaptiveDetector: minimum content change for a cut")
+    content_threshold: float = Field(27.0, gt=0, description="ContentDetector: content-change threshold")
+    min_scene_len: float = Field(0.5, ge=0, description="minimum scene length in seconds")
+    analysis_fps: float = Field(
+        6.0, gt=0, description="frames per second fed to the detector; a low rate turns a dissolve into a few "
+                               "large steps so it is found like a cut")
+    dissolve_fps: float = Field(
+        1.0, ge=0, description="rate of a second, slow ContentDetector pass that finds dissolves and fades "
+                               "(a 1 s dissolve is one big step at 1 fps); 0 turns it off")
+    dissolve_threshold: float = Field(15.0, gt=0, description="ContentDetector threshold of the dissolve pass (low: it "
+                                                              "only proposes; the check decides)")
+    verify: bool = Field(True, description="check every candidate boundary of both passes: keep it only when the "
+                                           "colours after it cannot be had by moving the picture before it "
+                                           "(instruments, flashes, fluid waves and focus pulls stay one scene)")
+    change_threshold: float = Field(
+        5.7, ge=0, description="the check's threshold: median chroma difference (|da*|+|db*|, CIELAB) left after "
+                                "warping a frame before the candidate onto one after it by optical flow, lowest "
+                                "over a few pairs; fitted on real surgical footage (benchmarks/bench_footage.py)")
+    analysis_width: int = Field(160, ge=16, description="frames are downscaled to this width before detection")
+    skip_unreferenced: bool = Field(
+        True, description="do not decode frames no other frame references (most B-frames): ~35% less decode CPU; "
+                          "a cut is still seen within a few source frames, well inside its boundary interval")
+    timeout_s: float = Field(3600.0, gt=0, description="time limit for analysing one input")
 
 
 def make_detector(cfg: ScenesConfig, fps: float):
@@ -202,9 +236,10 @@ class Scenes(RowStage):
 
     name = "scenes"
     level = "source"
+    sections = {"scenes": ScenesConfig}
+    resources = stage_resources(0.2, (1, 2))
 
-    def __init__(self, config: CurateConfig):
-        self.cfg = config.scenes
+    def setup(self) -> None:
         self.last_checks: list[dict[str, Any]] = []
 
     def process(self, row: dict[str, Any]) -> None:

@@ -17,25 +17,53 @@ import json
 import math
 from typing import Any
 
-from ophora.curation.config import CurateConfig
-from ophora.curation.stages.align import narrate_window_rows
+from pydantic import BaseModel, ConfigDict, Field
+
+from ophora.curation.stages.align import AlignConfig, narrate_window_rows
+from ophora.curation.stages.base import Stage, stage_resources
 from ophora.curation.stages.common import new_row
 
 _EPS = 1e-6
 
 
-class Windows:
+class WindowsConfig(BaseModel):
+    """The ``windows`` section: clip windows inside scenes (the clip geometry)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_frames: int = Field(49, gt=0, description="frames per clip (the trainer's frame budget)")
+    fps: float = Field(8.0, gt=0, description="frame rate of the clips")
+    cut_margin: float = Field(0.25, ge=0, description="seconds kept clear of each scene boundary (cuts, dissolves)")
+    max_windows_per_scene: int = Field(0, ge=0, description="cap on windows per scene (0 = no cap)")
+    overlap: float = Field(
+        0.5, ge=0, lt=1, description="a scene's rest after its whole windows gets one more window when that window "
+                                     "shares at most this share of itself with the others (windows then spread "
+                                     "evenly and overlap): a 12 s shot gives two 6.1 s clips sharing 0.6 s "
+                                     "instead of one clip and a 5.6 s leftover; 0: windows never share frames")
+
+    @property
+    def duration(self) -> float:
+        """Seconds of source one clip covers (49 frames at 8 fps = 6.125 s)."""
+        return self.num_frames / self.fps
+
+
+class Windows(Stage):
     """``__call__(source row) -> [window rows]``: one row per clip window (``window_index`` 0.. in time order,
     ``windows_total`` on each), plus one row per short leftover with ``drop`` set. A settled source (rejected or
     failed) passes through as its single row with ``windows_total = 0``."""
 
     name = "windows"
-    # Cheap to build and holds nothing: runs as Ray tasks in pooled workers, not an actor process of its own.
-    needs_actor = False
+    kind = "flat_map"
+    sections = {"windows": WindowsConfig, "align": AlignConfig}  # narration is aligned to the windows here
+    resources = stage_resources(0.1, (1, 1))
+    holds_model = False  # cheap to build: Ray tasks in pooled workers, not an actor process of its own
 
-    def __init__(self, config: CurateConfig):
-        self.cfg, self.align = config.windows, config.align
-        self.narrate = config.runs("transcribe")
+    def setup(self) -> None:
+        align = self.conf["align"]
+        if not align.phi_model and self.run.models.get("phi"):  # the scrubber's model is models.phi everywhere
+            align = align.model_copy(update={"phi_model": self.run.models["phi"]})
+        self.align = align
+        self.narrate = self.run.runs("transcribe")
         # The clip stage samples frames at start + k/fps, k < num_frames: it needs this much source time.
         self.span = self.cfg.num_frames / self.cfg.fps
 

@@ -15,9 +15,10 @@ from collections import defaultdict
 from typing import Any
 
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
 
-from ophora.curation.config import CurateConfig
 from ophora.dataset.shards import ClipMeta, ShardWriter, clip_key, decide_subsets, encode_sample
+from ophora.curation.stages.base import Stage, stage_resources
 from ophora.curation.stages.common import batch_to_rows, read_meta
 from ophora.curation.stages.frame_filter import is_identifying
 from ophora.curation.stages.privacy import NOT_EXAMINED, privacy_examined
@@ -61,15 +62,27 @@ def _record(row: dict[str, Any], outcome: str, reason: str = "", key: str = "", 
             "p2ft_json": json.dumps(meta.p2ft_reasons if meta else [])}
 
 
-class Write:
+class WriteConfig(BaseModel):
+    """The ``write`` section: shard writing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_count: int = Field(1000, gt=0, description="samples per shard at most")
+    max_bytes: int = Field(1 << 30, gt=0, description="bytes per shard at most")
+
+
+class Write(Stage):
     """``__call__(batch) -> records``: writes every clip of the batch and returns one record per row."""
 
     name = "write"
-    # Cheap to build and holds nothing: runs as Ray tasks in pooled workers, not an actor process of its own.
-    needs_actor = False
+    sections = {"write": WriteConfig}
+    resources = stage_resources(0.1, (1, 1), 64)
+    holds_model = False  # cheap to build: Ray tasks in pooled workers, not an actor process of its own
 
-    def __init__(self, config: CurateConfig, out: str):
-        self.cfg, self.out = config.write, out
+    def setup(self) -> None:
+        if not self.run.out:
+            raise ValueError("the write stage needs the run's OUT (RunFacts.out)")
+        self.out = self.run.out
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = batch_to_rows(batch)

@@ -20,7 +20,7 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
-from ophora.curation.refine_backends import (LocalModel, gguf_conversion, ophora_cache, save_gguf_conversion,
+from ophora.curation.stages.refine.backends import (LocalModel, gguf_conversion, ophora_cache, save_gguf_conversion,
                                              shared_prefix)
 
 QUANTIZATION = "int8"

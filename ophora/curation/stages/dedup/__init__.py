@@ -5,7 +5,7 @@ joined by ".". With ``method: phash`` the hash is the frame's DCT perceptual has
 SimHash of the frame's open_clip embedding (the signs of 64 fixed random projections, so the share of differing
 bits estimates the angle between embeddings: robust to crops, colour grading and overlays that move a pHash).
 Two windows are near duplicates when every aligned key frame differs by at most ``max_bits`` (``clip_max_bits``)
-bits. Finding them across a whole run happens in :mod:`ophora.curation.dedup_ray` (LSH buckets by
+bits. Finding them across a whole run happens in :mod:`ophora.curation.stages.dedup.grouping` (LSH buckets by
 hash band, grouped with Ray Data); the functions here are what each bucket runs, so they are tested without Ray.
 """
 
@@ -17,19 +17,21 @@ from typing import Any, Iterable, Literal
 
 import cv2
 import numpy as np
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from ophora.curation.stages.common import batch_to_rows, read_meta, rows_to_batch
-from ophora.curation.stages.frame_filter import Findings, FrameFilterStage, config_section
+from ophora.curation.stages.common import read_meta
+from ophora.curation.stages.base import stage_resources
+from ophora.curation.stages.frame_filter import Findings, FrameFilterStage
 from ophora.curation.stages.quality import QualityConfig, clip_model
 
-SIGNATURE = "dedup_signature"
+SIGNATURE = "dedup_signature"  # a row column (stages.common.ROW_SCHEMA)
 MODEL = "phash-dct64@1"
 SIMHASH_BITS = 64
 
 
 class DedupConfig(BaseModel):
+    """The ``dedup`` section: near-duplicate windows across the run."""
+
     model_config = ConfigDict(extra="forbid")
 
     method: Literal["phash", "clip"] = Field("phash", description="phash: perceptual hashes of the key frames; clip: "
@@ -141,22 +143,33 @@ def window_quality(row: dict[str, Any], score: str = "field") -> float:
 
 class DedupStage(FrameFilterStage):
     """Window stage: stores each live window's perceptual signature in the ``dedup_signature`` column; run
-    :func:`ophora.curation.dedup_ray.dedup_dataset` on its output to drop near duplicates across the run."""
+    :func:`ophora.curation.stages.dedup.grouping.dedup_dataset` on its output to drop near duplicates across the run."""
 
     name = "dedup"
+    kind = "barrier"
+    sections = {"dedup": DedupConfig}
+    reads = {"quality": QualityConfig}  # method clip uses the quality section's open_clip model
+    resources = stage_resources(0.1, (1, 1), 8)  # the run-wide grouping's tasks take num_cpus too
     model = MODEL
 
-    def __init__(self, config=None):
-        self.cfg = config_section(config, "dedup", DedupConfig)
-        super().__init__(self.cfg.frames, self.cfg.max_side)
+    def setup(self) -> None:
+        super().setup()
         self._signature, self.clip = "", None
         if self.cfg.method == "clip":
-            quality = config_section(config, "quality", QualityConfig)
+            quality = self.conf["quality"]
             if not quality.clip_pretrained:
                 raise ValueError("dedup.method=clip needs open_clip weights: set quality.clip_pretrained (a local "
                                  "weights file or a tag)")
             self.clip = clip_model(quality)
             self.model = f"simhash{SIMHASH_BITS}-{self.clip.id}@1"
+
+    @classmethod
+    def barrier(cls, ds, config, res):
+        """Drop near duplicates across the whole run (:mod:`ophora.curation.stages.dedup.grouping`)."""
+        from ophora.curation.stages.dedup.grouping import dedup_dataset
+
+        section = config.dedup if hasattr(config, "dedup") else DedupConfig()
+        return dedup_dataset(ds, section, num_cpus=res.num_cpus, partitions=section.partitions or None)
 
     def judge(self, frames: np.ndarray) -> Findings:
         if self.clip is None:
@@ -168,11 +181,3 @@ class DedupStage(FrameFilterStage):
     def process(self, row: dict[str, Any]) -> None:
         super().process(row)
         row[SIGNATURE] = self._signature
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        rows = batch_to_rows(batch)
-        for row in rows:
-            row.setdefault(SIGNATURE, "")
-            if self.wants(row):
-                self.apply(row)
-        return rows_to_batch(rows).append_column(SIGNATURE, pa.array([r[SIGNATURE] or "" for r in rows], pa.string()))

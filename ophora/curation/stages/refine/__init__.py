@@ -24,8 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ophora.curation import phi
 from ophora.curation.cataract_actions import (ACTION_VERBS, PHASES, SURGICAL_NOUNS, names_action, phase_of,
                                               phase_scores)
-from ophora.curation.instruction_form import form_complaint, lemmas, narrated_actions, parse_imperative
-from ophora.curation.refine_backends import ExtractiveBackend, base_verb, make_backend
+from ophora.curation.stages.refine.instruction_form import form_complaint, lemmas, narrated_actions, parse_imperative
+from ophora.curation.stages.refine.backends import ExtractiveBackend, base_verb, make_backend
+from ophora.curation.stages.base import stage_resources
 from ophora.curation.stages.common import RowStage, read_meta, update_meta
 
 NOT_SURGICAL = "not a surgical action"
@@ -89,7 +90,7 @@ def acts_on_the_eye(instruction: str, narration: str = "") -> bool:
 
 
 class RefineConfig(BaseModel):
-    """The ``refine`` section of the curate config."""
+    """The ``refine`` section: narration -> one instruction (LLM)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -99,7 +100,7 @@ class RefineConfig(BaseModel):
     model: str = Field("", description="transformers, ctranslate2: model dir, hub id or .gguf file (empty: the "
                                        "bundled SmolLM2 GGUF; ctranslate2 also takes a converted folder); openai: the "
                                        "served model's name")
-    prompt: str = Field("refine_v1", description="prompt template under ophora/curation/prompts/")
+    prompt: str = Field("refine_v1", description="prompt template under ophora/curation/stages/refine/prompts/")
     device: str = Field("auto", description="transformers, ctranslate2: device ('auto': cuda when available, in "
                                             "bfloat16 / int8_float16; else cpu in float32 / int8)")
     threads: int = Field(0, ge=0, description="transformers, ctranslate2: CPU threads (0: the library's default)")
@@ -134,7 +135,7 @@ def load_prompt(name: str) -> dict:
     """A prompt template from ``prompts/<name>.yaml`` (version, system, user, retry, examples)."""
     if not re.fullmatch(r"[a-z0-9_]+", name):
         raise ValueError(f"invalid prompt name {name!r}")
-    text = resources.files("ophora.curation").joinpath(f"prompts/{name}.yaml").read_text(encoding="utf-8")
+    text = resources.files("ophora.curation.stages.refine").joinpath(f"prompts/{name}.yaml").read_text(encoding="utf-8")
     prompt = yaml.safe_load(text)
     missing = {"version", "system", "user", "retry", "examples"} - set(prompt)
     if missing:
@@ -313,15 +314,14 @@ class RefineStage(RowStage):
 
     name = "refine"
     level = "window"
+    optional = True
+    sections = {"refine": RefineConfig}
+    resources = stage_resources(0.1, (1, 1), 16, 1600)  # give it num_gpus for a local LLM on a GPU node
 
-    def __init__(self, config: Any = None):
-        """``config``: the curate config (its ``refine`` section and ``models["refine"]`` are used), a
-        RefineConfig, a dict of its fields, or None for the defaults (extractive)."""
-        section = getattr(config, "refine", config)
-        cfg = RefineConfig.model_validate(section if isinstance(section, (RefineConfig, dict)) else {})
-        model = (getattr(config, "models", None) or {}).get("refine")
-        self.refiner = Refiner(cfg.model_copy(update={"model": model}) if model else cfg)
-        phi.use_model((getattr(config, "models", None) or {}).get("phi"))  # loaded once per actor, here
+    def setup(self) -> None:
+        model = self.run.models.get("refine")  # models.refine names the model (the config checks both)
+        self.refiner = Refiner(self.cfg.model_copy(update={"model": model}) if model else self.cfg)
+        phi.use_model(self.run.models.get("phi"))  # loaded once per actor, here
 
     def refine_rows(self, rows: list[dict[str, Any]]) -> None:
         live = [r for r in rows if self.wants(r)]

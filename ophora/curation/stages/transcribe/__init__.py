@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
 import re
 import subprocess
 import tempfile
@@ -22,8 +21,9 @@ from typing import Any, Iterator
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ophora.curation import subtitles
+from ophora.curation.stages.transcribe import subtitles
 from ophora.curation.inputs import local_source
+from ophora.curation.stages.base import stage_resources
 from ophora.curation.stages.common import RowStage
 from ophora.video import input_args
 
@@ -41,7 +41,7 @@ DEFAULT_PROMPT = ("Cataract surgery narration: keratome, temporal limbus, side p
 
 
 class TranscribeConfig(BaseModel):
-    """The ``transcribe`` section of the curate config."""
+    """The ``transcribe`` section: narration from sidecar subtitles or faster-whisper."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -365,15 +365,14 @@ class TranscribeStage(RowStage):
 
     name = "transcribe"
     level = "source"
+    optional = True
+    sections = {"transcribe": TranscribeConfig}
+    resources = stage_resources(0.2, (1, 1), 1, 600)  # give it num_gpus on a GPU node
 
-    def __init__(self, config: Any = None):
-        """``config``: the curate config (its ``transcribe`` section and ``models["transcribe"]`` are used), a
-        TranscribeConfig, a dict of its fields, or None for the defaults."""
-        section = getattr(config, "transcribe", config)
-        cfg = TranscribeConfig.model_validate(section if isinstance(section, (TranscribeConfig, dict)) else {})
-        model = (getattr(config, "models", None) or {}).get("transcribe")
-        self.transcriber = Transcriber(cfg.model_copy(update={"model": model}) if model else cfg)
-        self.cache_dir = getattr(config, "input_cache_dir", None) or os.path.join(tempfile.gettempdir(), "ophora-inputs")
+    def setup(self) -> None:
+        model = self.run.models.get("transcribe")  # models.transcribe names the model (the config checks both)
+        self.transcriber = Transcriber(self.cfg.model_copy(update={"model": model}) if model else self.cfg)
+        self.cache_dir = self.run.cache_dir
 
     def process(self, row: dict[str, Any]) -> None:
         facts = json.loads(row.get("facts_json") or "{}")

@@ -417,7 +417,7 @@ def _clauses(sentence: str) -> list[str]:
 class ExtractiveBackend:
     """No LLM: the narration's actions as imperatives, best first, the first the validator accepts. Candidates are
     each clause that acts on something, read by spaCy's parser and turned round when passive
-    (:func:`~ophora.curation.instruction_form.narrated_actions`), then the rule rewrites of whole sentences and
+    (:func:`~ophora.curation.stages.refine.instruction_form.narrated_actions`), then the rule rewrites of whole sentences and
     their clauses (:func:`imperative`); they rank by how much cataract-surgery action they name, a verb of the
     surgical vocabulary first ("Insert the lens ..." before "Load the lens into the injector.")."""
 
@@ -425,7 +425,7 @@ class ExtractiveBackend:
     model_id = "rules-v2"
 
     def candidates(self, narration: str) -> list[str]:
-        from ophora.curation.instruction_form import narrated_actions
+        from ophora.curation.stages.refine.instruction_form import narrated_actions
 
         sentences = [x.strip() for x in re.split(r"(?<=[.!?])\s+", narration) if x.strip()]
         parsed = [a for x in sentences for a in narrated_actions(x)]
@@ -465,7 +465,7 @@ def make_backend(cfg: Any):
         return TransformersBackend(model, device=cfg.device, max_new_tokens=cfg.max_new_tokens,
                                    batch_size=cfg.batch_size, threads=cfg.threads)
     if cfg.backend == "ctranslate2":
-        from ophora.curation.refine_ct2 import CTranslate2Backend
+        from ophora.curation.stages.refine.ct2 import CTranslate2Backend
 
         model = cfg.model or find_smollm2_gguf()
         if not model:

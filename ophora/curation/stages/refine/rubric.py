@@ -8,9 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from ophora.curation.instruction_form import parse_imperative
+from ophora.curation.stages.refine.instruction_form import parse_imperative
 
-RUBRIC = Path(__file__).resolve().parents[2] / "benchmarks" / "instruction_rubric.yaml"
+RUBRIC = Path(__file__).resolve().parents[4] / "benchmarks" / "instruction_rubric.yaml"
 
 
 def load_lines(path: str | Path = RUBRIC, part: str = "lines") -> list[dict]:
