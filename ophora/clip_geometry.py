@@ -38,6 +38,13 @@ COGVIDEOX = ClipGeometry(num_frames=49, fps=8.0, height=480, width=720)
 TINY = ClipGeometry(num_frames=9, fps=1.5, height=64, width=96)
 
 
+def differing(found: Any, wanted: dict[str, Any]) -> list[str]:
+    """The geometry fields for which ``wanted`` states a value (not None) other than ``found``'s (a ClipGeometry
+    or a mapping such as a ClipMeta); raises KeyError/TypeError/ValueError when ``found`` lacks or garbles one."""
+    get = found.get if isinstance(found, dict) else lambda k: getattr(found, k)
+    return [k for k, v in wanted.items() if v is not None and abs(float(get(k)) - float(v)) > 1e-6]
+
+
 def model_fit_problem(geometry: ClipGeometry, temporal_compression: int, spatial_compression: int,
                       patch_size: int = 1, fixed_size: tuple[int, int] | None = None) -> str | None:
     """Why a model cannot take clips of ``geometry``, or None when it can.

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+from ophora.storage import is_url
+
 # libavformat demuxer names of containers that carry their media inline. ffprobe reports the demuxer's full name
 # ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"); any one of its names on this list admits it.
 # Audio-only containers are admitted too (an audio file is rejected by probe for having no video, not opened as
@@ -47,7 +49,7 @@ def local_name(path: str | os.PathLike) -> str:
     """The name ffmpeg/ffprobe get for a local file: ``file:`` + absolute path, so a leading dash or a colon in
     the name is never read as an option or a protocol."""
     text = os.fspath(path)
-    if "://" in text and not text.startswith("file://"):
+    if is_url(text):
         raise UnsafeContainer(f"{text}: a URL is fetched to a local file first; decoders only open local files")
     return "file:" + os.path.abspath(text.removeprefix("file://").removeprefix("file:"))
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ophora.storage import is_url
 from ophora.video import open_container
 
 _CACHE_SIZE = 4
@@ -70,7 +71,7 @@ def frames_at(path: str, times: list[float], max_side: int = 320) -> np.ndarray:
 
 
 def _open(path: str) -> Any:
-    if "://" in path and not path.startswith("file://"):
+    if is_url(path):
         import fsspec
 
         return open_container(fsspec.open(path, "rb").open())

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ophora.inference.clip_embed import ClipEmbedder, load_clip
+from ophora.inference.openclip_embed import OpenClipEmbedder, load_clip
 from ophora.inference.features import FeatureNet, load_feature_net
 from ophora.inference.memorisation import FrameSet
 from ophora.inference.memorisation import audit as memorisation_audit
@@ -198,7 +198,7 @@ def _clip_summary(scores: list[tuple[float, float]]) -> dict[str, Any]:
 
 def evaluate(generated_dir: str | Path, reference: str | Path, out_dir: str | Path, *,
              fid_net: str | FeatureNet | None = "random-inception",
-             fvd_net: str | FeatureNet | None = "random-i3d", clip_model: str | ClipEmbedder | None = "ViT-B-32", clip_pretrained: str | None = None, seed: int = 0,
+             fvd_net: str | FeatureNet | None = "random-i3d", clip_model: str | OpenClipEmbedder | None = "ViT-B-32", clip_pretrained: str | None = None, seed: int = 0,
              frames_per_video: int = 8, fvd_frames: int = 16, fid_size: int | None = None,
              fvd_size: int | None = None, fid_range: str | None = None, fvd_range: str | None = None,
              fid_call_kwargs: dict[str, Any] | None = None, fvd_call_kwargs: dict[str, Any] | None = None,
@@ -209,7 +209,7 @@ def evaluate(generated_dir: str | Path, reference: str | Path, out_dir: str | Pa
 
     ``fid_net``/``fvd_net`` are feature-network specs (``ophora.inference.features``); None skips that metric,
     as ``clip_model=None`` skips CLIPScore. FID uses ``frames_per_video`` evenly spaced frames of every video;
-    FVD one ``fvd_frames``-frame clip per video. Loaded networks (FeatureNet, ClipEmbedder) may be passed instead
+    FVD one ``fvd_frames``-frame clip per video. Loaded networks (FeatureNet, OpenClipEmbedder) may be passed instead
     of specs, to score many sets without reloading. ``audit_k`` (None: no audit) sets the memorisation audit's
     K, on the FID network's frame features; ``audit_threshold`` a feature distance instead of the calibrated one.
     A dict passed as ``reference_cache`` keeps the reference's features for the next call with the same reference,

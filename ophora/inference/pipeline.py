@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 
 from ophora.clip_geometry import COGVIDEOX, ClipGeometry, model_fit_problem
+from ophora.training.export import LORA_DIR
 
 log = logging.getLogger(__name__)
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
-LORA_SUBDIR = "lora"  # where ophora.training.export puts the adapter of a LoRA export
+LORA_SUBDIR = LORA_DIR  # where a LoRA export (ophora.training.export) puts the adapter
 
 
 class GeometryError(ValueError):
@@ -66,10 +67,11 @@ def resolve_dtype(dtype: str, device: str):
 
     if dtype == "auto":
         return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if dtype not in table:
+    from ophora.training.precision import torch_dtype
+
+    if dtype not in ("fp32", "bf16", "fp16"):
         raise ValueError(f"dtype must be auto, fp32, bf16 or fp16, got {dtype!r}")
-    return table[dtype]
+    return torch_dtype(dtype)
 
 
 def _dtype_kwarg(dtype) -> dict[str, Any]:

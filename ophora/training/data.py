@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
+from ophora.clip_geometry import differing
 from ophora.dataset.shards import (LATENT_MEMBERS, MAX_MEMBER_BYTES, RAW_MEMBERS, Sample, ShardError,
                                     iter_samples, list_shards)
 from ophora.training.elastic import END, ReaderLayout, reader_stream
@@ -29,6 +30,14 @@ from ophora.video import DecodeLimits, bounded_frames, open_container
 
 log = logging.getLogger(__name__)
 MIN_SEEN_FOR_THRESHOLD = 10  # judge the bad-sample fraction only once this many samples were read
+
+
+class SampleRefused(ValueError):
+    """A sample the loader skips for a known reason (``reason``: the counter it is tallied under)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 class DataError(RuntimeError):
@@ -94,7 +103,7 @@ def decode_clip(mp4: bytes, num_frames: int, height: int, width: int, max_pixels
             if len(frames) == num_frames:
                 break
     if len(frames) < num_frames:
-        raise ValueError(f"too few frames: {len(frames)} < {num_frames}")
+        raise SampleRefused("too few frames", f"too few frames: {len(frames)} < {num_frames}")
     clip = np.stack(frames)
     return clip if clip.shape[1:3] == (height, width) else _cover_crop(clip, height, width)
 
@@ -119,7 +128,7 @@ def sample_geometry_problem(meta: dict[str, Any], data_cfg) -> str | None:
     if not data_cfg.resize_clips:
         want.update(height=data_cfg.height, width=data_cfg.width)
     try:
-        differ = [k for k, v in want.items() if v is not None and abs(float(meta[k]) - float(v)) > 1e-6]
+        differ = differing(meta, want)
     except (KeyError, TypeError, ValueError):
         return None
     if differ:
@@ -225,14 +234,13 @@ class ClipStream(torch.utils.data.IterableDataset):
             if self.kind == "raw":
                 mismatch = sample_geometry_problem(sample.meta, self.cfg) if "json" in sample.members else None
                 if mismatch:
-                    raise ValueError(mismatch)
+                    raise SampleRefused("clip geometry", mismatch)
                 clip = decode_clip(sample.mp4, self.cfg.num_frames, self.cfg.height, self.cfg.width,
                                    self.cfg.max_pixels)
                 return sample.key, text, to_model_pixels(clip)
             return sample.key, text, (sample.npy("latents.npy"), sample.npy("prompt_embeds.npy"))
         except Exception as e:  # noqa: BLE001 - any undecodable sample is skipped and counted, never fatal alone
-            known = [r for r in ("too few frames", "clip geometry") if r in str(e)]
-            reason = known[0] if known else f"undecodable ({type(e).__name__})"
+            reason = e.reason if isinstance(e, SampleRefused) else f"undecodable ({type(e).__name__})"
             counts.add(reason)
             log.warning("skipping sample %s in %s: %s", sample.key, sample.shard, e)
             if counts.seen >= MIN_SEEN_FOR_THRESHOLD and counts.total_bad / counts.seen > self.cfg.max_bad_fraction:

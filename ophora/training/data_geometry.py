@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ophora.clip_geometry import ClipGeometry, model_fit_problem
+from ophora.clip_geometry import ClipGeometry, differing, model_fit_problem
 from ophora.dataset.shards import ShardError, iter_samples
 from ophora.training.data import DataError
 
@@ -91,7 +91,7 @@ def resolve_geometry(data_cfg, shards: list[str], kind: str, model: ModelGeometr
     found, where = shard_geometry(shards, kind, model)
     resizable = {"height", "width"} if data_cfg.resize_clips and kind == "raw" else set()
     stated = {f: getattr(data_cfg, f) for f in FIELDS if getattr(data_cfg, f) is not None}
-    differ = [f for f, v in stated.items() if f not in resizable and float(v) != float(getattr(found, f))]
+    differ = differing(found, {f: v for f, v in stated.items() if f not in resizable})
     if differ:
         asked = ", ".join(f"{f}={stated[f]:g}" for f in differ)
         raise GeometryMismatch(f"clip geometry mismatch: the shards hold {found.describe()} (ClipMeta of {where}), "

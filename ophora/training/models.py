@@ -27,9 +27,9 @@ class CogVideoXParts:
 
 
 def _torch_dtype(name: str):
-    import torch
+    from ophora.training.precision import torch_dtype
 
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "no": torch.float32}[name]
+    return torch_dtype(name)
 
 
 def load_transformer(source: str, dtype: str = "fp32"):

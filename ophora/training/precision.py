@@ -16,7 +16,16 @@ from typing import Any
 
 import torch
 
-DTYPES = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# the one table of dtype names (weights: "fp32"; TrainConfig.mixed_precision: "no", "bf16", "fp16")
+TORCH_DTYPES = {"fp32": torch.float32, "no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # autocast dtype of a mixed-precision mode
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype a name stands for (fp32, bf16, fp16; "no" is fp32); ValueError for any other name."""
+    if name not in TORCH_DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(TORCH_DTYPES)}, got {name!r}")
+    return TORCH_DTYPES[name]
 
 
 @dataclass

@@ -105,7 +105,7 @@ class Validator:
     def _clip_score(self, frames: np.ndarray, text: str) -> float | None:
         if not self.cfg.clip_model:
             return None
-        from ophora.inference.clip_embed import load_clip
+        from ophora.inference.openclip_embed import load_clip
         from ophora.inference.metrics import clip_score
         from ophora.inference.video_io import pick_frames
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ophora.curation.stages.quality import (HEURISTIC_MODEL, ClipFieldScorer, QualityConfig, QualityStage,
+from ophora.curation.stages.quality import (HEURISTIC_MODEL, OpenClipFieldScorer, QualityConfig, QualityStage,
                                             border_shares, class_embeddings, crop_filter, eye_field_heuristic,
                                             field_probability, judge_quality)
 
@@ -46,7 +46,7 @@ def tiny_clip_config(tiny_open_clip):
 
 
 def test_random_open_clip_runs_batched_and_names_itself(tiny_clip_config):
-    scorer = ClipFieldScorer(tiny_clip_config)
+    scorer = OpenClipFieldScorer(tiny_clip_config)
     p = scorer(scene_frames("surgical", 0, count=6))
     assert p.shape == (6,) and np.all((p >= 0) & (p <= 1))
     assert scorer.id == "open_clip:ophora-tiny-test@random-init"
@@ -56,7 +56,7 @@ def test_random_open_clip_runs_batched_and_names_itself(tiny_clip_config):
 def test_missing_clip_weights_fail_with_a_clear_error(tiny_clip_config, tmp_path):
     cfg = tiny_clip_config.model_copy(update={"clip_pretrained": str(tmp_path / "nowhere.bin")})
     with pytest.raises(ValueError, match="cannot load open_clip"):
-        ClipFieldScorer(cfg)
+        OpenClipFieldScorer(cfg)
 
 
 @pytest.mark.parametrize("kind,keep", [("surgical", True), ("overlay", True), ("slide", False), ("black", False)])

@@ -40,7 +40,7 @@ def nets() -> dict:
 
 @pytest.fixture(scope="module")
 def clip():
-    from ophora.inference.clip_embed import load_clip
+    from ophora.inference.openclip_embed import load_clip
 
     return load_clip("ViT-B-32", None, seed=0)
 
@@ -114,7 +114,7 @@ def test_fid_and_fvd_of_a_set_against_itself_are_about_zero(generated, reference
 
 
 def test_clipscore_changes_when_prompts_are_shuffled_against_frames(generated, reference_shards, clip, tmp_path):
-    from ophora.inference.clip_embed import load_clip
+    from ophora.inference.openclip_embed import load_clip
 
     texts = ["Make a clear corneal incision.", "Tear a circular capsulorhexis.", "Inject viscoelastic.",
              "Polish the posterior capsule."]

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ophora.clip_model import ClipModel
+from ophora.openclip import OpenClipModel
 from ophora.curation.stages.base import stage_resources
 from ophora.curation.stages.frame_filter import Findings, FrameFilterStage
 
@@ -162,14 +162,14 @@ def field_probability(image_embeddings: np.ndarray, class_emb: np.ndarray, posit
     return p[:, np.asarray(positive, bool)].sum(axis=1)
 
 
-class ClipFieldScorer:
+class OpenClipFieldScorer:
     """open_clip zero-shot surgical-field probability per frame. Loads the model and encodes the prompts once."""
 
     def __init__(self, cfg: QualityConfig):
         unknown = set(cfg.clip_positive) - set(cfg.clip_prompts)
         if unknown or len(cfg.clip_positive) == len(cfg.clip_prompts):
             raise ValueError(f"quality.clip_positive must name some, not all, of the prompt classes ({unknown or ''})")
-        self.encoder = clip_model(cfg)
+        self.encoder = openclip_model(cfg)
         names = list(cfg.clip_prompts)
         prompts = [(i, p) for i, n in enumerate(names) for p in cfg.clip_prompts[n]]
         text = self.encoder.text_embeddings([p for _, p in prompts])
@@ -182,11 +182,11 @@ class ClipFieldScorer:
                                  self.logit_scale)
 
 
-def clip_model(cfg: QualityConfig) -> ClipModel:
+def openclip_model(cfg: QualityConfig) -> OpenClipModel:
     """The open_clip model the ``quality`` section names (``clip_pretrained='random'``: random weights)."""
     pretrained = None if cfg.clip_pretrained == RANDOM_WEIGHTS else cfg.clip_pretrained
     try:
-        return ClipModel(cfg.clip_model, pretrained, cfg.clip_device, cfg.clip_batch)
+        return OpenClipModel(cfg.clip_model, pretrained, cfg.clip_device, cfg.clip_batch)
     except ValueError as e:
         raise ValueError(f"quality: {e}") from e
 
@@ -226,7 +226,7 @@ class QualityStage(FrameFilterStage):
 
     def setup(self) -> None:
         super().setup()
-        self.clip = ClipFieldScorer(self.cfg) if self.cfg.clip_pretrained else None
+        self.clip = OpenClipFieldScorer(self.cfg) if self.cfg.clip_pretrained else None
         self.model = self.clip.id if self.clip else HEURISTIC_MODEL
 
     def field_scores(self, frames: np.ndarray) -> np.ndarray:

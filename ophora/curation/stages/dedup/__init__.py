@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ophora.curation.stages.common import read_meta
 from ophora.curation.stages.base import stage_resources
 from ophora.curation.stages.frame_filter import Findings, FrameFilterStage
-from ophora.curation.stages.quality import QualityConfig, clip_model
+from ophora.curation.stages.quality import QualityConfig, openclip_model
 
 SIGNATURE = "dedup_signature"  # a row column (stages.common.ROW_SCHEMA)
 MODEL = "phash-dct64@1"
@@ -160,7 +160,7 @@ class DedupStage(FrameFilterStage):
             if not quality.clip_pretrained:
                 raise ValueError("dedup.method=clip needs open_clip weights: set quality.clip_pretrained (a local "
                                  "weights file or a tag)")
-            self.clip = clip_model(quality)
+            self.clip = openclip_model(quality)
             self.model = f"simhash{SIMHASH_BITS}-{self.clip.id}@1"
 
     @classmethod

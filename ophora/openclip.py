@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 
-class ClipModel:
+class OpenClipModel:
     """An open_clip model with its preprocessing and tokenizer; embeddings come back as float32 arrays."""
 
     def __init__(self, name: str = "ViT-B-32", pretrained: str | None = None, device: str = "cpu", batch: int = 16,

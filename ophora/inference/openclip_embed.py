@@ -1,4 +1,4 @@
-"""open_clip text and frame embeddings for CLIPScore (the model itself: :class:`ophora.clip_model.ClipModel`).
+"""open_clip text and frame embeddings for CLIPScore (the model itself: :class:`ophora.openclip.OpenClipModel`).
 
 ``pretrained`` is a weights file path (offline) or an open_clip tag (needs the hub); None builds the architecture
 randomly initialised with a fixed seed: for testing the plumbing only, not comparable to published numbers. A
@@ -14,15 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from ophora.clip_model import ClipModel
+from ophora.openclip import OpenClipModel
 from ophora.inference.features import RANDOM_NOTE, file_sha256
 
 
 @dataclass
-class ClipEmbedder:
+class OpenClipEmbedder:
     """A loaded open_clip model, described the way evaluation results describe their networks."""
 
-    clip: ClipModel
+    clip: OpenClipModel
 
     @property
     def comparable(self) -> bool:
@@ -64,7 +64,7 @@ def published_sha256(model_name: str) -> set[str]:
 
 
 def load_clip(model_name: str = "ViT-B-32", pretrained: str | None = None, seed: int = 0,
-              device: str = "cpu") -> ClipEmbedder:
+              device: str = "cpu") -> OpenClipEmbedder:
     """An open_clip model by architecture name; ``pretrained`` a weights path or tag, None for random init."""
     import open_clip
 
@@ -72,4 +72,4 @@ def load_clip(model_name: str = "ViT-B-32", pretrained: str | None = None, seed:
         raise ValueError(f"unknown open_clip model {model_name!r}")
     if pretrained is not None and not Path(pretrained).is_file() and "/" in pretrained:
         raise FileNotFoundError(f"{pretrained}: no such CLIP weights file")
-    return ClipEmbedder(ClipModel(model_name, pretrained, device, seed=seed))
+    return OpenClipEmbedder(OpenClipModel(model_name, pretrained, device, seed=seed))
