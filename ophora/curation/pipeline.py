@@ -57,13 +57,29 @@ class StageStartError(RuntimeError):
     rerun with a fixed config resumes."""
 
 
+def _actor_init_failure(error: BaseException) -> BaseException | None:
+    """The Ray actor-init failure (``ActorDiedError.actor_init_failed``) somewhere in ``error``'s causes."""
+    stack, seen = [error], set()
+    while stack:
+        e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if getattr(e, "actor_init_failed", False):
+            return e
+        stack += [c for c in (getattr(e, "cause", None), e.__cause__, e.__context__) if isinstance(c, BaseException)]
+    return None
+
+
 def _stage_start_failure(error: BaseException) -> StageStartError | None:
     """The StageStartError an error from the streaming run stands for, or None when it is something else."""
-    text = str(error)
-    if "creation task" not in text:
+    died = _actor_init_failure(error)
+    if died is None:
         return None
-    cause = text.split("creation task", 1)[1].lstrip(", ").splitlines()[0]
-    stage = next((cls.name for cls in STAGES if f"({cls.__name__})" in text), "a")
+    text = str(died)
+    lines = [ln.strip() for ln in text.split("creation task", 1)[-1].lstrip(", ").splitlines() if ln.strip()]
+    cause = next((ln for ln in reversed(lines) if ln[:1].isupper() and ":" in ln), lines[0] if lines else text)
+    stage = next((cls.name for cls in STAGES if f"({cls.__name__})" in f"{error}{text}"), "a")
     return StageStartError(f"the {stage} stage could not start: {cause[:600]}")
 
 

@@ -199,3 +199,16 @@ def test_limit_takes_some_pending_sources_and_force_redoes_them_under_the_same_k
     assert _reference_keys(out) == keys and set(keys) <= set(_reference_keys(curated[0]))
     assert len(list(out.glob("tpt/*.tar"))) == len(set(p.name for p in out.glob("tpt/*.tar")))
     assert not list(out.rglob("*.tmp"))
+
+
+def test_a_stage_that_cannot_load_its_model_stops_the_run_with_one_line(ray_local, small_corpus, tmp_path):
+    """An actor whose setup fails (here: open_clip weights that do not exist) stops the run with a
+    StageStartError naming the stage and the cause, found by the error's type (Ray's actor-init failure)."""
+    from ophora.curation.pipeline import StageStartError
+
+    skip = [s for s in BACKBONE["skip"] if s != "quality"]
+    cfg = offline_config(skip=skip, **{"quality.clip_model": "ViT-B-32",
+                                       "quality.clip_pretrained": str(tmp_path / "missing-weights.bin")})
+    with pytest.raises(StageStartError, match="the quality stage could not start") as err:
+        run_curation(cfg, [str(small_corpus / "videos")], str(tmp_path / "o"), quiet=True)
+    assert "missing-weights.bin" in str(err.value) and "\n" not in str(err.value)
