@@ -47,12 +47,10 @@ from bench_curate import as_720p30, ensure_corpus  # the corpus bench_curate tim
 
 def probe_clip(path: str) -> str:
     """'WxH@fps N frames' of one mp4 (counted by decoding)."""
-    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries",
-                          "stream=width,height,r_frame_rate,nb_read_frames", "-of", "json", path],
-                         capture_output=True, text=True, check=True)
-    s = json.loads(out.stdout)["streams"][0]
-    num, den = (int(x) for x in s["r_frame_rate"].split("/"))
-    return f"{s['width']}x{s['height']}@{num / den:g} {s['nb_read_frames']} frames"
+    from ophora.video import probe_stream
+
+    f = probe_stream(path)
+    return f"{f.width}x{f.height}@{f.fps:g} {f.frames} frames"
 
 
 def first_clip(tars: list[str], scratch: Path) -> str:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+import numpy as np
+
 from ophora.storage import is_url
 
 # libavformat demuxer names of containers that carry their media inline. ffprobe reports the demuxer's full name
@@ -127,3 +129,151 @@ def bounded_frames(container, stream, limits: DecodeLimits = DecodeLimits()) -> 
         if count > limits.max_frames:
             raise DecodeLimitExceeded(f"more than max_frames={limits.max_frames} frames")
         yield frame
+
+
+# ---------------------------------------------------------------- probing and decoding: the one place
+
+class VideoError(ValueError):
+    """A video cannot be read: the message names the file and why."""
+
+
+@dataclass
+class StreamFacts:
+    """The first video stream of a file: frames (counted, not the header's guess), size, rate, codec."""
+
+    frames: int
+    width: int
+    height: int
+    fps: float
+    codec: str
+    pix_fmt: str
+
+
+def _rate(text: str) -> float:
+    num, _, den = str(text or "0/1").partition("/")
+    return float(num) / float(den) if float(den or 1) else 0.0
+
+
+def probe_stream(path: str | os.PathLike, timeout: float = 60, count: str = "frames") -> StreamFacts:
+    """ffprobe's facts of a local file's first video stream. ``count``: "frames" decodes to count (exact),
+    "packets" counts packets (no decode; one packet per frame for the H.264 Ophora writes)."""
+    import json
+    import subprocess
+
+    counter = {"frames": ("-count_frames", "nb_read_frames"), "packets": ("-count_packets", "nb_read_packets")}
+    flag, field = counter[count]
+    args = ffprobe_args(path, "-select_streams", "v:0", flag, "-show_entries",
+                        f"stream={field},width,height,avg_frame_rate,codec_name,pix_fmt", "-of", "json")
+    try:
+        done = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as e:
+        raise VideoError(f"{path}: ffprobe took longer than {timeout:g} s") from e
+    if done.returncode != 0:
+        raise VideoError(f"{path}: ffprobe failed: {done.stderr.decode(errors='replace').strip()[-300:]}")
+    streams = json.loads(done.stdout or b"{}").get("streams") or []
+    if not streams:
+        raise VideoError(f"{path}: no video stream")
+    s = streams[0]
+    return StreamFacts(frames=int(s.get(field) or 0), width=int(s["width"]), height=int(s["height"]),
+                       fps=_rate(s.get("avg_frame_rate")), codec=str(s.get("codec_name", "")),
+                       pix_fmt=str(s.get("pix_fmt", "")))
+
+
+def _name(video: Any) -> str:
+    return "<bytes>" if isinstance(video, (bytes, bytearray)) else str(getattr(video, "name", video))
+
+
+def decode_frames(video: bytes | str | os.PathLike | IO[bytes], max_frames: int | None = None,
+                  limits: DecodeLimits = DecodeLimits()) -> np.ndarray:
+    """Every frame (or the first ``max_frames``) of a video file or mp4 bytes as uint8 RGB ``(T, H, W, 3)``;
+    VideoError when it cannot be decoded or breaks ``limits`` (frame size; frame count unless ``max_frames``
+    stops sooner)."""
+    import av
+
+    frames = []
+    try:
+        with open_container(video) as container:
+            if not container.streams.video:
+                raise VideoError(f"{_name(video)}: no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in bounded_frames(container, stream, limits):
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+    except (av.FFmpegError, DecodeLimitExceeded, UnsafeContainer) as e:
+        raise VideoError(f"{_name(video)}: cannot decode ({e})") from e
+    if not frames:
+        raise VideoError(f"{_name(video)}: no decodable frames")
+    return np.stack(frames)
+
+
+def decoded_facts(video: bytes | str | os.PathLike | IO[bytes], limits: DecodeLimits = DecodeLimits()
+                  ) -> StreamFacts:
+    """StreamFacts found by decoding every frame (no ffprobe: for bytes from an untrusted shard); raises
+    av.FFmpegError or VideoError when the bytes are no decodable video, DecodeLimitExceeded past ``limits``."""
+    with open_container(video) as container:
+        if not container.streams.video:
+            raise VideoError(f"{_name(video)}: no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        count, width, height = 0, stream.codec_context.width, stream.codec_context.height
+        for frame in bounded_frames(container, stream, limits):
+            count += 1
+            width, height = frame.width, frame.height
+        rate = stream.average_rate or stream.guessed_rate or 0
+        return StreamFacts(count, width, height, float(rate), stream.codec_context.name,
+                           stream.codec_context.format.name if stream.codec_context.format else "")
+
+
+def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(width, height) scaled so the longer side is at most ``max_side``, both even (never upscaled)."""
+    scale = min(1.0, max_side / max(width, height))
+    return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
+
+
+def frames_at(video: str | os.PathLike | IO[bytes], times: list[float], max_side: int) -> np.ndarray:
+    """RGB frames at ascending ``times`` (seconds): the first frame at or after each, longer side at most
+    ``max_side``. One seek to the first time, then a forward decode. A time past the end repeats the last frame
+    decoded (within a second of it); VideoError naming the file otherwise."""
+    import av
+
+    name = _name(video)
+    try:
+        container = open_container(video)
+    except (av.FFmpegError, OSError, UnsafeContainer) as e:
+        raise VideoError(f"{name}: cannot open ({e})") from e
+    try:
+        if not container.streams.video:
+            raise VideoError(f"{name}: no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if not width or not height:
+            raise VideoError(f"{name}: video stream has no frame size")
+        out_w, out_h = scaled_size(width, height, max_side)
+        tb = stream.time_base
+        if times[0] > 0 and tb:
+            container.seek(int(times[0] / tb), stream=stream, backward=True, any_frame=False)
+        picked: list[np.ndarray] = []
+        last = None
+        try:
+            for frame in container.decode(stream):
+                t = frame.time if frame.time is not None else 0.0
+                last = frame
+                while len(picked) < len(times) and t + 1e-3 >= times[len(picked)]:
+                    picked.append(frame.to_ndarray(width=out_w, height=out_h, format="rgb24"))
+                if len(picked) == len(times):
+                    break
+        except av.FFmpegError as e:
+            if not picked and last is None:
+                raise VideoError(f"{name}: cannot decode ({e})") from e
+        if not picked:
+            if last is None or (last.time or 0.0) < times[0] - 1.0:
+                raise VideoError(f"{name}: no frames between {times[0]:.2f}s and {times[-1]:.2f}s")
+            picked.append(last.to_ndarray(width=out_w, height=out_h, format="rgb24"))
+        while len(picked) < len(times):
+            picked.append(picked[-1])
+        return np.stack(picked)
+    finally:
+        container.close()

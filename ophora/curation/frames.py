@@ -15,15 +15,14 @@ from typing import Any
 import numpy as np
 
 from ophora.storage import is_url
-from ophora.video import open_container
+from ophora.video import VideoError, frames_at as video_frames_at
 
 _CACHE_SIZE = 4
 _cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-class FrameError(ValueError):
-    """The window's frames cannot be read; the message names the file and why."""
+FrameError = VideoError  # the window's frames cannot be read; the message names the file and why
 
 
 def sample_times(start: float, end: float, count: int) -> list[float]:
@@ -34,12 +33,6 @@ def sample_times(start: float, end: float, count: int) -> list[float]:
         raise ValueError(f"empty window [{start}, {end}]")
     step = (end - start) / count
     return [start + (i + 0.5) * step for i in range(count)]
-
-
-def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
-    """(width, height) scaled so the longer side is at most ``max_side``, both even (never upscaled)."""
-    scale = min(1.0, max_side / max(width, height))
-    return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
 
 
 def window_frames(path: str, start: float, end: float, count: int = 8, max_side: int = 320) -> np.ndarray:
@@ -70,55 +63,13 @@ def frames_at(path: str, times: list[float], max_side: int = 320) -> np.ndarray:
     return _decode(path, list(times), max_side)
 
 
-def _open(path: str) -> Any:
-    if is_url(path):
+def _decode(path: str, times: list[float], max_side: int) -> np.ndarray:
+    if is_url(path):  # a remote file is read through fsspec; decoders never see a URL
         import fsspec
 
-        return open_container(fsspec.open(path, "rb").open())
-    return open_container(path)
-
-
-def _decode(path: str, times: list[float], max_side: int) -> np.ndarray:
-    import av
-
-    try:
-        container = _open(path)
-    except (av.FFmpegError, OSError) as e:
-        raise FrameError(f"{path}: cannot open ({e})") from e
-    try:
-        if not container.streams.video:
-            raise FrameError(f"{path}: no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        width, height = stream.codec_context.width, stream.codec_context.height
-        if not width or not height:
-            raise FrameError(f"{path}: video stream has no frame size")
-        out_w, out_h = scaled_size(width, height, max_side)
-        tb = stream.time_base
-        if times[0] > 0 and tb:
-            container.seek(int(times[0] / tb), stream=stream, backward=True, any_frame=False)
-        picked: list[np.ndarray] = []
-        last = None
-        try:
-            for frame in container.decode(stream):
-                t = frame.time if frame.time is not None else 0.0
-                last = frame
-                while len(picked) < len(times) and t + 1e-3 >= times[len(picked)]:
-                    picked.append(frame.to_ndarray(width=out_w, height=out_h, format="rgb24"))
-                if len(picked) == len(times):
-                    break
-        except av.FFmpegError as e:
-            if not picked and last is None:
-                raise FrameError(f"{path}: cannot decode ({e})") from e
-        if not picked:
-            if last is None or (last.time or 0.0) < times[0] - 1.0:
-                raise FrameError(f"{path}: no frames between {times[0]:.2f}s and {times[-1]:.2f}s")
-            picked.append(last.to_ndarray(width=out_w, height=out_h, format="rgb24"))
-        while len(picked) < len(times):
-            picked.append(picked[-1])
-        return np.stack(picked)
-    finally:
-        container.close()
+        with fsspec.open(path, "rb") as f:
+            return video_frames_at(f, times, max_side)
+    return video_frames_at(path, times, max_side)
 
 
 def row_video_path(row: dict[str, Any]) -> str:

@@ -25,7 +25,8 @@ from ophora.inference.memorisation import FrameSet
 from ophora.inference.memorisation import audit as memorisation_audit
 from ophora.inference.metrics import clip_score, frechet_distance_of
 from ophora.bounded_json import JSONRefused, loads as bounded_loads
-from ophora.inference.video_io import VideoError, decode_frames, pick_frames
+from ophora.inference.video_io import pick_frames
+from ophora.video import VideoError, decode_frames
 
 RESULTS = "evaluation.json"
 PLOT = "evaluation.png"

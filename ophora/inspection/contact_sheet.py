@@ -2,46 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from PIL import Image
 
 from ophora.video import DecodeLimits, bounded_frames, open_container
-
-
-@dataclass
-class VideoFacts:
-    """What decoding a clip found: frames actually decoded, frame size and the stream's average frame rate."""
-
-    num_frames: int
-    width: int
-    height: int
-    fps: float
-    codec: str
-    pix_fmt: str
-
-
-def _open(video: bytes | str | Path | IO[bytes]):
-    return open_container(video)
-
-
-def probe_decode(video: bytes | str | Path, limits: DecodeLimits = DecodeLimits()) -> VideoFacts:
-    """Decode every frame of the first video stream and report what was found (raises av.FFmpegError or
-    ValueError when the bytes are no decodable video, DecodeLimitExceeded past ``limits``)."""
-    with _open(video) as container:
-        if not container.streams.video:
-            raise ValueError("no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        count, width, height = 0, stream.codec_context.width, stream.codec_context.height
-        for frame in bounded_frames(container, stream, limits):
-            count += 1
-            width, height = frame.width, frame.height
-        rate = stream.average_rate or stream.guessed_rate or 0
-        return VideoFacts(count, width, height, float(rate), stream.codec_context.name,
-                          stream.codec_context.format.name if stream.codec_context.format else "")
 
 
 def _spread(total: int, n: int) -> list[int]:
@@ -70,7 +35,7 @@ def sample_frames(video: bytes | str | Path, n: int, height: int | None = None,
         return []
     kept: list[tuple[int, Image.Image]] = []
     stride, last = 1, None
-    with _open(video) as container:
+    with open_container(video) as container:
         if not container.streams.video:
             raise ValueError("no video stream")
         stream = container.streams.video[0]

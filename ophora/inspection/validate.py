@@ -156,17 +156,17 @@ def check_sample(sample: Sample, subset: str) -> tuple[list[Finding], ClipMeta |
 
 def check_video(sample: Sample, meta: ClipMeta, subset: str) -> list[Finding]:
     """Decode the mp4 and compare frames, size and fps with what the json promises."""
-    from ophora.inspection.contact_sheet import probe_decode
+    from ophora.video import decoded_facts
 
     where = _where(sample, subset)
     try:
-        facts = probe_decode(sample.mp4)
+        facts = decoded_facts(sample.mp4)
     except Exception as e:  # any decoder complaint about untrusted bytes is a finding, not a crash
         return [Finding("error", "bad-video", where, f"{sample.key}.mp4 does not decode: {e}", sample.key)]
     out = []
-    if facts.num_frames != meta.num_frames:
+    if facts.frames != meta.num_frames:
         out.append(Finding("error", "wrong-frames", where,
-                           f"{sample.key}.mp4 decodes to {facts.num_frames} frames, json promises {meta.num_frames}",
+                           f"{sample.key}.mp4 decodes to {facts.frames} frames, json promises {meta.num_frames}",
                            sample.key))
     if (facts.width, facts.height) != (meta.width, meta.height):
         out.append(Finding("error", "wrong-size", where, f"{sample.key}.mp4 is {facts.width}x{facts.height}, json "

@@ -26,7 +26,7 @@ from ophora.clip_geometry import differing
 from ophora.dataset.shards import (LATENT_MEMBERS, MAX_MEMBER_BYTES, RAW_MEMBERS, Sample, ShardError,
                                     iter_samples, list_shards)
 from ophora.training.elastic import END, ReaderLayout, reader_stream
-from ophora.video import DecodeLimits, bounded_frames, open_container
+from ophora.video import DecodeLimits, decode_frames
 
 log = logging.getLogger(__name__)
 MIN_SEEN_FOR_THRESHOLD = 10  # judge the bad-sample fraction only once this many samples were read
@@ -92,19 +92,9 @@ def decode_clip(mp4: bytes, num_frames: int, height: int, width: int, max_pixels
     Raises ValueError when the clip has fewer frames than asked or frames over ``max_pixels`` (PyAV; it beat
     spawning ffmpeg per clip)."""
 
-    frames = []
-    with open_container(mp4) as container:
-        if not container.streams.video:
-            raise ValueError("no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in bounded_frames(container, stream, DecodeLimits(max_frames=num_frames, max_pixels=max_pixels)):
-            frames.append(frame.to_ndarray(format="rgb24"))
-            if len(frames) == num_frames:
-                break
-    if len(frames) < num_frames:
-        raise SampleRefused("too few frames", f"too few frames: {len(frames)} < {num_frames}")
-    clip = np.stack(frames)
+    clip = decode_frames(mp4, num_frames, DecodeLimits(max_frames=num_frames, max_pixels=max_pixels))
+    if len(clip) < num_frames:
+        raise SampleRefused("too few frames", f"too few frames: {len(clip)} < {num_frames}")
     return clip if clip.shape[1:3] == (height, width) else _cover_crop(clip, height, width)
 
 

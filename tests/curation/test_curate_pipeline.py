@@ -47,7 +47,7 @@ def test_every_mp4_has_the_promised_frames_size_and_rate(curated, tmp_path):
     out, _ = curated
     for sample in iter_subset(str(out), "tpt"):
         facts = mp4_facts(sample.mp4, tmp_path)
-        assert facts == {"frames": 49, "width": 720, "height": 480, "fps": "8/1", "pix_fmt": "yuv420p",
+        assert facts == {"frames": 49, "width": 720, "height": 480, "fps": 8.0, "pix_fmt": "yuv420p",
                          "codec": "h264"}, sample.key
         meta = sample.clip_meta()
         assert (meta.num_frames, meta.width, meta.height, meta.fps) == (49, 720, 480, 8.0)

@@ -73,8 +73,8 @@ def test_every_decoder_refuses_a_playlist(playlists, listener, kind):
 
     from ophora.curation.frames import window_frames
     from ophora.curation.stages.transcribe import stream_pcm
-    from ophora.inference.video_io import VideoError, decode_frames
-    from ophora.inspection.contact_sheet import probe_decode
+    from ophora.video import VideoError, decode_frames
+    from ophora.video import decoded_facts
 
     path = playlists[kind]
     with pytest.raises(av.FFmpegError):
@@ -86,7 +86,7 @@ def test_every_decoder_refuses_a_playlist(playlists, listener, kind):
     with pytest.raises(VideoError):
         decode_frames(path)
     with pytest.raises((av.FFmpegError, ValueError)):
-        probe_decode(path.read_bytes())
+        decoded_facts(path.read_bytes())
     with pytest.raises(Exception):  # noqa: B017 - any refusal; what matters is that nothing was read
         window_frames(str(path), 0.0, 2.0)
     assert listener.accepts == 0

@@ -16,7 +16,7 @@ import pytest
 from ophora.inference.pipeline import GeometryError, SamplingSettings, load_pipeline, render
 from ophora.inference.prompts import Prompt, read_prompts
 from ophora.inference.sample import read_manifest, sample_videos
-from ophora.inference.video_io import decode_frames, probe_stream
+from ophora.video import decode_frames, probe_stream
 
 TINY = dict(steps=2, frames=9, height=32, width=48, fps=8.0)
 SETTINGS = SamplingSettings(**TINY)

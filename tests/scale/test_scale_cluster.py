@@ -213,7 +213,7 @@ def test_sample_job_renders_every_prompt_on_the_cluster(cluster, tmp_path):
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     from ophora.inference.sample import read_manifest
-    from ophora.inference.video_io import probe_stream
+    from ophora.video import probe_stream
     from ophora.training.models import make_tiny_model
 
     address, _ = cluster

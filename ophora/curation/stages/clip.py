@@ -26,15 +26,13 @@ from ophora.curation.stages.common import (Reject, RowStage, ToolError, batch_to
                                            rows_to_batch, run_tool, update_meta)
 from ophora.curation.stages.quality import border_box
 from ophora.curation.stages.windows import WindowsConfig
-from ophora.video import ffmpeg_input, ffprobe_args
+from ophora.video import ffmpeg_input, probe_stream
 
 
 def count_frames(path: str, timeout: float) -> tuple[int, int, int]:
     """(frames, width, height) of the first video stream of a local file, counted from its packets."""
-    args = ffprobe_args(path, "-select_streams", "v:0", "-count_packets", "-show_entries",
-                        "stream=nb_read_packets,width,height", "-of", "json")
-    stream = json.loads(run_tool(args, timeout))["streams"][0]
-    return int(stream.get("nb_read_packets") or 0), int(stream["width"]), int(stream["height"])
+    facts = probe_stream(path, timeout, count="packets")
+    return facts.frames, facts.width, facts.height
 
 
 class ClipConfig(BaseModel):
