@@ -8,7 +8,8 @@ from typing import Optional
 
 import typer
 
-from ophora.cli.common import console, fail, print_table
+from ophora.cli.common import config_error, console, fail, parse_set, print_table
+from ophora.config import to_yaml
 
 
 def _kwargs(text: Optional[str], flag: str) -> dict | None:
@@ -27,27 +28,33 @@ def evaluate(
     generated: Path = typer.Argument(..., help="Folder of generated mp4 (+ json sidecars), e.g. SAMPLES/videos."),
     reference: str = typer.Option(..., "--reference", help="Curation output root, a .tar shard, or mp4 folder."),
     out: Path = typer.Option(Path("evaluation"), "--out", help="Folder for evaluation.json and evaluation.png."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="A YAML evaluate config (flags win over it)."),
+    sets: Optional[list[str]] = typer.Option(None, "--set", help="Override one field, e.g. --set fvd_frames=8 "
+                                                                 "(repeatable; wins over flags and --config)."),
+    print_config: bool = typer.Option(False, "--print-config", help="Print the effective config and exit."),
     subset: Optional[str] = typer.Option(None, "--subset", help="Reference subset (default tpt)."),
     max_reference: Optional[int] = typer.Option(None, "--max-reference", min=2, help="Reference clips to use."),
-    fid_net: str = typer.Option("random-inception", "--fid-net",
-                                help="TorchScript / inception_v3 state dict path, random-inception, or none."),
-    fvd_net: str = typer.Option("random-i3d", "--fvd-net",
-                                help="TorchScript I3D / s3d state dict path, random-i3d, or none."),
+    fid_net: Optional[str] = typer.Option(None, "--fid-net", help="TorchScript / inception_v3 state dict path, "
+                                                                  "random-inception (default), or none."),
+    fvd_net: Optional[str] = typer.Option(None, "--fvd-net", help="TorchScript I3D / s3d state dict path, "
+                                                                  "random-i3d (default), or none."),
     fid_size: Optional[int] = typer.Option(None, "--fid-size", help="FID input side (default 299)."),
     fvd_size: Optional[int] = typer.Option(None, "--fvd-size", help="FVD input side (default 224)."),
     fid_range: Optional[str] = typer.Option(None, "--fid-range", help="imagenet, 0-1, -1-1 or 0-255."),
     fvd_range: Optional[str] = typer.Option(None, "--fvd-range", help="imagenet, 0-1, -1-1 or 0-255."),
     fid_kwargs: Optional[str] = typer.Option(None, "--fid-call-kwargs", help='JSON, e.g. {"return_features": true}'),
     fvd_kwargs: Optional[str] = typer.Option(None, "--fvd-call-kwargs", help="JSON keyword arguments for the net."),
-    clip_model: str = typer.Option("ViT-B-32", "--clip-model", help="open_clip architecture, or none."),
+    clip_model: Optional[str] = typer.Option(None, "--clip-model", help="open_clip architecture (default "
+                                                                        "ViT-B-32), or none."),
     clip_pretrained: Optional[str] = typer.Option(None, "--clip-pretrained",
                                                   help="CLIP weights file (default: random init, seeded)."),
-    frames_per_video: int = typer.Option(8, "--frames-per-video", min=1, help="Frames per video for FID/CLIP."),
-    fvd_frames: int = typer.Option(16, "--fvd-frames", min=1, help="Frames per clip for FVD."),
-    seed: int = typer.Option(0, "--seed", help="Seed of randomly initialised networks."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    audit_k: int = typer.Option(5, "--audit-k", min=0, help="Memorisation audit: nearest training clips per "
-                                                            "video (0: no audit)."),
+    frames_per_video: Optional[int] = typer.Option(None, "--frames-per-video", min=1,
+                                                   help="Frames per video for FID/CLIP [8]."),
+    fvd_frames: Optional[int] = typer.Option(None, "--fvd-frames", min=1, help="Frames per clip for FVD [16]."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of randomly initialised networks [0]."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu (default) or cuda."),
+    audit_k: Optional[int] = typer.Option(None, "--audit-k", min=0, help="Memorisation audit: nearest training "
+                                                                        "clips per video [5] (0: no audit)."),
     audit_threshold: Optional[float] = typer.Option(None, "--audit-threshold",
                                                     help="Flag frames at most this feature distance from a "
                                                          "training frame (default: calibrated on the training "
@@ -60,18 +67,25 @@ def evaluate(
     training clips as reference, a memorisation audit lists each video's nearest training clips.
     Example: ophora evaluate samples/videos --reference curated/
     """
+    from ophora.inference.config import EvaluateConfig, load_job_config
     from ophora.inference.evaluate import evaluate as run_evaluation
     from ophora.inference.features import FeatureNetError
 
-    off = lambda v: None if v in (None, "", "none") else v  # noqa: E731
+    flags = dict(subset=subset, max_reference=max_reference, fid_net=fid_net, fvd_net=fvd_net, fid_size=fid_size,
+                 fvd_size=fvd_size, fid_range=fid_range, fvd_range=fvd_range,
+                 fid_call_kwargs=_kwargs(fid_kwargs, "--fid-call-kwargs"),
+                 fvd_call_kwargs=_kwargs(fvd_kwargs, "--fvd-call-kwargs"), clip_model=clip_model,
+                 clip_pretrained=clip_pretrained, frames_per_video=frames_per_video, fvd_frames=fvd_frames,
+                 seed=seed, device=device, audit_k=audit_k, audit_threshold=audit_threshold)
     try:
-        results = run_evaluation(
-            generated, reference, out, fid_net=off(fid_net), fvd_net=off(fvd_net), clip_model=off(clip_model),
-            clip_pretrained=clip_pretrained, seed=seed, frames_per_video=frames_per_video, fvd_frames=fvd_frames,
-            fid_size=fid_size, fvd_size=fvd_size, fid_range=fid_range, fvd_range=fvd_range,
-            fid_call_kwargs=_kwargs(fid_kwargs, "--fid-call-kwargs"),
-            fvd_call_kwargs=_kwargs(fvd_kwargs, "--fvd-call-kwargs"), subset=subset, max_reference=max_reference,
-            device=device, audit_k=audit_k or None, audit_threshold=audit_threshold, progress=True)
+        cfg = load_job_config(EvaluateConfig, config, flags, dict(parse_set(x) for x in sets or []))
+    except (ValueError, OSError) as e:
+        fail(f"evaluate config: {config_error(e)}")
+    if print_config:
+        typer.echo(to_yaml(cfg), nl=False)
+        return
+    try:
+        results = run_evaluation(generated, reference, out, progress=True, **cfg.run_kwargs())
     except (FeatureNetError, FileNotFoundError, ValueError, OSError) as e:
         fail(str(e))
     fmt = lambda v: "n/a" if v is None else f"{v:.4g}"  # noqa: E731
