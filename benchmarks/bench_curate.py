@@ -27,8 +27,9 @@ def decode_pass(videos: list[Path]) -> float:
     """Seconds to decode every file once with ffmpeg (default threading), sequentially."""
     start = time.perf_counter()
     for v in videos:
-        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(v), "-map", "0:v:0", "-f", "null", "-"],
-                       check=True)
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-v", "error", "-i", str(v), "-map", "0:v:0", "-f", "null", "-"], check=True
+        )
     return time.perf_counter() - start
 
 
@@ -50,10 +51,31 @@ def as_720p30(corpus: Path, truths: list[dict]) -> list[Path]:
         if not dst.exists():
             dst.parent.mkdir(parents=True, exist_ok=True)
             tmp = dst.with_suffix(".tmp.mp4")
-            subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), "-vf",
-                            "scale=1280:720:force_original_aspect_ratio=increase,crop=1280:720,fps=30",
-                            "-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-pix_fmt", "yuv420p",
-                            "-c:a", "aac", str(tmp)], check=True)
+            subprocess.run(
+                [
+                    "ffmpeg",
+                    "-nostdin",
+                    "-v",
+                    "error",
+                    "-y",
+                    "-i",
+                    str(src),
+                    "-vf",
+                    "scale=1280:720:force_original_aspect_ratio=increase,crop=1280:720,fps=30",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "veryfast",
+                    "-g",
+                    "60",
+                    "-pix_fmt",
+                    "yuv420p",
+                    "-c:a",
+                    "aac",
+                    str(tmp),
+                ],
+                check=True,
+            )
             tmp.replace(dst)
         out.append(dst)
     return out
@@ -68,7 +90,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", default="runs/bench-curate-out")
     ap.add_argument("--profile", default="offline")
     ap.add_argument("--stages", choices=("backbone", "all"), default="backbone")
-    ap.add_argument("--set", dest="sets", action="append", default=[], help="config override, e.g. refine.backend=extractive")
+    ap.add_argument(
+        "--set", dest="sets", action="append", default=[], help="config override, e.g. refine.backend=extractive"
+    )
     ap.add_argument("--json", default="")
     ap.add_argument("--native", action="store_true", help="use the generator's mixed formats as they are")
     args = ap.parse_args(argv)
@@ -105,14 +129,23 @@ def main(argv: list[str] | None = None) -> dict:
     decode_s = (decode_s + decode_after_s) / 2
     curate_s = summary["wall_seconds"]
     result = {
-        "machine": f"{os.cpu_count()} CPUs", "stages": summary["stages"], "videos": len(files), "formats": formats,
-        "source_seconds": round(source_seconds, 1), "decode_pass_s": round(decode_s, 2), "decode_pass_after_s": round(decode_after_s, 2),
-        "ray_start_s": round(ray_start_s, 2), "curate_s": round(curate_s, 2),
+        "machine": f"{os.cpu_count()} CPUs",
+        "stages": summary["stages"],
+        "videos": len(files),
+        "formats": formats,
+        "source_seconds": round(source_seconds, 1),
+        "decode_pass_s": round(decode_s, 2),
+        "decode_pass_after_s": round(decode_after_s, 2),
+        "ray_start_s": round(ray_start_s, 2),
+        "curate_s": round(curate_s, 2),
         "ratio_curate_to_decode": round(curate_s / decode_s, 2),
-        "clips": summary["clips_written"], "clips_per_s": round(summary["clips_written"] / curate_s, 3),
+        "clips": summary["clips_written"],
+        "clips_per_s": round(summary["clips_written"] / curate_s, 3),
         "source_s_per_s": round(source_seconds / curate_s, 3),
         "decode_source_s_per_s": round(source_seconds / decode_s, 3),
-        "done": summary["done"], "rejected": summary["rejected"], "failed": summary["failed"],
+        "done": summary["done"],
+        "rejected": summary["rejected"],
+        "failed": summary["failed"],
     }
     table = Table(title="ophora curate benchmark")
     table.add_column("measure")

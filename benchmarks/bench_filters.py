@@ -26,21 +26,20 @@ import tempfile
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ophora.synthetic.filter_eval import evaluate, run_stage, truth_windows  # noqa: E402
 from ophora.curation.stages.dedup import DedupStage  # noqa: E402
 from ophora.curation.stages.dynamics import DynamicsStage  # noqa: E402
 from ophora.curation.stages.privacy import PrivacyStage  # noqa: E402
 from ophora.curation.stages.quality import QualityConfig, QualityStage  # noqa: E402
+from ophora.synthetic.filter_eval import evaluate, run_stage, truth_windows  # noqa: E402
 
 
 class Stopwatch:
     """Wall seconds and CPU seconds (this process plus finished child processes such as ffmpeg): on a shared
     machine the CPU time is the number that does not depend on the neighbours' load."""
 
-    def __enter__(self) -> "Stopwatch":
+    def __enter__(self) -> Stopwatch:
         self._wall, self._cpu = time.perf_counter(), self._cpu_now()
         return self
 
@@ -110,18 +109,25 @@ def main() -> None:
 
             generate_corpus(corpus, videos=3, seed=7, minutes=40 / 60, max_height=480)
         privacy = PrivacyStage(None)
-        stages = {"dynamics": DynamicsStage(None), "quality": QualityStage(None), "privacy": privacy,
-                  "dedup": DedupStage(None)}
+        stages = {
+            "dynamics": DynamicsStage(None),
+            "quality": QualityStage(None),
+            "privacy": privacy,
+            "dedup": DedupStage(None),
+        }
         if args.clip_model:
             stages["quality_clip"] = QualityStage(QualityConfig(clip_model=args.clip_model, clip_pretrained="random"))
-        report = {"frames_per_second": filter_speed(stages, args.repeats),
-                  "frames_per_window": {k: s.frames for k, s in stages.items()},
-                  "ms_per_clip": per_clip(corpus, stages)}
+        report = {
+            "frames_per_second": filter_speed(stages, args.repeats),
+            "frames_per_window": {k: s.frames for k, s in stages.items()},
+            "ms_per_clip": per_clip(corpus, stages),
+        }
         chain = [stages["dynamics"], stages["quality"], privacy, stages["dedup"]]
         if not args.skip_accuracy:
             accuracy = evaluate(corpus, chain, privacy)
-            accuracy["outcomes"] = [(o.video, o.kind, o.start, o.subsets, o.expect, o.drop)
-                                    for o in accuracy["outcomes"]]
+            accuracy["outcomes"] = [
+                (o.video, o.kind, o.start, o.subsets, o.expect, o.drop) for o in accuracy["outcomes"]
+            ]
             report["corpus"] = accuracy
     text = json.dumps(report, indent=2)
     print(text)

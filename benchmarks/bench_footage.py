@@ -38,31 +38,49 @@ def material(names: list[str], tag: str, joins: bool = True):
     from ophora.synthetic.footage_eval import Footage, Shot
 
     out = [Footage(f"{tag}-{n}-{w}x{h}@{fps:g}", [Shot(n)], [], w, h, fps) for n in names for w, h, fps in FORMATS]
-    out += [Footage(f"{tag}-{n}-{effect}", [Shot(n, effect=effect)], [], 720, 480, 30.0)
-            for n in names for effect in ("focus_pull", "flash")]
+    out += [
+        Footage(f"{tag}-{n}-{effect}", [Shot(n, effect=effect)], [], 720, 480, 30.0)
+        for n in names
+        for effect in ("focus_pull", "flash")
+    ]
     out += [Footage(f"{tag}-{n}-long", [Shot(n, loops=2)], [], 960, 540, 24.0) for n in names]
     if joins and len(names) > 1:
         a, b = names[0], names[1]
-        out += [Footage(f"{tag}-join-cut", [Shot(a), Shot(b), Shot(a)], [("cut", 0), ("cut", 0)], 720, 480, 30.0),
-                Footage(f"{tag}-join-dissolve", [Shot(b), Shot(a), Shot(b)], [("dissolve", 1.0), ("dissolve", 2.0)],
-                        1280, 720, 25.0)]
+        out += [
+            Footage(f"{tag}-join-cut", [Shot(a), Shot(b), Shot(a)], [("cut", 0), ("cut", 0)], 720, 480, 30.0),
+            Footage(
+                f"{tag}-join-dissolve",
+                [Shot(b), Shot(a), Shot(b)],
+                [("dissolve", 1.0), ("dissolve", 2.0)],
+                1280,
+                720,
+                25.0,
+            ),
+        ]
     return out
 
 
 def cross_joins(names: list[str]):
     from ophora.synthetic.footage_eval import Footage, Shot
 
-    return [Footage("all-join-1", [Shot(n) for n in names], [("cut", 0), ("dissolve", 1.0), ("cut", 0)],
-                    720, 480, 30.0),
-            Footage("all-join-2", [Shot(n) for n in names[::-1]], [("dissolve", 0.5), ("cut", 0), ("dissolve", 1.5)],
-                    960, 540, 24.0)]
+    return [
+        Footage("all-join-1", [Shot(n) for n in names], [("cut", 0), ("dissolve", 1.0), ("cut", 0)], 720, 480, 30.0),
+        Footage(
+            "all-join-2",
+            [Shot(n) for n in names[::-1]],
+            [("dissolve", 0.5), ("cut", 0), ("dissolve", 1.5)],
+            960,
+            540,
+            24.0,
+        ),
+    ]
 
 
 def run_detector(videos: list[tuple[dict, Path]], overrides: dict) -> tuple[dict, list[dict]]:
     """Totals over ``videos`` (truth, path) and every candidate check with whether it met a true cut."""
     from ophora.curation.config import CurateConfig
-    from ophora.synthetic.footage_eval import score_boundaries
     from ophora.curation.stages.scenes import Scenes
+    from ophora.synthetic.footage_eval import score_boundaries
 
     stage = Scenes(CurateConfig.load("offline", overrides=overrides))
     tot = {"found": {}, "total": {}, "false": 0, "continuous_s": 0.0, "false_at": []}
@@ -78,9 +96,12 @@ def run_detector(videos: list[tuple[dict, Path]], overrides: dict) -> tuple[dict
         tot["false_at"] += [(truth["file"], round(a, 2), round(b, 2)) for a, b in s["false_at"]]
         for c in stage.last_checks:
             lo, hi = c["interval"]
-            meets = [i for i, cut in enumerate(truth["cuts"])
-                     if lo <= cut["time"] + cut.get("duration", 0) / 2 + 0.25
-                     and hi >= cut["time"] - cut.get("duration", 0) / 2 - 0.25]
+            meets = [
+                i
+                for i, cut in enumerate(truth["cuts"])
+                if lo <= cut["time"] + cut.get("duration", 0) / 2 + 0.25
+                and hi >= cut["time"] - cut.get("duration", 0) / 2 - 0.25
+            ]
             checks.append({**c, "video": truth["file"], "cut": f"{truth['file']}#{meets[0]}" if meets else None})
     return tot, checks
 
@@ -106,8 +127,10 @@ def synthetic_videos(workdir: Path, videos: int, seed: int) -> list[tuple[dict, 
     generate_corpus(corpus, videos=videos, seed=seed, minutes=1.0, max_height=720)
     out = []
     for t in load_truth(corpus):
-        cuts = [{"time": c["time"], "kind": c["kind"], "duration": s["transition_duration"]}
-                for c, s in zip(t["cuts"], t["scenes"][1:])]
+        cuts = [
+            {"time": c["time"], "kind": c["kind"], "duration": s["transition_duration"]}
+            for c, s in zip(t["cuts"], t["scenes"][1:])
+        ]
         out.append(({**t, "cuts": cuts, "continuous": []}, corpus / t["file"]))
     return out
 
@@ -129,13 +152,17 @@ def bench_scenes(workdir: Path, args) -> dict:
     fit_names, check_names = names[:2], names[2:]
     t0 = time.time()
     fit = [(render(f, clips, workdir), workdir / f"{f.name}.mp4") for f in material(fit_names, "fit")]
-    check = [(render(f, clips, workdir), workdir / f"{f.name}.mp4")
-             for f in material(check_names, "check") + cross_joins(names)]
+    check = [
+        (render(f, clips, workdir), workdir / f"{f.name}.mp4")
+        for f in material(check_names, "check") + cross_joins(names)
+    ]
     print(f"rendered {len(fit) + len(check)} videos in {time.time() - t0:.0f} s")
     _, fit_checks = run_detector(fit, {"scenes.change_threshold": 1e9})
     fitted = fit_threshold(fit_checks)
-    print(f"fit on {', '.join(fit_names)}: candidates in continuous footage reach {fitted['noise']}, true cuts "
-          f"at least {fitted['signal']} -> change_threshold {fitted['threshold']}")
+    print(
+        f"fit on {', '.join(fit_names)}: candidates in continuous footage reach {fitted['noise']}, true cuts "
+        f"at least {fitted['signal']} -> change_threshold {fitted['threshold']}"
+    )
     result = {"fit": fitted, "fit_clips": fit_names, "check_clips": check_names}
     synth = synthetic_videos(workdir, args.synthetic_videos, args.seed) if args.synthetic_videos else []
     from ophora.curation.config import CurateConfig
@@ -160,8 +187,10 @@ def yield_videos(workdir: Path, clips) -> list[dict]:
     from ophora.synthetic.footage_eval import Footage, Shot, render, write_srt
 
     names = sorted(clips)
-    videos = [Footage("narrated-1", [Shot(names[0]), Shot(names[1])], [("cut", 0)], 1280, 720, 30.0),
-              Footage("narrated-2", [Shot(names[2]), Shot(names[3])], [("dissolve", 1.0)], 720, 480, 25.0)]
+    videos = [
+        Footage("narrated-1", [Shot(names[0]), Shot(names[1])], [("cut", 0)], 1280, 720, 30.0),
+        Footage("narrated-2", [Shot(names[2]), Shot(names[3])], [("dissolve", 1.0)], 720, 480, 25.0),
+    ]
     truths = []
     for f in videos:
         truth = render(f, clips, workdir)
@@ -172,10 +201,10 @@ def yield_videos(workdir: Path, clips) -> list[dict]:
 
 def bench_yield(workdir: Path, args) -> dict:
     from ophora.curation.config import CurateConfig
-    from ophora.synthetic.footage_eval import clean_share, load_clips
-    from ophora.dataset.ledger import read_ledger
     from ophora.curation.pipeline import run_curation
+    from ophora.dataset.ledger import read_ledger
     from ophora.dataset.shards import read_index
+    from ophora.synthetic.footage_eval import clean_share, load_clips
 
     videos = workdir / "videos"
     videos.mkdir()
@@ -194,13 +223,23 @@ def bench_yield(workdir: Path, args) -> dict:
     clean = sum(sum(b - a for a, b in t["continuous"]) for t in truths.values())
     covered = sum(shares[n] * sum(b - a for a, b in t["continuous"]) for n, t in truths.items())
     foot = summary["footage"]
-    print(f"yield: {summary['clips_written']} clips from {len(truths)} narrated videos ({clean:.1f} s of clean "
-          f"surgical footage) in {wall:.0f} s; clips cover {100 * covered / clean:.1f} % of it "
-          f"({', '.join(f'{n}: {100 * s:.0f} %' for n, s in shares.items())})")
-    print(f"summary.json footage: {foot['clip_s']:.1f} of {foot['source_s']:.1f} s in clips "
-          f"({100 * foot['share']:.1f} %); lost: " + ", ".join(f"{k} {v:.1f} s" for k, v in foot["lost_s"].items()))
-    return {"clean_s": round(clean, 2), "clean_share": round(covered / clean, 4), "per_video": shares,
-            "clips": summary["clips_written"], "footage": foot, "wall_s": round(wall, 1)}
+    print(
+        f"yield: {summary['clips_written']} clips from {len(truths)} narrated videos ({clean:.1f} s of clean "
+        f"surgical footage) in {wall:.0f} s; clips cover {100 * covered / clean:.1f} % of it "
+        f"({', '.join(f'{n}: {100 * s:.0f} %' for n, s in shares.items())})"
+    )
+    print(
+        f"summary.json footage: {foot['clip_s']:.1f} of {foot['source_s']:.1f} s in clips "
+        f"({100 * foot['share']:.1f} %); lost: " + ", ".join(f"{k} {v:.1f} s" for k, v in foot["lost_s"].items())
+    )
+    return {
+        "clean_s": round(clean, 2),
+        "clean_share": round(covered / clean, 4),
+        "per_video": shares,
+        "clips": summary["clips_written"],
+        "footage": foot,
+        "wall_s": round(wall, 1),
+    }
 
 
 def model_path(name: str) -> str:
@@ -217,19 +256,22 @@ def model_path(name: str) -> str:
 
 
 def bench_instructions(workdir: Path, args) -> dict:
-    from ophora.curation.stages.refine.rubric import judge, load_lines
     from ophora.curation.stages.refine import Refiner
+    from ophora.curation.stages.refine.rubric import judge, load_lines
 
     parts = {"development": load_lines(), "held out": load_lines(part="held_out")}
     if args.final:
         parts["held out 2"] = load_lines(part="held_out_2")
     if args.sample:  # an even spread over both parts (an LLM on this CPU takes ~10-20 s a line)
-        parts = {p: v[::max(1, round(len(v) / (args.sample / 2)))] for p, v in parts.items()}
+        parts = {p: v[:: max(1, round(len(v) / (args.sample / 2)))] for p, v in parts.items()}
     lines = [x for part in parts.values() for x in part]
     out = {}
     for name in ([] if args.skip_extractive else ["extractive"]) + [m for m in args.models.split(",") if m]:
-        cfg = {"backend": "extractive"} if name == "extractive" else \
-            {"backend": args.backend, "model": model_path(name), "steer": True, "threads": args.threads}
+        cfg = (
+            {"backend": "extractive"}
+            if name == "extractive"
+            else {"backend": args.backend, "model": model_path(name), "steer": True, "threads": args.threads}
+        )
         refiner = Refiner(cfg)
         if name != "extractive":
             refiner.backend.load()
@@ -240,23 +282,37 @@ def bench_instructions(workdir: Path, args) -> dict:
         label = name.split("=")[0]
         row, start = {}, 0
         for part, mine in parts.items():
-            v, r = verdicts[start:start + len(mine)], results[start:start + len(mine)]
+            v, r = verdicts[start : start + len(mine)], results[start : start + len(mine)]
             start += len(mine)
-            row[part] = {"passed": sum(ok for ok, _ in v), "lines": len(mine), "fallback": sum(x["fallback"] for x in r)}
+            row[part] = {
+                "passed": sum(ok for ok, _ in v),
+                "lines": len(mine),
+                "fallback": sum(x["fallback"] for x in r),
+            }
         passed = sum(ok for ok, _ in verdicts)
         fallback = sum(r["fallback"] for r in results)
-        print(f"instructions {label:10s}: rubric passed {passed}/{len(lines)} ({100 * passed / len(lines):.1f} %; "
-              + ", ".join(f"{p} {v['passed']}/{v['lines']}" for p, v in row.items())
-              + f"), fallback {fallback}/{len(lines)} ({100 * fallback / len(lines):.1f} %), {wall:.0f} s wall, "
-              f"{len(lines) / wall:.2f} lines/s, {cpu / len(lines):.2f} CPU-s a line")
+        print(
+            f"instructions {label:10s}: rubric passed {passed}/{len(lines)} ({100 * passed / len(lines):.1f} %; "
+            + ", ".join(f"{p} {v['passed']}/{v['lines']}" for p, v in row.items())
+            + f"), fallback {fallback}/{len(lines)} ({100 * fallback / len(lines):.1f} %), {wall:.0f} s wall, "
+            f"{len(lines) / wall:.2f} lines/s, {cpu / len(lines):.2f} CPU-s a line"
+        )
         for (ok, why), r, x in zip(verdicts, results, lines):
             if not ok:
                 print(f"    {x['narration'][:60]!r} -> {r['instruction'] or r['reason'][:60]!r}: {why[:80]}")
-        out[label] = {**row, "passed": passed, "lines": len(lines), "fallback": fallback, "wall_s": round(wall, 1),
-                      "lines_per_s": round(len(lines) / wall, 3), "cpu_s_per_line": round(cpu / len(lines), 3),
-                      "answers": [{"narration": x["narration"], "instruction": r["instruction"],
-                                   "fallback": r["fallback"], "pass": ok} for (ok, _), r, x in
-                                  zip(verdicts, results, lines)]}
+        out[label] = {
+            **row,
+            "passed": passed,
+            "lines": len(lines),
+            "fallback": fallback,
+            "wall_s": round(wall, 1),
+            "lines_per_s": round(len(lines) / wall, 3),
+            "cpu_s_per_line": round(cpu / len(lines), 3),
+            "answers": [
+                {"narration": x["narration"], "instruction": r["instruction"], "fallback": r["fallback"], "pass": ok}
+                for (ok, _), r, x in zip(verdicts, results, lines)
+            ],
+        }
     return out
 
 
@@ -268,11 +324,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--models", default="smollm2,gemma3", help="LLMs for the instructions part")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for the LLMs")
-    ap.add_argument("--backend", default="transformers", choices=["transformers", "ctranslate2"],
-                    help="instructions: how the --models run (ctranslate2: converted once to int8, cached)")
+    ap.add_argument(
+        "--backend",
+        default="transformers",
+        choices=["transformers", "ctranslate2"],
+        help="instructions: how the --models run (ctranslate2: converted once to int8, cached)",
+    )
     ap.add_argument("--final", action="store_true", help="instructions: also the second held-out part (run once)")
-    ap.add_argument("--sample", type=int, default=0, help="instructions: about this many lines, spread over the "
-                                                          "development and held-out parts (0: all)")
+    ap.add_argument(
+        "--sample",
+        type=int,
+        default=0,
+        help="instructions: about this many lines, spread over the development and held-out parts (0: all)",
+    )
     ap.add_argument("--skip-extractive", action="store_true", help="instructions: only the --models")
     ap.add_argument("--json", default="", help="also write the results here")
     args = ap.parse_args(argv)
@@ -281,8 +345,9 @@ def main(argv: list[str] | None = None) -> int:
         for part in args.parts.split(","):
             work = Path(tmp) / part
             work.mkdir()
-            results[part] = {"scenes": bench_scenes, "yield": bench_yield,
-                             "instructions": bench_instructions}[part](work, args)
+            results[part] = {"scenes": bench_scenes, "yield": bench_yield, "instructions": bench_instructions}[part](
+                work, args
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -29,17 +29,52 @@ from typing import Any
 
 ANCHORS = {"full_ft_peak_gb": 33.9, "lora_peak_gb": 13.0, "sample_s_per_video_h100": 45.0}
 # dense bf16 tensor-core peaks (no sparsity), TFLOP/s
-PEAK_TFLOPS = {"H200": 989.4, "H100 SXM": 989.4, "H100 80GB HBM3": 989.4, "H100 PCIe": 756.0, "H100": 756.0,
-               "A100": 312.0, "L40S": 362.1, "A10G": 70.0, "L4": 121.0}
+PEAK_TFLOPS = {
+    "H200": 989.4,
+    "H100 SXM": 989.4,
+    "H100 80GB HBM3": 989.4,
+    "H100 PCIe": 756.0,
+    "H100": 756.0,
+    "A100": 312.0,
+    "L40S": 362.1,
+    "A10G": 70.0,
+    "L4": 121.0,
+}
 REDUCED = {
-    "transformer": {"num_attention_heads": 2, "attention_head_dim": 16, "in_channels": 4, "out_channels": 4,
-                    "time_embed_dim": 32, "text_embed_dim": 32, "num_layers": 2, "sample_width": 12,
-                    "sample_height": 8, "sample_frames": 9, "patch_size": 2, "max_text_seq_length": 226},
-    "vae": {"block_out_channels": [8, 8, 16, 16], "latent_channels": 4, "layers_per_block": 1, "norm_num_groups": 4,
-            "temporal_compression_ratio": 4, "sample_height": 64, "sample_width": 96},
-    "text_encoder": {"vocab_size": 256, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2, "num_heads": 4,
-                     "relative_attention_num_buckets": 8, "feed_forward_proj": "gated-gelu",
-                     "is_encoder_decoder": False},
+    "transformer": {
+        "num_attention_heads": 2,
+        "attention_head_dim": 16,
+        "in_channels": 4,
+        "out_channels": 4,
+        "time_embed_dim": 32,
+        "text_embed_dim": 32,
+        "num_layers": 2,
+        "sample_width": 12,
+        "sample_height": 8,
+        "sample_frames": 9,
+        "patch_size": 2,
+        "max_text_seq_length": 226,
+    },
+    "vae": {
+        "block_out_channels": [8, 8, 16, 16],
+        "latent_channels": 4,
+        "layers_per_block": 1,
+        "norm_num_groups": 4,
+        "temporal_compression_ratio": 4,
+        "sample_height": 64,
+        "sample_width": 96,
+    },
+    "text_encoder": {
+        "vocab_size": 256,
+        "d_model": 32,
+        "d_kv": 8,
+        "d_ff": 64,
+        "num_layers": 2,
+        "num_heads": 4,
+        "relative_attention_num_buckets": 8,
+        "feed_forward_proj": "gated-gelu",
+        "is_encoder_decoder": False,
+    },
     "geometry": (9, 64, 96),
 }
 
@@ -122,23 +157,29 @@ def forward_flops(transformer, scheduler, latents, embeds) -> int:
     from ophora.training.objective import rotary_embeddings
 
     t = torch.full((latents.shape[0],), 500, device=latents.device)
-    rotary = rotary_embeddings(transformer.config, latents.shape[1], latents.shape[3], latents.shape[4],
-                               latents.device)
+    rotary = rotary_embeddings(transformer.config, latents.shape[1], latents.shape[3], latents.shape[4], latents.device)
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), torch.autocast(latents.device.type, dtype=torch.bfloat16), counter:
-        transformer(hidden_states=latents, encoder_hidden_states=embeds, timestep=t, image_rotary_emb=rotary,
-                    return_dict=False)
+        transformer(
+            hidden_states=latents, encoder_hidden_states=embeds, timestep=t, image_rotary_emb=rotary, return_dict=False
+        )
     return int(counter.get_total_flops())
 
 
-def sample_seconds(transformer, vae, text, scheduler_cfg, geometry, steps: int, compile_: bool, device, dtype,
-                   videos: int) -> list[float]:
+def sample_seconds(
+    transformer, vae, text, scheduler_cfg, geometry, steps: int, compile_: bool, device, dtype, videos: int
+) -> list[float]:
     """Seconds per video of the paper's sampling settings, from the embeddings of a 226-token prompt."""
     import torch
     from diffusers import CogVideoXDPMScheduler, CogVideoXPipeline
 
-    pipe = CogVideoXPipeline(tokenizer=None, text_encoder=text, vae=vae, transformer=transformer.to(dtype).eval(),
-                             scheduler=CogVideoXDPMScheduler.from_config(scheduler_cfg, timestep_spacing="trailing"))
+    pipe = CogVideoXPipeline(
+        tokenizer=None,
+        text_encoder=text,
+        vae=vae,
+        transformer=transformer.to(dtype).eval(),
+        scheduler=CogVideoXDPMScheduler.from_config(scheduler_cfg, timestep_spacing="trailing"),
+    )
     pipe.set_progress_bar_config(disable=True)
     if compile_:
         pipe.transformer = torch.compile(pipe.transformer)
@@ -150,9 +191,18 @@ def sample_seconds(transformer, vae, text, scheduler_cfg, geometry, steps: int, 
     for i in range(videos):
         t0 = time.perf_counter()
         with torch.no_grad():
-            pipe(prompt_embeds=embeds[:1], negative_prompt_embeds=embeds[1:], num_inference_steps=steps,
-                 num_frames=frames, height=height, width=width, guidance_scale=6.0, use_dynamic_cfg=True,
-                 output_type="np", generator=torch.Generator().manual_seed(i))
+            pipe(
+                prompt_embeds=embeds[:1],
+                negative_prompt_embeds=embeds[1:],
+                num_inference_steps=steps,
+                num_frames=frames,
+                height=height,
+                width=width,
+                guidance_scale=6.0,
+                use_dynamic_cfg=True,
+                output_type="np",
+                generator=torch.Generator().manual_seed(i),
+            )
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
@@ -209,8 +259,11 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16
     started = time.perf_counter()
-    results: dict[str, Any] = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                               "reduced": args.reduced, "torch": torch.__version__}
+    results: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "reduced": args.reduced,
+        "torch": torch.__version__,
+    }
     transformer, vae, text, scheduler_cfg, geometry = build(args.reduced, device, dtype)
     results["geometry"] = "x".join(map(str, geometry))
     results["transformer_params"] = sum(p.numel() for p in transformer.parameters())
@@ -250,16 +303,19 @@ def main() -> None:
     for module in (transformer, vae, text):
         module.to(device)
     with phase(device, results, "sample"):
-        plain = sample_seconds(transformer, vae, text, scheduler_cfg, geometry, args.sample_steps, False, device,
-                               dtype, videos=1)
+        plain = sample_seconds(
+            transformer, vae, text, scheduler_cfg, geometry, args.sample_steps, False, device, dtype, videos=1
+        )
     results["sample_s_per_video"], results["sample_steps"] = round(plain[0], 2), args.sample_steps
     if not args.no_compile:
-        compiled = sample_seconds(transformer, vae, text, scheduler_cfg, geometry, args.sample_steps, True, device,
-                                  dtype, videos=2)
+        compiled = sample_seconds(
+            transformer, vae, text, scheduler_cfg, geometry, args.sample_steps, True, device, dtype, videos=2
+        )
         results["sample_compiled_first_s"] = round(compiled[0], 2)
         results["sample_compiled_s_per_video"] = round(compiled[1], 2)
-    results["precompute_clips_per_s"] = round(precompute_clips_per_s(vae, text, geometry, args.precompute_clips,
-                                                                     device, dtype), 3)
+    results["precompute_clips_per_s"] = round(
+        precompute_clips_per_s(vae, text, geometry, args.precompute_clips, device, dtype), 3
+    )
     results["wall_s"] = round(time.perf_counter() - started, 1)
     print(table(results))
     print(json.dumps(results, indent=2))
@@ -270,6 +326,7 @@ def main() -> None:
 
 def table(r: dict[str, Any]) -> str:
     """The measurements next to the published anchors."""
+
     def gb(v):
         return "n/a (CPU)" if v is None else f"{v:.1f} GB"
 
@@ -278,8 +335,11 @@ def table(r: dict[str, Any]) -> str:
         ("full fine-tune s/step", f"{r['full_ft_s_per_step']:.3f}", ""),
         ("MFU (3 x counted forward FLOPs)", "n/a" if r.get("mfu") is None else f"{r['mfu']:.1%}", ""),
         ("LoRA r64 peak memory", gb(r.get("lora_r64_peak_gb")), f"{ANCHORS['lora_peak_gb']} GB (finetrainers)"),
-        (f"sampling s/video ({r['sample_steps']} steps)", f"{r['sample_s_per_video']:.1f}",
-         f"~{ANCHORS['sample_s_per_video_h100']:.0f} s on H100 (THUDM)"),
+        (
+            f"sampling s/video ({r['sample_steps']} steps)",
+            f"{r['sample_s_per_video']:.1f}",
+            f"~{ANCHORS['sample_s_per_video_h100']:.0f} s on H100 (THUDM)",
+        ),
         ("sampling s/video, torch.compile", str(r.get("sample_compiled_s_per_video", "skipped")), ""),
         ("latent precompute clips/s", f"{r['precompute_clips_per_s']}", ""),
     ]

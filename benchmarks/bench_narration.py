@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> dict:
     from rich.table import Table
 
     from ophora.curation.config import CurateConfig, parse_override
-    from ophora.synthetic.narration_eval import evaluate
     from ophora.curation.pipeline import run_curation
     from ophora.synthetic.corpus import generate_corpus
+    from ophora.synthetic.narration_eval import evaluate
 
     corpus = Path(args.corpus)
     if not (corpus / "corpus.json").exists():
@@ -46,16 +46,23 @@ def main(argv: list[str] | None = None) -> dict:
     shutil.rmtree(args.out, ignore_errors=True)
     summary = run_curation(config, [str(corpus / "videos")], args.out, quiet=True)
     report = evaluate(args.out, corpus)
-    windows_refined = summary["clips_written"] + sum(n for k, n in summary["drops"].items()
-                                                     if k.startswith(("refine", "dedup")))
+    windows_refined = summary["clips_written"] + sum(
+        n for k, n in summary["drops"].items() if k.startswith(("refine", "dedup"))
+    )
     result = {
-        "profile": args.profile, "overrides": overrides, "refine_backend": config.refine.backend,
-        "source_seconds": summary["source_seconds"], "wall_seconds": summary["wall_seconds"],
-        "clips": summary["clips_written"], "clips_by_subset": summary["clips_by_subset"],
+        "profile": args.profile,
+        "overrides": overrides,
+        "refine_backend": config.refine.backend,
+        "source_seconds": summary["source_seconds"],
+        "wall_seconds": summary["wall_seconds"],
+        "clips": summary["clips_written"],
+        "clips_by_subset": summary["clips_by_subset"],
         "windows_refined": windows_refined,
         **{k: v for k, v in report.items() if k not in ("phi_leaks", "subsets_wrong", "clips")},
-        "phi_leaks": len(report["phi_leaks"]), "subsets_wrong": len(report["subsets_wrong"]),
-        "phi_scrubbed": summary["phi_scrubbed"], "drops": summary["drops"],
+        "phi_leaks": len(report["phi_leaks"]),
+        "subsets_wrong": len(report["subsets_wrong"]),
+        "phi_scrubbed": summary["phi_scrubbed"],
+        "drops": summary["drops"],
     }
     table = Table(title="ophora curate against the corpus's ground truth")
     table.add_column("measure")

@@ -91,6 +91,7 @@ def _contains(text: str, secret: str) -> bool:
 
 # ---------------------------------------------------------------- 1. text
 
+
 def bench_text(identities: int, seed: int = EVAL_SEED) -> dict:
     import numpy as np
 
@@ -109,8 +110,13 @@ def bench_text(identities: int, seed: int = EVAL_SEED) -> dict:
             words = [w for key, (_, ws) in values.items() if "{" + key + "}" in template for w in ws]
             samples.append(("spoken", text, words))
         last = who.patient.last
-        samples.append(("spoken, surname lower-cased", f"{who.patient.first} {last.lower()} will take over the closing.",
-                        [w.lower() for w in who.patient.words]))
+        samples.append(
+            (
+                "spoken, surname lower-cased",
+                f"{who.patient.first} {last.lower()} will take over the closing.",
+                [w.lower() for w in who.patient.words],
+            )
+        )
         stamp = who.burned_in_lines(rng)
         samples += [("overlay capitals", t, w) for t, w in stamp]
         samples.append(("recorder bar", *who.recorder_bar(rng)))
@@ -127,21 +133,36 @@ def bench_text(identities: int, seed: int = EVAL_SEED) -> dict:
                 c["left"] += 1
                 leaks.append((form, w, out))
     s = sn.scripts()
-    clean = [t for lines in s["phases"].values() for t in lines] + s["fillers"] + s["asides"] + s["intros"] + \
-        s["outros"] + CLEAN_EXTRA
+    clean = (
+        [t for lines in s["phases"].values() for t in lines]
+        + s["fillers"]
+        + s["asides"]
+        + s["intros"]
+        + s["outros"]
+        + CLEAN_EXTRA
+    )
     clean_words = sum(len(t.split()) for t in clean)
     wrongly = []
     for t, spans in zip(clean, phi.find_phi_many(clean)):
         wrongly += [t[a:b] for a, b, _ in spans]
-    return {"identities": identities, "locales": len({p.locale for p in people}), "texts": len(samples),
-            "planted": sum(c["planted"] for c in per_form.values()), "left": len(leaks),
-            "by_form": {f: dict(c) for f, c in per_form.items()}, "leaks_first_20": leaks[:20],
-            "clean_words": clean_words, "clean_words_scrubbed": sum(len(w.split()) for w in wrongly),
-            "clean_scrubbed_share": round(sum(len(w.split()) for w in wrongly) / clean_words, 4),
-            "clean_scrubbed": wrongly, "ms_per_text": round(1000 * sw.wall / len(samples), 2)}
+    return {
+        "identities": identities,
+        "locales": len({p.locale for p in people}),
+        "texts": len(samples),
+        "planted": sum(c["planted"] for c in per_form.values()),
+        "left": len(leaks),
+        "by_form": {f: dict(c) for f, c in per_form.items()},
+        "leaks_first_20": leaks[:20],
+        "clean_words": clean_words,
+        "clean_words_scrubbed": sum(len(w.split()) for w in wrongly),
+        "clean_scrubbed_share": round(sum(len(w.split()) for w in wrongly) / clean_words, 4),
+        "clean_scrubbed": wrongly,
+        "ms_per_text": round(1000 * sw.wall / len(samples), 2),
+    }
 
 
 # ---------------------------------------------------------------- 2. faces
+
 
 def _face_cases(seed: int = EVAL_SEED + 1):
     """Portraits pasted so that the face (not the crop) is 8-90 % of the frame height (capped where the crop
@@ -149,10 +170,9 @@ def _face_cases(seed: int = EVAL_SEED + 1):
     import cv2
     import numpy as np
 
+    from ophora.curation.faces import Mtcnn
     from ophora.curation.frames import frames_at
     from tests.fixtures.faces import pasted, portrait
-
-    from ophora.curation.faces import Mtcnn
 
     backgrounds = [f for clip in sorted(REFERENCE.glob("*.mp4")) for f in frames_at(str(clip), [1.0, 4.0], 720)]
     rng = np.random.default_rng(seed)
@@ -177,9 +197,13 @@ def bench_faces(stage) -> dict:
             if not stage.faces(frame):
                 missed.append(case)
     by_share = Counter(c[2] for c in missed)
-    return {"windows": n, "reaching_a_subset": len(missed),
-            "reaching_a_subset_by_share": dict(sorted(by_share.items())), "missed": missed,
-            "cpu_ms_per_frame": round(1000 * sw.cpu / n, 1)}
+    return {
+        "windows": n,
+        "reaching_a_subset": len(missed),
+        "reaching_a_subset_by_share": dict(sorted(by_share.items())),
+        "missed": missed,
+        "cpu_ms_per_frame": round(1000 * sw.cpu / n, 1),
+    }
 
 
 def compare_faces() -> dict:
@@ -187,7 +211,11 @@ def compare_faces() -> dict:
     from ophora.curation.frames import frames_at
 
     out = {}
-    refs = [f for clip in sorted(REFERENCE.glob("*.mp4")) for f in frames_at(str(clip), [i / 8 + 0.01 for i in range(49)], 720)]
+    refs = [
+        f
+        for clip in sorted(REFERENCE.glob("*.mp4"))
+        for f in frames_at(str(clip), [i / 8 + 0.01 for i in range(49)], 720)
+    ]
     for name, det in (("blazeface (whole frame + 2x2 tiles)", BlazeFace(0.6, tiles=2)),):  # MTCNN: bench_faces
         found = found_gated = n = 0
         with Stopwatch() as sw:
@@ -198,13 +226,19 @@ def compare_faces() -> dict:
                 found_gated += any(face_like(f, *frame.shape[:2]) for f in faces)
         raw = sum(bool(det(f)) for f in refs)
         gated = sum(any(face_like(x, *f.shape[:2]) for x in det(f)) for f in refs)
-        out[name] = {"recall": round(found / n, 3), "recall_gated": round(found_gated / n, 3),
-                     "reference_frames_flagged": raw, "reference_frames_flagged_gated": gated,
-                     "reference_frames": len(refs), "cpu_ms_per_frame": round(1000 * sw.cpu / n, 1)}
+        out[name] = {
+            "recall": round(found / n, 3),
+            "recall_gated": round(found_gated / n, 3),
+            "reference_frames_flagged": raw,
+            "reference_frames_flagged_gated": gated,
+            "reference_frames": len(refs),
+            "cpu_ms_per_frame": round(1000 * sw.cpu / n, 1),
+        }
     return out
 
 
 # ---------------------------------------------------------------- 3. reference clips
+
 
 def bench_reference(stage) -> dict:
     from ophora.curation.frames import frames_at
@@ -215,9 +249,19 @@ def bench_reference(stage) -> dict:
         kinds = Counter()
         for f in frames:
             found = stage.inspect(f)
-            kinds.update(k for k, v in (("face", found.faces), ("text", found.lines),
-                                        ("overlay", found.corners >= stage.cfg.overlay_corners
-                                         or found.graphic_share > stage.cfg.overlay_colour_share)) if v)
+            kinds.update(
+                k
+                for k, v in (
+                    ("face", found.faces),
+                    ("text", found.lines),
+                    (
+                        "overlay",
+                        found.corners >= stage.cfg.overlay_corners
+                        or found.graphic_share > stage.cfg.overlay_colour_share,
+                    ),
+                )
+                if v
+            )
             total += 1
         out[clip.name] = dict(kinds)
         flagged.update(kinds)
@@ -226,16 +270,16 @@ def bench_reference(stage) -> dict:
 
 # ---------------------------------------------------------------- 4. curate run
 
+
 def bench_curate(work: Path, videos: int, minutes: float) -> dict:
-    from ophora.synthetic.filter_eval import evaluate, run_stage, truth_windows
-    from ophora.dataset.ledger import read_ledger
+    from ophora.curation.config import CurateConfig
     from ophora.curation.pipeline import run_curation
-    from ophora.dataset.shards import read_index
     from ophora.curation.stages.clip import Clip
     from ophora.curation.stages.privacy import PrivacyStage
+    from ophora.dataset.ledger import read_ledger
+    from ophora.dataset.shards import read_index
     from ophora.synthetic.corpus import generate_corpus, load_truth
-    from ophora.curation.config import CurateConfig
-
+    from ophora.synthetic.filter_eval import evaluate, run_stage, truth_windows
     from tests.fixtures.curate import offline_config
 
     corpus, out = work / "corpus", work / "curated"
@@ -251,8 +295,13 @@ def bench_curate(work: Path, videos: int, minutes: float) -> dict:
             stored.append((subset, s.key, json.dumps(s.meta, ensure_ascii=False) + " " + s.instruction, s.meta))
     ledger = read_ledger(str(out))
     index = read_index(str(out))
-    extra = " ".join(str(v) for v in ledger.to_numpy().ravel()) + " " + \
-        " ".join(str(v) for v in index.to_numpy().ravel()) + " " + (out / "summary.json").read_text()
+    extra = (
+        " ".join(str(v) for v in ledger.to_numpy().ravel())
+        + " "
+        + " ".join(str(v) for v in index.to_numpy().ravel())
+        + " "
+        + (out / "summary.json").read_text()
+    )
     planted = sorted({w for t in truths for w in t["phi_words"]})
     leaks = [(k, w) for _, k, text, _ in stored for w in planted if _contains(text, w)]
     leaks += [("ledger/index/summary", w) for w in planted if _contains(extra, w)]
@@ -268,23 +317,33 @@ def bench_curate(work: Path, videos: int, minutes: float) -> dict:
     privacy = PrivacyStage(CurateConfig.load("offline"))
     report = evaluate(corpus, [privacy])
     overlays = [o for o in report["outcomes"] if o.kind in ("overlay", "pip")]
-    surgical_rows = [r for r, scene in truth_windows(corpus) if scene["kind"] == "surgical"
-                     and r["end"] - r["start"] > 6.1][:12]
+    surgical_rows = [
+        r for r, scene in truth_windows(corpus) if scene["kind"] == "surgical" and r["end"] - r["start"] > 6.1
+    ][:12]
     with Stopwatch() as p:
         run_stage(privacy, surgical_rows)
     with Stopwatch() as c:
         run_stage(Clip(CurateConfig.load("offline")), surgical_rows)
     kinds = Counter(s["kind"] for t in truths for s in t["scenes"])
-    return {"videos": videos, "minutes": minutes, "seed": EVAL_SEED + 7, "scene_kinds": dict(kinds),
-            "curate_wall_s": round(sw.wall, 1), "clips": summary["clips_by_subset"],
-            "p2ft_verdict": summary["p2ft_verdict"], "planted_words": len(planted), "stored_texts": len(stored),
-            "planted_left_in_stored_text": leaks, "identifying_scene_clips_in_a_subset":
-                {f"{s}/{k}": n for (s, k), n in in_subset.items()},
-            "overlay_windows": len(overlays),
-            "overlay_windows_kept_out_of_p2ft": sum(1 for o in overlays if "p2ft" not in o.subsets),
-            "privacy_cpu_ms_per_clip": round(1000 * p.cpu / len(surgical_rows), 1),
-            "transcode_cpu_ms_per_clip": round(1000 * c.cpu / len(surgical_rows), 1),
-            "privacy_over_transcode": round(p.cpu / c.cpu, 2), "clips_timed": len(surgical_rows)}
+    return {
+        "videos": videos,
+        "minutes": minutes,
+        "seed": EVAL_SEED + 7,
+        "scene_kinds": dict(kinds),
+        "curate_wall_s": round(sw.wall, 1),
+        "clips": summary["clips_by_subset"],
+        "p2ft_verdict": summary["p2ft_verdict"],
+        "planted_words": len(planted),
+        "stored_texts": len(stored),
+        "planted_left_in_stored_text": leaks,
+        "identifying_scene_clips_in_a_subset": {f"{s}/{k}": n for (s, k), n in in_subset.items()},
+        "overlay_windows": len(overlays),
+        "overlay_windows_kept_out_of_p2ft": sum(1 for o in overlays if "p2ft" not in o.subsets),
+        "privacy_cpu_ms_per_clip": round(1000 * p.cpu / len(surgical_rows), 1),
+        "transcode_cpu_ms_per_clip": round(1000 * c.cpu / len(surgical_rows), 1),
+        "privacy_over_transcode": round(p.cpu / c.cpu, 2),
+        "clips_timed": len(surgical_rows),
+    }
 
 
 def main() -> None:
@@ -293,8 +352,11 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=3)
     ap.add_argument("--minutes", type=float, default=1.5)
     ap.add_argument("--text-only", action="store_true", help="only the text part")
-    ap.add_argument("--tuning", action="store_true", help="draw the text part from a tuning seed (1000), for "
-                                                          "development; reported numbers never use it")
+    ap.add_argument(
+        "--tuning",
+        action="store_true",
+        help="draw the text part from a tuning seed (1000), for development; reported numbers never use it",
+    )
     ap.add_argument("--skip-curate", action="store_true")
     ap.add_argument("--compare-faces", action="store_true")
     ap.add_argument("--out", help="write the numbers as JSON here")
@@ -305,8 +367,10 @@ def main() -> None:
 
     report: dict = {"evaluation_seed": EVAL_SEED}
     report["text"] = bench_text(args.identities, 1000 if args.tuning else EVAL_SEED)
-    print(json.dumps({k: v for k, v in report["text"].items() if k not in ("leaks_first_20", "clean_scrubbed")}),
-          flush=True)
+    print(
+        json.dumps({k: v for k, v in report["text"].items() if k not in ("leaks_first_20", "clean_scrubbed")}),
+        flush=True,
+    )
     if args.text_only:
         print(json.dumps(report["text"], indent=1, ensure_ascii=False))
         return

@@ -45,22 +45,47 @@ def main() -> None:
         build = time.perf_counter() - t0
         prompts = read_prompts("cataract-phases")[: args.videos]
         t1 = time.perf_counter()
-        summary = sample_videos(model, prompts, Path(tmp) / "out", seed=0, steps=args.steps, frames=args.frames,
-                                height=args.height, width=args.width, gallery=False)
+        summary = sample_videos(
+            model,
+            prompts,
+            Path(tmp) / "out",
+            seed=0,
+            steps=args.steps,
+            frames=args.frames,
+            height=args.height,
+            width=args.width,
+            gallery=False,
+        )
         wall = time.perf_counter() - t1
         rows = [r for r in read_manifest(Path(tmp) / "out") if r["status"] == "ok"]
     render = [r["render_seconds"] for r in rows]
     encode = [r["encode_seconds"] for r in rows]
-    print(json.dumps({
-        "benchmark": "sample", "model": "tiny-random" if args.model is None else args.model,
-        "videos": len(rows), "steps": args.steps, "frames": args.frames, "size": f"{args.height}x{args.width}",
-        "device": "cuda" if torch.cuda.is_available() else "cpu", "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(), "model_build_seconds": round(build, 2),
-        "render_seconds_per_video": {"mean": round(statistics.mean(render), 3), "min": round(min(render), 3),
-                                     "max": round(max(render), 3)} if render else None,
-        "encode_seconds_per_video": round(statistics.mean(encode), 3) if encode else None,
-        "wall_seconds_incl_model_load": round(wall, 2), "failed": summary["failed"],
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "sample",
+                "model": "tiny-random" if args.model is None else args.model,
+                "videos": len(rows),
+                "steps": args.steps,
+                "frames": args.frames,
+                "size": f"{args.height}x{args.width}",
+                "device": "cuda" if torch.cuda.is_available() else "cpu",
+                "threads": torch.get_num_threads(),
+                "cpu": platform.processor() or platform.machine(),
+                "model_build_seconds": round(build, 2),
+                "render_seconds_per_video": {
+                    "mean": round(statistics.mean(render), 3),
+                    "min": round(min(render), 3),
+                    "max": round(max(render), 3),
+                }
+                if render
+                else None,
+                "encode_seconds_per_video": round(statistics.mean(encode), 3) if encode else None,
+                "wall_seconds_incl_model_load": round(wall, 2),
+                "failed": summary["failed"],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

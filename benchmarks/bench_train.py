@@ -50,8 +50,13 @@ def bare_step_times(cfg, batches: list[dict]) -> list[float]:
     model = parts.transformer.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
-    sched = get_scheduler(cfg.optim.lr_scheduler, opt, num_warmup_steps=cfg.optim.warmup_steps,
-                          num_training_steps=cfg.max_steps, num_cycles=cfg.optim.lr_num_cycles)
+    sched = get_scheduler(
+        cfg.optim.lr_scheduler,
+        opt,
+        num_warmup_steps=cfg.optim.warmup_steps,
+        num_training_steps=cfg.max_steps,
+        num_cycles=cfg.optim.lr_num_cycles,
+    )
     times = []
     for batch in batches:
         t0 = time.perf_counter()
@@ -92,9 +97,29 @@ def decode_clips_per_s(shards: list[str], frames: int, height: int, width: int) 
     t0 = time.perf_counter()
     for mp4 in clips:
         # the same open policy as ophora.video (real containers only), on the pipe instead of a file
-        raw = subprocess.run(["ffmpeg", "-v", "error", "-protocol_whitelist", "pipe", "-format_whitelist",
-                              ",".join(CONTAINER_FORMATS), "-i", "pipe:0", "-frames:v", str(frames), "-f", "rawvideo",
-                              "-pix_fmt", "rgb24", "pipe:1"], input=mp4, capture_output=True, check=True).stdout
+        raw = subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-protocol_whitelist",
+                "pipe",
+                "-format_whitelist",
+                ",".join(CONTAINER_FORMATS),
+                "-i",
+                "pipe:0",
+                "-frames:v",
+                str(frames),
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "rgb24",
+                "pipe:1",
+            ],
+            input=mp4,
+            capture_output=True,
+            check=True,
+        ).stdout
         assert len(raw) == frames * height * width * 3
     ffmpeg = len(clips) / (time.perf_counter() - t0)
     return {"pyav_clips_per_s": round(pyav, 1), "ffmpeg_subprocess_clips_per_s": round(ffmpeg, 1)}
@@ -119,45 +144,63 @@ def main() -> None:
     from ophora.training.data import ClipStream, find_shards
     from ophora.training.data_geometry import with_geometry
     from ophora.training.models import make_tiny_model
-
     from tests.fixtures.shards import write_clip_shards
 
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
     cpus = args.cpus or os.cpu_count() or 2
     make_tiny_model(work / "model")
     write_clip_shards(work / "shards", {"tpt": 8}, per_shard=4)
-    cfg = load_config("tiny", {"model": str(work / "model"), "max_steps": args.steps, "log_every": 1,
-                               "checkpoint_every": args.steps, "scaling.num_workers": 1,
-                               "scaling.cpus_per_worker": cpus, "data.loader_workers": args.loader_workers})
+    cfg = load_config(
+        "tiny",
+        {
+            "model": str(work / "model"),
+            "max_steps": args.steps,
+            "log_every": 1,
+            "checkpoint_every": args.steps,
+            "scaling.num_workers": 1,
+            "scaling.cpus_per_worker": cpus,
+            "data.loader_workers": args.loader_workers,
+        },
+    )
     shards = find_shards(str(work / "shards"), "tpt")
     data = with_geometry(cfg.data, TINY)  # what the trainer reads from these shards
-    batches = list(itertools.islice(iter(ClipStream(shards, data, cfg.batch_size, cfg.seed, 0, 1, "raw")),
-                                    args.steps))
+    batches = list(itertools.islice(iter(ClipStream(shards, data, cfg.batch_size, cfg.seed, 0, 1, "raw")), args.steps))
     torch.set_num_threads(cpus if args.cpus else torch.get_num_threads())
-    before = bare_step_times(cfg, batches)[args.warmup:]  # the machine is shared: bare runs before and after
+    before = bare_step_times(cfg, batches)[args.warmup :]  # the machine is shared: bare runs before and after
     load_before = os.getloadavg()[0]
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     times, threads = trainer_step_times(cfg, str(work / "shards"), work / "run")
-    trainer, compute = times["step_time_s"][args.warmup:], times["compute_s"][args.warmup:]
+    trainer, compute = times["step_time_s"][args.warmup :], times["compute_s"][args.warmup :]
     ray.shutdown()
     torch.set_num_threads(threads)  # the same intra-op threads the Ray worker ran with
-    after = bare_step_times(cfg, batches)[args.warmup:]
+    after = bare_step_times(cfg, batches)[args.warmup :]
     bare = before + after
     loader = loader_clips_per_s(cfg.model_copy(update={"data": data}), shards, clips=32)
     decoders = decode_clips_per_s(shards, TINY.num_frames, TINY.height, TINY.width)
 
     t_med, b_med = statistics.median(trainer), statistics.median(bare)
-    result = {"steps_timed": len(trainer), "batch_size": cfg.batch_size, "cpus": cpus, "torch_threads": threads,
-              "load_average_1m_start": round(load_before, 2), "load_average_1m_end": round(os.getloadavg()[0], 2),
-              "machine_cpus": os.cpu_count(), "bare_before_s_median": round(statistics.median(before), 4),
-              "bare_after_s_median": round(statistics.median(after), 4),
-              "trainer_step_s_median": round(t_med, 4), "bare_step_s_median": round(b_med, 4),
-              "trainer_over_bare": round(t_med / b_med, 3), "goal_ratio": 1.05,
-              "trainer_compute_s_median": round(statistics.median(compute), 4),
-              "trainer_compute_over_bare": round(statistics.median(compute) / b_med, 3),
-              "loader_workers": cfg.data.loader_workers,
-              "loader_clips_per_s": round(loader, 2), "step_consumes_clips_per_s": round(cfg.batch_size / t_med, 2),
-              "loader_headroom": round(loader / (cfg.batch_size / t_med), 2), **decoders}
+    result = {
+        "steps_timed": len(trainer),
+        "batch_size": cfg.batch_size,
+        "cpus": cpus,
+        "torch_threads": threads,
+        "load_average_1m_start": round(load_before, 2),
+        "load_average_1m_end": round(os.getloadavg()[0], 2),
+        "machine_cpus": os.cpu_count(),
+        "bare_before_s_median": round(statistics.median(before), 4),
+        "bare_after_s_median": round(statistics.median(after), 4),
+        "trainer_step_s_median": round(t_med, 4),
+        "bare_step_s_median": round(b_med, 4),
+        "trainer_over_bare": round(t_med / b_med, 3),
+        "goal_ratio": 1.05,
+        "trainer_compute_s_median": round(statistics.median(compute), 4),
+        "trainer_compute_over_bare": round(statistics.median(compute) / b_med, 3),
+        "loader_workers": cfg.data.loader_workers,
+        "loader_clips_per_s": round(loader, 2),
+        "step_consumes_clips_per_s": round(cfg.batch_size / t_med, 2),
+        "loader_headroom": round(loader / (cfg.batch_size / t_med), 2),
+        **decoders,
+    }
     print(json.dumps(result, indent=2))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))

@@ -103,7 +103,7 @@ def v2d_spans(tars: list[str]) -> list[tuple[str, float, float]]:
             for m in t.getmembers():
                 if m.name.endswith(".json"):
                     meta = json.loads(t.extractfile(m).read())
-                    (start, end), = meta["clips"]
+                    ((start, end),) = meta["clips"]
                     spans.append((Path(meta["url"]).stem, float(start), float(end)))
     return spans
 
@@ -130,10 +130,18 @@ def run_ophora(files: list[Path], out: Path, profile: str) -> dict:
         raise SystemExit(f"ophora curate exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     summary = json.loads((out / "summary.json").read_text())
     tars = glob.glob(str(out / "**" / "*.tar"), recursive=True)
-    return {"wall_s": wall, "inner_s": summary["wall_seconds"], "clips": summary["clips_written"],
-            "clips_by_subset": summary.get("clips_by_subset", {}), "stages": summary.get("stages", note),
-            "skip_note": note, "done": summary["done"], "failed": summary["failed"], "tars": tars,
-            "command": "ophora curate FILES " + " ".join(opts)}
+    return {
+        "wall_s": wall,
+        "inner_s": summary["wall_seconds"],
+        "clips": summary["clips_written"],
+        "clips_by_subset": summary.get("clips_by_subset", {}),
+        "stages": summary.get("stages", note),
+        "skip_note": note,
+        "done": summary["done"],
+        "failed": summary["failed"],
+        "tars": tars,
+        "command": "ophora curate FILES " + " ".join(opts),
+    }
 
 
 def run_v2d(v2d_python: str, files: list[Path], out: Path, extra: list[str]) -> dict:
@@ -152,15 +160,24 @@ def run_v2d(v2d_python: str, files: list[Path], out: Path, extra: list[str]) -> 
     res = json.loads(lines[-1])
     if res["successes"] != len(files):
         print(f"warning: video2dataset finished {res['successes']}/{len(files)} videos", file=sys.stderr)
-    return {"wall_s": wall, "inner_s": res["wall_s"], "clips": res["clips"], "done": res["successes"],
-            "config": res["config"], "tars": glob.glob(str(dest / "*.tar")),
-            "command": f"{v2d_python} benchmarks/v2d_driver.py --list {listing} " + " ".join(opts)}
+    return {
+        "wall_s": wall,
+        "inner_s": res["wall_s"],
+        "clips": res["clips"],
+        "done": res["successes"],
+        "config": res["config"],
+        "tars": glob.glob(str(dest / "*.tar")),
+        "command": f"{v2d_python} benchmarks/v2d_driver.py --list {listing} " + " ".join(opts),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--v2d-python", default="/work/v2d-venv/bin/python",
-                    help="python of the video2dataset venv (scripts/make-v2d-venv.sh)")
+    ap.add_argument(
+        "--v2d-python",
+        default="/work/v2d-venv/bin/python",
+        help="python of the video2dataset venv (scripts/make-v2d-venv.sh)",
+    )
     ap.add_argument("--corpus", default="runs/bench-curate-corpus")
     ap.add_argument("--videos", type=int, default=5)
     ap.add_argument("--minutes", type=float, default=2.0)
@@ -168,10 +185,17 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", default="runs/bench-v2d-out")
     ap.add_argument("--profile", default="offline")
     ap.add_argument("--repeats", type=int, default=1, help="alternate the two this many times; the best run counts")
-    ap.add_argument("--v2d-precision", default="exact", choices=["exact", "low", "keyframe_adjusted"],
-                    help="ClippingSubsampler precision (low = stream copy, cuts land on keyframes)")
-    ap.add_argument("--v2d-native", action="store_true",
-                    help="video2dataset without the resize and fps subsamplers (clips stay 1280x720@30)")
+    ap.add_argument(
+        "--v2d-precision",
+        default="exact",
+        choices=["exact", "low", "keyframe_adjusted"],
+        help="ClippingSubsampler precision (low = stream copy, cuts land on keyframes)",
+    )
+    ap.add_argument(
+        "--v2d-native",
+        action="store_true",
+        help="video2dataset without the resize and fps subsamplers (clips stay 1280x720@30)",
+    )
     ap.add_argument("--json", default="")
     args = ap.parse_args(argv)
     if not Path(args.v2d_python).exists():
@@ -198,18 +222,29 @@ def main(argv: list[str] | None = None) -> dict:
         return round(n / s, 3)
 
     result = {
-        "machine": f"{os.cpu_count()} CPUs", "load_avg_1m_before": round(load_before, 2),
-        "load_avg_1m_after": round(os.getloadavg()[0], 2), "videos": len(files), "format": "1280x720@30 h264",
-        "source_seconds": round(source_seconds, 1), "repeats": args.repeats,
-        "ophora_command": oph["command"], "ophora_stages": oph["stages"],
-        "ophora_wall_s": round(oph["wall_s"], 2), "ophora_in_run_s": round(oph["inner_s"], 2),
+        "machine": f"{os.cpu_count()} CPUs",
+        "load_avg_1m_before": round(load_before, 2),
+        "load_avg_1m_after": round(os.getloadavg()[0], 2),
+        "videos": len(files),
+        "format": "1280x720@30 h264",
+        "source_seconds": round(source_seconds, 1),
+        "repeats": args.repeats,
+        "ophora_command": oph["command"],
+        "ophora_stages": oph["stages"],
+        "ophora_wall_s": round(oph["wall_s"], 2),
+        "ophora_in_run_s": round(oph["inner_s"], 2),
         "ophora_all_wall_s": [round(r["wall_s"], 2) for r in ophora_runs],
-        "ophora_clips": oph["clips"], "ophora_clips_per_s": rate(oph["clips"], oph["wall_s"]),
+        "ophora_clips": oph["clips"],
+        "ophora_clips_per_s": rate(oph["clips"], oph["wall_s"]),
         "ophora_source_s_per_s": rate(source_seconds, oph["wall_s"]),
         "ophora_clip": probe_clip(clip_o) if clip_o else "",
-        "v2d_command": v2d["command"], "v2d_wall_s": round(v2d["wall_s"], 2),
-        "v2d_in_run_s": round(v2d["inner_s"], 2), "v2d_all_wall_s": [round(r["wall_s"], 2) for r in v2d_runs],
-        "v2d_clips": v2d["clips"], "v2d_videos_done": v2d["done"], "v2d_clips_per_s": rate(v2d["clips"], v2d["wall_s"]),
+        "v2d_command": v2d["command"],
+        "v2d_wall_s": round(v2d["wall_s"], 2),
+        "v2d_in_run_s": round(v2d["inner_s"], 2),
+        "v2d_all_wall_s": [round(r["wall_s"], 2) for r in v2d_runs],
+        "v2d_clips": v2d["clips"],
+        "v2d_videos_done": v2d["done"],
+        "v2d_clips_per_s": rate(v2d["clips"], v2d["wall_s"]),
         "v2d_source_s_per_s": rate(source_seconds, v2d["wall_s"]),
         "v2d_clip": probe_clip(clip_v) if clip_v else "",
         "ophora_clips_crossing_a_cut": crossings(ophora_spans(out / "ophora"), truth_of),

@@ -37,8 +37,10 @@ def _patch_v2d() -> None:
             cls.encode_formats = property(lambda self: {"video": self.encode_format})
     call = FrameSubsampler.__call__
     if not getattr(call, "_on_copy", False):
+
         def on_copy(self, streams, metadata=None):
             return call(self, dict(streams), metadata)
+
         on_copy._on_copy = True
         FrameSubsampler.__call__ = on_copy
 
@@ -50,25 +52,40 @@ def v2d_config(args: argparse.Namespace) -> dict:
     """The video2dataset config (same shape as its configs/default.yaml)."""
     subsampling: dict = {
         # PySceneDetect ContentDetector on every frame at native fps; v2d picks the downscale (width // 64).
-        "CutDetectionSubsampler": {"cuts_are_clips": True,
-                                   "args": {"cut_detection_mode": "all", "threshold": args.threshold,
-                                            "min_scene_len": args.min_scene_len}},
+        "CutDetectionSubsampler": {
+            "cuts_are_clips": True,
+            "args": {"cut_detection_mode": "all", "threshold": args.threshold, "min_scene_len": args.min_scene_len},
+        },
         # min_length == max_length: each scene cut into whole clip_seconds windows, the leftover dropped.
-        "ClippingSubsampler": {"args": {"min_length": args.clip_seconds, "max_length": args.clip_seconds,
-                                        "max_length_strategy": "all", "precision": args.precision}},
+        "ClippingSubsampler": {
+            "args": {
+                "min_length": args.clip_seconds,
+                "max_length": args.clip_seconds,
+                "max_length_strategy": "all",
+                "precision": args.precision,
+            }
+        },
     }
     if args.matched:
         # scale to height then centre-crop to width x height, then resample the frame rate (each re-encodes).
-        subsampling["ResolutionSubsampler"] = {"args": {"resize_mode": "scale,crop", "height": args.height,
-                                                        "width": args.width}}
+        subsampling["ResolutionSubsampler"] = {
+            "args": {"resize_mode": "scale,crop", "height": args.height, "width": args.width}
+        }
         subsampling["FrameSubsampler"] = {"args": {"frame_rate": args.fps}}
     return {
         "subsampling": subsampling,
-        "reading": {"yt_args": {"download_size": 360, "download_audio_rate": 44100, "yt_metadata_args": None},
-                    "timeout": 600, "sampler": None},
+        "reading": {
+            "yt_args": {"download_size": 360, "download_audio_rate": 44100, "yt_metadata_args": None},
+            "timeout": 600,
+            "sampler": None,
+        },
         "storage": {"number_sample_per_shard": args.per_shard, "oom_shard_count": 5, "captions_are_subtitles": False},
-        "distribution": {"processes_count": args.processes, "thread_count": args.threads, "subjob_size": 1000,
-                         "distributor": "multiprocessing"},
+        "distribution": {
+            "processes_count": args.processes,
+            "thread_count": args.threads,
+            "subjob_size": 1000,
+            "distributor": "multiprocessing",
+        },
     }
 
 
@@ -109,19 +126,36 @@ def main() -> None:
         shutil.rmtree(d, ignore_errors=True)
     os.makedirs(tmp)  # out must not exist yet: video2dataset creates it (overwrite mode would delete its _tmp)
     start = time.perf_counter()
-    video2dataset(url_list=args.list, input_format="txt", output_folder=out, output_format="webdataset",
-                  encode_formats={"video": "mp4"}, stage="download", enable_wandb=False,
-                  incremental_mode="incremental", tmp_dir=tmp, config=v2d_config(args))
+    video2dataset(
+        url_list=args.list,
+        input_format="txt",
+        output_folder=out,
+        output_format="webdataset",
+        encode_formats={"video": "mp4"},
+        stage="download",
+        enable_wandb=False,
+        incremental_mode="incremental",
+        tmp_dir=tmp,
+        config=v2d_config(args),
+    )
     wall = time.perf_counter() - start
     shutil.rmtree(tmp, ignore_errors=True)
     stats = [json.loads(Path(p).read_text()) for p in sorted(glob.glob(os.path.join(out, "*_stats.json")))]
     clips, size = count_clips(out)
-    print(json.dumps({
-        "wall_s": wall, "clips": clips, "clip_bytes": size, "config": v2d_config(args),
-        "videos": sum(s.get("count", 0) for s in stats), "successes": sum(s.get("successes", 0) for s in stats),
-        "failed_to_subsample": sum(s.get("failed_to_subsample", 0) for s in stats),
-        "failed_to_download": sum(s.get("failed_to_download", 0) for s in stats),
-    }))
+    print(
+        json.dumps(
+            {
+                "wall_s": wall,
+                "clips": clips,
+                "clip_bytes": size,
+                "config": v2d_config(args),
+                "videos": sum(s.get("count", 0) for s in stats),
+                "successes": sum(s.get("successes", 0) for s in stats),
+                "failed_to_subsample": sum(s.get("failed_to_subsample", 0) for s in stats),
+                "failed_to_download": sum(s.get("failed_to_download", 0) for s in stats),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

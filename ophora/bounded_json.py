@@ -28,8 +28,9 @@ def depth(value: Any) -> int:
     return deepest
 
 
-def loads(data: bytes | str, name: str, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH,
-          want: type | None = None) -> Any:
+def loads(
+    data: bytes | str, name: str, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH, want: type | None = None
+) -> Any:
     """Parse ``data`` (UTF-8 bytes or text) as JSON; ``want`` (dict or list) is the type the top level must have.
     Raises JSONRefused naming ``name`` and the problem."""
     if len(data) > max_bytes:

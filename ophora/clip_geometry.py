@@ -45,8 +45,13 @@ def differing(found: Any, wanted: dict[str, Any]) -> list[str]:
     return [k for k, v in wanted.items() if v is not None and abs(float(get(k)) - float(v)) > 1e-6]
 
 
-def model_fit_problem(geometry: ClipGeometry, temporal_compression: int, spatial_compression: int,
-                      patch_size: int = 1, fixed_size: tuple[int, int] | None = None) -> str | None:
+def model_fit_problem(
+    geometry: ClipGeometry,
+    temporal_compression: int,
+    spatial_compression: int,
+    patch_size: int = 1,
+    fixed_size: tuple[int, int] | None = None,
+) -> str | None:
     """Why a model cannot take clips of ``geometry``, or None when it can.
 
     CogVideoX's VAE compresses time by ``temporal_compression`` (frames must be 4k+1 for 4) and space by
@@ -59,6 +64,8 @@ def model_fit_problem(geometry: ClipGeometry, temporal_compression: int, spatial
         if value < step or value % step:
             return f"{side} {value}: the model needs a positive multiple of {step}"
     if fixed_size is not None and (geometry.height, geometry.width) != tuple(fixed_size):
-        return (f"{geometry.height}x{geometry.width}: the model's learned position embeddings only take "
-                f"{fixed_size[0]}x{fixed_size[1]}")
+        return (
+            f"{geometry.height}x{geometry.width}: the model's learned position embeddings only take "
+            f"{fixed_size[0]}x{fixed_size[1]}"
+        )
     return None

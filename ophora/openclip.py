@@ -12,8 +12,9 @@ import numpy as np
 class OpenClipModel:
     """An open_clip model with its preprocessing and tokenizer; embeddings come back as float32 arrays."""
 
-    def __init__(self, name: str = "ViT-B-32", pretrained: str | None = None, device: str = "cpu", batch: int = 16,
-                 seed: int = 0):
+    def __init__(
+        self, name: str = "ViT-B-32", pretrained: str | None = None, device: str = "cpu", batch: int = 16, seed: int = 0
+    ):
         import open_clip
         import torch
 
@@ -21,11 +22,14 @@ class OpenClipModel:
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         torch.manual_seed(seed)  # a random initialisation is the same on every worker
         try:
-            model, _, self.preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained,
-                                                                              device=self.device)
+            model, _, self.preprocess = open_clip.create_model_and_transforms(
+                name, pretrained=pretrained, device=self.device
+            )
         except Exception as e:  # noqa: BLE001 - any loader failure reads the same to a user: wrong name or weights
-            raise ValueError(f"cannot load open_clip {name!r} with weights {pretrained!r} ({type(e).__name__}: "
-                             f"{e}); give a local weights file") from e
+            raise ValueError(
+                f"cannot load open_clip {name!r} with weights {pretrained!r} ({type(e).__name__}: "
+                f"{e}); give a local weights file"
+            ) from e
         self.model = model.eval()
         self.tokenizer = open_clip.get_tokenizer(name)
         self.logit_scale = float(model.logit_scale.exp().item())
@@ -47,7 +51,7 @@ class OpenClipModel:
         out = []
         with self.torch.inference_mode():
             for i in range(0, len(frames), self.batch):
-                x = self.torch.stack([self.preprocess(Image.fromarray(f)) for f in frames[i:i + self.batch]])
+                x = self.torch.stack([self.preprocess(Image.fromarray(f)) for f in frames[i : i + self.batch]])
                 out.append(self.model.encode_image(x.to(self.device)).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 # Ray Train's placement-group watchdog asks the state API, which only a dashboard serves: without one (the embedded
 # Ray) it warns on every check, dozens of lines a minute that say nothing about the job.
@@ -58,8 +59,13 @@ def start_local(**kwargs: Any) -> None:
     ``num_cpus``, ``log_to_driver``...)."""
     import ray
 
-    options = {"address": "local", "include_dashboard": False, "_node_ip_address": LOOPBACK,
-               "ignore_reinit_error": True, **kwargs}
+    options = {
+        "address": "local",
+        "include_dashboard": False,
+        "_node_ip_address": LOOPBACK,
+        "ignore_reinit_error": True,
+        **kwargs,
+    }
     with _single_machine():
         ray.init(**options)
 
@@ -83,9 +89,15 @@ def connect(address: str | None = None, log_to_driver: bool = True) -> None:
         options: dict[str, Any] = {"address": address} if address else {}
         loopback = _on_loopback(target)  # an embedded Ray of another process: this driver must sit on loopback too
         with _single_machine() if loopback else contextlib.nullcontext():
-            ray.init(**options, **({"_node_ip_address": LOOPBACK} if loopback else {}), ignore_reinit_error=True,
-                     log_to_driver=log_to_driver)
+            ray.init(
+                **options,
+                **({"_node_ip_address": LOOPBACK} if loopback else {}),
+                ignore_reinit_error=True,
+                log_to_driver=log_to_driver,
+            )
         return
     # "local": start our own; ray.init() without an address would join any Ray already on the machine.
-    start_local(log_to_driver=log_to_driver,
-                runtime_env={"worker_process_setup_hook": f"{__name__}.{quiet_worker_logs.__name__}"})
+    start_local(
+        log_to_driver=log_to_driver,
+        runtime_env={"worker_process_setup_hook": f"{__name__}.{quiet_worker_logs.__name__}"},
+    )

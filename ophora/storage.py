@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 _REWRITTEN = (".json", ".jsonl", ".html")
 
@@ -58,8 +59,7 @@ def publish(local: str | Path, url: str) -> None:
         if path.is_file() and path.suffix in _REWRITTEN:
             text = path.read_text(encoding="utf-8", errors="surrogateescape")
             if str(local) in text:
-                path.write_text(text.replace(str(local), url.rstrip("/")), encoding="utf-8",
-                                errors="surrogateescape")
+                path.write_text(text.replace(str(local), url.rstrip("/")), encoding="utf-8", errors="surrogateescape")
     fs, root = fsspec.core.url_to_fs(url)
     fs.makedirs(root, exist_ok=True)
     for path in sorted(local.rglob("*")):

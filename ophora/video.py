@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 import numpy as np
 
@@ -23,16 +24,54 @@ from ophora.storage import is_url
 # ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"); any one of its names on this list admits it.
 # Audio-only containers are admitted too (an audio file is rejected by probe for having no video, not opened as
 # something else).
-CONTAINER_FORMATS: tuple[str, ...] = ("mov", "mp4", "matroska", "webm", "avi", "mpegts", "mpeg", "flv", "asf",
-                                      "ogg", "mxf", "wav", "flac", "mp3")
+CONTAINER_FORMATS: tuple[str, ...] = (
+    "mov",
+    "mp4",
+    "matroska",
+    "webm",
+    "avi",
+    "mpegts",
+    "mpeg",
+    "flv",
+    "asf",
+    "ogg",
+    "mxf",
+    "wav",
+    "flac",
+    "mp3",
+)
 
 # Demuxers that follow names written inside the file (playlists, manifests, concat lists, image patterns, ...):
 # never admitted, whatever a configuration says.
-INDIRECT_FORMATS: frozenset[str] = frozenset({
-    "hls", "applehttp", "concat", "dash", "image2", "image2pipe", "mpjpeg", "tee", "subfile", "data", "lavfi",
-    "ffmetadata", "webm_dash_manifest", "ism", "smoothstreaming", "sdp", "rtsp", "rtp", "sap", "srtp", "mmf",
-    "imf", "avisynth", "vapoursynth", "libmodplug",
-})
+INDIRECT_FORMATS: frozenset[str] = frozenset(
+    {
+        "hls",
+        "applehttp",
+        "concat",
+        "dash",
+        "image2",
+        "image2pipe",
+        "mpjpeg",
+        "tee",
+        "subfile",
+        "data",
+        "lavfi",
+        "ffmetadata",
+        "webm_dash_manifest",
+        "ism",
+        "smoothstreaming",
+        "sdp",
+        "rtsp",
+        "rtp",
+        "sap",
+        "srtp",
+        "mmf",
+        "imf",
+        "avisynth",
+        "vapoursynth",
+        "libmodplug",
+    }
+)
 
 PROTOCOLS = "file"  # a local file and nothing else: no http, tcp, pipe, concat:, subfile:, data: ...
 
@@ -70,8 +109,9 @@ def input_args(path: str | os.PathLike, allowed: tuple[str, ...] | list[str] = C
     return [*args, "-i", local_name(path)]
 
 
-def ffprobe_args(path: str | os.PathLike, *options: str,
-                 allowed: tuple[str, ...] | list[str] = CONTAINER_FORMATS) -> list[str]:
+def ffprobe_args(
+    path: str | os.PathLike, *options: str, allowed: tuple[str, ...] | list[str] = CONTAINER_FORMATS
+) -> list[str]:
     """An ffprobe command line on a local file under the policy (ffprobe takes its input without ``-i``)."""
     opts: list[str] = []
     for key, value in open_options(allowed).items():
@@ -86,8 +126,9 @@ def ffmpeg_input(path: str | os.PathLike, allowed: tuple[str, ...] | list[str] =
     return ffmpeg.input(local_name(path), **open_options(allowed), **kwargs)
 
 
-def open_container(source: bytes | str | os.PathLike | IO[bytes],
-                   allowed: tuple[str, ...] | list[str] = CONTAINER_FORMATS):
+def open_container(
+    source: bytes | str | os.PathLike | IO[bytes], allowed: tuple[str, ...] | list[str] = CONTAINER_FORMATS
+):
     """A PyAV input container for a local file, bytes or a binary file object, under the policy. Raises
     ``UnsafeContainer`` for a URL; PyAV raises ``av.FFmpegError`` for a file that is no admitted container."""
     import av
@@ -100,6 +141,7 @@ def open_container(source: bytes | str | os.PathLike | IO[bytes],
 
 
 # ---------------------------------------------------------------- decoding untrusted clips with bounded cost
+
 
 @dataclass(frozen=True)
 class DecodeLimits:
@@ -120,18 +162,20 @@ def bounded_frames(container, stream, limits: DecodeLimits = DecodeLimits()) -> 
     may claim anything: every frame is checked as it comes)."""
     declared = (stream.codec_context.width or 0) * (stream.codec_context.height or 0)
     if declared > limits.max_pixels:
-        raise DecodeLimitExceeded(f"frames of {stream.codec_context.width}x{stream.codec_context.height} exceed "
-                                  f"max_pixels={limits.max_pixels}")
+        raise DecodeLimitExceeded(
+            f"frames of {stream.codec_context.width}x{stream.codec_context.height} exceed "
+            f"max_pixels={limits.max_pixels}"
+        )
     for count, frame in enumerate(container.decode(stream), start=1):
         if frame.width * frame.height > limits.max_pixels:
-            raise DecodeLimitExceeded(f"a frame of {frame.width}x{frame.height} exceeds max_pixels="
-                                      f"{limits.max_pixels}")
+            raise DecodeLimitExceeded(f"a frame of {frame.width}x{frame.height} exceeds max_pixels={limits.max_pixels}")
         if count > limits.max_frames:
             raise DecodeLimitExceeded(f"more than max_frames={limits.max_frames} frames")
         yield frame
 
 
 # ---------------------------------------------------------------- probing and decoding: the one place
+
 
 class VideoError(ValueError):
     """A video cannot be read: the message names the file and why."""
@@ -162,8 +206,16 @@ def probe_stream(path: str | os.PathLike, timeout: float = 60, count: str = "fra
 
     counter = {"frames": ("-count_frames", "nb_read_frames"), "packets": ("-count_packets", "nb_read_packets")}
     flag, field = counter[count]
-    args = ffprobe_args(path, "-select_streams", "v:0", flag, "-show_entries",
-                        f"stream={field},width,height,avg_frame_rate,codec_name,pix_fmt", "-of", "json")
+    args = ffprobe_args(
+        path,
+        "-select_streams",
+        "v:0",
+        flag,
+        "-show_entries",
+        f"stream={field},width,height,avg_frame_rate,codec_name,pix_fmt",
+        "-of",
+        "json",
+    )
     try:
         done = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as e:
@@ -174,17 +226,23 @@ def probe_stream(path: str | os.PathLike, timeout: float = 60, count: str = "fra
     if not streams:
         raise VideoError(f"{path}: no video stream")
     s = streams[0]
-    return StreamFacts(frames=int(s.get(field) or 0), width=int(s["width"]), height=int(s["height"]),
-                       fps=_rate(s.get("avg_frame_rate")), codec=str(s.get("codec_name", "")),
-                       pix_fmt=str(s.get("pix_fmt", "")))
+    return StreamFacts(
+        frames=int(s.get(field) or 0),
+        width=int(s["width"]),
+        height=int(s["height"]),
+        fps=_rate(s.get("avg_frame_rate")),
+        codec=str(s.get("codec_name", "")),
+        pix_fmt=str(s.get("pix_fmt", "")),
+    )
 
 
 def _name(video: Any) -> str:
     return "<bytes>" if isinstance(video, (bytes, bytearray)) else str(getattr(video, "name", video))
 
 
-def decode_frames(video: bytes | str | os.PathLike | IO[bytes], max_frames: int | None = None,
-                  limits: DecodeLimits = DecodeLimits()) -> np.ndarray:
+def decode_frames(
+    video: bytes | str | os.PathLike | IO[bytes], max_frames: int | None = None, limits: DecodeLimits = DecodeLimits()
+) -> np.ndarray:
     """Every frame (or the first ``max_frames``) of a video file or mp4 bytes as uint8 RGB ``(T, H, W, 3)``;
     VideoError when it cannot be decoded or breaks ``limits`` (frame size; frame count unless ``max_frames``
     stops sooner)."""
@@ -208,8 +266,7 @@ def decode_frames(video: bytes | str | os.PathLike | IO[bytes], max_frames: int 
     return np.stack(frames)
 
 
-def decoded_facts(video: bytes | str | os.PathLike | IO[bytes], limits: DecodeLimits = DecodeLimits()
-                  ) -> StreamFacts:
+def decoded_facts(video: bytes | str | os.PathLike | IO[bytes], limits: DecodeLimits = DecodeLimits()) -> StreamFacts:
     """StreamFacts found by decoding every frame (no ffprobe: for bytes from an untrusted shard); raises
     av.FFmpegError or VideoError when the bytes are no decodable video, DecodeLimitExceeded past ``limits``."""
     with open_container(video) as container:
@@ -222,8 +279,14 @@ def decoded_facts(video: bytes | str | os.PathLike | IO[bytes], limits: DecodeLi
             count += 1
             width, height = frame.width, frame.height
         rate = stream.average_rate or stream.guessed_rate or 0
-        return StreamFacts(count, width, height, float(rate), stream.codec_context.name,
-                           stream.codec_context.format.name if stream.codec_context.format else "")
+        return StreamFacts(
+            count,
+            width,
+            height,
+            float(rate),
+            stream.codec_context.name,
+            stream.codec_context.format.name if stream.codec_context.format else "",
+        )
 
 
 def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:

@@ -11,17 +11,24 @@ import typer
 from ophora.cli.common import config_error, console, fail, parse_set, print_table
 from ophora.curation import DEFAULT_PROFILE
 
+
 def curate(
     inputs: Optional[list[str]] = typer.Argument(
-        None, help="Videos, directories (searched recursively), globs, manifests (.txt/.csv of paths or "
-                   "http(s)/s3/gs URLs) or URLs. Put '--' before names that start with a dash."),
+        None,
+        help="Videos, directories (searched recursively), globs, manifests (.txt/.csv of paths or "
+        "http(s)/s3/gs URLs) or URLs. Put '--' before names that start with a dash.",
+    ),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Output directory or URL (shards, index, ledger)."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address; default: an embedded "
-                                          "local Ray (or the cluster of `ray job submit`)."),
+    address: Optional[str] = typer.Option(
+        None,
+        "--address",
+        help="Ray cluster address; default: an embedded local Ray (or the cluster of `ray job submit`).",
+    ),
     profile: str = typer.Option(DEFAULT_PROFILE, "--profile", help="Bundled config: default or offline."),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="A YAML config merged over the profile."),
-    overrides: Optional[list[str]] = typer.Option(None, "--set", help="Override one field, e.g. --set "
-                                                  "windows.fps=8 (repeatable; wins over --config)."),
+    overrides: Optional[list[str]] = typer.Option(
+        None, "--set", help="Override one field, e.g. --set windows.fps=8 (repeatable; wins over --config)."
+    ),
     force: bool = typer.Option(False, "--force", help="Redo every source, even those the ledger has settled."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or logs; only the summary."),
     print_config: bool = typer.Option(False, "--print-config", help="Print the effective config and exit."),
@@ -64,8 +71,10 @@ def curate(
     except (InputError, OutLocked) as e:
         fail(str(e))
     except StageStartError as e:
-        fail(f"{e}\n(models come from a local path or a hub id in the config: --print-config shows them; "
-             f"--profile offline uses only models that ship in packages)")
+        fail(
+            f"{e}\n(models come from a local path or a hub id in the config: --print-config shows them; "
+            f"--profile offline uses only models that ship in packages)"
+        )
     print_summary(summary)
     raise typer.Exit(summary["exit_code"])
 
@@ -85,27 +94,37 @@ def _quiet_logs(quiet: bool) -> None:
 
 def print_summary(summary: dict) -> None:
     """The run summary as a table a person reads (summary.json holds the same numbers)."""
-    rows = [("sources processed", summary["processed"]), ("  done", summary["done"]),
-            ("  rejected", summary["rejected"]), ("  failed", summary["failed"]),
-            ("skipped (settled earlier)", summary["skipped_settled"]),
-            ("inputs listed twice", len(summary["repeated_inputs"])),
-            ("clips written", summary["clips_written"]),
-            *((f"  in {k}/", v) for k, v in sorted(summary["clips_by_subset"].items())),
-            ("p2ft/ holds", summary.get("p2ft_verdict", "")),
-            ("windows dropped", summary["clips_dropped"]),
-            ("source seconds", f"{summary['source_seconds']:.1f}"),
-            ("wall seconds", f"{summary['wall_seconds']:.1f}"),
-            ("clips / s", f"{summary['clips_per_second']:.2f}"),
-            ("source s / s", f"{summary['source_seconds_per_second']:.2f}")]
+    rows = [
+        ("sources processed", summary["processed"]),
+        ("  done", summary["done"]),
+        ("  rejected", summary["rejected"]),
+        ("  failed", summary["failed"]),
+        ("skipped (settled earlier)", summary["skipped_settled"]),
+        ("inputs listed twice", len(summary["repeated_inputs"])),
+        ("clips written", summary["clips_written"]),
+        *((f"  in {k}/", v) for k, v in sorted(summary["clips_by_subset"].items())),
+        ("p2ft/ holds", summary.get("p2ft_verdict", "")),
+        ("windows dropped", summary["clips_dropped"]),
+        ("source seconds", f"{summary['source_seconds']:.1f}"),
+        ("wall seconds", f"{summary['wall_seconds']:.1f}"),
+        ("clips / s", f"{summary['clips_per_second']:.2f}"),
+        ("source s / s", f"{summary['source_seconds_per_second']:.2f}"),
+    ]
     rows += [(f"why: {reason}", n) for reason, n in sorted(summary["reasons"].items(), key=lambda x: -x[1])]
     rows += [(f"drop: {reason}", n) for reason, n in sorted(summary["drops"].items(), key=lambda x: -x[1])]
-    rows += [(f"not in p2ft/: {reason}", n)
-             for reason, n in sorted(summary.get("kept_out_of_p2ft", {}).items(), key=lambda x: -x[1])]
+    rows += [
+        (f"not in p2ft/: {reason}", n)
+        for reason, n in sorted(summary.get("kept_out_of_p2ft", {}).items(), key=lambda x: -x[1])
+    ]
     rows += [(f"PHI scrubbed: {kind}", n) for kind, n in sorted(summary.get("phi_scrubbed", {}).items())]
     footage = summary.get("footage") or {}
     if footage.get("source_s"):
-        rows.append(("footage in clips", f"{footage['clip_s']:.1f} of {footage['source_s']:.1f} s "
-                                         f"({100 * footage['share']:.1f} %)"))
+        rows.append(
+            (
+                "footage in clips",
+                f"{footage['clip_s']:.1f} of {footage['source_s']:.1f} s ({100 * footage['share']:.1f} %)",
+            )
+        )
         rows += [(f"footage lost: {reason}", f"{s:.1f} s") for reason, s in footage["lost_s"].items()]
         shares = [f["share"] for f in footage["by_source"]]
         rows.append(("footage in clips per source", f"min {100 * min(shares):.0f} %, max {100 * max(shares):.0f} %"))

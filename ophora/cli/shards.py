@@ -12,9 +12,13 @@ import typer
 
 from ophora.cli.common import console, fail
 
-app = typer.Typer(help="Inspect, validate, browse and export Ophora shards.\n\n"
-                       "Example: ophora shards validate curated/ && ophora shards gallery curated/ --out site/", no_args_is_help=True,
-                  context_settings={"help_option_names": ["-h", "--help"]}, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Inspect, validate, browse and export Ophora shards.\n\n"
+    "Example: ophora shards validate curated/ && ophora shards gallery curated/ --out site/",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
 
 SHOWN_PROBLEMS = 20  # a big broken set should not scroll the summary away
 DirArg = typer.Argument(..., help="A curation output directory (holds tpt/, p2ft/, index/, ledger/).")
@@ -64,42 +68,60 @@ def _check_dir(root: str) -> None:
 
 
 @app.command("ls")
-def ls(root: str = DirArg,
-       count: bool = typer.Option(False, "--count", help="Count samples by reading the tars, not the index."),
-       per_shard: bool = typer.Option(False, "--shards", "-s", help="One row per shard.")) -> None:
+def ls(
+    root: str = DirArg,
+    count: bool = typer.Option(False, "--count", help="Count samples by reading the tars, not the index."),
+    per_shard: bool = typer.Option(False, "--shards", "-s", help="One row per shard."),
+) -> None:
     """Shards per subset with sample counts and sizes.
 
     Example: ophora shards ls curated/
     """
-    from ophora.dataset.shards import ShardError
-    from ophora.inspection.catalog import listing, shard_name
-
-    from ophora.dataset.shards import refused_shards
-    from ophora.inspection.catalog import subsets_in
+    from ophora.dataset.shards import ShardError, refused_shards
+    from ophora.inspection.catalog import listing, shard_name, subsets_in
 
     _check_dir(root)
-    warn_problems([f"{sub}/{shard_name(p)} is {why}; not read" for sub in subsets_in(root)
-                   for p, why in refused_shards(root, sub)])
+    warn_problems(
+        [
+            f"{sub}/{shard_name(p)} is {why}; not read"
+            for sub in subsets_in(root)
+            for p, why in refused_shards(root, sub)
+        ]
+    )
     try:
         infos, counted_by = listing(root, count_tars=count)
     except ShardError as e:
         _fail(f"{e} (run `ophora shards validate` for every problem)", code=1)
     if per_shard:
-        print_table("Shards", [(i.subset, shard_name(i.path), i.samples, f"{i.bytes / 2**20:.2f}") for i in infos],
-                    ("subset", "shard", "samples", "MiB"), caption=f"{root} (samples from the {counted_by})")
+        print_table(
+            "Shards",
+            [(i.subset, shard_name(i.path), i.samples, f"{i.bytes / 2**20:.2f}") for i in infos],
+            ("subset", "shard", "samples", "MiB"),
+            caption=f"{root} (samples from the {counted_by})",
+        )
         return
     subsets = dict.fromkeys(i.subset for i in infos)
-    rows = [(s, sum(1 for i in infos if i.subset == s), sum(i.samples or 0 for i in infos if i.subset == s),
-             f"{sum(i.bytes for i in infos if i.subset == s) / 2**20:.2f}") for s in subsets]
-    print_table("Subsets", rows, ("subset", "shards", "samples", "MiB"),
-                caption=f"{root} (samples from the {counted_by})")
+    rows = [
+        (
+            s,
+            sum(1 for i in infos if i.subset == s),
+            sum(i.samples or 0 for i in infos if i.subset == s),
+            f"{sum(i.bytes for i in infos if i.subset == s) / 2**20:.2f}",
+        )
+        for s in subsets
+    ]
+    print_table(
+        "Subsets", rows, ("subset", "shards", "samples", "MiB"), caption=f"{root} (samples from the {counted_by})"
+    )
 
 
 @app.command("stats")
-def stats(root: str = DirArg,
-          as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
-          plots: Path = typer.Option(None, "--plots", help="Write PNG plots into this directory."),
-          source: str = typer.Option("auto", help="Clip facts from: auto | index | shards.")) -> None:
+def stats(
+    root: str = DirArg,
+    as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
+    plots: Path = typer.Option(None, "--plots", help="Write PNG plots into this directory."),
+    source: str = typer.Option("auto", help="Clip facts from: auto | index | shards."),
+) -> None:
     """Counts per subset, clip durations, instruction lengths, scores, phases and drop reasons per stage.
 
     Example: ophora shards stats curated/ --plots plots/   (or --json for programs)
@@ -127,10 +149,13 @@ def stats(root: str = DirArg,
 
 
 @app.command("show")
-def show(root: str = DirArg, key: str = typer.Argument(..., help="Clip key, e.g. 75cf7377b6186dd5_000002."),
-         frames: int = typer.Option(0, "--frames", help="Write a contact sheet of N frames (PNG)."),
-         extract: bool = typer.Option(False, "--extract", help="Write the clip's mp4."),
-         out_dir: Path = typer.Option(Path("."), "--out", help="Where --frames/--extract write.")) -> None:
+def show(
+    root: str = DirArg,
+    key: str = typer.Argument(..., help="Clip key, e.g. 75cf7377b6186dd5_000002."),
+    frames: int = typer.Option(0, "--frames", help="Write a contact sheet of N frames (PNG)."),
+    extract: bool = typer.Option(False, "--extract", help="Write the clip's mp4."),
+    out_dir: Path = typer.Option(Path("."), "--out", help="Where --frames/--extract write."),
+) -> None:
     """Metadata, instruction, scrubbed narration and scores of one clip; optionally frames and the mp4.
 
     Example: ophora shards show curated/ 75cf7377b6186dd5_000002 --frames 8 --extract
@@ -169,13 +194,16 @@ def show(root: str = DirArg, key: str = typer.Argument(..., help="Clip key, e.g.
 
 
 @app.command("grep")
-def grep(root: str = DirArg, text: str = typer.Argument(..., help="Text (or --regex pattern) to look for."),
-         regex: bool = typer.Option(False, "--regex", "-E", help="TEXT is a regular expression."),
-         case: bool = typer.Option(False, "--case", help="Match case."),
-         field: list[str] = typer.Option(None, "--field", help="instruction and/or narration (default both)."),
-         subset: list[str] = typer.Option(None, "--subset", help="Only these subsets (default all)."),
-         limit: int = typer.Option(None, "--limit", help="Stop after this many clips."),
-         as_json: bool = typer.Option(False, "--json")) -> None:
+def grep(
+    root: str = DirArg,
+    text: str = typer.Argument(..., help="Text (or --regex pattern) to look for."),
+    regex: bool = typer.Option(False, "--regex", "-E", help="TEXT is a regular expression."),
+    case: bool = typer.Option(False, "--case", help="Match case."),
+    field: list[str] = typer.Option(None, "--field", help="instruction and/or narration (default both)."),
+    subset: list[str] = typer.Option(None, "--subset", help="Only these subsets (default all)."),
+    limit: int = typer.Option(None, "--limit", help="Stop after this many clips."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Search instructions and scrubbed narration; exits 1 when nothing matches.
 
     Example: ophora shards grep curated/ capsulorhexis
@@ -183,34 +211,50 @@ def grep(root: str = DirArg, text: str = typer.Argument(..., help="Text (or --re
     import json
     import re
 
-    from ophora.inspection.search import FIELDS, grep as grep_clips
+    from ophora.inspection.search import FIELDS
+    from ophora.inspection.search import grep as grep_clips
 
     _check_dir(root)
     problems: list[str] = []
     try:
-        found = grep_clips(root, text, regex=regex, ignore_case=not case, fields=field or FIELDS,
-                           subsets=subset or None, limit=limit, problems=problems)
+        found = grep_clips(
+            root,
+            text,
+            regex=regex,
+            ignore_case=not case,
+            fields=field or FIELDS,
+            subsets=subset or None,
+            limit=limit,
+            problems=problems,
+        )
     except (ValueError, re.error) as e:
         _fail(str(e))
     warn_problems(problems, "unreadable clips")
     if as_json:
         typer.echo(json.dumps([m.__dict__ for m in found], indent=2))
     else:
-        print_table(f"{len(found)} clips match {text!r}", [(m.key, " ".join(m.subsets), m.field, m.snippet)
-                                                        for m in found], ("key", "subsets", "field", "match"))
+        print_table(
+            f"{len(found)} clips match {text!r}",
+            [(m.key, " ".join(m.subsets), m.field, m.snippet) for m in found],
+            ("key", "subsets", "field", "match"),
+        )
     if not found:
         raise typer.Exit(1)
 
 
 @app.command("validate")
-def validate(root: str = DirArg, quick: bool = typer.Option(False, "--quick", help="Skip decoding the videos."),
-             workers: int = typer.Option(2, "--workers", help="Videos decoded at once."),
-             as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+def validate(
+    root: str = DirArg,
+    quick: bool = typer.Option(False, "--quick", help="Skip decoding the videos."),
+    workers: int = typer.Option(2, "--workers", help="Videos decoded at once."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
     """Check the shard contract; exits 1 with the list of findings when any error is found.
 
     Example: ophora shards validate curated/ --quick
     """
-    from ophora.inspection.validate import findings_rows, validate as run_validation
+    from ophora.inspection.validate import findings_rows
+    from ophora.inspection.validate import validate as run_validation
 
     _check_dir(root)
     with console.status("validating") as status:
@@ -222,23 +266,27 @@ def validate(root: str = DirArg, quick: bool = typer.Option(False, "--quick", he
             print_table("Findings", findings_rows(report), ("severity", "code", "where", "message"))
         verdict = "[green]OK[/]" if report.ok else f"[red]{report.error_count} errors[/]"
         total = len(report.findings) + sum(report.suppressed.values())
-        console.print(f"{verdict}: {report.shards} shards, {report.samples} samples, {report.decoded} videos decoded"
-                      f"{' (quick: no decoding)' if quick else ''}, {total} findings"
-                      f"{f' ({total - len(report.findings)} not listed)' if report.suppressed else ''}")
+        console.print(
+            f"{verdict}: {report.shards} shards, {report.samples} samples, {report.decoded} videos decoded"
+            f"{' (quick: no decoding)' if quick else ''}, {total} findings"
+            f"{f' ({total - len(report.findings)} not listed)' if report.suppressed else ''}"
+        )
     if not report.ok:
         raise typer.Exit(1)
 
 
 @app.command("gallery")
-def gallery(root: str = typer.Argument(..., help="A curation output, or a folder of mp4 + json/txt."),
-            out: Path = typer.Option(..., "--out", help="Directory for the static site."),
-            title: str = typer.Option("Ophora clips", help="Page title."),
-            page_size: int = typer.Option(200, help="Cards per page."),
-            limit: int = typer.Option(None, help="Only the first N clips."),
-            kind: str = typer.Option("auto", "--from", help="auto | shards | folder."),
-            videos: bool = typer.Option(False, "--videos", help="Copy each mp4 into the site (cards link to it)."),
-            preview: bool = typer.Option(True, "--preview/--no-preview", help="Animated preview on hover."),
-            workers: int = typer.Option(2, "--workers", help="Clips decoded at once.")) -> None:
+def gallery(
+    root: str = typer.Argument(..., help="A curation output, or a folder of mp4 + json/txt."),
+    out: Path = typer.Option(..., "--out", help="Directory for the static site."),
+    title: str = typer.Option("Ophora clips", help="Page title."),
+    page_size: int = typer.Option(200, help="Cards per page."),
+    limit: int = typer.Option(None, help="Only the first N clips."),
+    kind: str = typer.Option("auto", "--from", help="auto | shards | folder."),
+    videos: bool = typer.Option(False, "--videos", help="Copy each mp4 into the site (cards link to it)."),
+    preview: bool = typer.Option(True, "--preview/--no-preview", help="Animated preview on hover."),
+    workers: int = typer.Option(2, "--workers", help="Clips decoded at once."),
+) -> None:
     """A static offline HTML gallery: a card per clip, paginated, filterable by subset and phase.
 
     Example: ophora shards gallery curated/ --out site/   (then open site/index.html)
@@ -253,18 +301,21 @@ def gallery(root: str = typer.Argument(..., help="A curation output, or a folder
         _fail(f"--from must be auto, shards or folder, not {kind!r}")
     items = shard_items(root, limit=limit) if kind == "shards" else folder_items(root, limit=limit)
     with console.status("building gallery"):
-        result = build_gallery(items, out, title=title, page_size=page_size, preview=preview, copy_videos=videos,
-                               workers=workers)
+        result = build_gallery(
+            items, out, title=title, page_size=page_size, preview=preview, copy_videos=videos, workers=workers
+        )
     warn_problems(result.problems, "clips with a problem")
     pages = f"{len(result.pages)} page{'s' if len(result.pages) != 1 else ''}"
     console.print(f"wrote {result.cards} cards on {pages}: {result.pages[0]}", markup=False)
 
 
 @app.command("export")
-def export(root: str = DirArg,
-           to: Path = typer.Option(..., "--to", help="A folder (mp4 + txt pairs) or a .csv (clip id,instruction)."),
-           subset: list[str] = typer.Option(["tpt"], "--subset", help="Subsets to export (each key once)."),
-           limit: int = typer.Option(None, help="Only the first N clips.")) -> None:
+def export(
+    root: str = DirArg,
+    to: Path = typer.Option(..., "--to", help="A folder (mp4 + txt pairs) or a .csv (clip id,instruction)."),
+    subset: list[str] = typer.Option(["tpt"], "--subset", help="Subsets to export (each key once)."),
+    limit: int = typer.Option(None, help="Only the first N clips."),
+) -> None:
     """Export clips as mp4 + txt pairs, or as a `clip id,instruction` CSV.
 
     Example: ophora shards export curated/ --to pairs/   or   --to clips.csv

@@ -39,16 +39,25 @@ def synth(
 
     started = time.monotonic()
     try:
-        generate_corpus(out, videos=videos, seed=seed, minutes=minutes, max_height=max_height, workers=workers,
-                        progress=True)
+        generate_corpus(
+            out, videos=videos, seed=seed, minutes=minutes, max_height=max_height, workers=workers, progress=True
+        )
     except ValueError as e:
         fail(str(e))
     except RuntimeError as e:
         fail(f"generation failed: {e}", code=1)
-    rows = [(t["name"], f"{t['duration']:.1f}", f"{t['width']}x{t['height']}", f"{t['fps']:g}",
-             t["video_codec"] + (f"+{t['audio']['codec']}" if t["audio"] else ""), len(t["scenes"]),
-             len(t["narration"]))
-            for t in load_truth(out)]
+    rows = [
+        (
+            t["name"],
+            f"{t['duration']:.1f}",
+            f"{t['width']}x{t['height']}",
+            f"{t['fps']:g}",
+            t["video_codec"] + (f"+{t['audio']['codec']}" if t["audio"] else ""),
+            len(t["scenes"]),
+            len(t["narration"]),
+        )
+        for t in load_truth(out)
+    ]
     # narrow headers so the table fits an 80-column terminal without cutting names
     print_table(f"synthetic corpus (seed {seed})", rows, ("video", "secs", "size", "fps", "codecs", "scenes", "lines"))
     console.print(f"wrote {videos} videos in {time.monotonic() - started:.0f} s; manifest: {Path(out) / 'corpus.json'}")

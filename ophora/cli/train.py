@@ -13,10 +13,12 @@ import typer
 
 from ophora.cli.common import config_error, console, fail, parse_set, print_table
 
-app = typer.Typer(help="Fine-tune CogVideoX on clip-instruction shards (TPT, then P²FT).\n\n"
-                       "Example: ophora train progressive --shards curated/ --out runs/ --model THUDM/CogVideoX-2b",
-                  no_args_is_help=True,
-                  invoke_without_command=True)
+app = typer.Typer(
+    help="Fine-tune CogVideoX on clip-instruction shards (TPT, then P²FT).\n\n"
+    "Example: ophora train progressive --shards curated/ --out runs/ --model THUDM/CogVideoX-2b",
+    no_args_is_help=True,
+    invoke_without_command=True,
+)
 
 CONFIG_HELP = "bundled config name (tpt, p2ft, tiny) or a YAML path"
 SET_HELP = "override a config field, e.g. --set optim.lr=1e-5 (repeatable; values are YAML)"
@@ -67,9 +69,8 @@ def _guarded(fn, *args, **kwargs):
 def _run_stage(stage, shards, out, config, model, init_from, sets) -> None:
     if stage not in ("tpt", "p2ft") or shards is None or out is None:
         fail("give --stage tpt|p2ft, --shards DIR and --out DIR (or a subcommand; see --help)")
-    from ophora.training.trainer import run_training
-
     from ophora.storage import relocate, staged
+    from ophora.training.trainer import run_training
 
     cfg = _on_storage(_config(config or stage, sets, model), out)
     with staged(out) as local:
@@ -79,8 +80,9 @@ def _run_stage(stage, shards, out, config, model, init_from, sets) -> None:
 
 STAGE_OPT = typer.Option(None, "--stage", help="tpt (all clips) or p2ft (privacy-clean subset)")
 SHARDS_OPT = typer.Option(None, "--shards", help="curation output folder or URL (s3://, gs://) holding tpt/ and p2ft/")
-OUT_OPT = typer.Option(None, "--out", help="run folder or URL (s3://, gs://): checkpoints, export/, tensorboard/, "
-                                           "summary.json")
+OUT_OPT = typer.Option(
+    None, "--out", help="run folder or URL (s3://, gs://): checkpoints, export/, tensorboard/, summary.json"
+)
 CONFIG_OPT = typer.Option(None, "--config", help=CONFIG_HELP + " (default: the stage's)")
 MODEL_OPT = typer.Option(None, "--model", help="diffusers folder or hub id (overrides the config's)")
 INIT_OPT = typer.Option(None, "--init-from", help="start from these weights (e.g. a TPT export)")
@@ -88,9 +90,16 @@ SET_OPT = typer.Option([], "--set", help=SET_HELP)
 
 
 @app.callback()
-def stage_run(ctx: typer.Context, stage: Optional[str] = STAGE_OPT, shards: Optional[str] = SHARDS_OPT,
-              out: Optional[str] = OUT_OPT, config: Optional[str] = CONFIG_OPT, model: Optional[str] = MODEL_OPT,
-              init_from: Optional[str] = INIT_OPT, sets: list[str] = SET_OPT) -> None:
+def stage_run(
+    ctx: typer.Context,
+    stage: Optional[str] = STAGE_OPT,
+    shards: Optional[str] = SHARDS_OPT,
+    out: Optional[str] = OUT_OPT,
+    config: Optional[str] = CONFIG_OPT,
+    model: Optional[str] = MODEL_OPT,
+    init_from: Optional[str] = INIT_OPT,
+    sets: list[str] = SET_OPT,
+) -> None:
     """Run one stage: `ophora train --stage tpt --shards DATA --out RUN` (rerun resumes from RUN's latest
     checkpoint), or use a subcommand."""
     if ctx.invoked_subcommand is None:
@@ -98,9 +107,15 @@ def stage_run(ctx: typer.Context, stage: Optional[str] = STAGE_OPT, shards: Opti
 
 
 @app.command("run")
-def run(stage: Optional[str] = STAGE_OPT, shards: Optional[str] = SHARDS_OPT, out: Optional[str] = OUT_OPT,
-        config: Optional[str] = CONFIG_OPT, model: Optional[str] = MODEL_OPT, init_from: Optional[str] = INIT_OPT,
-        sets: list[str] = SET_OPT) -> None:
+def run(
+    stage: Optional[str] = STAGE_OPT,
+    shards: Optional[str] = SHARDS_OPT,
+    out: Optional[str] = OUT_OPT,
+    config: Optional[str] = CONFIG_OPT,
+    model: Optional[str] = MODEL_OPT,
+    init_from: Optional[str] = INIT_OPT,
+    sets: list[str] = SET_OPT,
+) -> None:
     """Run one stage (same as `ophora train --stage ...`); rerunning the same --out resumes.
 
     Example: ophora train run --stage tpt --shards curated/ --out runs/tpt --model THUDM/CogVideoX-2b
@@ -109,12 +124,14 @@ def run(stage: Optional[str] = STAGE_OPT, shards: Optional[str] = SHARDS_OPT, ou
 
 
 @app.command()
-def progressive(shards: str = typer.Option(..., "--shards", help="curation output folder or URL with tpt/ and p2ft/"),
-                out: str = typer.Option(..., "--out", help="run folder or URL; stages go to OUT/tpt and OUT/p2ft"),
-                tpt_config: str = typer.Option("tpt", "--tpt-config", help=CONFIG_HELP),
-                p2ft_config: str = typer.Option("p2ft", "--p2ft-config", help=CONFIG_HELP),
-                model: Optional[str] = typer.Option(None, "--model", help="starting model for TPT"),
-                sets: list[str] = typer.Option([], "--set", help=SET_HELP + "; applies to both stages")) -> None:
+def progressive(
+    shards: str = typer.Option(..., "--shards", help="curation output folder or URL with tpt/ and p2ft/"),
+    out: str = typer.Option(..., "--out", help="run folder or URL; stages go to OUT/tpt and OUT/p2ft"),
+    tpt_config: str = typer.Option("tpt", "--tpt-config", help=CONFIG_HELP),
+    p2ft_config: str = typer.Option("p2ft", "--p2ft-config", help=CONFIG_HELP),
+    model: Optional[str] = typer.Option(None, "--model", help="starting model for TPT"),
+    sets: list[str] = typer.Option([], "--set", help=SET_HELP + "; applies to both stages"),
+) -> None:
     """TPT on tpt/, then P²FT on p2ft/ starting from TPT's exported weights.
 
     Example: ophora train progressive --shards curated/ --out runs/ --model THUDM/CogVideoX-2b
@@ -133,13 +150,15 @@ def progressive(shards: str = typer.Option(..., "--shards", help="curation outpu
 
 
 @app.command()
-def precompute(shards: str = typer.Option(..., "--shards", help="curation output folder or URL (raw mp4 shards)"),
-               out: str = typer.Option(..., "--out", help="where the latent shards go (folder or URL; same layout)"),
-               model: str = typer.Option(..., "--model", help="diffusers folder or hub id of CogVideoX"),
-               config: str = typer.Option("tpt", "--config", help=CONFIG_HELP + " (frames, size, text length)"),
-               subsets: list[str] = typer.Option(["tpt", "p2ft"], "--subset", help="subsets to encode"),
-               gpus: float = typer.Option(0.0, "--gpus", help="GPUs per encoder actor (0 = CPU)"),
-               actors: int = typer.Option(1, "--actors", help="encoder actors")) -> None:
+def precompute(
+    shards: str = typer.Option(..., "--shards", help="curation output folder or URL (raw mp4 shards)"),
+    out: str = typer.Option(..., "--out", help="where the latent shards go (folder or URL; same layout)"),
+    model: str = typer.Option(..., "--model", help="diffusers folder or hub id of CogVideoX"),
+    config: str = typer.Option("tpt", "--config", help=CONFIG_HELP + " (frames, size, text length)"),
+    subsets: list[str] = typer.Option(["tpt", "p2ft"], "--subset", help="subsets to encode"),
+    gpus: float = typer.Option(0.0, "--gpus", help="GPUs per encoder actor (0 = CPU)"),
+    actors: int = typer.Option(1, "--actors", help="encoder actors"),
+) -> None:
     """Encode VAE latents (scaled) and T5 embeddings once, into shards the trainer reads instead of mp4.
 
     Example: ophora train precompute --shards curated/ --out latents/ --model THUDM/CogVideoX-2b --gpus 1
@@ -156,11 +175,15 @@ def precompute(shards: str = typer.Option(..., "--shards", help="curation output
 
 
 @app.command("dry-run")
-def dry_run(config: str = typer.Option("tpt", "--config", help=CONFIG_HELP),
-            shards: Optional[str] = typer.Option(None, "--shards", help="read the clip geometry from these shards "
-                                                                       "(default: the config's, else the paper's)"),
-            stage: str = typer.Option("tpt", "--stage", help="subset the shards are read from"),
-            model: Optional[str] = MODEL_OPT, sets: list[str] = SET_OPT) -> None:
+def dry_run(
+    config: str = typer.Option("tpt", "--config", help=CONFIG_HELP),
+    shards: Optional[str] = typer.Option(
+        None, "--shards", help="read the clip geometry from these shards (default: the config's, else the paper's)"
+    ),
+    stage: str = typer.Option("tpt", "--stage", help="subset the shards are read from"),
+    model: Optional[str] = MODEL_OPT,
+    sets: list[str] = SET_OPT,
+) -> None:
     """Build everything a run builds except the model weights — resources, batch arithmetic, clip geometry, the
     learning-rate schedule, the transformer's shapes with LoRA and checkpointing — and print it as JSON.
 
@@ -179,9 +202,11 @@ def dry_run(config: str = typer.Option("tpt", "--config", help=CONFIG_HELP),
 
 
 @app.command("make-tiny-model")
-def make_tiny_model(out: Path = typer.Argument(..., help="folder for the diffusers-layout model"),
-                    seed: int = typer.Option(0, help="initialisation seed"),
-                    rotary: bool = typer.Option(True, help="5b-style rotary (else 2b-style sinusoidal) positions")):
+def make_tiny_model(
+    out: Path = typer.Argument(..., help="folder for the diffusers-layout model"),
+    seed: int = typer.Option(0, help="initialisation seed"),
+    rotary: bool = typer.Option(True, help="5b-style rotary (else 2b-style sinusoidal) positions"),
+):
     """Build a miniature CogVideoX (9 frames of 64x96; random transformer and T5, a VAE that passes pictures
     through) for tests and demos.
 

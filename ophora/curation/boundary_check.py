@@ -52,10 +52,11 @@ class BoundaryCheck:
         lab_a = cv2.cvtColor(a, cv2.COLOR_BGR2LAB).astype(np.float32)
         lab_b = cv2.cvtColor(b, cv2.COLOR_BGR2LAB).astype(np.float32)
         xs, ys = self._grid
-        warped = cv2.remap(lab_a, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
+        warped = cv2.remap(
+            lab_a, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
         m = _BORDER if min(h, w) > 4 * _BORDER else 0
-        diff = np.abs(warped - lab_b)[m:h - m or None, m:w - m or None, 1:].sum(axis=-1)
+        diff = np.abs(warped - lab_b)[m : h - m or None, m : w - m or None, 1:].sum(axis=-1)
         return float(np.median(diff))
 
     def verdict(self, before: list[np.ndarray], after: list[np.ndarray]) -> Verdict:

@@ -10,48 +10,114 @@ import re
 
 # Phase -> patterns naming its action (instrument, manoeuvre or target); in canonical surgical order.
 PHASE_ACTIONS: dict[str, tuple[str, ...]] = {
-    "incision": (r"(?:make|create|enter)\w*[^.]*(?:incision|chamber with the blade)", r"keratome", r"\bblade\b",
-                 r"side[- ]?port incision", r"paracentesis", r"\btunnel", r"\bincise", r"limbus",
-                 r"fixate the globe", r"(?:clear )?corneal incision"),
-    "viscoelastic_injection": (r"(?:fill|inject|insert|coat|deepen)\w*\b[^.]*viscoelastic",
-                               r"viscoelastic[^.]*(?:goes in|inject|fill)", r"\bovd\b", r"dispersive", r"cohesive",
-                               r"chamber is deep"),
+    "incision": (
+        r"(?:make|create|enter)\w*[^.]*(?:incision|chamber with the blade)",
+        r"keratome",
+        r"\bblade\b",
+        r"side[- ]?port incision",
+        r"paracentesis",
+        r"\btunnel",
+        r"\bincise",
+        r"limbus",
+        r"fixate the globe",
+        r"(?:clear )?corneal incision",
+    ),
+    "viscoelastic_injection": (
+        r"(?:fill|inject|insert|coat|deepen)\w*\b[^.]*viscoelastic",
+        r"viscoelastic[^.]*(?:goes in|inject|fill)",
+        r"\bovd\b",
+        r"dispersive",
+        r"cohesive",
+        r"chamber is deep",
+    ),
     "capsulorhexis": (r"r?hexis", r"capsulotomy", r"cystotome", r"\bflap\b", r"\btear\b", r"regrasp"),
-    "hydrodissection": (r"hydrodissect", r"fluid wave", r"under the anterior capsule",
-                        r"(?:inject|fluid|solution)[^.]*under the capsule", r"free the lens",
-                        r"rotates? freely", r"release the fluid"),
-    "phacoemulsification": (r"\bphaco", r"emulsif", r"\bsculpt", r"\bgroove", r"\bcrack", r"\bchop",
-                            r"quadrant", r"nucleus into"),
-    "irrigation_aspiration": (r"irrigation[- ]aspiration", r"\bi/?a\b", r"\bcortex", r"cortical",
-                              r"aspiration port",
-                              r"(?:clean|remove|engage|strip|aspirate)\w*[^.]*cortex"),
+    "hydrodissection": (
+        r"hydrodissect",
+        r"fluid wave",
+        r"under the anterior capsule",
+        r"(?:inject|fluid|solution)[^.]*under the capsule",
+        r"free the lens",
+        r"rotates? freely",
+        r"release the fluid",
+    ),
+    "phacoemulsification": (
+        r"\bphaco",
+        r"emulsif",
+        r"\bsculpt",
+        r"\bgroove",
+        r"\bcrack",
+        r"\bchop",
+        r"quadrant",
+        r"nucleus into",
+    ),
+    "irrigation_aspiration": (
+        r"irrigation[- ]aspiration",
+        r"\bi/?a\b",
+        r"\bcortex",
+        r"cortical",
+        r"aspiration port",
+        r"(?:clean|remove|engage|strip|aspirate)\w*[^.]*cortex",
+    ),
     "capsule_polishing": (r"\bpolish", r"opacification", r"epithelial cells"),
-    "lens_implantation": (r"intraocular lens[^.]*(?:inject|insert|implant)", r"(?:inject|insert|implant)\w*[^.]*"
-                          r"(?:intraocular )?lens", r"\biol\b", r"injector", r"cartridge", r"unfold",
-                          r"leading haptic", r"foldable"),
-    "lens_positioning": (r"trailing haptic", r"\bdial", r"center[^.]*lens", r"centre[^.]*lens", r"rotate[^.]*lens",
-                         r"lens is rotated", r"haptics? (?:sit|are)", r"optic is cent"),
+    "lens_implantation": (
+        r"intraocular lens[^.]*(?:inject|insert|implant)",
+        r"(?:inject|insert|implant)\w*[^.]*"
+        r"(?:intraocular )?lens",
+        r"\biol\b",
+        r"injector",
+        r"cartridge",
+        r"unfold",
+        r"leading haptic",
+        r"foldable",
+    ),
+    "lens_positioning": (
+        r"trailing haptic",
+        r"\bdial",
+        r"center[^.]*lens",
+        r"centre[^.]*lens",
+        r"rotate[^.]*lens",
+        r"lens is rotated",
+        r"haptics? (?:sit|are)",
+        r"optic is cent",
+    ),
     "viscoelastic_removal": (r"(?:remove|aspirate|get)\w*[^.]*viscoelastic", r"viscoelastic[^.]*(?:out|removed)"),
-    "anterior_chamber_flushing": (r"\bflush", r"\brins", r"irrigate the (?:angle|chamber)", r"runs? (?:completely )?"
-                                  r"clear", r"wash out"),
-    "wound_hydration": (r"hydrat", r"antibiotic", r"intracameral", r"watertight", r"\bseal", r"sutur",
-                        r"closes the incision"),
+    "anterior_chamber_flushing": (
+        r"\bflush",
+        r"\brins",
+        r"irrigate the (?:angle|chamber)",
+        r"runs? (?:completely )?"
+        r"clear",
+        r"wash out",
+    ),
+    "wound_hydration": (
+        r"hydrat",
+        r"antibiotic",
+        r"intracameral",
+        r"watertight",
+        r"\bseal",
+        r"sutur",
+        r"closes the incision",
+    ),
 }
 PHASES = tuple(PHASE_ACTIONS)
 
 # Verbs a surgeon's instruction starts with; with a surgical noun they name an action even without a phase pattern.
-ACTION_VERBS = frozenset("""
+ACTION_VERBS = frozenset(
+    """
 make create enter insert inject fill coat deepen tear grasp regrasp pull sculpt crack chop split emulsify aspirate
 remove polish implant dial center centre rotate flush rinse irrigate hydrate hydrodissect press lift fixate guide
 unfold engage clean seal close incise cut check stabilize stabilise place position bring keep clear wash apply
-""".split())
+""".split()
+)
 
-SURGICAL_NOUNS = frozenset("""
+SURGICAL_NOUNS = frozenset(
+    """
 chamber capsule capsular lens nucleus cornea corneal wound incision iris cortex haptic haptics viscoelastic phaco
 keratome forceps cannula hook chopper probe tip bag flap rhexis capsulorhexis endothelium globe fluid solution
 pupil optic limbus port handpiece injector cartridge quadrant fragment fragments epithelium angle stroma
 speculum suture
-""".split())
+""".split()
+)
 
 _COMPILED = {phase: [re.compile(p, re.I) for p in pats] for phase, pats in PHASE_ACTIONS.items()}
 

@@ -41,9 +41,12 @@ class _CurateBase(_Section):
     """What the curate job needs besides the stages' sections (assembled into :class:`CurateConfig`)."""
 
     profile: str = Field(DEFAULT_PROFILE, description="the bundled profile this config started from")
-    models: dict[str, str] = Field(default_factory=dict,
-                                   description="stage -> model id or local path (transcribe, refine; "
-                                               "phi: the PHI scrubber's spaCy pipeline, for every stage)")
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="stage -> model id or local path (transcribe, refine; "
+        "phi: the PHI scrubber's spaCy pipeline, for every stage)",
+    )
+
     @model_validator(mode="after")
     def _one_model_name(self):
         # models.<stage> names a stage's model; the section's own model field must not say something else
@@ -56,8 +59,7 @@ class _CurateBase(_Section):
         return self
 
     @classmethod
-    def load(cls, profile: str = DEFAULT_PROFILE, path: str | None = None,
-             overrides: dict[str, Any] | None = None):
+    def load(cls, profile: str = DEFAULT_PROFILE, path: str | None = None, overrides: dict[str, Any] | None = None):
         """Bundled ``profile`` <- YAML at ``path`` <- dotted ``overrides``; raises ValueError naming the problem."""
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; bundled profiles: {', '.join(PROFILES)}")
@@ -76,8 +78,7 @@ class _CurateBase(_Section):
 
     def run_facts(self, out: str = "") -> RunFacts:
         """The run-wide facts every stage is given (:class:`~ophora.curation.stages.base.RunFacts`)."""
-        return RunFacts(out=out, cache_dir=self.input_cache_dir, skipped=frozenset(self.skip),
-                        models=dict(self.models))
+        return RunFacts(out=out, cache_dir=self.input_cache_dir, skipped=frozenset(self.skip), models=dict(self.models))
 
     def to_yaml(self) -> str:
         return to_yaml(self)
@@ -90,39 +91,63 @@ class _RunFields(_Section):
     skip: list[Literal[OPTIONAL_STAGES]] = Field(  # type: ignore[valid-type]
         default_factory=list,
         description="optional stages to leave out. Without transcribe, clips keep an empty narration and "
-                    "instruction instead of being dropped for it; without refine, no instruction is written; "
-                    "without a filter, nothing it would drop or keep out of p2ft/ is")
+        "instruction instead of being dropped for it; without refine, no instruction is written; "
+        "without a filter, nothing it would drop or keep out of p2ft/ is",
+    )
     cache_dir: str = Field("", description="where remote inputs are downloaded (empty: a temporary directory)")
     limit: int = Field(0, ge=0, description="process at most this many pending inputs (0 = all)")
     max_errored_blocks: int = Field(
-        -1, description="Ray Data blocks allowed to fail after retries before the run aborts (-1: any); the "
-                        "sources they held end as failed in the ledger")
+        -1,
+        description="Ray Data blocks allowed to fail after retries before the run aborts (-1: any); the "
+        "sources they held end as failed in the ledger",
+    )
     progress_every_s: float = Field(5.0, gt=0, description="seconds between 'sources done/total' lines")
-    lock_stale_s: float = Field(120.0, gt=0, description="OUT's lock (one run per OUT) counts as abandoned when its "
-                                                         "heartbeat is older than this")
+    lock_stale_s: float = Field(
+        120.0,
+        gt=0,
+        description="OUT's lock (one run per OUT) counts as abandoned when its heartbeat is older than this",
+    )
 
 
 def config_model(stages: list[type]) -> type[_CurateBase]:
     """The curate config model for a stage list: every stage's sections (with their docstrings as descriptions),
     a ``resources`` entry per stage with its defaults, ``skip`` over the optional ones, then the run-wide fields."""
     resources_model = create_model(
-        "ResourcesConfig", __base__=_Resources, __module__=__name__,
-        **{s.name: (StageResources, Field(default_factory=s.resources.model_copy,
-                                          description=f"{s.name} ({'actors' if s.holds_model else 'Ray tasks'})"))
-           for s in stages})
+        "ResourcesConfig",
+        __base__=_Resources,
+        __module__=__name__,
+        **{
+            s.name: (
+                StageResources,
+                Field(
+                    default_factory=s.resources.model_copy,
+                    description=f"{s.name} ({'actors' if s.holds_model else 'Ray tasks'})",
+                ),
+            )
+            for s in stages
+        },
+    )
     fields: dict[str, Any] = {}
     for stage in stages:
         for name, model in stage.sections.items():
             doc = (model.__doc__ or name).strip().splitlines()[0]
             fields[name] = (model, Field(default_factory=model, description=doc))
     run_fields = {name: (f.annotation, f) for name, f in _RunFields.model_fields.items()}
-    run_fields["resources"] = (resources_model, Field(default_factory=resources_model,
-                                                      description=_RunFields.model_fields["resources"].description))
+    run_fields["resources"] = (
+        resources_model,
+        Field(default_factory=resources_model, description=_RunFields.model_fields["resources"].description),
+    )
     optional = tuple(s.name for s in stages if s.optional)
     run_fields["skip"] = (list[Literal[optional]], _RunFields.model_fields["skip"])  # type: ignore[valid-type]
-    return create_model("CurateConfig", __base__=_CurateBase, __module__=__name__,
-                        __doc__="Everything the curate job needs: one section per stage (from each stage's "
-                                "``sections``) and the run-wide fields.", **fields, **run_fields)
+    return create_model(
+        "CurateConfig",
+        __base__=_CurateBase,
+        __module__=__name__,
+        __doc__="Everything the curate job needs: one section per stage (from each stage's "
+        "``sections``) and the run-wide fields.",
+        **fields,
+        **run_fields,
+    )
 
 
 CurateConfig = config_model(STAGES)

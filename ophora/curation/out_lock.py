@@ -107,8 +107,15 @@ class OutLock:
             return None
 
     def _body(self, started: float) -> bytes:
-        return json.dumps({"token": self.token, "host": socket.gethostname(), "pid": os.getpid(),
-                           "started": started, "heartbeat": time.time()}).encode()
+        return json.dumps(
+            {
+                "token": self.token,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "started": started,
+                "heartbeat": time.time(),
+            }
+        ).encode()
 
     def _judge(self) -> dict | None:
         """The holder that keeps this run out (a live other run), or None."""
@@ -157,8 +164,7 @@ class OutLock:
             return False
         except OSError:  # a filesystem without hard links: an exclusive create, then the content
             try:
-                fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
-                             0o644)
+                fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
             except FileExistsError:
                 return False
             with os.fdopen(fd, "wb") as fh:
@@ -283,11 +289,13 @@ class OutLock:
     def describe(self, held: dict) -> str:
         age = time.time() - float(held.get("heartbeat", 0))
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(held.get("started", 0))))
-        return (f"{self.out} is being written by another curate run (host {held.get('host')}, pid {held.get('pid')}, "
-                f"since {since}, last heartbeat {age:.0f} s ago). Wait for it to end, or use another --out; if "
-                f"that run is dead, delete {self.path} (it goes stale by itself after {self.stale_after_s:g} s)")
+        return (
+            f"{self.out} is being written by another curate run (host {held.get('host')}, pid {held.get('pid')}, "
+            f"since {since}, last heartbeat {age:.0f} s ago). Wait for it to end, or use another --out; if "
+            f"that run is dead, delete {self.path} (it goes stale by itself after {self.stale_after_s:g} s)"
+        )
 
-    def __enter__(self) -> "OutLock":
+    def __enter__(self) -> OutLock:
         self.acquire()
         return self
 

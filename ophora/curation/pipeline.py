@@ -32,17 +32,18 @@ from typing import Any
 
 from ophora.curation.config import CurateConfig
 from ophora.curation.inputs import InputError, SourceInput, discover, forget
-from ophora.dataset.ledger import append_rows, footage_yield, ledger_row, reason_category
 from ophora.curation.out_lock import OutLock
 from ophora.curation.resume import OutState, prepare_out, remove_source_shards, write_index
-from ophora.dataset.shards import SUMMARY_FILE
 from ophora.curation.stages import STAGES
 from ophora.curation.stages.base import RunFacts
 from ophora.curation.stages.common import new_row
 from ophora.curation.stages.privacy import NOT_EXAMINED, p2ft_verdict
+from ophora.dataset.ledger import append_rows, footage_yield, ledger_row, reason_category
+from ophora.dataset.shards import SUMMARY_FILE
 from ophora.ray_session import connect
 
 log = logging.getLogger("ophora.curate")
+
 
 def _call_stage(item, stage: type, config: CurateConfig, run: RunFacts):
     """A stage that holds nothing, built for one Ray task's call on a batch (or a row, for a flat_map)."""
@@ -87,8 +88,10 @@ def build_dataset(config: CurateConfig, sources: list[SourceInput], out: str):
     """The lazy Ray Data graph for ``sources``; iterating it runs the job and yields write records."""
     import ray.data
 
-    items = [new_row(source_uri=s.uri, sidecars_json=json.dumps(s.sidecars, sort_keys=True), reject=s.reject)
-             for s in sources]
+    items = [
+        new_row(source_uri=s.uri, sidecars_json=json.dumps(s.sidecars, sort_keys=True), reject=s.reject)
+        for s in sources
+    ]
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 10_000)))
     run = config.run_facts(out)
     for stage in STAGES:
@@ -107,12 +110,24 @@ def build_dataset(config: CurateConfig, sources: list[SourceInput], out: str):
             warnings.simplefilter("ignore", DeprecationWarning)
             if stage.holds_model:
                 pool = ray.data.ActorPoolStrategy(min_size=res.concurrency[0], max_size=res.concurrency[1])
-                ds = apply(stage, fn_constructor_args=(config, run), compute=pool, max_restarts=res.max_restarts,
-                           max_task_retries=res.max_task_retries, **batches, **remote)
+                ds = apply(
+                    stage,
+                    fn_constructor_args=(config, run),
+                    compute=pool,
+                    max_restarts=res.max_restarts,
+                    max_task_retries=res.max_task_retries,
+                    **batches,
+                    **remote,
+                )
             else:
-                ds = apply(_call_stage, fn_kwargs={"stage": stage, "config": config, "run": run},
-                           compute=ray.data.TaskPoolStrategy(size=res.concurrency[1]),
-                           max_retries=res.max_task_retries, **batches, **remote)
+                ds = apply(
+                    _call_stage,
+                    fn_kwargs={"stage": stage, "config": config, "run": run},
+                    compute=ray.data.TaskPoolStrategy(size=res.concurrency[1]),
+                    max_retries=res.max_task_retries,
+                    **batches,
+                    **remote,
+                )
         if stage.kind == "barrier":
             ds = stage.barrier(ds, config, res)
     return ds
@@ -192,8 +207,14 @@ class Bookkeeper:
             self.flush()
         if not self.quiet and now - self._last_line > self.every_s:
             self._last_line = now
-            log.info("sources %d/%d done (rejected %d, failed %d), clips %d", sum(self.status.values()),
-                     self.total, self.status["rejected"], self.status["failed"], self.clips)
+            log.info(
+                "sources %d/%d done (rejected %d, failed %d), clips %d",
+                sum(self.status.values()),
+                self.total,
+                self.status["rejected"],
+                self.status["failed"],
+                self.clips,
+            )
 
     def finish(self, t: SourceTally, lost: str = "") -> None:
         """Settle one source: index + ledger for done; shards removed for anything else."""
@@ -232,12 +253,27 @@ class Bookkeeper:
         stage = reason.split(":", 1)[0] if reason else ""
         footage = None
         if status != "failed":  # a failed source is retried: its seconds are not lost yet
-            footage = footage_yield(t.duration, t.clips if status == "done" else (),
-                                    [(s, e, r) for _, s, e, r in t.dropped], rejected=reason if status != "done" else "")
+            footage = footage_yield(
+                t.duration,
+                t.clips if status == "done" else (),
+                [(s, e, r) for _, s, e, r in t.dropped],
+                rejected=reason if status != "done" else "",
+            )
             self.footage.append({"source": t.uri, **footage})
-        self.pending_rows.append(ledger_row(t.uri, t.source_id, status, stage=stage, reason=reason,
-                                            duration=t.duration, keys=t.keys if status == "done" else (),
-                                            drops=dict(t.drops), dropped=t.dropped, footage=footage))
+        self.pending_rows.append(
+            ledger_row(
+                t.uri,
+                t.source_id,
+                status,
+                stage=stage,
+                reason=reason,
+                duration=t.duration,
+                keys=t.keys if status == "done" else (),
+                drops=dict(t.drops),
+                dropped=t.dropped,
+                footage=footage,
+            )
+        )
 
     def _remove(self, shards: set[str]) -> None:
         import fsspec
@@ -259,14 +295,26 @@ def footage_summary(per_source: list[dict[str, Any]]) -> dict[str, Any]:
     for f in per_source:
         lost.update(f["lost_s"])
     total, clips = sum(f["duration_s"] for f in per_source), sum(f["clip_s"] for f in per_source)
-    return {"source_s": round(total, 3), "clip_s": round(clips, 3), "share": round(clips / total, 4) if total else 0.0,
-            "lost_s": {k: round(v, 3) for k, v in lost.most_common()},
-            "by_source": [{"source": f["source"], "duration_s": f["duration_s"], "clip_s": f["clip_s"],
-                           "share": f["share"]} for f in sorted(per_source, key=lambda f: f["source"])]}
+    return {
+        "source_s": round(total, 3),
+        "clip_s": round(clips, 3),
+        "share": round(clips / total, 4) if total else 0.0,
+        "lost_s": {k: round(v, 3) for k, v in lost.most_common()},
+        "by_source": [
+            {"source": f["source"], "duration_s": f["duration_s"], "clip_s": f["clip_s"], "share": f["share"]}
+            for f in sorted(per_source, key=lambda f: f["source"])
+        ],
+    }
 
 
-def run_curation(config: CurateConfig, inputs: list[str], out: str, address: str | None = None,
-                 force: bool = False, quiet: bool = False) -> dict[str, Any]:
+def run_curation(
+    config: CurateConfig,
+    inputs: list[str],
+    out: str,
+    address: str | None = None,
+    force: bool = False,
+    quiet: bool = False,
+) -> dict[str, Any]:
     """Curate ``inputs`` into ``out`` (shards, index, ledger, summary.json); returns the summary.
 
     Starts an embedded Ray unless one is initialised or ``address`` names a cluster. Sources already settled in
@@ -281,12 +329,20 @@ def run_curation(config: CurateConfig, inputs: list[str], out: str, address: str
         return _curate(config, sources, repeated, out, address, force, quiet, started)
 
 
-def _curate(config: CurateConfig, sources: list[SourceInput], repeated: list[str], out: str, address: str | None,
-            force: bool, quiet: bool, started: float) -> dict[str, Any]:
+def _curate(
+    config: CurateConfig,
+    sources: list[SourceInput],
+    repeated: list[str],
+    out: str,
+    address: str | None,
+    force: bool,
+    quiet: bool,
+    started: float,
+) -> dict[str, Any]:
     state = prepare_out(out, force)
     pending = [s for s in sources if s.uri not in state.settled_uris]
     if config.limit:
-        pending = pending[:config.limit]
+        pending = pending[: config.limit]
     book = Bookkeeper(out, state, len(pending), quiet, config.progress_every_s, config.input_cache_dir)
     if pending:
         connect(address, log_to_driver=not quiet)
@@ -308,22 +364,35 @@ def _curate(config: CurateConfig, sources: list[SourceInput], repeated: list[str
             raise failure from None
         for s in pending:  # rows lost with a block that failed past its retries still end in the ledger
             if s.uri not in book.finished:
-                book.finish(book.tallies.pop(s.uri, SourceTally(s.uri)),
-                            lost="pipeline: lost in a worker failure (retried on resume)")
+                book.finish(
+                    book.tallies.pop(s.uri, SourceTally(s.uri)),
+                    lost="pipeline: lost in a worker failure (retried on resume)",
+                )
     book.flush()
     wall = time.time() - started
     summary = {
-        "out": out, "inputs": len(sources), "repeated_inputs": repeated,
+        "out": out,
+        "inputs": len(sources),
+        "repeated_inputs": repeated,
         "skipped_settled": len(sources) - len([s for s in sources if s.uri not in state.settled_uris]),
-        "processed": len(pending), "done": book.status["done"], "rejected": book.status["rejected"],
-        "failed": book.status["failed"], "clips_written": book.clips, "clips_by_subset": dict(book.subsets),
-        "clips_dropped": sum(book.drops.values()), "drops": dict(book.drops), "reasons": dict(book.reasons),
-        "kept_out_of_p2ft": dict(book.p2ft), "phi_scrubbed": dict(book.phi),
+        "processed": len(pending),
+        "done": book.status["done"],
+        "rejected": book.status["rejected"],
+        "failed": book.status["failed"],
+        "clips_written": book.clips,
+        "clips_by_subset": dict(book.subsets),
+        "clips_dropped": sum(book.drops.values()),
+        "drops": dict(book.drops),
+        "reasons": dict(book.reasons),
+        "kept_out_of_p2ft": dict(book.p2ft),
+        "phi_scrubbed": dict(book.phi),
         "p2ft_verdict": p2ft_verdict(config.runs("privacy"), book.p2ft[reason_category(f"write: {NOT_EXAMINED}")]),
         "footage": footage_summary(book.footage),
         "stages": [s.name for s in STAGES if config.runs(s.name)],
-        "leftovers_removed": len(state.removed), "source_seconds": round(book.source_seconds, 3),
-        "wall_seconds": round(wall, 3), "clips_per_second": round(book.clips / wall, 4) if wall else 0.0,
+        "leftovers_removed": len(state.removed),
+        "source_seconds": round(book.source_seconds, 3),
+        "wall_seconds": round(wall, 3),
+        "clips_per_second": round(book.clips / wall, 4) if wall else 0.0,
         "source_seconds_per_second": round(book.source_seconds / wall, 4) if wall else 0.0,
         "exit_code": EXIT_FAILED if book.status["failed"] else EXIT_OK,
     }

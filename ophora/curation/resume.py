@@ -20,8 +20,9 @@ from ophora.dataset.shards import INDEX_COLUMNS, INDEX_DIR, SUBSETS
 
 SETTLED = ("done", "rejected")
 
-INDEX_SCHEMA = pa.schema([(c, pa.float64() if c in ("start", "end", "duration") else pa.string())
-                          for c in INDEX_COLUMNS])
+INDEX_SCHEMA = pa.schema(
+    [(c, pa.float64() if c in ("start", "end", "duration") else pa.string()) for c in INDEX_COLUMNS]
+)
 
 
 @dataclass
@@ -30,7 +31,7 @@ class OutState:
 
     settled_uris: set[str] = field(default_factory=set)
     claims: dict[str, str] = field(default_factory=dict)  # source id -> URI of the done source that owns it
-    removed: list[str] = field(default_factory=list)       # leftovers deleted while preparing
+    removed: list[str] = field(default_factory=list)  # leftovers deleted while preparing
 
 
 def _rm(fs, path: str, removed: list[str]) -> None:

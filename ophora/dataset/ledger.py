@@ -19,7 +19,8 @@ import json
 import time
 import uuid
 from collections import Counter
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import fsspec
 import pyarrow as pa
@@ -29,22 +30,24 @@ from ophora.dataset.shards import LEDGER_DIR
 
 STATUSES = ("done", "rejected", "failed")
 
-LEDGER_SCHEMA = pa.schema([
-    ("source_uri", pa.string()),
-    ("source_id", pa.string()),
-    ("status", pa.string()),
-    ("stage", pa.string()),
-    ("reason", pa.string()),
-    ("duration", pa.float64()),
-    ("clips_written", pa.int64()),
-    ("clips_dropped", pa.int64()),
-    ("drops_json", pa.string()),
-    ("keys_json", pa.string()),
-    ("dropped_json", pa.string()),
-    ("clip_seconds", pa.float64()),
-    ("lost_json", pa.string()),
-    ("updated_at", pa.float64()),
-])
+LEDGER_SCHEMA = pa.schema(
+    [
+        ("source_uri", pa.string()),
+        ("source_id", pa.string()),
+        ("status", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("duration", pa.float64()),
+        ("clips_written", pa.int64()),
+        ("clips_dropped", pa.int64()),
+        ("drops_json", pa.string()),
+        ("keys_json", pa.string()),
+        ("dropped_json", pa.string()),
+        ("clip_seconds", pa.float64()),
+        ("lost_json", pa.string()),
+        ("updated_at", pa.float64()),
+    ]
+)
 
 # Source time no window covers: the stretches around scene boundaries (the boundary's own interval of uncertainty
 # and windows.cut_margin on either side).
@@ -52,7 +55,7 @@ MARGINS = "scenes: boundaries and cut margins"
 
 
 def reason_category(reason: str) -> str:
-    """"stage: category (details)" -> "stage: category", so counts add up across sources."""
+    """ "stage: category (details)" -> "stage: category", so counts add up across sources."""
     return reason.split(" (", 1)[0].strip()
 
 
@@ -82,16 +85,24 @@ def minus_spans(spans: list[list[float]], taken: list[list[float]]) -> list[list
     return out
 
 
-def footage_yield(duration: float, clips: Iterable[tuple[float, float]],
-                  dropped: Iterable[tuple[float, float, str]], rejected: str = "") -> dict[str, Any]:
+def footage_yield(
+    duration: float,
+    clips: Iterable[tuple[float, float]],
+    dropped: Iterable[tuple[float, float, str]],
+    rejected: str = "",
+) -> dict[str, Any]:
     """Where a source's seconds went: ``clip_s`` covered by its clips (overlaps once), ``share`` of its duration,
     and ``lost_s`` by "stage: reason" for the rest. Every second counts once: a dropped window's seconds a clip
     also covers are not lost, and of dropped windows that overlap the earlier-listed one takes the time; what
     no window covers is :data:`MARGINS`. A rejected source loses its whole duration to its reason."""
     total = max(0.0, float(duration or 0.0))
     if rejected:
-        return {"duration_s": round(total, 3), "clip_s": 0.0, "share": 0.0,
-                "lost_s": {reason_category(rejected): round(total, 3)} if total else {}}
+        return {
+            "duration_s": round(total, 3),
+            "clip_s": 0.0,
+            "share": 0.0,
+            "lost_s": {reason_category(rejected): round(total, 3)} if total else {},
+        }
     whole = [[0.0, total]] if total else []
     taken = union_spans((max(0.0, a), min(total, b)) for a, b in clips)
     clip_s = sum(b - a for a, b in taken)
@@ -105,15 +116,27 @@ def footage_yield(duration: float, clips: Iterable[tuple[float, float]],
     rest = sum(b - a for a, b in minus_spans(whole, taken))
     if rest > 1e-6:
         lost[MARGINS] = rest
-    return {"duration_s": round(total, 3), "clip_s": round(clip_s, 3),
-            "share": round(clip_s / total, 4) if total else 0.0,
-            "lost_s": {k: round(v, 3) for k, v in sorted(lost.items(), key=lambda kv: -kv[1])}}
+    return {
+        "duration_s": round(total, 3),
+        "clip_s": round(clip_s, 3),
+        "share": round(clip_s / total, 4) if total else 0.0,
+        "lost_s": {k: round(v, 3) for k, v in sorted(lost.items(), key=lambda kv: -kv[1])},
+    }
 
 
-def ledger_row(source_uri: str, source_id: str | None, status: str, *, stage: str = "", reason: str = "",
-               duration: float | None = None, keys: Iterable[str] = (), drops: dict[str, int] | None = None,
-               dropped: Iterable[tuple[int, float, float, str]] = (),
-               footage: dict[str, Any] | None = None) -> dict[str, Any]:
+def ledger_row(
+    source_uri: str,
+    source_id: str | None,
+    status: str,
+    *,
+    stage: str = "",
+    reason: str = "",
+    duration: float | None = None,
+    keys: Iterable[str] = (),
+    drops: dict[str, int] | None = None,
+    dropped: Iterable[tuple[int, float, float, str]] = (),
+    footage: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A ledger row; ``keys`` are the clip keys written for the source, ``drops`` "stage: reason" -> count,
     ``dropped`` (window index, start, end, reason) per dropped window, ``footage`` its :func:`footage_yield`."""
     if status not in STATUSES:
@@ -121,13 +144,20 @@ def ledger_row(source_uri: str, source_id: str | None, status: str, *, stage: st
     keys = sorted(keys)
     drops = dict(drops or {})
     return {
-        "source_uri": source_uri, "source_id": source_id or "", "status": status, "stage": stage,
-        "reason": reason, "duration": float(duration) if duration is not None else None,
-        "clips_written": len(keys), "clips_dropped": int(sum(drops.values())),
-        "drops_json": json.dumps(drops, sort_keys=True), "keys_json": json.dumps(keys),
+        "source_uri": source_uri,
+        "source_id": source_id or "",
+        "status": status,
+        "stage": stage,
+        "reason": reason,
+        "duration": float(duration) if duration is not None else None,
+        "clips_written": len(keys),
+        "clips_dropped": int(sum(drops.values())),
+        "drops_json": json.dumps(drops, sort_keys=True),
+        "keys_json": json.dumps(keys),
         "dropped_json": json.dumps([list(d) for d in sorted(dropped)]),
         "clip_seconds": footage["clip_s"] if footage else None,
-        "lost_json": json.dumps(footage["lost_s"], sort_keys=True) if footage else None, "updated_at": time.time(),
+        "lost_json": json.dumps(footage["lost_s"], sort_keys=True) if footage else None,
+        "updated_at": time.time(),
     }
 
 

@@ -26,13 +26,15 @@ import re
 import stat
 import tarfile
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Iterable, Iterator
+from typing import IO, Any
 
 import fsspec
 from pydantic import BaseModel, ConfigDict, Field
 
-from ophora.bounded_json import JSONRefused, loads as bounded_loads
+from ophora.bounded_json import JSONRefused
+from ophora.bounded_json import loads as bounded_loads
 
 PIPELINE_VERSION = "0.1.0"
 SUBSETS = ("tpt", "p2ft")
@@ -47,8 +49,18 @@ LATENT_MEMBERS = ("latents.npy", "prompt_embeds.npy", "txt", "json")
 # Members a reader will hand out; anything else (notably .pyd/.pickle) is refused, never decoded.
 ALLOWED_MEMBERS = frozenset(RAW_MEMBERS + LATENT_MEMBERS + ("png", "jpg", "webp"))
 
-INDEX_COLUMNS = ("key", "subset", "shard", "source_id", "start", "end", "duration", "phase", "instruction",
-                 "scores_json")
+INDEX_COLUMNS = (
+    "key",
+    "subset",
+    "shard",
+    "source_id",
+    "start",
+    "end",
+    "duration",
+    "phase",
+    "instruction",
+    "scores_json",
+)
 
 # What a reader holds of one member at most: a 49-frame 480x720 clip is a few MB, its json a few KB. A member
 # whose header claims more is refused before a byte of it is read (readers take ``max_member_bytes`` to change it).
@@ -64,6 +76,7 @@ class ShardError(ValueError):
 
 
 # ---------------------------------------------------------------- keys
+
 
 def source_id_from_bytes_digest(hexdigest: str) -> str:
     """The source id for a content digest (hex): its first 16 characters, lower case."""
@@ -103,6 +116,7 @@ def parse_key(key: str) -> tuple[str, int]:
 
 
 # ---------------------------------------------------------------- metadata schema
+
 
 class ClipMeta(BaseModel):
     """``<key>.json``: everything about a clip except its pixels and its instruction text."""
@@ -145,6 +159,7 @@ def decide_subsets(p2ft_reasons: Iterable[str], identifying: bool) -> list[str]:
 
 # ---------------------------------------------------------------- member safety
 
+
 def check_member_name(name: str, shard: str = "?") -> tuple[str, str]:
     """Split a tar member name into (key, extension) or raise ShardError for anything unsafe or foreign (paths,
     dots, control characters, bytes that are not UTF-8)."""
@@ -161,6 +176,7 @@ def check_member_name(name: str, shard: str = "?") -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------- writer
+
 
 def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
     ti = tarfile.TarInfo(name)
@@ -244,7 +260,7 @@ class ShardWriter:
             except FileNotFoundError:
                 pass
 
-    def __enter__(self) -> "ShardWriter":
+    def __enter__(self) -> ShardWriter:
         return self
 
     def __exit__(self, exc_type, *_):
@@ -253,11 +269,11 @@ class ShardWriter:
 
 def encode_sample(meta: ClipMeta, mp4: bytes) -> dict[str, bytes]:
     """The members of a raw sample: mp4 bytes, the instruction as txt, the metadata as json."""
-    return {"mp4": mp4, "txt": meta.instruction.encode("utf-8"),
-            "json": meta.model_dump_json().encode("utf-8")}
+    return {"mp4": mp4, "txt": meta.instruction.encode("utf-8"), "json": meta.model_dump_json().encode("utf-8")}
 
 
 # ---------------------------------------------------------------- reader
+
 
 @dataclass
 class Sample:
@@ -314,8 +330,15 @@ def not_a_shard(path: str) -> str | None:
     if stat.S_ISLNK(mode):
         return "a symbolic link (shards are never followed)"
     if not stat.S_ISREG(mode):
-        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode) else "a socket" \
-            if stat.S_ISSOCK(mode) else "a device or other special file"
+        kind = (
+            "a FIFO"
+            if stat.S_ISFIFO(mode)
+            else "a folder"
+            if stat.S_ISDIR(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "a device or other special file"
+        )
         return f"{kind}, not a regular file"
     return None
 
@@ -360,9 +383,13 @@ def open_shard(shard: str) -> tuple[IO[bytes], int]:
     return os.fdopen(fd, "rb"), info.st_size
 
 
-def iter_samples(shard: str, members: Iterable[str] | None = None, strict: bool = True,
-                 max_member_bytes: int = MAX_MEMBER_BYTES,
-                 on_refused: Callable[[str], None] | None = None) -> Iterator[Sample]:
+def iter_samples(
+    shard: str,
+    members: Iterable[str] | None = None,
+    strict: bool = True,
+    max_member_bytes: int = MAX_MEMBER_BYTES,
+    on_refused: Callable[[str], None] | None = None,
+) -> Iterator[Sample]:
     """Stream the samples of one shard (local path or URL) without loading the shard into memory.
 
     ``members`` limits which extensions are read into memory (others are skipped unread). Unsafe names, links,
@@ -379,11 +406,15 @@ def iter_samples(shard: str, members: Iterable[str] | None = None, strict: bool 
             for ti in tar:
                 left = size - ti.offset_data
                 if ti.size > left:  # skipping it would read past the end ~size/16 KiB times: a hang
-                    raise ShardError(f"{shard}: broken tar (member {_shown(ti.name)} declares {ti.size} bytes, "
-                                     f"only {max(left, 0)} are left: cut short, or a hostile header)")
+                    raise ShardError(
+                        f"{shard}: broken tar (member {_shown(ti.name)} declares {ti.size} bytes, "
+                        f"only {max(left, 0)} are left: cut short, or a hostile header)"
+                    )
                 if ti.size > max_member_bytes:
-                    raise ShardError(f"{shard}: member {_shown(ti.name)} declares {ti.size} bytes, over "
-                                     f"max_member_bytes={max_member_bytes} (nothing after it is read)")
+                    raise ShardError(
+                        f"{shard}: member {_shown(ti.name)} declares {ti.size} bytes, over "
+                        f"max_member_bytes={max_member_bytes} (nothing after it is read)"
+                    )
                 try:
                     if not ti.isreg():
                         raise ShardError(f"{shard}: member {_shown(ti.name)} is not a regular file")
@@ -422,6 +453,7 @@ def iter_subset(root: str, subset: str, members: Iterable[str] | None = None) ->
 
 
 # ---------------------------------------------------------------- index
+
 
 def read_index(root: str):
     """The clip index (one row per clip and subset, INDEX_COLUMNS) as a pandas DataFrame; empty when the run

@@ -57,10 +57,10 @@ class EvaluateConfig(BaseModel):
 
     subset: str | None = Field(None, description="reference subset (default tpt)")
     max_reference: int | None = Field(None, ge=2, description="reference clips to use")
-    fid_net: str | None = Field("random-inception", description="TorchScript / inception_v3 state dict path, "
-                                                                "random-inception, or none")
-    fvd_net: str | None = Field("random-i3d", description="TorchScript I3D / s3d state dict path, random-i3d, or "
-                                                          "none")
+    fid_net: str | None = Field(
+        "random-inception", description="TorchScript / inception_v3 state dict path, random-inception, or none"
+    )
+    fvd_net: str | None = Field("random-i3d", description="TorchScript I3D / s3d state dict path, random-i3d, or none")
     fid_size: int | None = Field(None, description="FID input side (default 299)")
     fvd_size: int | None = Field(None, description="FVD input side (default 224)")
     fid_range: str | None = Field(None, description="imagenet, 0-1, -1-1 or 0-255")
@@ -74,8 +74,9 @@ class EvaluateConfig(BaseModel):
     seed: int = Field(0, description="seed of randomly initialised networks")
     device: str = Field("cpu", description="cpu or cuda")
     audit_k: int = Field(5, ge=0, description="memorisation audit: nearest training clips per video (0: no audit)")
-    audit_threshold: float | None = Field(None, description="flag frames at most this feature distance from a "
-                                                            "training frame (default: calibrated)")
+    audit_threshold: float | None = Field(
+        None, description="flag frames at most this feature distance from a training frame (default: calibrated)"
+    )
 
     def run_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``evaluate`` ("none" switches a network off; audit_k 0 is no audit)."""
@@ -87,8 +88,9 @@ class EvaluateConfig(BaseModel):
         return out
 
 
-def load_job_config(model: type[BaseModel], path: str | None, flags: dict[str, Any],
-                    overrides: dict[str, Any] | None = None):
+def load_job_config(
+    model: type[BaseModel], path: str | None, flags: dict[str, Any], overrides: dict[str, Any] | None = None
+):
     """``model``'s defaults <- the YAML at ``path`` <- the flags given (None: not given) <- dotted overrides."""
     given = {k: v for k, v in flags.items() if v is not None}
     return build(model, read_mapping(path, f"{model.__name__}") if path else {}, given, overrides=overrides)

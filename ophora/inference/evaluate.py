@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
-from ophora.inference.openclip_embed import OpenClipEmbedder, load_clip
+from ophora.bounded_json import JSONRefused
+from ophora.bounded_json import loads as bounded_loads
 from ophora.inference.features import FeatureNet, load_feature_net
 from ophora.inference.memorisation import FrameSet
 from ophora.inference.memorisation import audit as memorisation_audit
 from ophora.inference.metrics import clip_score, frechet_distance_of
-from ophora.bounded_json import JSONRefused, loads as bounded_loads
+from ophora.inference.openclip_embed import OpenClipEmbedder, load_clip
 from ophora.inference.video_io import pick_frames
 from ophora.video import VideoError, decode_frames
 
@@ -96,8 +98,9 @@ def shard_videos(shards: list[str], limit: int | None = None) -> Iterator[Scored
             yield ScoredVideo(shard, None, problem=str(e))
 
 
-def reference_videos(reference: str | Path, subset: str | None = None,
-                     limit: int | None = None) -> tuple[str, Iterator[ScoredVideo]]:
+def reference_videos(
+    reference: str | Path, subset: str | None = None, limit: int | None = None
+) -> tuple[str, Iterator[ScoredVideo]]:
     """(what the reference is, its videos): a curation output root (``subset``, default ``tpt`` or the first
     present), a ``.tar`` shard, a folder of shards, or a folder of mp4."""
     from ophora.dataset.shards import SHARD_SUFFIX, SUBSETS, list_shards
@@ -134,8 +137,15 @@ class _Scored:
         return FrameSet(self.ids, self.frame_feats, self.texts, self.phases)
 
 
-def _score_videos(videos: Iterator[ScoredVideo], fid_net, fvd_net, clip, frames_per_video: int,
-                  fvd_frames: int, on_video: Callable[[], None]) -> _Scored:
+def _score_videos(
+    videos: Iterator[ScoredVideo],
+    fid_net,
+    fvd_net,
+    clip,
+    frames_per_video: int,
+    fvd_frames: int,
+    on_video: Callable[[], None],
+) -> _Scored:
     out = _Scored([], [], [], [], [], [], [])
     text_cache: dict[str, np.ndarray] = {}
     for item in videos:
@@ -152,8 +162,7 @@ def _score_videos(videos: Iterator[ScoredVideo], fid_net, fvd_net, clip, frames_
         out.ids.append(item.id)
         out.texts.append(item.text)
         out.frame_feats.append(fid_net.features(picked) if fid_net else np.zeros((len(picked), 0)))
-        out.clip_feats.append(fvd_net.features(pick_frames(frames, fvd_frames)[None]) if fvd_net
-                              else np.zeros((1, 0)))
+        out.clip_feats.append(fvd_net.features(pick_frames(frames, fvd_frames)[None]) if fvd_net else np.zeros((1, 0)))
         if clip is not None:
             if not item.text:
                 out.problems.append(f"{item.id}: no prompt text; left out of CLIPScore")
@@ -166,13 +175,22 @@ def _score_videos(videos: Iterator[ScoredVideo], fid_net, fvd_net, clip, frames_
     return out
 
 
-def _distances(gen: _Scored, ref: _Scored, gen_idx: list[int], ref_idx: list[int], warnings: list[str],
-               where: str, fid_net, fvd_net) -> dict[str, Any]:
+def _distances(
+    gen: _Scored,
+    ref: _Scored,
+    gen_idx: list[int],
+    ref_idx: list[int],
+    warnings: list[str],
+    where: str,
+    fid_net,
+    fvd_net,
+) -> dict[str, Any]:
     """FID over the frames and FVD over the clips of the chosen videos of each set (None when too few)."""
     result: dict[str, Any] = {"generated": len(gen_idx), "reference": len(ref_idx)}
     for metric, net, g_rows, r_rows in (
-            ("fid", fid_net, [gen.frame_feats[i] for i in gen_idx], [ref.frame_feats[i] for i in ref_idx]),
-            ("fvd", fvd_net, [gen.clip_feats[i] for i in gen_idx], [ref.clip_feats[i] for i in ref_idx])):
+        ("fid", fid_net, [gen.frame_feats[i] for i in gen_idx], [ref.frame_feats[i] for i in ref_idx]),
+        ("fvd", fvd_net, [gen.clip_feats[i] for i in gen_idx], [ref.clip_feats[i] for i in ref_idx]),
+    ):
         if net is None:
             continue
         if not g_rows or not r_rows:
@@ -185,8 +203,10 @@ def _distances(gen: _Scored, ref: _Scored, gen_idx: list[int], ref_idx: list[int
             continue
         result[metric] = frechet_distance_of(a, b)
         if min(len(a), len(b)) <= a.shape[1]:
-            warnings.append(f"{where}: {metric} from {len(a)} vs {len(b)} samples in {a.shape[1]} dims; the "
-                            "covariances are rank-deficient, so compare only at equal sample counts")
+            warnings.append(
+                f"{where}: {metric} from {len(a)} vs {len(b)} samples in {a.shape[1]} dims; the "
+                "covariances are rank-deficient, so compare only at equal sample counts"
+            )
     return result
 
 
@@ -197,15 +217,33 @@ def _clip_summary(scores: list[tuple[float, float]]) -> dict[str, Any]:
     return {"clip_score": float(np.mean([s[0] for s in valid])), "clip_cosine": float(np.mean([s[1] for s in valid]))}
 
 
-def evaluate(generated_dir: str | Path, reference: str | Path, out_dir: str | Path, *,
-             fid_net: str | FeatureNet | None = "random-inception",
-             fvd_net: str | FeatureNet | None = "random-i3d", clip_model: str | OpenClipEmbedder | None = "ViT-B-32", clip_pretrained: str | None = None, seed: int = 0,
-             frames_per_video: int = 8, fvd_frames: int = 16, fid_size: int | None = None,
-             fvd_size: int | None = None, fid_range: str | None = None, fvd_range: str | None = None,
-             fid_call_kwargs: dict[str, Any] | None = None, fvd_call_kwargs: dict[str, Any] | None = None,
-             subset: str | None = None, max_reference: int | None = None, device: str = "cpu",
-             audit_k: int | None = 5, audit_threshold: float | None = None, reference_cache: dict | None = None,
-             plot: bool = True, progress: bool = False) -> dict[str, Any]:
+def evaluate(
+    generated_dir: str | Path,
+    reference: str | Path,
+    out_dir: str | Path,
+    *,
+    fid_net: str | FeatureNet | None = "random-inception",
+    fvd_net: str | FeatureNet | None = "random-i3d",
+    clip_model: str | OpenClipEmbedder | None = "ViT-B-32",
+    clip_pretrained: str | None = None,
+    seed: int = 0,
+    frames_per_video: int = 8,
+    fvd_frames: int = 16,
+    fid_size: int | None = None,
+    fvd_size: int | None = None,
+    fid_range: str | None = None,
+    fvd_range: str | None = None,
+    fid_call_kwargs: dict[str, Any] | None = None,
+    fvd_call_kwargs: dict[str, Any] | None = None,
+    subset: str | None = None,
+    max_reference: int | None = None,
+    device: str = "cpu",
+    audit_k: int | None = 5,
+    audit_threshold: float | None = None,
+    reference_cache: dict | None = None,
+    plot: bool = True,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Score ``generated_dir`` against ``reference`` and write ``evaluation.json`` (+ ``evaluation.png``).
 
     ``fid_net``/``fvd_net`` are feature-network specs (``ophora.inference.features``); None skips that metric,
@@ -222,11 +260,25 @@ def evaluate(generated_dir: str | Path, reference: str | Path, out_dir: str | Pa
         raise ValueError("frames_per_video and fvd_frames must be at least 1")
     fid, fvd, clip = fid_net, fvd_net, clip_model  # already loaded networks are used as they are
     if isinstance(fid_net, str):
-        fid = load_feature_net(fid_net, "image", seed=seed, size=fid_size, input_range=fid_range,
-                               call_kwargs=fid_call_kwargs, device=device)
+        fid = load_feature_net(
+            fid_net,
+            "image",
+            seed=seed,
+            size=fid_size,
+            input_range=fid_range,
+            call_kwargs=fid_call_kwargs,
+            device=device,
+        )
     if isinstance(fvd_net, str):
-        fvd = load_feature_net(fvd_net, "video", seed=seed, size=fvd_size, input_range=fvd_range,
-                               call_kwargs=fvd_call_kwargs, device=device)
+        fvd = load_feature_net(
+            fvd_net,
+            "video",
+            seed=seed,
+            size=fvd_size,
+            input_range=fvd_range,
+            call_kwargs=fvd_call_kwargs,
+            device=device,
+        )
     if isinstance(clip_model, str):
         clip = load_clip(clip_model, clip_pretrained, seed=seed, device=device)
     ref_label, ref_iter = reference_videos(reference, subset, max_reference)
@@ -240,12 +292,16 @@ def evaluate(generated_dir: str | Path, reference: str | Path, out_dir: str | Pa
         key = (str(reference), subset, max_reference, id(fid), id(fvd), frames_per_video, fvd_frames)
         cache = reference_cache if reference_cache is not None else {}
         if key not in cache:
-            cache[key] = (_score_videos(ref_iter, fid, fvd, None, frames_per_video, fvd_frames, tick)
-                          if fid is not None or fvd is not None else _Scored([], [], [], [], [], [], []))
+            cache[key] = (
+                _score_videos(ref_iter, fid, fvd, None, frames_per_video, fvd_frames, tick)
+                if fid is not None or fvd is not None
+                else _Scored([], [], [], [], [], [], [])
+            )
         ref = cache[key]
     warnings: list[str] = []
-    overall = _distances(gen, ref, list(range(len(gen.phases))), list(range(len(ref.phases))), warnings,
-                         "overall", fid, fvd)
+    overall = _distances(
+        gen, ref, list(range(len(gen.phases))), list(range(len(ref.phases))), warnings, "overall", fid, fvd
+    )
     if clip is not None:
         overall.update(_clip_summary(gen.clip_scores))
     per_phase = {}
@@ -256,8 +312,11 @@ def evaluate(generated_dir: str | Path, reference: str | Path, out_dir: str | Pa
         if clip is not None:
             per_phase[phase].update(_clip_summary([gen.clip_scores[i] for i in gi]))
     nets = {k: v.describe() for k, v in (("fid", fid), ("fvd", fvd), ("clip", clip)) if v is not None}
-    labels = {metric: ("comparable to published" if nets[net]["comparable_to_published"] else NOT_COMPARABLE)
-              for metric, net in METRIC_NETWORK.items() if net in nets}
+    labels = {
+        metric: ("comparable to published" if nets[net]["comparable_to_published"] else NOT_COMPARABLE)
+        for metric, net in METRIC_NETWORK.items()
+        if net in nets
+    }
     audit = None
     if audit_k and fid is not None:
         audit = memorisation_audit(gen.frame_set(), ref.frame_set(), k=audit_k, threshold=audit_threshold)
@@ -266,9 +325,13 @@ def evaluate(generated_dir: str | Path, reference: str | Path, out_dir: str | Pa
         "generated": {"dir": str(generated_dir), "videos": len(gen.phases), "problems": gen.problems},
         "reference": {"source": ref_label, "videos": len(ref.phases), "problems": ref.problems},
         "settings": {"frames_per_video": frames_per_video, "fvd_frames": fvd_frames, "seed": seed},
-        "networks": nets, "labels": labels,
+        "networks": nets,
+        "labels": labels,
         "comparable_to_published": all(n["comparable_to_published"] for n in nets.values()) if nets else False,
-        "overall": overall, "per_phase": per_phase, "memorisation": audit, "warnings": warnings,
+        "overall": overall,
+        "per_phase": per_phase,
+        "memorisation": audit,
+        "warnings": warnings,
         "seconds": round(time.perf_counter() - t0, 3),
     }
     if plot:
@@ -288,13 +351,17 @@ def plot_results(results: dict[str, Any], path: str | Path) -> Path:
     metrics = [m for m in ("fid", "fvd", "clip_score") if m in results["overall"]]
     labels = ["overall"] + list(results["per_phase"])
     rows = [results["overall"]] + list(results["per_phase"].values())
-    fig, axes = plt.subplots(len(metrics) or 1, 1, figsize=(max(6, 0.7 * len(labels) + 2), 2.6 * max(1, len(metrics))),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(metrics) or 1, 1, figsize=(max(6, 0.7 * len(labels) + 2), 2.6 * max(1, len(metrics))), squeeze=False
+    )
     for ax, metric in zip(axes[:, 0], metrics):
         values = [r.get(metric) for r in rows]
         label = results.get("labels", {}).get(metric, NOT_COMPARABLE)
-        ax.bar(range(len(labels)), [v if v is not None else 0 for v in values],
-               color=["#555" if i == 0 else "#3b7dd8" for i in range(len(labels))])
+        ax.bar(
+            range(len(labels)),
+            [v if v is not None else 0 for v in values],
+            color=["#555" if i == 0 else "#3b7dd8" for i in range(len(labels))],
+        )
         for i, v in enumerate(values):
             ax.text(i, v or 0, "n/a" if v is None else f"{v:.3g}", ha="center", va="bottom", fontsize=7)
         ax.set_ylabel(f"{metric}\n({label})", fontsize=8)

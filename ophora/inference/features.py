@@ -30,8 +30,10 @@ from typing import Any
 
 import numpy as np
 
-RANDOM_NOTE = ("randomly initialised network (batch norms calibrated on bundled photographs): ranks sets against each "
-               "other, NOT comparable to published numbers")
+RANDOM_NOTE = (
+    "randomly initialised network (batch norms calibrated on bundled photographs): ranks sets against each "
+    "other, NOT comparable to published numbers"
+)
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 RANGES = ("imagenet", "0-1", "-1-1", "0-255")
@@ -52,7 +54,8 @@ class KnownDetector:
 # "not comparable" until its digest is added from the file itself.
 KNOWN_WEIGHTS: dict[str, KnownDetector] = {
     "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2": KnownDetector(
-        "pytorch-fid Inception-v3 (pt_inception-2015-12-05-6726825d.pth)", "image", PYTORCH_FID),
+        "pytorch-fid Inception-v3 (pt_inception-2015-12-05-6726825d.pth)", "image", PYTORCH_FID
+    ),
 }
 
 
@@ -77,17 +80,26 @@ class FeatureNet:
     sha256: str | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "input_size": list(self.size) if self.size else None,
-                "input_range": self.input_range, "comparable_to_published": self.comparable, "note": self.note,
-                "sha256": self.sha256}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "input_size": list(self.size) if self.size else None,
+            "input_range": self.input_range,
+            "comparable_to_published": self.comparable,
+            "note": self.note,
+            "sha256": self.sha256,
+        }
 
     def features(self, batch: np.ndarray) -> np.ndarray:
         import torch
         import torch.nn.functional as F
 
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device).float() / 255.0
-        resize = (lambda y: F.interpolate(y, size=self.size, mode="bilinear", align_corners=False, antialias=True)
-                  ) if self.size else (lambda y: y)
+        resize = (
+            (lambda y: F.interpolate(y, size=self.size, mode="bilinear", align_corners=False, antialias=True))
+            if self.size
+            else (lambda y: y)
+        )
         if self.kind == "image":
             x = resize(x.permute(0, 3, 1, 2))
         else:
@@ -176,8 +188,10 @@ def _load_path(path: Path, kind: str):
     missing, unexpected = target.load_state_dict(state, strict=False)
     if missing or unexpected:
         model = "inception_v3" if kind == "image" else "s3d"
-        raise FeatureNetError(f"{path}: not a torchvision {model} state dict "
-                              f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})")
+        raise FeatureNetError(
+            f"{path}: not a torchvision {model} state dict "
+            f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})"
+        )
     return _pooled(net, kind), "torchvision state dict"
 
 
@@ -195,14 +209,15 @@ def _calibration_frames(kind: str, seed: int) -> np.ndarray:
         for _ in range(8 if kind == "image" else 2):
             y, x = int(rng.integers(0, h - side - 16)), int(rng.integers(0, w - side - 16))
             if kind == "image":
-                crops.append(photo[y:y + side, x:x + side])
+                crops.append(photo[y : y + side, x : x + side])
             else:
-                clips.append(np.stack([photo[y + 2 * t:y + 2 * t + side, x + 2 * t:x + 2 * t + side]
-                                       for t in range(8)]))
+                clips.append(
+                    np.stack([photo[y + 2 * t : y + 2 * t + side, x + 2 * t : x + 2 * t + side] for t in range(8)])
+                )
     return np.stack(crops if kind == "image" else clips)
 
 
-def calibrate_batchnorm(net: "FeatureNet", seed: int = 0) -> None:
+def calibrate_batchnorm(net: FeatureNet, seed: int = 0) -> None:
     """Set every batch norm's statistics to those of the calibration photographs (see the module doc)."""
     import torch
 
@@ -243,9 +258,16 @@ def _pytorch_fid_net(path: Path):
             torch.hub.set_dir(previous)
 
 
-def load_feature_net(spec: str, kind: str, *, seed: int = 0, size: int | None = None,
-                     input_range: str | None = None, call_kwargs: dict[str, Any] | None = None,
-                     device: str = "cpu") -> FeatureNet:
+def load_feature_net(
+    spec: str,
+    kind: str,
+    *,
+    seed: int = 0,
+    size: int | None = None,
+    input_range: str | None = None,
+    call_kwargs: dict[str, Any] | None = None,
+    device: str = "cpu",
+) -> FeatureNet:
     """The feature network named by ``spec`` (see the module doc) for ``kind`` ``image`` (FID) or ``video``
     (FVD). ``size`` overrides the input side (299 for Inception, 224 for video nets); ``input_range`` the value
     range (default: ``imagenet`` for torchvision nets, ``-1-1`` for TorchScript video nets, ``0-255`` for
@@ -278,18 +300,31 @@ def load_feature_net(spec: str, kind: str, *, seed: int = 0, size: int | None = 
             module, origin = _load_path(path, kind)
             default_range = ("0-255" if kind == "image" else "-1-1") if origin == "torchscript" else "imagenet"
         comparable = known is not None and size is None and input_range is None
-        origin = (f"{known.name}: comparable to published numbers" if comparable else
-                  f"{known.name} with a changed input size or range: NOT comparable to published numbers"
-                  if known else f"{origin}; weights sha256 {digest[:16]}... are no published detector Ophora "
-                                f"knows: NOT comparable to published numbers")
+        origin = (
+            f"{known.name}: comparable to published numbers"
+            if comparable
+            else f"{known.name} with a changed input size or range: NOT comparable to published numbers"
+            if known
+            else f"{origin}; weights sha256 {digest[:16]}... are no published detector Ophora "
+            f"knows: NOT comparable to published numbers"
+        )
     module = module.eval().to(device)
     side = size or default_size
     chosen_range = input_range or default_range
     if chosen_range not in RANGES:
         raise ValueError(f"input_range must be one of {RANGES}, got {chosen_range!r}")
-    net = FeatureNet(name=spec, kind=kind, module=module, size=(side, side) if side else None,
-                     input_range=chosen_range, comparable=comparable, note=origin,
-                     call_kwargs=dict(call_kwargs or {}), device=device, sha256=digest)
+    net = FeatureNet(
+        name=spec,
+        kind=kind,
+        module=module,
+        size=(side, side) if side else None,
+        input_range=chosen_range,
+        comparable=comparable,
+        note=origin,
+        call_kwargs=dict(call_kwargs or {}),
+        device=device,
+        sha256=digest,
+    )
     if spec in ("random-inception", "random-i3d"):
         calibrate_batchnorm(net, seed)
     return net

@@ -89,24 +89,41 @@ def audit(generated: FrameSet, train: FrameSet, k: int = 5, threshold: float | N
         for f, row in enumerate(distances(generated.frames[g], all_raw)):
             j = int(row.argmin())
             if threshold is not None and row[j] <= threshold:
-                flagged.append({"generated": generated.ids[g], "frame": f, "training_clip": train.ids[owner[j]],
-                                "distance": round(float(row[j]), 4), "cosine": round(float(sims[f, j]), 4)})
+                flagged.append(
+                    {
+                        "generated": generated.ids[g],
+                        "frame": f,
+                        "training_clip": train.ids[owner[j]],
+                        "distance": round(float(row[j]), 4),
+                        "cosine": round(float(sims[f, j]), 4),
+                    }
+                )
         matches, rule = _prompted_clips(generated, train, g)
         if matches:
             hits.append(bool(set(matches) & set(nearest.tolist())))
             n, m = len(train_unit), len(matches)
             chance.append(1 - comb(n - m, k) / comb(n, k))
-        videos.append({"generated": generated.ids[g], "match_rule": rule, "flagged_frames": len(flagged) - before,
-                       "nearest": [{"training_clip": train.ids[c], "cosine": round(float(per_clip[c]), 4)}
-                                   for c in nearest]})
+        videos.append(
+            {
+                "generated": generated.ids[g],
+                "match_rule": rule,
+                "flagged_frames": len(flagged) - before,
+                "nearest": [{"training_clip": train.ids[c], "cosine": round(float(per_clip[c]), 4)} for c in nearest],
+            }
+        )
     return {
-        "videos": len(gen_unit), "training_clips": len(train_unit), "k": k,
-        "threshold": None if threshold is None else round(float(threshold), 4), "threshold_rule": how,
-        "flagged_frames": len(flagged), "flagged": flagged[:100],
+        "videos": len(gen_unit),
+        "training_clips": len(train_unit),
+        "k": k,
+        "threshold": None if threshold is None else round(float(threshold), 4),
+        "threshold_rule": how,
+        "flagged_frames": len(flagged),
+        "flagged": flagged[:100],
         "videos_with_flagged_frames": len({f["generated"] for f in flagged}),
         f"recall_at_{k}": round(float(np.mean(hits)), 4) if hits else None,
         f"chance_recall_at_{k}": round(float(np.mean(chance)), 4) if chance else None,
-        "recall_videos": len(hits), "nearest": videos,
+        "recall_videos": len(hits),
+        "nearest": videos,
     }
 
 
@@ -124,9 +141,13 @@ def _prompted_clips(generated: FrameSet, train: FrameSet, g: int) -> tuple[list[
 def summary_table(audit: dict) -> tuple[str, list[tuple], tuple[str, ...]]:
     """(title, rows, headers) of the memorisation audit: each video's nearest training clip and its flags."""
     k = audit["k"]
-    rows = [(v["generated"], v["nearest"][0]["training_clip"], f"{v['nearest'][0]['cosine']:.3f}",
-             v["flagged_frames"]) for v in audit["nearest"]]
+    rows = [
+        (v["generated"], v["nearest"][0]["training_clip"], f"{v['nearest'][0]['cosine']:.3f}", v["flagged_frames"])
+        for v in audit["nearest"]
+    ]
     recall, chance = audit.get(f"recall_at_{k}"), audit.get(f"chance_recall_at_{k}")
-    title = (f"Memorisation audit: {audit['flagged_frames']} frame(s) copy a training frame (feature distance "
-             f"<= {audit['threshold']}); Recall@{k} of the prompted training clips {recall} (chance {chance})")
+    title = (
+        f"Memorisation audit: {audit['flagged_frames']} frame(s) copy a training frame (feature distance "
+        f"<= {audit['threshold']}); Recall@{k} of the prompted training clips {recall} (chance {chance})"
+    )
     return title, rows, ("generated", "nearest training clip", "cosine", "flagged frames")

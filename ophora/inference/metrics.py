@@ -59,7 +59,7 @@ def frechet_distance_of(features_a: np.ndarray, features_b: np.ndarray) -> float
     ca = (a - a.mean(axis=0)) / np.sqrt(max(len(a) - 1, 1))
     cb = (b - b.mean(axis=0)) / np.sqrt(max(len(b) - 1, 1))
     cross = np.linalg.svd(ca @ cb.T, compute_uv=False).sum()
-    value = float(((a.mean(axis=0) - b.mean(axis=0)) ** 2).sum() + (ca ** 2).sum() + (cb ** 2).sum() - 2 * cross)
+    value = float(((a.mean(axis=0) - b.mean(axis=0)) ** 2).sum() + (ca**2).sum() + (cb**2).sum() - 2 * cross)
     return max(value, 0.0)
 
 

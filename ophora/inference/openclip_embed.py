@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ophora.openclip import OpenClipModel
 from ophora.inference.features import RANDOM_NOTE, file_sha256
+from ophora.openclip import OpenClipModel
 
 
 @dataclass
@@ -35,11 +35,21 @@ class OpenClipEmbedder:
 
     def describe(self) -> dict[str, Any]:
         comparable = self.comparable
-        note = "" if comparable else (f"{RANDOM_NOTE} (seed {self.clip.seed})" if self.clip.pretrained is None else
-                                      "weights file is no open_clip release of this architecture: NOT comparable "
-                                      "to published numbers")
-        return {"name": f"open_clip {self.clip.name}", "pretrained": self.clip.pretrained,
-                "comparable_to_published": comparable, "note": note}
+        note = (
+            ""
+            if comparable
+            else (
+                f"{RANDOM_NOTE} (seed {self.clip.seed})"
+                if self.clip.pretrained is None
+                else "weights file is no open_clip release of this architecture: NOT comparable to published numbers"
+            )
+        )
+        return {
+            "name": f"open_clip {self.clip.name}",
+            "pretrained": self.clip.pretrained,
+            "comparable_to_published": comparable,
+            "note": note,
+        }
 
     def frames(self, frames: np.ndarray) -> np.ndarray:
         """Embeddings of uint8 RGB frames ``(N, H, W, 3)`` as float64 ``(N, dims)``."""
@@ -63,8 +73,9 @@ def published_sha256(model_name: str) -> set[str]:
     return digests
 
 
-def load_clip(model_name: str = "ViT-B-32", pretrained: str | None = None, seed: int = 0,
-              device: str = "cpu") -> OpenClipEmbedder:
+def load_clip(
+    model_name: str = "ViT-B-32", pretrained: str | None = None, seed: int = 0, device: str = "cpu"
+) -> OpenClipEmbedder:
     """An open_clip model by architecture name; ``pretrained`` a weights path or tag, None for random init."""
     import open_clip
 

@@ -143,8 +143,12 @@ def check_geometry(pipe, settings: SamplingSettings) -> None:
     """Refuse sizes the model cannot make: frames must be 4k+1 (the VAE's temporal compression), sides
     multiples of the VAE's spatial compression times the transformer's patch size."""
     geometry = ClipGeometry(settings.frames, settings.fps, settings.height, settings.width)
-    problem = model_fit_problem(geometry, int(pipe.vae_scale_factor_temporal), int(pipe.vae_scale_factor_spatial),
-                                int(pipe.transformer.config.patch_size))
+    problem = model_fit_problem(
+        geometry,
+        int(pipe.vae_scale_factor_temporal),
+        int(pipe.vae_scale_factor_spatial),
+        int(pipe.transformer.config.patch_size),
+    )
     if problem:
         raise GeometryError(problem)
 
@@ -173,8 +177,17 @@ def render(pipe, text: str, seed: int, settings: SamplingSettings) -> np.ndarray
 
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
     with torch.inference_mode():
-        out = pipe(prompt=text, num_videos_per_prompt=1, num_inference_steps=settings.steps,
-                   num_frames=settings.frames, height=settings.height, width=settings.width,
-                   guidance_scale=settings.guidance, use_dynamic_cfg=settings.dynamic_cfg, generator=generator,
-                   output_type="np", max_sequence_length=settings.max_sequence_length)
+        out = pipe(
+            prompt=text,
+            num_videos_per_prompt=1,
+            num_inference_steps=settings.steps,
+            num_frames=settings.frames,
+            height=settings.height,
+            width=settings.width,
+            guidance_scale=settings.guidance,
+            use_dynamic_cfg=settings.dynamic_cfg,
+            generator=generator,
+            output_type="np",
+            max_sequence_length=settings.max_sequence_length,
+        )
     return to_uint8(np.asarray(out.frames[0]))

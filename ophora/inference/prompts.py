@@ -9,10 +9,11 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 BUILTIN = {"cataract-phases": "cataract_phases.csv"}
 _SAFE_ID = re.compile(r"[^0-9A-Za-z._-]+")
@@ -49,21 +50,32 @@ def _seed(value: Any, where: str) -> tuple[int | None, str]:
         return None, f"{where}: seed {value!r} is not an integer"
 
 
-def _from_row(row: dict[str, Any], n: int, where: str, id_column: str, prompt_column: str,
-              phase_column: str, seed_column: str) -> Prompt:
+def _from_row(
+    row: dict[str, Any], n: int, where: str, id_column: str, prompt_column: str, phase_column: str, seed_column: str
+) -> Prompt:
     text = row.get(prompt_column)
     seed, problem = _seed(row.get(seed_column), where)
     extra = {k: v for k, v in row.items() if k not in (id_column, prompt_column, phase_column, seed_column)}
-    prompt = Prompt(id=safe_id(str(row.get(id_column) or ""), f"p{n:04d}"), text=str(text or "").strip(),
-                    phase=(str(row[phase_column]).strip() or None) if row.get(phase_column) else None,
-                    seed=seed, extra=extra, problem=problem)
+    prompt = Prompt(
+        id=safe_id(str(row.get(id_column) or ""), f"p{n:04d}"),
+        text=str(text or "").strip(),
+        phase=(str(row[phase_column]).strip() or None) if row.get(phase_column) else None,
+        seed=seed,
+        extra=extra,
+        problem=problem,
+    )
     if text is None:
         prompt.problem = f"{where}: no {prompt_column!r} field"
     return prompt
 
 
-def read_prompts(path: str | Path, id_column: str = "id", prompt_column: str = "prompt",
-                 phase_column: str = "phase", seed_column: str = "seed") -> list[Prompt]:
+def read_prompts(
+    path: str | Path,
+    id_column: str = "id",
+    prompt_column: str = "prompt",
+    phase_column: str = "phase",
+    seed_column: str = "seed",
+) -> list[Prompt]:
     """Prompts from ``path``: ``.csv``/``.tsv`` (header row; columns named by the arguments), ``.jsonl`` (one
     object per line with the same keys, or a bare JSON string) or any other suffix as text (one prompt per line;
     blank lines and lines starting with ``#`` skipped). ``path`` may also name a bundled set
@@ -85,17 +97,21 @@ def read_prompts(path: str | Path, id_column: str = "id", prompt_column: str = "
     elif suffix == ".jsonl":
         prompts = _read_jsonl(body, p, cols)
     else:
-        prompts = [Prompt(id=f"p{n:04d}", text=line.strip())
-                   for n, line in enumerate((ln for ln in body.splitlines()
-                                             if ln.strip() and not ln.lstrip().startswith("#")), start=1)]
+        prompts = [
+            Prompt(id=f"p{n:04d}", text=line.strip())
+            for n, line in enumerate(
+                (ln for ln in body.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), start=1
+            )
+        ]
     return unique_ids(prompts)
 
 
 def _read_table(body: str, p: Path, delimiter: str, cols: tuple[str, str, str, str]) -> list[Prompt]:
     reader = csv.DictReader(body.splitlines(), delimiter=delimiter)
     if reader.fieldnames is None or cols[1] not in reader.fieldnames:
-        raise PromptError(f"{p}: no {cols[1]!r} column (header: {reader.fieldnames}); "
-                          "name the column with --prompt-column")
+        raise PromptError(
+            f"{p}: no {cols[1]!r} column (header: {reader.fieldnames}); name the column with --prompt-column"
+        )
     return [_from_row(row, n, f"{p.name} row {n}", *cols) for n, row in enumerate(reader, start=1)]
 
 
@@ -145,8 +161,10 @@ def as_prompts(prompts: str | Path | Prompt | Iterable[str | Prompt]) -> list[Pr
         return read_prompts(prompts)
     if isinstance(prompts, str):
         return [Prompt(id="p0001", text=prompts.strip())]
-    out = [p if isinstance(p, Prompt) else Prompt(id=f"p{n:04d}", text=str(p).strip())
-           for n, p in enumerate(prompts, start=1)]
+    out = [
+        p if isinstance(p, Prompt) else Prompt(id=f"p{n:04d}", text=str(p).strip())
+        for n, p in enumerate(prompts, start=1)
+    ]
     return unique_ids(out)
 
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ophora.clip_geometry import COGVIDEOX
 from ophora.inference.pipeline import SamplingSettings, load_tokenizer, text_token_limit
@@ -45,8 +46,9 @@ class VideoJob:
     stem: str
 
 
-def plan_videos(prompts: list[Prompt], seed: int, num_videos_per_prompt: int, tokenizer: Any,
-                max_tokens: int) -> tuple[list[VideoJob], list[dict[str, Any]]]:
+def plan_videos(
+    prompts: list[Prompt], seed: int, num_videos_per_prompt: int, tokenizer: Any, max_tokens: int
+) -> tuple[list[VideoJob], list[dict[str, Any]]]:
     """The videos to render and the prompts refused (each with its reason), in prompt order."""
     if num_videos_per_prompt < 1:
         raise ValueError("num_videos_per_prompt must be at least 1")
@@ -54,8 +56,15 @@ def plan_videos(prompts: list[Prompt], seed: int, num_videos_per_prompt: int, to
     for i, prompt in enumerate(prompts):
         problem = check_prompt(prompt, tokenizer, max_tokens)
         if problem:
-            refused.append({"status": "refused", "prompt_id": prompt.id, "prompt": prompt.text,
-                            "phase": prompt.phase, "problem": problem})
+            refused.append(
+                {
+                    "status": "refused",
+                    "prompt_id": prompt.id,
+                    "prompt": prompt.text,
+                    "phase": prompt.phase,
+                    "problem": problem,
+                }
+            )
             continue
         base = prompt.seed if prompt.seed is not None else seed + i * num_videos_per_prompt
         for j in range(num_videos_per_prompt):
@@ -97,15 +106,22 @@ class SampleWorker:
             return job, None, facts
 
 
-def _local_results(model: str, settings: SamplingSettings, lora: str | None,
-                   jobs: list[VideoJob]) -> Iterator[tuple[VideoJob, bytes | None, dict[str, Any]]]:
+def _local_results(
+    model: str, settings: SamplingSettings, lora: str | None, jobs: list[VideoJob]
+) -> Iterator[tuple[VideoJob, bytes | None, dict[str, Any]]]:
     worker = SampleWorker(model, settings, lora)
     for job in jobs:
         yield worker.render(job)
 
 
-def _ray_results(model: str, settings: SamplingSettings, lora: str | None, jobs: list[VideoJob],
-                 num_workers: int | None, cpus_per_worker: float) -> Iterator[tuple[VideoJob, bytes | None, dict]]:
+def _ray_results(
+    model: str,
+    settings: SamplingSettings,
+    lora: str | None,
+    jobs: list[VideoJob],
+    num_workers: int | None,
+    cpus_per_worker: float,
+) -> Iterator[tuple[VideoJob, bytes | None, dict]]:
     """Jobs spread over an actor pool: one actor per GPU when the cluster has GPUs, else CPU actors."""
     import ray
     from ray.util import ActorPool
@@ -126,25 +142,60 @@ def _ray_results(model: str, settings: SamplingSettings, lora: str | None, jobs:
             ray.kill(a)
 
 
-def sample_videos(model: str | Path, prompts: str | Path | Iterable[str | Prompt], out_dir: str | Path, *,
-                  lora: str | Path | None = None, seed: int = 0, num_videos_per_prompt: int = 1, steps: int = 50,
-                  frames: int = COGVIDEOX.num_frames, height: int = COGVIDEOX.height, width: int = COGVIDEOX.width,
-                  fps: float = COGVIDEOX.fps, guidance: float = 6.0,
-                  dynamic_cfg: bool = True, scheduler: str = "dpm", dtype: str = "auto", device: str = "auto",
-                  vae_slicing: bool = True, vae_tiling: bool = False, cpu_offload: str = "none",
-                  compile: bool = False, lora_scale: float = 1.0, max_sequence_length: int = 226,
-                  use_ray: bool = False, num_workers: int | None = None, cpus_per_worker: float = 1.0,
-                  gallery: bool = True, progress: bool = False) -> dict[str, Any]:
+def sample_videos(
+    model: str | Path,
+    prompts: str | Path | Iterable[str | Prompt],
+    out_dir: str | Path,
+    *,
+    lora: str | Path | None = None,
+    seed: int = 0,
+    num_videos_per_prompt: int = 1,
+    steps: int = 50,
+    frames: int = COGVIDEOX.num_frames,
+    height: int = COGVIDEOX.height,
+    width: int = COGVIDEOX.width,
+    fps: float = COGVIDEOX.fps,
+    guidance: float = 6.0,
+    dynamic_cfg: bool = True,
+    scheduler: str = "dpm",
+    dtype: str = "auto",
+    device: str = "auto",
+    vae_slicing: bool = True,
+    vae_tiling: bool = False,
+    cpu_offload: str = "none",
+    compile: bool = False,
+    lora_scale: float = 1.0,
+    max_sequence_length: int = 226,
+    use_ray: bool = False,
+    num_workers: int | None = None,
+    cpus_per_worker: float = 1.0,
+    gallery: bool = True,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Render every prompt ``num_videos_per_prompt`` times and write the layout described in this module.
 
     ``prompts`` is a prompt file, a bundled set name (``cataract-phases``), one text, or a list of texts or
     Prompts. Refused prompts and failed videos are counted and listed in the summary, never raised. Returns
     the summary dict (also written to ``summary.json``)."""
     t_start = time.perf_counter()
-    settings = SamplingSettings(steps=steps, frames=frames, height=height, width=width, fps=fps, guidance=guidance,
-                                dynamic_cfg=dynamic_cfg, scheduler=scheduler, max_sequence_length=max_sequence_length,
-                                dtype=dtype, device=device, vae_slicing=vae_slicing, vae_tiling=vae_tiling,
-                                cpu_offload=cpu_offload, compile=compile, lora_scale=lora_scale)
+    settings = SamplingSettings(
+        steps=steps,
+        frames=frames,
+        height=height,
+        width=width,
+        fps=fps,
+        guidance=guidance,
+        dynamic_cfg=dynamic_cfg,
+        scheduler=scheduler,
+        max_sequence_length=max_sequence_length,
+        dtype=dtype,
+        device=device,
+        vae_slicing=vae_slicing,
+        vae_tiling=vae_tiling,
+        cpu_offload=cpu_offload,
+        compile=compile,
+        lora_scale=lora_scale,
+    )
     out = Path(out_dir)
     (out / VIDEOS).mkdir(parents=True, exist_ok=True)
     prompt_list = as_prompts(prompts)
@@ -157,9 +208,11 @@ def sample_videos(model: str | Path, prompts: str | Path | Iterable[str | Prompt
         for row in refused:
             manifest.write(json.dumps(row) + "\n")
         if jobs:
-            results = (_ray_results(str(model), settings, str(lora) if lora else None, jobs, num_workers,
-                                    cpus_per_worker) if use_ray
-                       else _local_results(str(model), settings, str(lora) if lora else None, jobs))
+            results = (
+                _ray_results(str(model), settings, str(lora) if lora else None, jobs, num_workers, cpus_per_worker)
+                if use_ray
+                else _local_results(str(model), settings, str(lora) if lora else None, jobs)
+            )
             for row in _write_results(results, out, common, len(jobs), progress):
                 rows.append(row)
                 manifest.write(json.dumps(row) + "\n")
@@ -171,38 +224,60 @@ def sample_videos(model: str | Path, prompts: str | Path | Iterable[str | Prompt
     return summary
 
 
-def _write_results(results: Iterable[tuple[VideoJob, bytes | None, dict[str, Any]]], out: Path,
-                   common: dict[str, Any], total: int, progress: bool) -> Iterator[dict[str, Any]]:
+def _write_results(
+    results: Iterable[tuple[VideoJob, bytes | None, dict[str, Any]]],
+    out: Path,
+    common: dict[str, Any],
+    total: int,
+    progress: bool,
+) -> Iterator[dict[str, Any]]:
     from rich.progress import Progress
 
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("sampling", total=total)
         for job, data, facts in results:
-            row = {"status": "ok" if data is not None else "failed", "prompt_id": job.prompt_id,
-                   "prompt": job.text, "phase": job.phase, "video_index": job.video_index, "seed": job.seed,
-                   **{k: v for k, v in facts.items() if k != "error"}}
+            row = {
+                "status": "ok" if data is not None else "failed",
+                "prompt_id": job.prompt_id,
+                "prompt": job.text,
+                "phase": job.phase,
+                "video_index": job.video_index,
+                "seed": job.seed,
+                **{k: v for k, v in facts.items() if k != "error"},
+            }
             if data is None:
                 row["problem"] = facts.get("error", "unknown error")
             else:
                 mp4 = out / VIDEOS / f"{job.stem}.mp4"
                 mp4.write_bytes(data)
                 row["file"] = f"{VIDEOS}/{mp4.name}"
-                sidecar = {**row, "model": common["model"], "lora": common["lora"],
-                           "steps": common["settings"]["steps"], "guidance": common["settings"]["guidance"],
-                           "settings": common["settings"]}
+                sidecar = {
+                    **row,
+                    "model": common["model"],
+                    "lora": common["lora"],
+                    "steps": common["settings"]["steps"],
+                    "guidance": common["settings"]["guidance"],
+                    "settings": common["settings"],
+                }
                 mp4.with_suffix(".json").write_text(json.dumps(sidecar, indent=2), encoding="utf-8")
             bar.advance(task)
             yield row
 
 
-def _summary(rows: list[dict[str, Any]], prompts: list[Prompt], common: dict[str, Any], out: Path,
-             seconds: float, use_ray: bool) -> dict[str, Any]:
+def _summary(
+    rows: list[dict[str, Any]], prompts: list[Prompt], common: dict[str, Any], out: Path, seconds: float, use_ray: bool
+) -> dict[str, Any]:
     ok = [r for r in rows if r["status"] == "ok"]
     render = [r["render_seconds"] for r in ok if "render_seconds" in r]
     return {
-        **common, "out_dir": str(out), "manifest": str(out / MANIFEST), "mode": "ray" if use_ray else "local",
-        "prompts": len(prompts), "videos": len(ok),
-        "refused": sum(r["status"] == "refused" for r in rows), "failed": sum(r["status"] == "failed" for r in rows),
+        **common,
+        "out_dir": str(out),
+        "manifest": str(out / MANIFEST),
+        "mode": "ray" if use_ray else "local",
+        "prompts": len(prompts),
+        "videos": len(ok),
+        "refused": sum(r["status"] == "refused" for r in rows),
+        "failed": sum(r["status"] == "failed" for r in rows),
         "problems": [f"{r['prompt_id']}: {r['problem']}" for r in rows if r["status"] != "ok"],
         "seconds_total": round(seconds, 3),
         "seconds_per_video": round(sum(render) / len(render), 4) if render else None,

@@ -31,12 +31,41 @@ def encode_mp4(frames: np.ndarray, path: str | Path, fps: float, crf: int = 18, 
         raise VideoError(f"{path}: {w}x{h} has an odd side; H.264 yuv420p needs even width and height")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-           "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "pipe:0", "-an", "-c:v", "libx264", "-preset", "medium",
-           "-crf", str(crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-frames:v", str(t), str(out)]
+    cmd = [
+        "ffmpeg",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{w}x{h}",
+        "-r",
+        f"{fps:g}",
+        "-i",
+        "pipe:0",
+        "-an",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "medium",
+        "-crf",
+        str(crf),
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        "-frames:v",
+        str(t),
+        str(out),
+    ]
     try:
-        proc = subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(), capture_output=True,
-                              timeout=timeout, check=False)
+        proc = subprocess.run(
+            cmd, input=np.ascontiguousarray(frames).tobytes(), capture_output=True, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired as e:
         raise VideoError(f"{out}: ffmpeg took longer than {timeout:.0f} s") from e
     if proc.returncode != 0:

@@ -5,13 +5,25 @@ from __future__ import annotations
 import json
 import math
 import posixpath
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import fsspec
 
-from ophora.dataset.shards import (INDEX_DIR, LEDGER_DIR, SHARD_SUFFIX, SUBSETS, TMP_SUFFIX, Sample, ShardError,
-                                    iter_samples, list_shards, read_index, refused_shards)
+from ophora.dataset.shards import (
+    INDEX_DIR,
+    LEDGER_DIR,
+    SHARD_SUFFIX,
+    SUBSETS,
+    TMP_SUFFIX,
+    Sample,
+    ShardError,
+    iter_samples,
+    list_shards,
+    read_index,
+    refused_shards,
+)
 
 
 @dataclass
@@ -73,8 +85,9 @@ def index_scores(row) -> dict[str, float]:
     return {k: float(v) for k, v in scores.items() if isinstance(v, (int, float))} if isinstance(scores, dict) else {}
 
 
-def find_sample(root: str, key: str, members: Iterable[str] | None = None,
-                problems: list[str] | None = None) -> Sample | None:
+def find_sample(
+    root: str, key: str, members: Iterable[str] | None = None, problems: list[str] | None = None
+) -> Sample | None:
     """The sample with ``key``: looked up in the index first (one shard read), else by scanning every subset.
     With ``problems``, refused members and broken shards are noted there and the search goes on."""
     candidates: list[str] = []
@@ -105,8 +118,12 @@ def _shard_samples(shard: str, members: Iterable[str] | None, problems: list[str
         problems.append(str(e))
 
 
-def iter_all(root: str, subsets: Iterable[str] | None = None, members: Iterable[str] | None = None,
-             problems: list[str] | None = None) -> Iterator[tuple[str, Sample]]:
+def iter_all(
+    root: str,
+    subsets: Iterable[str] | None = None,
+    members: Iterable[str] | None = None,
+    problems: list[str] | None = None,
+) -> Iterator[tuple[str, Sample]]:
     """(subset, sample) for every sample of ``subsets`` (default: all present), streamed shard by shard. Without
     ``problems`` the first refused member or broken shard raises ShardError; with it, each is noted there (and
     every name that is no shard file: links, FIFOs) and reading goes on."""
@@ -144,8 +161,10 @@ def _typed(meta: dict[str, Any], name: str, kind: type | tuple[type, ...], defau
         return default
     if not isinstance(value, kind) or not _finite(value):
         kinds = kind if isinstance(kind, tuple) else (kind,)
-        raise ShardError(f"{where}: field {name!r} should be {' or '.join(k.__name__ for k in kinds)}, not "
-                         f"{type(value).__name__}" + ("" if _finite(value) else f" {value}"))
+        raise ShardError(
+            f"{where}: field {name!r} should be {' or '.join(k.__name__ for k in kinds)}, not "
+            f"{type(value).__name__}" + ("" if _finite(value) else f" {value}")
+        )
     return value
 
 
@@ -166,12 +185,16 @@ def clip_facts(sample: Sample) -> ClipFacts:
         raise ShardError(f"{where}: score {ascii(bad[0])} is not a finite number")
     phase = _typed(meta, "phase", str, None, where)
     return ClipFacts(
-        key=sample.key, instruction=sample.instruction if "txt" in sample.members
-        else _typed(meta, "instruction", str, "", where),
-        narration=_typed(meta, "narration", str, "", where), phase=phase,
+        key=sample.key,
+        instruction=sample.instruction if "txt" in sample.members else _typed(meta, "instruction", str, "", where),
+        narration=_typed(meta, "narration", str, "", where),
+        phase=phase,
         source_uri=_typed(meta, "source_uri", str, "", where),
-        start=float(_typed(meta, "start", number, 0.0, where)), end=float(_typed(meta, "end", number, 0.0, where)),
-        scores={k: float(v) for k, v in scores.items()}, flags={k: bool(v) for k, v in flags.items()})
+        start=float(_typed(meta, "start", number, 0.0, where)),
+        end=float(_typed(meta, "end", number, 0.0, where)),
+        scores={k: float(v) for k, v in scores.items()},
+        flags={k: bool(v) for k, v in flags.items()},
+    )
 
 
 def listing(root: str, count_tars: bool = False) -> tuple[list[ShardInfo], str]:

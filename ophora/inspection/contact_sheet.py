@@ -23,8 +23,9 @@ def _scaled(frame, height: int | None) -> Image.Image:
     return im
 
 
-def sample_frames(video: bytes | str | Path, n: int, height: int | None = None,
-                  limits: DecodeLimits = DecodeLimits()) -> list[Image.Image]:
+def sample_frames(
+    video: bytes | str | Path, n: int, height: int | None = None, limits: DecodeLimits = DecodeLimits()
+) -> list[Image.Image]:
     """``n`` frames spread evenly over the clip (first and last included), optionally scaled to ``height``.
 
     Memory stays bounded whatever the clip holds: with a frame count in the stream only the chosen frames are
@@ -75,8 +76,9 @@ def tile(frames: list[Image.Image], columns: int, gap: int = 2, background=(16, 
     return sheet
 
 
-def contact_sheet(video: bytes | str | Path, out_png: str | Path, frames: int = 12, columns: int = 4,
-                  height: int | None = 240) -> Path:
+def contact_sheet(
+    video: bytes | str | Path, out_png: str | Path, frames: int = 12, columns: int = 4, height: int | None = 240
+) -> Path:
     """Write a PNG grid of ``frames`` evenly spaced frames; returns its path."""
     out = Path(out_png)
     tile(sample_frames(video, frames, height), columns).save(out, format="PNG")
@@ -94,6 +96,5 @@ def animated_preview(frames: list[Image.Image], out_webp: str | Path, fps: float
     """A looping animated WebP of already sampled frames (small; shown when a card is hovered)."""
     out = Path(out_webp)
     first, *rest = [f.convert("RGB") for f in frames]
-    first.save(out, format="WEBP", save_all=True, append_images=rest, duration=int(1000 / fps), loop=0,
-               quality=60)
+    first.save(out, format="WEBP", save_all=True, append_images=rest, duration=int(1000 / fps), loop=0, quality=60)
     return out

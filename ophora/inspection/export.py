@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
-from ophora.dataset.shards import ShardError, list_shards, iter_samples, parse_key
+from ophora.dataset.shards import ShardError, iter_samples, list_shards, parse_key
 from ophora.inspection.text import csv_cell
 
 CSV_HEADER = ("clip id", "instruction")
@@ -53,8 +53,9 @@ def extract_clip(sample, out_dir: str | Path) -> Path:
     return path
 
 
-def export_pairs(root: str, folder: str | Path, subsets: Iterable[str] = ("tpt",), limit: int | None = None
-                 ) -> ExportResult:
+def export_pairs(
+    root: str, folder: str | Path, subsets: Iterable[str] = ("tpt",), limit: int | None = None
+) -> ExportResult:
     """Write ``<key>.mp4`` + ``<key>.txt`` for every sample of ``subsets`` (each key once) into ``folder``."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -80,8 +81,9 @@ def export_pairs(root: str, folder: str | Path, subsets: Iterable[str] = ("tpt",
     return result
 
 
-def export_csv(root: str, csv_path: str | Path, subsets: Iterable[str] = ("tpt",), limit: int | None = None
-               ) -> ExportResult:
+def export_csv(
+    root: str, csv_path: str | Path, subsets: Iterable[str] = ("tpt",), limit: int | None = None
+) -> ExportResult:
     """Write a ``clip id,instruction`` CSV (the paper's release format) for ``subsets``, each key once. An
     instruction a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@`` first) starts with an apostrophe."""
     path = Path(csv_path)

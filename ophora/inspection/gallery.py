@@ -14,13 +14,15 @@ import json
 import math
 import shutil
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
-from ophora.bounded_json import JSONRefused, loads as bounded_loads
+from ophora.bounded_json import JSONRefused
+from ophora.bounded_json import loads as bounded_loads
 from ophora.dataset.shards import ShardError, iter_samples, list_shards, refused_shards
 from ophora.inspection.catalog import clip_facts, shard_name, subsets_in
 
@@ -54,6 +56,7 @@ class GalleryResult:
 
 
 # ---------------------------------------------------------------- adapters
+
 
 def shard_items(root: str, subsets: Iterable[str] | None = None, limit: int | None = None) -> Iterator[GalleryItem]:
     """One item per clip of a curation output; a clip in several subsets is shown once, badged with each."""
@@ -101,8 +104,11 @@ def _sample_item(sample, subsets: list[str]) -> GalleryItem:
         item.problem = f"unreadable metadata: {e}"
         return item
     item.instruction, item.phase, item.scores = facts.instruction, facts.phase, facts.scores
-    item.details = {"source": facts.source_uri, "window": f"{facts.start:.1f}-{facts.end:.1f} s",
-                    "narration": facts.narration}
+    item.details = {
+        "source": facts.source_uri,
+        "window": f"{facts.start:.1f}-{facts.end:.1f} s",
+        "narration": facts.narration,
+    }
     return item
 
 
@@ -126,12 +132,20 @@ def folder_items(folder: str | Path, limit: int | None = None) -> Iterator[Galle
                 meta = bounded_loads(side_json.read_bytes(), side_json.name, want=dict)
                 item.instruction = str(meta.get("instruction") or meta.get("prompt") or "")
                 subsets = meta.get("subsets") or meta.get("subset") or []
-                item.subsets = [subsets] if isinstance(subsets, str) else \
-                    [str(s) for s in subsets] if isinstance(subsets, list) else []
+                item.subsets = (
+                    [subsets]
+                    if isinstance(subsets, str)
+                    else [str(s) for s in subsets]
+                    if isinstance(subsets, list)
+                    else []
+                )
                 item.phase = meta["phase"] if isinstance(meta.get("phase"), str) else None
                 scores = meta.get("scores") if isinstance(meta.get("scores"), dict) else {}
-                item.scores = {k: float(v) for k, v in scores.items()
-                               if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+                item.scores = {
+                    k: float(v)
+                    for k, v in scores.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                }
                 item.details = {k: meta[k] for k in ("seed", "steps", "guidance", "model") if k in meta}
             except (JSONRefused, OSError) as e:
                 item.problem = str(e)
@@ -141,6 +155,7 @@ def folder_items(folder: str | Path, limit: int | None = None) -> Iterator[Galle
 
 
 # ---------------------------------------------------------------- builder
+
 
 def _media(item: GalleryItem, seq: int, out: Path, preview: bool, copy_videos: bool) -> dict[str, str]:
     """Thumbnail strip (+ animated preview, + copied mp4) for one item; file names are sequence numbers."""
@@ -166,17 +181,24 @@ def _media(item: GalleryItem, seq: int, out: Path, preview: bool, copy_videos: b
     return files
 
 
-def _media_or_problem(item: GalleryItem, seq: int, out: Path, preview: bool, copy_videos: bool
-                      ) -> tuple[dict[str, str], str]:
+def _media_or_problem(
+    item: GalleryItem, seq: int, out: Path, preview: bool, copy_videos: bool
+) -> tuple[dict[str, str], str]:
     try:
         return _media(item, seq, out, preview, copy_videos), item.problem
     except Exception as e:  # an undecodable clip gets a card with the reason, not a failed build
         return {}, "; ".join(p for p in (item.problem, f"no preview: {e}") if p)
 
 
-def build_gallery(items: Iterable[GalleryItem], out_dir: str | Path, title: str = "Ophora clips",
-                  page_size: int = PAGE_SIZE, preview: bool = True, copy_videos: bool = False,
-                  workers: int = 2) -> GalleryResult:
+def build_gallery(
+    items: Iterable[GalleryItem],
+    out_dir: str | Path,
+    title: str = "Ophora clips",
+    page_size: int = PAGE_SIZE,
+    preview: bool = True,
+    copy_videos: bool = False,
+    workers: int = 2,
+) -> GalleryResult:
     """Write the site into ``out_dir`` (created; only files inside it are written): ``index.html`` is page 1,
     then ``page-0002.html``...; ``thumbs/``, ``previews/``, ``videos/`` (with ``copy_videos``), ``assets/`` and
     ``pages.js``. ``workers`` clips are decoded at once (threads), at most twice that many held in memory.
@@ -197,9 +219,18 @@ def build_gallery(items: Iterable[GalleryItem], out_dir: str | Path, title: str 
         files, problem = future.result()
         if problem:
             problems.append(f"{item.id}: {problem}")
-        cards.append({"id": item.id, "instruction": item.instruction, "subsets": item.subsets,
-                      "phase": item.phase or "", "scores": item.scores, "details": item.details,
-                      "problem": problem, **files})
+        cards.append(
+            {
+                "id": item.id,
+                "instruction": item.instruction,
+                "subsets": item.subsets,
+                "phase": item.phase or "",
+                "scores": item.scores,
+                "details": item.details,
+                "problem": problem,
+                **files,
+            }
+        )
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for seq, item in enumerate(items, start=1):
@@ -208,18 +239,17 @@ def build_gallery(items: Iterable[GalleryItem], out_dir: str | Path, title: str 
                 finish()
         while pending:
             finish()
-    pages = [cards[i:i + page_size] for i in range(0, len(cards), page_size)] or [[]]
+    pages = [cards[i : i + page_size] for i in range(0, len(cards), page_size)] or [[]]
     names = ["index.html"] + [f"page-{n:04d}.html" for n in range(2, len(pages) + 1)]
     subsets = sorted({s for c in cards for s in c["subsets"]})
     phases = sorted({c["phase"] for c in cards if c["phase"]})
-    facets = [{"file": name, "n": len(page),
-               "combos": _combos(page)} for name, page in zip(names, pages)]
-    (out / "pages.js").write_text("window.GALLERY_PAGES = " + json.dumps(facets, separators=(",", ":")) + ";\n",
-                                  encoding="utf-8")
+    facets = [{"file": name, "n": len(page), "combos": _combos(page)} for name, page in zip(names, pages)]
+    (out / "pages.js").write_text(
+        "window.GALLERY_PAGES = " + json.dumps(facets, separators=(",", ":")) + ";\n", encoding="utf-8"
+    )
     written = []
     for number, (name, page) in enumerate(zip(names, pages), start=1):
-        (out / name).write_text(render_page(title, page, number, names, subsets, phases, len(cards)),
-                                encoding="utf-8")
+        (out / name).write_text(render_page(title, page, number, names, subsets, phases, len(cards)), encoding="utf-8")
         written.append(out / name)
     return GalleryResult(out_dir=out, cards=len(cards), pages=written, problems=problems)
 
@@ -239,9 +269,13 @@ def _esc(value: Any) -> str:
 
 
 def render_card(c: dict[str, Any]) -> str:
-    media = (f'<img class="strip" src="{_esc(c["strip"])}" alt="frames of {_esc(c["id"])}" loading="lazy"'
-             + (f' data-preview="{_esc(c["preview"])}"' if c.get("preview") else "") + ">"
-             if c.get("strip") else '<div class="strip missing">no preview</div>')
+    media = (
+        f'<img class="strip" src="{_esc(c["strip"])}" alt="frames of {_esc(c["id"])}" loading="lazy"'
+        + (f' data-preview="{_esc(c["preview"])}"' if c.get("preview") else "")
+        + ">"
+        if c.get("strip")
+        else '<div class="strip missing">no preview</div>'
+    )
     if c.get("video"):
         media = f'<a href="{_esc(c["video"])}">{media}</a>'
     badges = "".join(f'<span class="badge subset-{_esc(s)}">{_esc(s)}</span>' for s in c["subsets"])
@@ -249,21 +283,32 @@ def render_card(c: dict[str, Any]) -> str:
         badges += f'<span class="badge phase">{_esc(c["phase"])}</span>'
     scores = "".join(f"<li>{_esc(k)} <b>{v:.3g}</b></li>" for k, v in sorted(c["scores"].items()))
     details = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in c["details"].items() if v != "")
-    return (f'<article class="card" data-subsets="{_esc(" ".join(c["subsets"]))}" data-phase="{_esc(c["phase"])}">'
-            f'{media}<div class="body"><div class="badges">{badges}</div>'
-            f'<p class="instruction">{_esc(c["instruction"]) or "<i>(no instruction)</i>"}</p>'
-            f'<code class="key">{_esc(c["id"])}</code>'
-            + (f'<ul class="scores">{scores}</ul>' if scores else "")
-            + (f"<details><summary>details</summary><dl>{details}</dl></details>" if details else "")
-            + (f'<p class="problem">{_esc(c["problem"])}</p>' if c["problem"] else "")
-            + "</div></article>")
+    return (
+        f'<article class="card" data-subsets="{_esc(" ".join(c["subsets"]))}" data-phase="{_esc(c["phase"])}">'
+        f'{media}<div class="body"><div class="badges">{badges}</div>'
+        f'<p class="instruction">{_esc(c["instruction"]) or "<i>(no instruction)</i>"}</p>'
+        f'<code class="key">{_esc(c["id"])}</code>'
+        + (f'<ul class="scores">{scores}</ul>' if scores else "")
+        + (f"<details><summary>details</summary><dl>{details}</dl></details>" if details else "")
+        + (f'<p class="problem">{_esc(c["problem"])}</p>' if c["problem"] else "")
+        + "</div></article>"
+    )
 
 
-def render_page(title: str, cards: list[dict[str, Any]], number: int, names: list[str], subsets: list[str],
-                phases: list[str], total: int) -> str:
+def render_page(
+    title: str,
+    cards: list[dict[str, Any]],
+    number: int,
+    names: list[str],
+    subsets: list[str],
+    phases: list[str],
+    total: int,
+) -> str:
     options = lambda values: "".join(f'<option value="{_esc(v)}">{_esc(v)}</option>' for v in values)  # noqa: E731
-    pager = "".join(f'<a href="{_esc(n)}" data-page="{i}"{" class=current" if i == number else ""}>{i}</a>'
-                    for i, n in enumerate(names, start=1))
+    pager = "".join(
+        f'<a href="{_esc(n)}" data-page="{i}"{" class=current" if i == number else ""}>{i}</a>'
+        for i, n in enumerate(names, start=1)
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_esc(title)} — page {number}</title><link rel="stylesheet" href="assets/gallery.css"></head>

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from ophora.dataset.shards import ShardError
 from ophora.inspection.catalog import clip_facts, iter_all
@@ -28,9 +28,16 @@ def _snippet(text: str, start: int, end: int, width: int = 40) -> str:
     return f"{head}{text[lo:start]}[{text[start:end]}]{text[end:hi]}{tail}"
 
 
-def grep(root: str, pattern: str, regex: bool = False, ignore_case: bool = True,
-         fields: Iterable[str] = FIELDS, subsets: Iterable[str] | None = None, limit: int | None = None,
-         problems: list[str] | None = None) -> list[Match]:
+def grep(
+    root: str,
+    pattern: str,
+    regex: bool = False,
+    ignore_case: bool = True,
+    fields: Iterable[str] = FIELDS,
+    subsets: Iterable[str] | None = None,
+    limit: int | None = None,
+    problems: list[str] | None = None,
+) -> list[Match]:
     """Clips whose fields match ``pattern`` (plain text unless ``regex``), one Match per clip, first matching
     field wins. Streams only the txt and json members of each shard. A clip or shard that cannot be read is a line
     in ``problems`` (when given; else ShardError) and the search goes on."""

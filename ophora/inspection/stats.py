@@ -31,8 +31,15 @@ def summarize(values: list[float]) -> dict[str, Any]:
         lo, hi = math.floor(pos), math.ceil(pos)
         return vals[lo] + (vals[hi] - vals[lo]) * (pos - lo)
 
-    return {"count": len(vals), "min": vals[0], "p10": q(0.1), "median": q(0.5), "mean": sum(vals) / len(vals),
-            "p90": q(0.9), "max": vals[-1]}
+    return {
+        "count": len(vals),
+        "min": vals[0],
+        "p10": q(0.1),
+        "median": q(0.5),
+        "mean": sum(vals) / len(vals),
+        "p90": q(0.9),
+        "max": vals[-1],
+    }
 
 
 def histogram(values: list[float], bins: int = HIST_BINS) -> dict[str, list[float]]:
@@ -61,9 +68,16 @@ def _clip_rows(root: str, source: str, problems: list[str]) -> tuple[list[dict[s
             rows = []
             for _, r in index.iterrows():
                 try:
-                    rows.append({"key": str(r["key"]), "subset": str(r["subset"]), "duration": float(r["duration"]),
-                                 "phase": None if r["phase"] is None else str(r["phase"]),
-                                 "instruction": str(r["instruction"] or ""), "scores": index_scores(r)})
+                    rows.append(
+                        {
+                            "key": str(r["key"]),
+                            "subset": str(r["subset"]),
+                            "duration": float(r["duration"]),
+                            "phase": None if r["phase"] is None else str(r["phase"]),
+                            "instruction": str(r["instruction"] or ""),
+                            "scores": index_scores(r),
+                        }
+                    )
                 except (TypeError, ValueError) as e:
                     problems.append(f"index row {r['key']!r}: {e}")
             return rows, "index"
@@ -74,8 +88,16 @@ def _clip_rows(root: str, source: str, problems: list[str]) -> tuple[list[dict[s
         except (ShardError, KeyError) as e:
             problems.append(str(e) if isinstance(e, ShardError) else f"{sample.shard}: {sample.key} has no json")
             continue
-        rows.append({"key": sample.key, "subset": subset, "duration": facts.duration, "phase": facts.phase,
-                     "instruction": facts.instruction, "scores": facts.scores})
+        rows.append(
+            {
+                "key": sample.key,
+                "subset": subset,
+                "duration": facts.duration,
+                "phase": facts.phase,
+                "instruction": facts.instruction,
+                "scores": facts.scores,
+            }
+        )
     return rows, "shards"
 
 
@@ -94,8 +116,12 @@ def collect_stats(root: str, source: str = "auto") -> dict[str, Any]:
     for subset in dict.fromkeys([s.subset for s in shards] + list(by_subset)):
         mine = [s for s in shards if s.subset == subset]
         clips = by_subset.get(subset, [])
-        subsets[subset] = {"clips": len(clips), "shards": len(mine), "bytes": sum(s.bytes for s in mine),
-                           "hours": sum(r["duration"] for r in clips) / 3600}
+        subsets[subset] = {
+            "clips": len(clips),
+            "shards": len(mine),
+            "bytes": sum(s.bytes for s in mine),
+            "hours": sum(r["duration"] for r in clips) / 3600,
+        }
     unique = {r["key"]: r for r in rows}.values()  # a p2ft clip is also in tpt: count each clip once below
     durations = [r["duration"] for r in unique]
     words = [len(r["instruction"].split()) for r in unique]
@@ -104,13 +130,17 @@ def collect_stats(root: str, source: str = "auto") -> dict[str, Any]:
         for name, v in r["scores"].items():
             score_values[name].append(v)
     return {
-        "root": str(root), "source": used, "subsets": subsets, "clips": len(durations),
+        "root": str(root),
+        "source": used,
+        "subsets": subsets,
+        "clips": len(durations),
         "duration_s": {**summarize(durations), "histogram": histogram(durations)},
         "instruction_words": {**summarize(words), "histogram": histogram(words)},
         "scores": {name: {**summarize(v), "histogram": histogram(v)} for name, v in sorted(score_values.items())},
         "phases": dict(Counter(r["phase"] or "(none)" for r in unique).most_common()),
         "ledger": ledger_stats(root),
-        "problem_count": len(problems), "problems": problems[:MAX_LISTED_PROBLEMS],
+        "problem_count": len(problems),
+        "problems": problems[:MAX_LISTED_PROBLEMS],
     }
 
 
@@ -124,7 +154,8 @@ def ledger_stats(root: str) -> dict[str, Any]:
         drops[stage if reason else "?"][reason or label] = int(n)
     bad = df[df["status"] != "done"]
     return {
-        "sources": int(len(df)), "status": {k: int(v) for k, v in df["status"].value_counts().items()},
+        "sources": int(len(df)),
+        "status": {k: int(v) for k, v in df["status"].value_counts().items()},
         "clips_written": int(df["clips_written"].fillna(0).sum()),
         "clips_dropped": int(df["clips_dropped"].fillna(0).sum()),
         "drops_by_stage": dict(drops),
@@ -142,8 +173,13 @@ def footage_stats(df) -> dict[str, Any]:
     for text in rows["lost_json"].dropna():
         lost.update(json.loads(text))
     shares = [c / d for c, d in zip(rows["clip_seconds"], rows["duration"].fillna(0)) if d]
-    return {"source_s": total, "clip_s": clips, "share": clips / total if total else 0.0,
-            "lost_s": dict(lost.most_common()), "share_per_source": summarize(shares)}
+    return {
+        "source_s": total,
+        "clip_s": clips,
+        "share": clips / total if total else 0.0,
+        "lost_s": dict(lost.most_common()),
+        "share_per_source": summarize(shares),
+    }
 
 
 def _stage_reason(stage: str | None, reason: str | None) -> str:
@@ -213,8 +249,11 @@ def stats_tables(stats: dict[str, Any]):
             t_foot.add_row(f"lost: {cell(reason)}", f"{sec:.1f}", f"{100 * sec / total:.1f} %")
         per = foot["share_per_source"]
     if total and per["count"]:
-        t_foot.add_row("share per source (min / median / max)", "",
-                       f"{100 * per['min']:.0f} / {100 * per['median']:.0f} / {100 * per['max']:.0f} %")
+        t_foot.add_row(
+            "share per source (min / median / max)",
+            "",
+            f"{100 * per['min']:.0f} / {100 * per['median']:.0f} / {100 * per['max']:.0f} %",
+        )
     return [t_sub, t_dist, t_phase, t_led, t_drop, t_foot]
 
 
@@ -238,8 +277,10 @@ def plot_stats(stats: dict[str, Any], out_dir: str | Path) -> list[Path]:
         ax.set_xlabel(xlabel)
         ax.set_ylabel("clips")
 
-    for name, key, title, xlabel in (("durations.png", "duration_s", "clip duration", "seconds"),
-                                     ("instruction_words.png", "instruction_words", "instruction length", "words")):
+    for name, key, title, xlabel in (
+        ("durations.png", "duration_s", "clip duration", "seconds"),
+        ("instruction_words.png", "instruction_words", "instruction length", "words"),
+    ):
         fig, ax = plt.subplots(figsize=(5, 3.2))
         hist_plot(ax, stats[key]["histogram"], title, xlabel)
         fig.tight_layout()
@@ -255,8 +296,9 @@ def plot_stats(stats: dict[str, Any], out_dir: str | Path) -> list[Path]:
         fig.savefig(out / "scores.png", dpi=100)
         plt.close(fig)
         written.append(out / "scores.png")
-    drops = [(f"{stage}: {reason}", n) for stage, rs in stats["ledger"]["drops_by_stage"].items()
-             for reason, n in rs.items()]
+    drops = [
+        (f"{stage}: {reason}", n) for stage, rs in stats["ledger"]["drops_by_stage"].items() for reason, n in rs.items()
+    ]
     fig, ax = plt.subplots(figsize=(6, 0.4 * max(len(drops), 1) + 1.2))
     if drops:
         ax.barh([d[0] for d in drops][::-1], [d[1] for d in drops][::-1])

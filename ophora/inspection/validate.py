@@ -10,15 +10,26 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import ValidationError
 
 from ophora.dataset.ledger import read_ledger
-from ophora.dataset.shards import (LATENT_MEMBERS, RAW_MEMBERS, ClipMeta, Sample, ShardError, iter_samples,
-                                    list_shards, open_shard, parse_key, refused_shards)
+from ophora.dataset.shards import (
+    LATENT_MEMBERS,
+    RAW_MEMBERS,
+    ClipMeta,
+    Sample,
+    ShardError,
+    iter_samples,
+    list_shards,
+    open_shard,
+    parse_key,
+    refused_shards,
+)
 from ophora.inspection.catalog import read_index, shard_name, subsets_in, torn_shards
 
 TAR_BLOCK = 512
@@ -76,13 +87,25 @@ class ValidationReport:
 
     def summary_rows(self) -> list[tuple[str, str, str, str]]:
         """One row per code whose findings were not all kept: how many more there are."""
-        return [("...", code, "", f"{n} more {code} findings not listed") for code, n in sorted(self.suppressed.items())]
+        return [
+            ("...", code, "", f"{n} more {code} findings not listed") for code, n in sorted(self.suppressed.items())
+        ]
 
     def to_json(self) -> str:
-        return json.dumps({"root": self.root, "quick": self.quick, "ok": self.ok, "shards": self.shards,
-                           "samples": self.samples, "decoded": self.decoded, "errors": self.error_count,
-                           "findings": [asdict(f) for f in self.findings],
-                           "suppressed": dict(self.suppressed)}, indent=2)
+        return json.dumps(
+            {
+                "root": self.root,
+                "quick": self.quick,
+                "ok": self.ok,
+                "shards": self.shards,
+                "samples": self.samples,
+                "decoded": self.decoded,
+                "errors": self.error_count,
+                "findings": [asdict(f) for f in self.findings],
+                "suppressed": dict(self.suppressed),
+            },
+            indent=2,
+        )
 
 
 def _shard_error_code(message: str) -> str:
@@ -165,23 +188,51 @@ def check_video(sample: Sample, meta: ClipMeta, subset: str) -> list[Finding]:
         return [Finding("error", "bad-video", where, f"{sample.key}.mp4 does not decode: {e}", sample.key)]
     out = []
     if facts.frames != meta.num_frames:
-        out.append(Finding("error", "wrong-frames", where,
-                           f"{sample.key}.mp4 decodes to {facts.frames} frames, json promises {meta.num_frames}",
-                           sample.key))
+        out.append(
+            Finding(
+                "error",
+                "wrong-frames",
+                where,
+                f"{sample.key}.mp4 decodes to {facts.frames} frames, json promises {meta.num_frames}",
+                sample.key,
+            )
+        )
     if (facts.width, facts.height) != (meta.width, meta.height):
-        out.append(Finding("error", "wrong-size", where, f"{sample.key}.mp4 is {facts.width}x{facts.height}, json "
-                                                         f"promises {meta.width}x{meta.height}", sample.key))
+        out.append(
+            Finding(
+                "error",
+                "wrong-size",
+                where,
+                f"{sample.key}.mp4 is {facts.width}x{facts.height}, json promises {meta.width}x{meta.height}",
+                sample.key,
+            )
+        )
     if (facts.codec, facts.pix_fmt) != CONTRACT_CODEC:
-        out.append(Finding("error", "wrong-codec", where, f"{sample.key}.mp4 is {facts.codec} {facts.pix_fmt}, the "
-                                                          f"contract is {' '.join(CONTRACT_CODEC)}", sample.key))
+        out.append(
+            Finding(
+                "error",
+                "wrong-codec",
+                where,
+                f"{sample.key}.mp4 is {facts.codec} {facts.pix_fmt}, the contract is {' '.join(CONTRACT_CODEC)}",
+                sample.key,
+            )
+        )
     if abs(facts.fps - meta.fps) > FPS_TOLERANCE:
-        out.append(Finding("error", "wrong-fps", where,
-                           f"{sample.key}.mp4 runs at {facts.fps:.3f} fps, json promises {meta.fps}", sample.key))
+        out.append(
+            Finding(
+                "error",
+                "wrong-fps",
+                where,
+                f"{sample.key}.mp4 runs at {facts.fps:.3f} fps, json promises {meta.fps}",
+                sample.key,
+            )
+        )
     return out
 
 
-def validate(root: str, quick: bool = False, workers: int = 1,
-             progress: Callable[[str], None] | None = None) -> ValidationReport:
+def validate(
+    root: str, quick: bool = False, workers: int = 1, progress: Callable[[str], None] | None = None
+) -> ValidationReport:
     """Validate the curation output under ``root``. ``quick`` skips decoding videos; ``workers`` decodes that
     many clips at once (threads; PyAV releases the GIL). ``progress`` is called with each shard's name."""
     report = ValidationReport(root=str(root), quick=quick)
@@ -198,11 +249,23 @@ def validate(root: str, quick: bool = False, workers: int = 1,
     try:
         for subset in subsets_in(root):
             for tmp in torn_shards(root, subset):
-                report.add(Finding("warning", "torn-shard", f"{subset}/{shard_name(tmp)}",
-                                   "unfinished .tmp shard left by a writer that died"))
+                report.add(
+                    Finding(
+                        "warning",
+                        "torn-shard",
+                        f"{subset}/{shard_name(tmp)}",
+                        "unfinished .tmp shard left by a writer that died",
+                    )
+                )
             for path, why in refused_shards(root, subset):
-                report.add(Finding("error", "not-a-shard", f"{subset}/{shard_name(path)}",
-                                   f"{shard_name(path)} is {why}; never opened"))
+                report.add(
+                    Finding(
+                        "error",
+                        "not-a-shard",
+                        f"{subset}/{shard_name(path)}",
+                        f"{shard_name(path)} is {why}; never opened",
+                    )
+                )
             for shard in list_shards(root, subset):
                 report.shards += 1
                 name = shard_name(shard)
@@ -214,13 +277,20 @@ def validate(root: str, quick: bool = False, workers: int = 1,
                     if why:
                         report.add(Finding("error", "incomplete-tar", where, why))
                     refused = lambda message: report.add(  # noqa: E731 - one finding per refused member
-                        Finding("error", _shard_error_code(message), where, message))
+                        Finding("error", _shard_error_code(message), where, message)
+                    )
                     for sample in iter_samples(shard, on_refused=refused):
                         report.samples += 1
                         if sample.key in keys_by_subset[subset]:
-                            report.add(Finding(
-                                "error", "duplicate-key", where, f"{sample.key} is also in "
-                                f"{subset}/{keys_by_subset[subset][sample.key]}", sample.key))
+                            report.add(
+                                Finding(
+                                    "error",
+                                    "duplicate-key",
+                                    where,
+                                    f"{sample.key} is also in {subset}/{keys_by_subset[subset][sample.key]}",
+                                    sample.key,
+                                )
+                            )
                         else:
                             keys_by_subset[subset][sample.key] = name
                         found, meta = check_sample(sample, subset)
@@ -240,15 +310,23 @@ def validate(root: str, quick: bool = False, workers: int = 1,
     return report
 
 
-def cross_check(root: str, keys_by_subset: dict[str, dict[str, str]], claimed: dict[str, list[str]] | None = None
-                ) -> list[Finding]:
+def cross_check(
+    root: str, keys_by_subset: dict[str, dict[str, str]], claimed: dict[str, list[str]] | None = None
+) -> list[Finding]:
     """Index <-> shards <-> ledger agreement, p2ft/ within tpt/, and every clip in each subset its json names."""
     out: list[Finding] = []
     for key, subsets in (claimed or {}).items():
         for subset in subsets:
             if key not in keys_by_subset.get(subset, {}):
-                out.append(Finding("error", "subset-missing", f"{subset}/", f"{key}.json says it belongs to "
-                                   f"{subset}, no {subset} shard holds it", key))
+                out.append(
+                    Finding(
+                        "error",
+                        "subset-missing",
+                        f"{subset}/",
+                        f"{key}.json says it belongs to {subset}, no {subset} shard holds it",
+                        key,
+                    )
+                )
     index = read_index(root)
     if not len(index):
         out.append(Finding("warning", "no-index", "index/", "no clip index; index checks skipped"))
@@ -256,26 +334,50 @@ def cross_check(root: str, keys_by_subset: dict[str, dict[str, str]], claimed: d
         indexed = set()
         for row in index.itertuples():
             if (row.subset, row.key) in indexed:
-                out.append(Finding("error", "index-duplicate", "index/", f"{row.key} has two index rows in "
-                                   f"{row.subset}", row.key))
+                out.append(
+                    Finding(
+                        "error", "index-duplicate", "index/", f"{row.key} has two index rows in {row.subset}", row.key
+                    )
+                )
             indexed.add((row.subset, row.key))
             held = keys_by_subset.get(row.subset, {}).get(row.key)
             if held is None:
-                out.append(Finding("error", "index-orphan", "index/", f"index row {row.key} in {row.subset} points "
-                                   f"to {row.shard}, but no {row.subset} shard holds that key", row.key))
+                out.append(
+                    Finding(
+                        "error",
+                        "index-orphan",
+                        "index/",
+                        f"index row {row.key} in {row.subset} points "
+                        f"to {row.shard}, but no {row.subset} shard holds that key",
+                        row.key,
+                    )
+                )
             elif held != shard_name(row.shard):
-                out.append(Finding("error", "index-wrong-shard", "index/", f"index row {row.key} names shard "
-                                   f"{row.shard}, the key is in {row.subset}/{held}", row.key))
+                out.append(
+                    Finding(
+                        "error",
+                        "index-wrong-shard",
+                        "index/",
+                        f"index row {row.key} names shard {row.shard}, the key is in {row.subset}/{held}",
+                        row.key,
+                    )
+                )
         for subset, keys in keys_by_subset.items():
             for key, shard in keys.items():
                 if (subset, key) not in indexed:
-                    out.append(Finding("error", "not-indexed", f"{subset}/{shard}",
-                                       f"{subset}/{shard} holds {key}, the index has no row for it", key))
+                    out.append(
+                        Finding(
+                            "error",
+                            "not-indexed",
+                            f"{subset}/{shard}",
+                            f"{subset}/{shard} holds {key}, the index has no row for it",
+                            key,
+                        )
+                    )
     for key, shard in keys_by_subset.get("p2ft", {}).items():
         if key not in keys_by_subset.get("tpt", {}) and "tpt" not in (claimed or {}).get(key, []):
             # (when the json names tpt, subset-missing above already says so)
-            out.append(Finding("error", "p2ft-not-in-tpt", f"p2ft/{shard}", f"{key} is in p2ft/ but not in tpt/",
-                               key))
+            out.append(Finding("error", "p2ft-not-in-tpt", f"p2ft/{shard}", f"{key} is in p2ft/ but not in tpt/", key))
     ledger = read_ledger(root)
     if not len(ledger):
         out.append(Finding("warning", "no-ledger", "ledger/", "no source ledger; ledger checks skipped"))
@@ -288,19 +390,27 @@ def cross_check(root: str, keys_by_subset: dict[str, dict[str, str]], claimed: d
             out.append(Finding("error", "bad-ledger", "ledger/", f"{row.source_uri}: keys_json is not JSON"))
             continue
         if row.status != "done" and keys:
-            out.append(Finding("warning", "ledger-status", "ledger/", f"{row.source_uri} is {row.status} but lists "
-                               f"{len(keys)} written clips"))
+            out.append(
+                Finding(
+                    "warning",
+                    "ledger-status",
+                    "ledger/",
+                    f"{row.source_uri} is {row.status} but lists {len(keys)} written clips",
+                )
+            )
         for key in keys:
             written[key] = row.source_uri
     all_keys = {k: f"{sub}/{s}" for sub, keys in keys_by_subset.items() for k, s in keys.items()}
     for key, uri in sorted(written.items()):
         if key not in all_keys:
-            out.append(Finding("error", "ledger-orphan", "ledger/", f"the ledger says {uri} wrote {key}, no shard "
-                               "holds it", key))
+            out.append(
+                Finding(
+                    "error", "ledger-orphan", "ledger/", f"the ledger says {uri} wrote {key}, no shard holds it", key
+                )
+            )
     for key, shard in sorted(all_keys.items()):
         if key not in written:
-            out.append(Finding("error", "not-in-ledger", shard, f"{key} is in a shard but no ledger row lists it",
-                               key))
+            out.append(Finding("error", "not-in-ledger", shard, f"{key} is in a shard but no ledger row lists it", key))
     return out
 
 

@@ -26,14 +26,25 @@ import numpy as np
 
 from ophora.synthetic import plan
 from ophora.synthetic.eye import SurgicalView, make_eye_look
-from ophora.synthetic.narration import (SPEECH_RATE, make_identity, mix_track, speak, write_subtitles,
-                                                 write_wav)
-from ophora.synthetic.scenes import (BurnedInText, Overlay, PictureInPicture, Presenter, Still, black,
-                                              dissolve, title_slide)
+from ophora.synthetic.narration import SPEECH_RATE, make_identity, mix_track, speak, write_subtitles, write_wav
+from ophora.synthetic.scenes import (
+    BurnedInText,
+    Overlay,
+    PictureInPicture,
+    Presenter,
+    Still,
+    black,
+    dissolve,
+    title_slide,
+)
 
 GENERATOR_VERSION = "2"  # 2: Faker identities in 11 locales, drawn overlay styles, recorder bars, face insets
-TITLES = ["Phacoemulsification Cataract Surgery", "Cataract Surgery Step by Step", "Routine Phaco Case",
-          "Small Incision Cataract Surgery"]
+TITLES = [
+    "Phacoemulsification Cataract Surgery",
+    "Cataract Surgery Step by Step",
+    "Routine Phaco Case",
+    "Small Incision Cataract Surgery",
+]
 
 
 def video_name(seed: int, index: int) -> str:
@@ -68,7 +79,7 @@ def _scene_renderers(scenes: list[plan.ScenePlan], fmt: plan.VideoFormat, who, r
             lines = [who.recorder_bar(rng)] if bar else who.burned_in_lines(rng)
             r = BurnedInText(view, [text for text, _ in lines], rng, bar=bar)
         elif s.kind == "slide":
-            lines = who.slide_lines()[:int(rng.integers(2, 5))]
+            lines = who.slide_lines()[: int(rng.integers(2, 5))]
             r = title_slide(w, h, TITLES[rng.integers(len(TITLES))], [text for text, _ in lines], rng)
         elif s.kind == "face":
             caption = f"{who.surgeon_title}, {who.hospital}"
@@ -103,12 +114,34 @@ def _frames(scenes: list[plan.ScenePlan], renderers, fps: Fraction, n_frames: in
         yield img
 
 
-def _encode(path: Path, fmt: plan.VideoFormat, frames, audio_wav: Path | None, n_frames: int,
-            on_frames: Callable[[int], None] | None) -> None:
+def _encode(
+    path: Path,
+    fmt: plan.VideoFormat,
+    frames,
+    audio_wav: Path | None,
+    n_frames: int,
+    on_frames: Callable[[int], None] | None,
+) -> None:
     """Pipe raw frames (and the soundtrack) through ffmpeg into the container; raises with ffmpeg's message."""
     muxer, _, v_args, _ = plan.CONTAINERS[fmt.container]
-    cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
-           "-s", f"{fmt.width}x{fmt.height}", "-framerate", fmt.fps_text, "-i", "pipe:0"]
+    cmd = [
+        "ffmpeg",
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "bgr24",
+        "-s",
+        f"{fmt.width}x{fmt.height}",
+        "-framerate",
+        fmt.fps_text,
+        "-i",
+        "pipe:0",
+    ]
     if audio_wav is not None:
         cmd += ["-i", str(audio_wav)]
     cmd += ["-map", "0:v:0", *v_args, "-pix_fmt", "yuv420p", "-frames:v", str(n_frames)]
@@ -139,8 +172,14 @@ def frame_count(seed: int, index: int, minutes: float, max_height: int | None) -
     return max(1, int(round(minutes * 60 * fmt.fps)))
 
 
-def make_video(out_dir: Path, seed: int, index: int, minutes: float, max_height: int | None = None,
-               on_frames: Callable[[int], None] | None = None) -> dict:
+def make_video(
+    out_dir: Path,
+    seed: int,
+    index: int,
+    minutes: float,
+    max_height: int | None = None,
+    on_frames: Callable[[int], None] | None = None,
+) -> dict:
     """Render, narrate and encode one video; write its sidecars and truth; return the truth."""
     name = video_name(seed, index)
     r_format, r_scenes, r_picture, r_speech = _rngs(seed, index)
@@ -170,9 +209,17 @@ def make_video(out_dir: Path, seed: int, index: int, minutes: float, max_height:
             write_wav(wav, mix_track(float(duration), [(p[0], p[1]) for p in placed], r_speech))
         _encode(partial, fmt, _frames(scenes, renderers, fmt.fps, n_frames), wav, n_frames, on_frames)
     os.replace(partial, final)
-    narration = [{"start": round(start, 3), "end": round(start + pcm.size / SPEECH_RATE, 3), "text": line.text,
-                  "phase": line.phase, "kind": line.kind, "phi_words": list(line.phi_words)}
-                 for start, pcm, line in placed]
+    narration = [
+        {
+            "start": round(start, 3),
+            "end": round(start + pcm.size / SPEECH_RATE, 3),
+            "text": line.text,
+            "phase": line.phase,
+            "kind": line.kind,
+            "phi_words": list(line.phi_words),
+        }
+        for start, pcm, line in placed
+    ]
     subtitles = []
     for suffix in fmt.subtitles:
         write_subtitles(videos / f"{name}{suffix}", narration)
@@ -186,11 +233,20 @@ def _truth(name, file, seed, fmt, duration, scenes, shown, narration, subtitles,
     rows, phi_words = [], []
     for i, (s, lines) in enumerate(zip(scenes, shown)):
         tpt, p2ft = plan.EXPECT[s.kind]
-        rows.append({"index": i, "start": round(float(s.start_frame / fmt.fps), 6),
-                     "end": round(float(s.end_frame / fmt.fps), 6), "kind": s.kind, "phase": s.phase,
-                     "transition_in": s.transition,
-                     "transition_duration": round(float(s.dissolve_frames / fmt.fps), 6),
-                     "phi_text": [text for text, _ in lines], "expect_tpt": tpt, "expect_p2ft": p2ft})
+        rows.append(
+            {
+                "index": i,
+                "start": round(float(s.start_frame / fmt.fps), 6),
+                "end": round(float(s.end_frame / fmt.fps), 6),
+                "kind": s.kind,
+                "phase": s.phase,
+                "transition_in": s.transition,
+                "transition_duration": round(float(s.dissolve_frames / fmt.fps), 6),
+                "phi_text": [text for text, _ in lines],
+                "expect_tpt": tpt,
+                "expect_p2ft": p2ft,
+            }
+        )
         phi_words += [w for _, words in lines for w in words]
     for seg in narration:
         phi_words += seg["phi_words"]
@@ -198,10 +254,18 @@ def _truth(name, file, seed, fmt, duration, scenes, shown, narration, subtitles,
     if fmt.audio is not None:
         audio = {"codec": fmt.audio[0], "channels": fmt.audio[1], "sample_rate": fmt.audio[2]}
     return {
-        "name": name, "file": file, "seed": seed, "duration": round(float(duration), 6),
-        "fps": round(float(fmt.fps), 6), "fps_fraction": f"{fmt.fps.numerator}/{fmt.fps.denominator}",
-        "width": fmt.width, "height": fmt.height, "container": fmt.container,
-        "video_codec": plan.CONTAINERS[fmt.container][1], "audio": audio, "subtitles": subtitles,
+        "name": name,
+        "file": file,
+        "seed": seed,
+        "duration": round(float(duration), 6),
+        "fps": round(float(fmt.fps), 6),
+        "fps_fraction": f"{fmt.fps.numerator}/{fmt.fps.denominator}",
+        "width": fmt.width,
+        "height": fmt.height,
+        "container": fmt.container,
+        "video_codec": plan.CONTAINERS[fmt.container][1],
+        "audio": audio,
+        "subtitles": subtitles,
         "phase_order": [s.phase for s in scenes if s.phase],
         "scenes": rows,
         "cuts": [{"time": r["start"], "kind": r["transition_in"]} for r in rows[1:]],
@@ -241,8 +305,16 @@ def _check_args(out_dir: Path, videos: int, minutes: float, workers: int) -> Non
         raise ValueError(f"{out_dir}: cannot write the corpus there ({e.strerror or e})") from e
 
 
-def generate_corpus(out_dir, videos: int, seed: int, minutes: float = 1.0, *, max_height: int | None = None,
-                    workers: int = 2, progress: bool = False) -> dict:
+def generate_corpus(
+    out_dir,
+    videos: int,
+    seed: int,
+    minutes: float = 1.0,
+    *,
+    max_height: int | None = None,
+    workers: int = 2,
+    progress: bool = False,
+) -> dict:
     """Write `videos` synthetic narrated-surgery videos of `minutes` each under out_dir; return the manifest.
 
     max_height caps the resolution (the default draws 480p-1080p per video). workers videos render at once in
@@ -264,11 +336,19 @@ def generate_corpus(out_dir, videos: int, seed: int, minutes: float = 1.0, *, ma
         if bar is not None:
             bar.close()
     manifest = {
-        "generator": "ophora.synthetic.corpus", "version": GENERATOR_VERSION, "seed": seed,
+        "generator": "ophora.synthetic.corpus",
+        "version": GENERATOR_VERSION,
+        "seed": seed,
         "params": {"videos": videos, "minutes": minutes, "max_height": max_height},
-        "videos": [{"name": truths[i]["name"], "file": truths[i]["file"],
-                    "truth": f"truth/{truths[i]['name']}.json", "duration": truths[i]["duration"]}
-                   for i in range(videos)],
+        "videos": [
+            {
+                "name": truths[i]["name"],
+                "file": truths[i]["file"],
+                "truth": f"truth/{truths[i]['name']}.json",
+                "duration": truths[i]["duration"],
+            }
+            for i in range(videos)
+        ],
     }
     _write_json(out_dir / "corpus.json", manifest)
     return manifest
@@ -285,12 +365,12 @@ def _generate_parallel(out_dir, seed, videos, minutes, max_height, workers, trut
     with ExitStack() as stack:
         queue = stack.enter_context(ctx.Manager()).Queue() if bar is not None else None
         pool = stack.enter_context(ProcessPoolExecutor(max_workers=min(workers, videos), mp_context=ctx))
-        futures = {pool.submit(_make_video_task, out_dir, seed, i, minutes, max_height, queue): i
-                   for i in range(videos)}
+        futures = {
+            pool.submit(_make_video_task, out_dir, seed, i, minutes, max_height, queue): i for i in range(videos)
+        }
         pending = set(futures)
         while pending:
-            done, pending = wait(pending, timeout=0.25 if queue is not None else None,
-                                 return_when=FIRST_COMPLETED)
+            done, pending = wait(pending, timeout=0.25 if queue is not None else None, return_when=FIRST_COMPLETED)
             while queue is not None and not queue.empty():
                 bar.advance(queue.get())
             for f in done:
@@ -309,9 +389,14 @@ class _Progress:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         total = sum(frame_count(seed, i, minutes, max_height) for i in range(videos))
-        self.progress = Progress(TextColumn("synth"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
-                                 TimeElapsedColumn(), TimeRemainingColumn(),
-                                 console=Console(stderr=True))
+        self.progress = Progress(
+            TextColumn("synth"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} frames"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
         self.task = self.progress.add_task("frames", total=total)
         self.progress.start()
 

@@ -33,10 +33,14 @@ TOOLS = {
 }
 # (thickness in iris radii, BGR body colour, where the tip works)
 _TOOL_LOOK = {
-    "keratome": (0.05, (170, 172, 178), "wound"), "cannula": (0.025, (190, 190, 195), "sweep"),
-    "cystotome": (0.02, (175, 175, 180), "orbit"), "phaco": (0.09, (205, 205, 210), "center"),
-    "chopper": (0.03, (150, 152, 158), "sweep"), "aspirator": (0.07, (185, 185, 190), "sweep"),
-    "irrigator": (0.06, (185, 185, 190), "center"), "injector": (0.14, (210, 175, 140), "wound"),
+    "keratome": (0.05, (170, 172, 178), "wound"),
+    "cannula": (0.025, (190, 190, 195), "sweep"),
+    "cystotome": (0.02, (175, 175, 180), "orbit"),
+    "phaco": (0.09, (205, 205, 210), "center"),
+    "chopper": (0.03, (150, 152, 158), "sweep"),
+    "aspirator": (0.07, (185, 185, 190), "sweep"),
+    "irrigator": (0.06, (185, 185, 190), "center"),
+    "injector": (0.14, (210, 175, 140), "wound"),
     "hook": (0.025, (160, 160, 165), "sweep"),
 }
 
@@ -58,10 +62,15 @@ def make_eye_look(rng: np.random.Generator) -> EyeLook:
     irises = [(40, 70, 110), (120, 110, 70), (60, 110, 90), (30, 50, 80), (140, 130, 110)]
     skins = [(150, 170, 215), (120, 150, 200), (80, 110, 160), (160, 180, 225)]
     drapes = [(150, 120, 60), (120, 140, 70), (170, 150, 90)]
-    return EyeLook(irises[rng.integers(len(irises))], float(rng.uniform(0.5, 0.62)),
-                   skins[rng.integers(len(skins))], drapes[rng.integers(len(drapes))],
-                   float(rng.choice([0.0, 180.0]) + rng.uniform(-25, 25)), int(rng.integers(18, 40)),
-                   int(rng.integers(2**31)))
+    return EyeLook(
+        irises[rng.integers(len(irises))],
+        float(rng.uniform(0.5, 0.62)),
+        skins[rng.integers(len(skins))],
+        drapes[rng.integers(len(drapes))],
+        float(rng.choice([0.0, 180.0]) + rng.uniform(-25, 25)),
+        int(rng.integers(18, 40)),
+        int(rng.integers(2**31)),
+    )
 
 
 def _radial_fill(img: np.ndarray, c: tuple[float, float], r: float, inner: np.ndarray, outer: np.ndarray) -> None:
@@ -85,8 +94,11 @@ def paint_eye(look: EyeLook, phase: str, width: int, height: int, rng: np.random
     zoom = rng.uniform(0.8, 1.25)
     r_iris = 0.3 * height * zoom
     c = (width / 2 + rng.uniform(-0.07, 0.07) * width, height / 2 + rng.uniform(-0.06, 0.06) * height)
-    low = cv2.resize(rng.random((height // 40 + 2, width // 40 + 2)).astype(np.float32), (width, height),
-                     interpolation=cv2.INTER_CUBIC)
+    low = cv2.resize(
+        rng.random((height // 40 + 2, width // 40 + 2)).astype(np.float32),
+        (width, height),
+        interpolation=cv2.INTER_CUBIC,
+    )
     img = (np.array(look.drape_bgr, np.float32) * (0.75 + 0.4 * low)[..., None]).clip(0, 255).astype(np.uint8)
     ci = (int(c[0]), int(c[1]))
     cv2.ellipse(img, ci, (int(2.7 * r_iris), int(2.0 * r_iris)), 0, 0, 360, look.skin_bgr, -1, cv2.LINE_AA)
@@ -134,7 +146,7 @@ def paint_eye(look: EyeLook, phase: str, width: int, height: int, rng: np.random
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     d = np.sqrt((xx - width / 2) ** 2 + (yy - height / 2) ** 2) / (0.62 * math.hypot(width, height))
     tint = np.array(rng.uniform(0.9, 1.08, 3), np.float32) * rng.uniform(0.85, 1.08)
-    shade = np.clip(1.15 - d ** 2.2, 0.15, 1.0)[..., None] * tint
+    shade = np.clip(1.15 - d**2.2, 0.15, 1.0)[..., None] * tint
     img = np.clip(img.astype(np.float32) * shade + rng.normal(0, 2.0, img.shape).astype(np.float32), 0, 255)
     return img.astype(np.uint8), c, r_iris
 
@@ -148,8 +160,9 @@ def _draw_speculum(img: np.ndarray, c: tuple[float, float], r: float) -> None:
             cv2.ellipse(img, ci, axes, 0, start, end, colour, max(1, int(thick * r)), cv2.LINE_AA)
 
 
-def draw_lens(img: np.ndarray, c: tuple[float, float], r_pupil: float, unfold: float, angle: float,
-              scale: float) -> None:
+def draw_lens(
+    img: np.ndarray, c: tuple[float, float], r_pupil: float, unfold: float, angle: float, scale: float
+) -> None:
     """An intraocular lens: round optic and two C-loop haptics; unfold in (0, 1] flattens it while injecting."""
     ci = (int(c[0]), int(c[1]))
     ro = 0.72 * r_pupil * scale
@@ -158,21 +171,30 @@ def draw_lens(img: np.ndarray, c: tuple[float, float], r_pupil: float, unfold: f
     a = math.radians(angle)
     for sign in (1, -1):
         hx, hy = c[0] + sign * ro * math.cos(a), c[1] + sign * ro * math.sin(a) * unfold
-        cv2.ellipse(img, (int(hx), int(hy)), (int(0.9 * ro), max(1, int(0.45 * ro * unfold))),
-                    angle + (0 if sign > 0 else 180), -90, 60, colour, thick, cv2.LINE_AA)
+        cv2.ellipse(
+            img,
+            (int(hx), int(hy)),
+            (int(0.9 * ro), max(1, int(0.45 * ro * unfold))),
+            angle + (0 if sign > 0 else 180),
+            -90,
+            60,
+            colour,
+            thick,
+            cv2.LINE_AA,
+        )
 
 
 class SurgicalView:
     """Frames of one eye during one phase: call frame(t) with t in seconds from the scene start (may be < 0)."""
 
-    def __init__(self, look: EyeLook, phase: str, width: int, height: int, duration: float,
-                 rng: np.random.Generator):
+    def __init__(self, look: EyeLook, phase: str, width: int, height: int, duration: float, rng: np.random.Generator):
         self.phase, self.width, self.height, self.duration = phase, width, height, duration
         self.base, self.centre, self.r_iris = paint_eye(look, phase, width, height, rng)
         self.r_pupil = look.pupil_ratio * self.r_iris
         side = look.main_port_deg + rng.choice([-1, 1]) * rng.uniform(70, 110)
-        self.tools = [(name, math.radians(look.main_port_deg if port == "main" else side))
-                      for name, port in TOOLS[phase]]
+        self.tools = [
+            (name, math.radians(look.main_port_deg if port == "main" else side)) for name, port in TOOLS[phase]
+        ]
         self.drift = rng.uniform(0.004, 0.014, 2) * height, rng.uniform(0.05, 0.25, 4), rng.uniform(0, 6.3, 6)
         self.tip_speed = rng.uniform(0.3, 0.8, 4)
         self.focus_at = rng.uniform(1.0, max(1.0, duration - 2.0)) if rng.random() < 0.6 else None
@@ -226,15 +248,20 @@ class SurgicalView:
         p0, p1 = tuple(tip.astype(int)), tuple(far.astype(int))
         cv2.line(img, p0, p1, (55, 55, 60), int(w + 2), cv2.LINE_AA)
         cv2.line(img, p0, p1, body, int(w), cv2.LINE_AA)
-        cv2.line(img, tuple((tip + perp).astype(int)), tuple((far + perp).astype(int)), (245, 245, 250),
-                 max(1, int(w * 0.2)), cv2.LINE_AA)
+        cv2.line(
+            img,
+            tuple((tip + perp).astype(int)),
+            tuple((far + perp).astype(int)),
+            (245, 245, 250),
+            max(1, int(w * 0.2)),
+            cv2.LINE_AA,
+        )
         if name == "keratome":  # the blade: a flat triangle ahead of the shaft
             side = np.array([-d[1], d[0]]) * 2.2 * w
             blade = np.array([tip - d * 3 * w, tip + side, tip - side], np.int32)
             cv2.fillConvexPoly(img, blade, (215, 215, 222), cv2.LINE_AA)
         elif name in ("chopper", "hook"):
-            cv2.line(img, p0, tuple((tip + np.array([-d[1], d[0]]) * 3 * w).astype(int)), body, int(w),
-                     cv2.LINE_AA)
+            cv2.line(img, p0, tuple((tip + np.array([-d[1], d[0]]) * 3 * w).astype(int)), body, int(w), cv2.LINE_AA)
 
     def _draw_phase(self, img: np.ndarray, t: float, c: np.ndarray, s: float) -> None:
         u = float(np.clip(t / max(self.duration, 1e-3), 0.0, 1.0))
@@ -242,12 +269,14 @@ class SurgicalView:
         line = max(1, int(0.012 * self.r_iris * s))
         if self.phase == "capsulorhexis":
             start = math.degrees(self.tools[0][1])
-            cv2.ellipse(img, ci, (int(0.8 * rp), int(0.8 * rp)), 0, start, start + 360 * u, (160, 210, 245),
-                        line, cv2.LINE_AA)
+            cv2.ellipse(
+                img, ci, (int(0.8 * rp), int(0.8 * rp)), 0, start, start + 360 * u, (160, 210, 245), line, cv2.LINE_AA
+            )
         elif self.phase == "hydrodissection":
             x = c[0] + (2 * ((t * 0.4) % 1.0) - 1) * 0.7 * rp
-            cv2.ellipse(img, (int(x), ci[1]), (int(0.15 * rp), int(0.6 * rp)), 0, 0, 360, (170, 220, 250), line,
-                        cv2.LINE_AA)
+            cv2.ellipse(
+                img, (int(x), ci[1]), (int(0.15 * rp), int(0.6 * rp)), 0, 0, 360, (170, 220, 250), line, cv2.LINE_AA
+            )
         elif self.phase == "phacoemulsification":
             rn = 0.75 * rp * (1.0 - 0.75 * u)
             cv2.circle(img, ci, int(rn), (110, 165, 195), -1, cv2.LINE_AA)
@@ -265,8 +294,17 @@ class SurgicalView:
             self._draw_tool(img, name, port, t, c, s)
         r = self.r_iris * s  # the microscope lamp's reflections on the cornea
         for (ox, oy), size in (((-0.32, -0.38), 0.05), ((0.22, -0.42), 0.03)):
-            cv2.ellipse(img, (int(c[0] + ox * r), int(c[1] + oy * r)), (int(size * r * 1.6), max(1, int(size * r))),
-                        -20, 0, 360, (252, 252, 252), -1, cv2.LINE_AA)
+            cv2.ellipse(
+                img,
+                (int(c[0] + ox * r), int(c[1] + oy * r)),
+                (int(size * r * 1.6), max(1, int(size * r))),
+                -20,
+                0,
+                360,
+                (252, 252, 252),
+                -1,
+                cv2.LINE_AA,
+            )
         if self.focus_at is not None and 0.0 <= t - self.focus_at <= 1.5:
             k = 1 + 2 * int(round(3 * math.sin(math.pi * (t - self.focus_at) / 1.5)))
             if k > 1:

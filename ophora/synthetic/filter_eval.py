@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ophora.dataset.shards import decide_subsets
 from ophora.curation.stages.common import new_row, read_meta, rows_to_batch
 from ophora.curation.stages.frame_filter import is_identifying
+from ophora.dataset.shards import decide_subsets
 
 # scene kinds whose windows carry identifying content the privacy stage must find
 PLANTED = ("phi_text", "face", "face_pip")
@@ -52,8 +52,14 @@ def truth_windows(corpus_dir: str | Path, length: float = 6.125, margin: float =
             end = min(scene["end"] - margin, start + length)
             if end - start < 0.2:
                 continue
-            row = new_row(source_uri=path, source_id=f"{abs(hash(truth['name'])) % 10**8:08d}", window_index=i,
-                          scene_index=i, start=round(start, 3), end=round(end, 3))
+            row = new_row(
+                source_uri=path,
+                source_id=f"{abs(hash(truth['name'])) % 10**8:08d}",
+                window_index=i,
+                scene_index=i,
+                start=round(start, 3),
+                end=round(end, 3),
+            )
             out.append((row, {**scene, "video": truth["name"]}))
     return out
 
@@ -78,11 +84,22 @@ def evaluate(corpus_dir: str | Path, stages: list, privacy_stage=None) -> dict[s
     outcomes = []
     for row, (_, scene) in zip(rows, pairs):
         meta = read_meta(row)
-        subsets = [] if row["drop"] or row["error"] else decide_subsets(meta.get("p2ft_reasons", []),
-                                                                          is_identifying(row))
-        expect = ["tpt", "p2ft"][:int(scene["expect_tpt"]) + int(scene["expect_p2ft"])]
-        outcomes.append(WindowOutcome(scene["video"], scene["kind"], row["start"], row["end"], expect,
-                                      scene["kind"] in PLANTED, row["drop"] or row["error"], subsets))
+        subsets = (
+            [] if row["drop"] or row["error"] else decide_subsets(meta.get("p2ft_reasons", []), is_identifying(row))
+        )
+        expect = ["tpt", "p2ft"][: int(scene["expect_tpt"]) + int(scene["expect_p2ft"])]
+        outcomes.append(
+            WindowOutcome(
+                scene["video"],
+                scene["kind"],
+                row["start"],
+                row["end"],
+                expect,
+                scene["kind"] in PLANTED,
+                row["drop"] or row["error"],
+                subsets,
+            )
+        )
     if privacy_stage is not None:  # the detectors alone, on every window
         alone, seconds = run_stage(privacy_stage, [r for r, _ in pairs])
         cost["privacy (every window)"] = 1000 * seconds / max(len(alone), 1)
@@ -109,6 +126,7 @@ def summarise(outcomes: list[WindowOutcome], privacy_alone: bool) -> dict[str, A
         out["privacy_recall"] = sum(1 for o in planted if o.privacy_identifying) / max(len(planted), 1)
         # slides that name the surgeon or the clinic are identifying too: they count as true finds
         out["privacy_precision"] = sum(1 for o in flagged if o.planted or o.kind == "slide") / max(len(flagged), 1)
-        out["privacy_false_flags"] = [(o.video, o.kind, o.start) for o in flagged
-                                      if not (o.planted or o.kind == "slide")]
+        out["privacy_false_flags"] = [
+            (o.video, o.kind, o.start) for o in flagged if not (o.planted or o.kind == "slide")
+        ]
     return out

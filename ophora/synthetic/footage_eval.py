@@ -86,7 +86,9 @@ def apply_effect(frames: np.ndarray, effect: str) -> np.ndarray:
     return out
 
 
-def _timeline(footage: Footage, clips: dict[str, np.ndarray]) -> tuple[list[np.ndarray], list[float], list[dict], float]:
+def _timeline(
+    footage: Footage, clips: dict[str, np.ndarray]
+) -> tuple[list[np.ndarray], list[float], list[dict], float]:
     shots = [s.frames(clips) for s in footage.shots]
     starts, cuts, t = [], [], 0.0
     for i, shot in enumerate(shots):
@@ -98,8 +100,9 @@ def _timeline(footage: Footage, clips: dict[str, np.ndarray]) -> tuple[list[np.n
     return shots, starts, cuts, t
 
 
-def frames(footage: Footage, clips: dict[str, np.ndarray], fps: float | None = None,
-           size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+def frames(
+    footage: Footage, clips: dict[str, np.ndarray], fps: float | None = None, size: tuple[int, int] | None = None
+) -> Iterator[np.ndarray]:
     """The footage's frames (BGR) at ``fps`` (default its own) and ``size`` (w, h; default its own): each shows
     the 8 fps frame of its time, as a frame-rate conversion of real footage does."""
     shots, starts, cuts, duration = _timeline(footage, clips)
@@ -118,19 +121,48 @@ def truth_of(footage: Footage, clips: dict[str, np.ndarray]) -> dict:
         continuous.append([lo, c["time"] - c["duration"] / 2])
         lo = c["time"] + c["duration"] / 2
     continuous.append([lo, duration])
-    return {"file": f"{footage.name}.mp4", "width": footage.width, "height": footage.height, "fps": footage.fps,
-            "duration": round(duration, 4), "cuts": cuts,
-            "continuous": [[round(a, 4), round(b, 4)] for a, b in continuous],
-            "shots": [{"clip": s.clip, "loops": s.loops, "effect": s.effect} for s in footage.shots]}
+    return {
+        "file": f"{footage.name}.mp4",
+        "width": footage.width,
+        "height": footage.height,
+        "fps": footage.fps,
+        "duration": round(duration, 4),
+        "cuts": cuts,
+        "continuous": [[round(a, 4), round(b, 4)] for a, b in continuous],
+        "shots": [{"clip": s.clip, "loops": s.loops, "effect": s.effect} for s in footage.shots],
+    }
 
 
 def render(footage: Footage, clips: dict[str, np.ndarray], out_dir: str | Path) -> dict:
     """Encode ``footage`` as H.264 mp4 at its size and rate into ``out_dir`` (with its truth as .json beside it)
     and return the truth (:func:`truth_of`)."""
     path = Path(out_dir) / f"{footage.name}.mp4"
-    args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s",
-            f"{footage.width}x{footage.height}", "-r", f"{footage.fps:g}", "-i", "pipe:", "-c:v", "libx264",
-            "-preset", "ultrafast", "-crf", "20", "-pix_fmt", "yuv420p", str(path)]
+    args = [
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "bgr24",
+        "-s",
+        f"{footage.width}x{footage.height}",
+        "-r",
+        f"{footage.fps:g}",
+        "-i",
+        "pipe:",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-crf",
+        "20",
+        "-pix_fmt",
+        "yuv420p",
+        str(path),
+    ]
     proc = subprocess.Popen(args, stdin=subprocess.PIPE)
     try:
         for frame in frames(footage, clips):
@@ -179,26 +211,40 @@ def score_boundaries(truth: dict, boundaries: list[tuple[float, float]], tol: fl
             used.update(meet)
     false = [merged[i] for i in range(len(merged)) if i not in used]
     continuous = sum(b - a for a, b in truth.get("continuous", []))
-    return {"found": found, "total": total, "false": len(false), "false_at": false,
-            "continuous_s": round(continuous, 3)}
+    return {
+        "found": found,
+        "total": total,
+        "false": len(false),
+        "false_at": false,
+        "continuous_s": round(continuous, 3),
+    }
 
 
 # What a surgeon might say over each reference clip: two lines per ~12 s shot, for narrated test videos.
 NARRATION = {
-    "Anterio-Chamber-Flushing": ["Balanced salt solution is run through the side port to flush the anterior chamber.",
-                                 "We keep irrigating until the chamber is completely clear of debris."],
-    "Capsule-Pulishing": ["Now I polish the posterior capsule with the irrigation tip on low vacuum.",
-                          "The remaining epithelial cells are vacuumed off the capsule."],
-    "Lens-Implantation": ["The folded lens is injected through the main incision into the capsular bag.",
-                          "I let the optic unfold and guide the haptics into the bag."],
-    "hydrodissection": ["The cannula goes under the capsule edge and I inject fluid for hydrodissection.",
-                        "You can see the fluid wave pass behind the nucleus, so it rotates freely."],
+    "Anterio-Chamber-Flushing": [
+        "Balanced salt solution is run through the side port to flush the anterior chamber.",
+        "We keep irrigating until the chamber is completely clear of debris.",
+    ],
+    "Capsule-Pulishing": [
+        "Now I polish the posterior capsule with the irrigation tip on low vacuum.",
+        "The remaining epithelial cells are vacuumed off the capsule.",
+    ],
+    "Lens-Implantation": [
+        "The folded lens is injected through the main incision into the capsular bag.",
+        "I let the optic unfold and guide the haptics into the bag.",
+    ],
+    "hydrodissection": [
+        "The cannula goes under the capsule edge and I inject fluid for hydrodissection.",
+        "You can see the fluid wave pass behind the nucleus, so it rotates freely.",
+    ],
 }
 
 
 def write_srt(truth: dict, out_dir: str | Path) -> Path:
     """A sidecar .srt beside the rendered video: each shot's two narration lines, spoken in its first and second
     half, well inside it."""
+
     def stamp(t: float) -> str:
         ms = int(round(t * 1000))
         return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
@@ -211,8 +257,10 @@ def write_srt(truth: dict, out_dir: str | Path) -> Path:
         entries += [(start + 0.8, mid - 0.8, first), (mid + 0.3, end - 1.0, second)]
         start = end
     path = (Path(out_dir) / truth["file"]).with_suffix(".srt")
-    path.write_text("".join(f"{i}\n{stamp(a)} --> {stamp(b)}\n{text}\n\n" for i, (a, b, text) in
-                            enumerate(entries, 1)), encoding="utf-8")
+    path.write_text(
+        "".join(f"{i}\n{stamp(a)} --> {stamp(b)}\n{text}\n\n" for i, (a, b, text) in enumerate(entries, 1)),
+        encoding="utf-8",
+    )
     return path
 
 

@@ -11,18 +11,36 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
 LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "pl_PL", "sv_SE", "nl_NL", "pt_BR", "en_IN")
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December"]
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 _DIGITS = "zero one two three four five six seven eight nine".split()
 # How a hospital's name is put together in each language ({city}, {last}: drawn from the same locale)
 _HOSPITALS = {
-    "en": ["{city} Eye Hospital", "{city} Eye Institute", "{last} Vision Center", "{city} General Hospital",
-           "{city} Eye Clinic", "University Hospital {city}"],
+    "en": [
+        "{city} Eye Hospital",
+        "{city} Eye Institute",
+        "{last} Vision Center",
+        "{city} General Hospital",
+        "{city} Eye Clinic",
+        "University Hospital {city}",
+    ],
     "de": ["Augenklinik {city}", "Klinikum {city}", "{city} Eye Hospital"],
     "fr": ["Clinique ophtalmologique de {city}", "Centre Hospitalier de {city}", "{city} Eye Clinic"],
     "es": ["Hospital Universitario de {city}", "Clínica Oftalmológica {city}", "{city} Eye Hospital"],
@@ -33,11 +51,16 @@ _HOSPITALS = {
     "pt": ["Hospital de Olhos {city}", "Clínica {last}", "{city} Eye Hospital"],
 }
 # Written date of birth as each locale's recorders print it
-_DATE_FORMATS = {"en_US": "%m/%d/%Y", "sv_SE": "%Y-%m-%d", "de_DE": "%d.%m.%Y", "pl_PL": "%d.%m.%Y",
-                 "nl_NL": "%d-%m-%Y"}
+_DATE_FORMATS = {
+    "en_US": "%m/%d/%Y",
+    "sv_SE": "%Y-%m-%d",
+    "de_DE": "%d.%m.%Y",
+    "pl_PL": "%d.%m.%Y",
+    "nl_NL": "%d-%m-%Y",
+}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _faker(locale: str):
     from faker import Faker
 
@@ -71,8 +94,12 @@ class Person:
     def words(self) -> list[str]:
         """The identifying strings of the name: each part as spoken or written, lower-case particles ("van",
         "da") left out."""
-        return [w for part in (self.first, self.last) for w in part.replace("-", " ").split()
-                if len(w) > 2 and not w.islower()]
+        return [
+            w
+            for part in (self.first, self.last)
+            for w in part.replace("-", " ").split()
+            if len(w) > 2 and not w.islower()
+        ]
 
 
 @dataclass(frozen=True)
@@ -110,12 +137,16 @@ class Identity:
 
     def spoken_values(self) -> dict[str, tuple[str, list[str]]]:
         """Template key -> (the words said, the identifying strings in them)."""
-        return {"name": (self.name, self.patient.words), "surgeon": (self.surgeon.name, self.surgeon.words),
-                "referrer": (self.referrer.name, self.referrer.words),
-                "dob_spoken": (self.dob_spoken, [self.dob_spoken, str(self.dob.year)]),
-                "mrn_spoken": (self.mrn_spoken, [self.mrn_spoken, self.mrn]),
-                "phone_spoken": (self.phone_spoken, [self.phone_spoken]),
-                "hospital": (self.hospital, [self.hospital]), "city": (self.city, [self.city])}
+        return {
+            "name": (self.name, self.patient.words),
+            "surgeon": (self.surgeon.name, self.surgeon.words),
+            "referrer": (self.referrer.name, self.referrer.words),
+            "dob_spoken": (self.dob_spoken, [self.dob_spoken, str(self.dob.year)]),
+            "mrn_spoken": (self.mrn_spoken, [self.mrn_spoken, self.mrn]),
+            "phone_spoken": (self.phone_spoken, [self.phone_spoken]),
+            "hospital": (self.hospital, [self.hospital]),
+            "city": (self.city, [self.city]),
+        }
 
     # ---------------------------------------------------------------- what the picture shows
     @property
@@ -128,17 +159,23 @@ class Identity:
 
     def slide_lines(self) -> list[tuple[str, list[str]]]:
         """A title slide's credit lines: the presenting surgeon, the hospital, its address (and phone)."""
-        return [(self.surgeon_title, self.surgeon.words), (self.hospital, [self.hospital]),
-                (f"{self.street}, {self.town}", [self.street, self.town]), (f"Tel. {self.phone}", [self.phone])]
+        return [
+            (self.surgeon_title, self.surgeon.words),
+            (self.hospital, [self.hospital]),
+            (f"{self.street}, {self.town}", [self.street, self.town]),
+            (f"Tel. {self.phone}", [self.phone]),
+        ]
 
     def burned_in_lines(self, rng: np.random.Generator) -> list[tuple[str, list[str]]]:
         """Lines a recorder stamps on the picture in capitals, each with the identifying strings it holds
         (the name line and 1-3 more)."""
         last, first = ascii_caps(self.patient.last), ascii_caps(self.patient.first)
-        lines = [(f"PT: {last}, {first}", [last, first]) if rng.random() < 0.5 else (f"{last} {first}", [last, first]),
-                 (f"DOB: {self.dob_written}", [self.dob_written]),
-                 (f"MRN: {self.mrn}", [self.mrn]),
-                 (ascii_caps(self.hospital), [ascii_caps(self.hospital)])]
+        lines = [
+            (f"PT: {last}, {first}", [last, first]) if rng.random() < 0.5 else (f"{last} {first}", [last, first]),
+            (f"DOB: {self.dob_written}", [self.dob_written]),
+            (f"MRN: {self.mrn}", [self.mrn]),
+            (ascii_caps(self.hospital), [ascii_caps(self.hospital)]),
+        ]
         keep = sorted(rng.choice([1, 2, 3], size=int(rng.integers(1, 4)), replace=False))
         return [lines[0]] + [lines[i] for i in keep]
 
@@ -149,8 +186,10 @@ class Identity:
         clock = f"{int(rng.integers(7, 19)):02d}:{int(rng.integers(0, 60)):02d}"
         dob = self.dob.strftime("%d.%m.%Y")
         label = ["ID", "PID", "MRN", "Pat-ID"][int(rng.integers(4))]
-        text = f"{last.replace(' ', '-')}^{first.replace(' ', '-')}  {dob}  {label} {self.mrn}  " \
-               f"{shot.strftime('%d.%m.%Y')} {clock}"
+        text = (
+            f"{last.replace(' ', '-')}^{first.replace(' ', '-')}  {dob}  {label} {self.mrn}  "
+            f"{shot.strftime('%d.%m.%Y')} {clock}"
+        )
         return text, [last, first, dob, self.mrn, shot.strftime("%d.%m.%Y")]
 
 
@@ -161,7 +200,11 @@ def _person(fake) -> Person:
 def _mrn(rng: np.random.Generator) -> str:
     digits = int(rng.integers(6, 11))
     number = "".join(str(int(d)) for d in rng.integers(0, 10, digits))
-    return ("ABCDEFGHKMPRSTX"[int(rng.integers(15))] + number) if rng.random() < 0.2 else str(int(number[0]) or 1) + number[1:]
+    return (
+        ("ABCDEFGHKMPRSTX"[int(rng.integers(15))] + number)
+        if rng.random() < 0.2
+        else str(int(number[0]) or 1) + number[1:]
+    )
 
 
 def make_identity(rng: np.random.Generator, locale: str | None = None) -> Identity:
@@ -177,5 +220,6 @@ def make_identity(rng: np.random.Generator, locale: str | None = None) -> Identi
     hospital = template[int(rng.integers(len(template)))].format(city=city, last=fake.last_name())
     street = " ".join(fake.street_address().split())
     town = f"{fake.postcode()} {city}"
-    return Identity(locale, patient, dob, _mrn(rng), fake.phone_number(), street, town, city, hospital, surgeon,
-                    referrer)
+    return Identity(
+        locale, patient, dob, _mrn(rng), fake.phone_number(), street, town, city, hospital, surgeon, referrer
+    )

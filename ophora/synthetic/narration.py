@@ -91,19 +91,25 @@ def speak(text: str, voice: str = "en-us", words_per_minute: int = 155, pitch: i
     with tempfile.TemporaryDirectory(prefix="ophora-speak-") as tmp:
         wav_path = Path(tmp) / "line.wav"
         result = subprocess.run(
-            ["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-p", str(pitch), "-w", str(wav_path),
-             "--stdin"], input=text.encode("utf-8"), capture_output=True, timeout=60, check=False)
+            ["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-p", str(pitch), "-w", str(wav_path), "--stdin"],
+            input=text.encode("utf-8"),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
         if result.returncode != 0 or not wav_path.exists():
             raise RuntimeError(f"espeak-ng failed on {text!r}: {result.stderr.decode(errors='replace')[-300:]}")
         with wave.open(str(wav_path), "rb") as w:
             if w.getframerate() != SPEECH_RATE or w.getsampwidth() != 2:
-                raise RuntimeError(f"espeak-ng wrote {w.getframerate()} Hz / {w.getsampwidth()} bytes, "
-                                   f"expected {SPEECH_RATE} Hz 16-bit")
+                raise RuntimeError(
+                    f"espeak-ng wrote {w.getframerate()} Hz / {w.getsampwidth()} bytes, "
+                    f"expected {SPEECH_RATE} Hz 16-bit"
+                )
             pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32) / 32768.0
     loud = np.flatnonzero(np.abs(pcm) > 0.02)
     if loud.size == 0:
         raise RuntimeError(f"espeak-ng produced silence for {text!r}")
-    return pcm[loud[0]:loud[-1] + 1]
+    return pcm[loud[0] : loud[-1] + 1]
 
 
 def mix_track(duration: float, placed: list[tuple[float, np.ndarray]], rng: np.random.Generator) -> np.ndarray:
@@ -116,7 +122,7 @@ def mix_track(duration: float, placed: list[tuple[float, np.ndarray]], rng: np.r
     for start, pcm in placed:
         i = int(round(start * SPEECH_RATE))
         seg = pcm[: max(0, n - i)]
-        track[i:i + seg.size] += 0.8 * seg
+        track[i : i + seg.size] += 0.8 * seg
     return np.clip(track, -1.0, 1.0)
 
 
@@ -139,8 +145,9 @@ def _stamp(seconds: float, sep: str) -> str:
 def write_subtitles(path: Path, cues: list[dict]) -> None:
     """Sidecar subtitles (.srt or .vtt chosen by the suffix) with one cue per narration segment."""
     if path.suffix == ".srt":
-        blocks = [f"{i}\n{_stamp(c['start'], ',')} --> {_stamp(c['end'], ',')}\n{c['text']}\n"
-                  for i, c in enumerate(cues, 1)]
+        blocks = [
+            f"{i}\n{_stamp(c['start'], ',')} --> {_stamp(c['end'], ',')}\n{c['text']}\n" for i, c in enumerate(cues, 1)
+        ]
         body = "\n".join(blocks)
     elif path.suffix == ".vtt":
         blocks = [f"{_stamp(c['start'], '.')} --> {_stamp(c['end'], '.')}\n{c['text']}\n" for c in cues]

@@ -117,11 +117,17 @@ def evaluate(out: str, corpus_dir: str | Path) -> dict[str, Any]:
         if scene["phase"] and phase_of(c.get("instruction", "")) == scene["phase"]:
             named += 1
         fallback += bool(c.get("refine", {}).get("fallback"))
-        expect = ["tpt", "p2ft"][:int(scene["expect_tpt"]) + int(scene["expect_p2ft"])]
+        expect = ["tpt", "p2ft"][: int(scene["expect_tpt"]) + int(scene["expect_p2ft"])]
         if c["subsets"] != expect or decide_subsets(c.get("p2ft_reasons", []), False) != c["subsets"]:
             subsets_wrong.append((c["key"], scene["kind"], c["subsets"], expect, c.get("p2ft_reasons", [])))
-        texts = " ".join([c.get("narration", ""), c.get("instruction", ""), c["text"],
-                          " ".join(w["word"] for w in c.get("words", []))])
+        texts = " ".join(
+            [
+                c.get("narration", ""),
+                c.get("instruction", ""),
+                c["text"],
+                " ".join(w["word"] for w in c.get("words", [])),
+            ]
+        )
         phi_leaks += [(c["key"], p) for p in truth["phi_words"] if _contains(texts, p)]
     ledger = read_ledger(out)
     ledger_text = " ".join(str(v) for v in ledger.to_numpy().ravel()) if len(ledger) else ""
@@ -129,10 +135,13 @@ def evaluate(out: str, corpus_dir: str | Path) -> dict[str, Any]:
     n = max(len(clips), 1)
     return {
         "clips": len(clips),
-        "alignment_placed_right": round(right / max(placed, 1), 4), "words_placed": placed,
+        "alignment_placed_right": round(right / max(placed, 1), 4),
+        "words_placed": placed,
         "narration_coverage": round(covered / max(spoken, 1), 4),
-        "instructions_naming_phase": round(named / n, 4), "instructions_from_fallback": round(fallback / n, 4),
-        "phi_leaks": phi_leaks, "subsets_wrong": subsets_wrong,
+        "instructions_naming_phase": round(named / n, 4),
+        "instructions_from_fallback": round(fallback / n, 4),
+        "phi_leaks": phi_leaks,
+        "subsets_wrong": subsets_wrong,
     }
 
 

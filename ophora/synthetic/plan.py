@@ -12,34 +12,70 @@ from fractions import Fraction
 
 import numpy as np
 
-from ophora.synthetic.narration import (SPEECH_RATE, Identity, Line, action_lines, aside_line,
-                                                 aside_lines, filler_line, phases, phi_line)
+from ophora.synthetic.narration import (
+    SPEECH_RATE,
+    Identity,
+    Line,
+    action_lines,
+    aside_line,
+    aside_lines,
+    filler_line,
+    phases,
+    phi_line,
+)
 
 # container -> (ffmpeg muxer, video codec as ffprobe names it, encoder arguments, [(audio codec, sample rates)])
 CONTAINERS = {
-    "mp4": ("mp4", "h264", ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23"],  # ultrafast: 10x the bytes
-            [("aac", [22050, 44100, 48000])]),
-    "mkv": ("matroska", "hevc", ["-c:v", "libx265", "-preset", "ultrafast", "-crf", "28",
-                                 "-x265-params", "log-level=error"],
-            [("aac", [44100, 48000]), ("opus", [48000])]),
-    "webm": ("webm", "vp9", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "0",
-                             "-crf", "40", "-row-mt", "1"],
-             [("opus", [48000]), ("vorbis", [22050, 44100])]),
+    "mp4": (
+        "mp4",
+        "h264",
+        ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23"],  # ultrafast: 10x the bytes
+        [("aac", [22050, 44100, 48000])],
+    ),
+    "mkv": (
+        "matroska",
+        "hevc",
+        ["-c:v", "libx265", "-preset", "ultrafast", "-crf", "28", "-x265-params", "log-level=error"],
+        [("aac", [44100, 48000]), ("opus", [48000])],
+    ),
+    "webm": (
+        "webm",
+        "vp9",
+        ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "0", "-crf", "40", "-row-mt", "1"],
+        [("opus", [48000]), ("vorbis", [22050, 44100])],
+    ),
 }
-AUDIO_ENCODERS = {"aac": ["-c:a", "aac", "-b:a", "96k"], "opus": ["-c:a", "libopus", "-b:a", "64k"],
-                  "vorbis": ["-c:a", "libvorbis", "-q:a", "3"]}
-RESOLUTIONS = [((854, 480), 0.2), ((640, 480), 0.08), ((960, 540), 0.1), ((1280, 720), 0.42),
-               ((1920, 1080), 0.2)]
+AUDIO_ENCODERS = {
+    "aac": ["-c:a", "aac", "-b:a", "96k"],
+    "opus": ["-c:a", "libopus", "-b:a", "64k"],
+    "vorbis": ["-c:a", "libvorbis", "-q:a", "3"],
+}
+RESOLUTIONS = [((854, 480), 0.2), ((640, 480), 0.08), ((960, 540), 0.1), ((1280, 720), 0.42), ((1920, 1080), 0.2)]
 FRAME_RATES = [("24", 0.15), ("25", 0.2), ("30000/1001", 0.3), ("30", 0.25), ("60", 0.1)]
 # microscope view plus something on top (burned-in patient details or a recorder bar, teaching graphics, an OCT
 # inset, the presenter's camera in a corner); each carries a phase
 SPECIAL_KINDS = ("phi_text", "overlay", "pip", "face_pip")
 PHASE_KINDS = ("surgical",) + SPECIAL_KINDS
 # (belongs in TPT, belongs in P2FT): graphics keep a clip out of P2FT; identifying content keeps it out of both
-EXPECT = {"surgical": (True, True), "overlay": (True, False), "pip": (True, False), "phi_text": (False, False),
-          "face_pip": (False, False), "face": (False, False), "slide": (False, False), "black": (False, False), "frozen": (False, False)}
-_CORE_PHASES = {"incision", "capsulorhexis", "hydrodissection", "phacoemulsification", "irrigation_aspiration",
-                "lens_implantation"}
+EXPECT = {
+    "surgical": (True, True),
+    "overlay": (True, False),
+    "pip": (True, False),
+    "phi_text": (False, False),
+    "face_pip": (False, False),
+    "face": (False, False),
+    "slide": (False, False),
+    "black": (False, False),
+    "frozen": (False, False),
+}
+_CORE_PHASES = {
+    "incision",
+    "capsulorhexis",
+    "hydrodissection",
+    "phacoemulsification",
+    "irrigation_aspiration",
+    "lens_implantation",
+}
 
 
 @dataclass
@@ -93,8 +129,9 @@ def choose_format(rng: np.random.Generator, index: int, seed: int, max_height: i
     subtitles = {1: [".srt"], 2: [".vtt"]}.get(index % 4, [".srt"] if roll < 0.2 else [".vtt"] if roll < 0.35 else [])
     if index >= 3 and subtitles and rng.random() < 0.3:
         audio = None  # a silent upload whose narration lives only in its subtitles
-    return VideoFormat(container, width, height, fps, audio, subtitles, int(rng.integers(145, 166)),
-                       int(rng.integers(35, 66)))
+    return VideoFormat(
+        container, width, height, fps, audio, subtitles, int(rng.integers(145, 166)), int(rng.integers(35, 66))
+    )
 
 
 def _choose_phases(rng: np.random.Generator, count: int) -> list[str]:
@@ -118,8 +155,11 @@ def plan_scenes(rng: np.random.Generator, total: float, index: int, seed: int) -
         extras.append(ScenePlan("slide", None, rng.uniform(2.5, 3.0)))
         if has_face:  # a presenter long enough to introduce the patient only where the video is long enough
             long_face = speaks_phi and total >= 50
-            extras.append(ScenePlan("face", None, rng.uniform(5.5, 6.0) if long_face else rng.uniform(2.5, 3.0),
-                                    speaks_phi=long_face))
+            extras.append(
+                ScenePlan(
+                    "face", None, rng.uniform(5.5, 6.0) if long_face else rng.uniform(2.5, 3.0), speaks_phi=long_face
+                )
+            )
         extras += [ScenePlan("black", None, rng.uniform(0.8, 1.2)) for _ in range(1 + int(total // 120))]
         if slot % 3 != 1 or rng.random() < 0.5:
             extras += [ScenePlan("frozen", None, rng.uniform(1.5, 2.0)) for _ in range(1 + int(total // 180))]
@@ -211,8 +251,9 @@ def _candidates(scene: ScenePlan, rng: np.random.Generator, who: Identity, last:
     return groups
 
 
-def plan_narration(scenes: list[ScenePlan], fps: Fraction, who: Identity, rng: np.random.Generator,
-                   say: Callable[[str], np.ndarray]) -> list[tuple[float, np.ndarray, Line]]:
+def plan_narration(
+    scenes: list[ScenePlan], fps: Fraction, who: Identity, rng: np.random.Generator, say: Callable[[str], np.ndarray]
+) -> list[tuple[float, np.ndarray, Line]]:
     """Place spoken lines inside the scenes they talk about, with silences between; say(text) gives the speech.
 
     A line is placed only where it ends before its scene does, so narration never spills over a cut.

@@ -12,14 +12,21 @@ import cv2
 import numpy as np
 
 from ophora.synthetic.eye import SurgicalView
-from ophora.synthetic.graphics import (GraphicsStyle, TextStyle, draw_arrow, draw_bar, draw_text,
-                                                random_colour)
+from ophora.synthetic.graphics import GraphicsStyle, TextStyle, draw_arrow, draw_bar, draw_text, random_colour
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def _fit_text(img: np.ndarray, text: str, org: tuple[int, int], max_width: int, height_px: int,
-              colour: tuple[int, int, int], thick_scale: float = 0.08, centre: bool = False) -> None:
+def _fit_text(
+    img: np.ndarray,
+    text: str,
+    org: tuple[int, int],
+    max_width: int,
+    height_px: int,
+    colour: tuple[int, int, int],
+    thick_scale: float = 0.08,
+    centre: bool = False,
+) -> None:
     """Draw text no taller than height_px and no wider than max_width."""
     base_w, base_h = cv2.getTextSize(text, FONT, 1.0, 2)[0]
     scale = min(height_px / max(base_h, 1), max_width / max(base_w, 1))
@@ -50,13 +57,21 @@ def title_slide(width: int, height: int, title: str, lines: list[str], rng: np.r
     img = (top * (1 - ramp) + bottom * ramp).repeat(width, axis=1).astype(np.uint8)
     accent = tuple(int(v) for v in rng.integers(150, 256, 3))
     cv2.rectangle(img, (0, int(0.18 * height)), (width, int(0.19 * height)), accent, -1)
-    _fit_text(img, title, (width // 2, int(0.36 * height)), int(0.86 * width), int(0.08 * height),
-              (255, 255, 255), centre=True)
+    _fit_text(
+        img,
+        title,
+        (width // 2, int(0.36 * height)),
+        int(0.86 * width),
+        int(0.08 * height),
+        (255, 255, 255),
+        centre=True,
+    )
     style = TextStyle.draw(rng, colour=(225, 225, 225))
     style.alpha = 1.0
     for i, line in enumerate(lines):
-        draw_text(img, line, int(0.15 * width), int((0.47 + 0.09 * i) * height), int(0.045 * height), style,
-                  int(0.7 * width))
+        draw_text(
+            img, line, int(0.15 * width), int((0.47 + 0.09 * i) * height), int(0.045 * height), style, int(0.7 * width)
+        )
     c, r = (int(0.9 * width), int(0.88 * height)), int(0.06 * height)
     cv2.ellipse(img, c, (int(1.8 * r), r), 0, 0, 360, accent, max(2, r // 8), cv2.LINE_AA)
     cv2.circle(img, c, int(0.6 * r), accent, -1, cv2.LINE_AA)
@@ -75,11 +90,18 @@ class Presenter:
         img = np.empty((height, width, 3), np.uint8)
         img[:] = bg.astype(np.uint8)
         x = int(rng.uniform(0.1, 0.9) * (width - side))
-        img[height - side:, x:x + side] = cv2.resize(photo, (side, side), interpolation=cv2.INTER_AREA)
+        img[height - side :, x : x + side] = cv2.resize(photo, (side, side), interpolation=cv2.INTER_AREA)
         bar_top = int(0.8 * height)
         cv2.rectangle(img, (0, bar_top), (width, int(0.92 * height)), random_colour(rng, (0.3, 1), (0.3, 0.6)), -1)
-        draw_text(img, caption, int(0.04 * width), int(0.825 * height), int(0.05 * height),
-                  TextStyle.draw(rng, colour=(255, 255, 255)), int(0.9 * width))
+        draw_text(
+            img,
+            caption,
+            int(0.04 * width),
+            int(0.825 * height),
+            int(0.05 * height),
+            TextStyle.draw(rng, colour=(255, 255, 255)),
+            int(0.9 * width),
+        )
         self.image, self.zoom_rate = img, rng.uniform(0.008, 0.02)
 
     def frame(self, t: float) -> np.ndarray:
@@ -121,15 +143,25 @@ class Overlay:
             cv2.rectangle(img, (x, y), (x + w, y + h), st.colours[3], st.stroke)
             eye_c = (x + w // 2, y + int(0.58 * h))  # a side view of the eye: globe, cornea, lens
             cv2.circle(img, eye_c, int(0.3 * h), st.colours[1], st.stroke, cv2.LINE_AA)
-            cv2.ellipse(img, (eye_c[0] - int(0.28 * h), eye_c[1]), (int(0.08 * h), int(0.2 * h)), 0, 90, 270,
-                        st.colours[0], st.stroke, cv2.LINE_AA)
+            cv2.ellipse(
+                img,
+                (eye_c[0] - int(0.28 * h), eye_c[1]),
+                (int(0.08 * h), int(0.2 * h)),
+                0,
+                90,
+                270,
+                st.colours[0],
+                st.stroke,
+                cv2.LINE_AA,
+            )
         cv2.addWeighted(img, st.alpha, base, 1.0 - st.alpha, 0.0, dst=img)
         if self.parts["banner"]:
             H, W = img.shape[:2]
             y0 = int(self.banner_y * H)
             cv2.rectangle(img, (int(0.25 * W), y0), (int(0.75 * W), y0 + int(0.09 * H)), st.colours[0], -1)
-            draw_text(img, self.label, int(0.27 * W), y0 + int(0.015 * H), int(0.05 * H), self.text_style,
-                      int(0.46 * W))
+            draw_text(
+                img, self.label, int(0.27 * W), y0 + int(0.015 * H), int(0.05 * H), self.text_style, int(0.46 * W)
+            )
         return img
 
 
@@ -176,7 +208,7 @@ class PictureInPicture:
     def frame(self, t: float) -> np.ndarray:
         img = self.view.frame(t).copy()
         h, w = self.inset.shape[:2]
-        img[self.y:self.y + h, self.x:self.x + w] = self.inset
+        img[self.y : self.y + h, self.x : self.x + w] = self.inset
         if self.scan:
             sx = self.x + int((0.5 + 0.45 * math.sin(t)) * w)
             cv2.line(img, (sx, self.y), (sx, self.y + h - 1), (0, 200, 255), 2)
@@ -189,7 +221,7 @@ def _oct_scan(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
     xs = np.linspace(-1, 1, w, dtype=np.float32)
     inset = rng.normal(20, 8, (h, w)).clip(0, 255).astype(np.float32)
     for depth, bright in ((0.3, 230), (0.36, 150), (0.62, 200), (0.7, 120)):
-        ys = (depth * h + 0.18 * h * xs ** 2).astype(int)
+        ys = (depth * h + 0.18 * h * xs**2).astype(int)
         for dy in range(-2, 3):
             inset[np.clip(ys + dy, 0, h - 1), np.arange(w)] = bright - 30 * abs(dy)
     return cv2.cvtColor(cv2.GaussianBlur(inset, (3, 3), 0).clip(0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
@@ -203,8 +235,9 @@ class BurnedInText:
         self.view, self.lines, self.bar = view, lines, bar
         self.line_h = int(view.height * rng.uniform(0.03, 0.045))
         self.x = int(rng.uniform(0.02, 0.5) * view.width)
-        self.y0 = int(0.04 * view.height) if rng.random() < 0.5 else int(
-            view.height - (len(lines) + 0.7) * 1.5 * self.line_h)
+        self.y0 = (
+            int(0.04 * view.height) if rng.random() < 0.5 else int(view.height - (len(lines) + 0.7) * 1.5 * self.line_h)
+        )
         self.style = TextStyle.draw(rng)
         self.top = rng.random() < 0.5
         self.rng_seed = int(rng.integers(2**31))
@@ -215,8 +248,15 @@ class BurnedInText:
             draw_bar(img, self.lines[0], self.top, np.random.default_rng(self.rng_seed))
             return img
         for i, line in enumerate(self.lines):
-            draw_text(img, line, self.x, self.y0 + int(i * 1.5 * self.line_h), self.line_h, self.style,
-                      self.view.width - self.x - int(0.02 * self.view.width))
+            draw_text(
+                img,
+                line,
+                self.x,
+                self.y0 + int(i * 1.5 * self.line_h),
+                self.line_h,
+                self.style,
+                self.view.width - self.x - int(0.02 * self.view.width),
+            )
         return img
 
 

@@ -33,9 +33,20 @@ def _state_options(cpu_offload: bool):
     return StateDictOptions(full_state_dict=True, cpu_offload=cpu_offload, ignore_frozen_params=True)
 
 
-def save_checkpoint(folder: Path, *, rank: int, model, optimizer, lr_scheduler, ema, step: int,
-                    signature: dict[str, Any], positions: dict[int, tuple[int, int]], history: list[float],
-                    extra: dict[str, Any]) -> None:
+def save_checkpoint(
+    folder: Path,
+    *,
+    rank: int,
+    model,
+    optimizer,
+    lr_scheduler,
+    ema,
+    step: int,
+    signature: dict[str, Any],
+    positions: dict[int, tuple[int, int]],
+    history: list[float],
+    extra: dict[str, Any],
+) -> None:
     """Write this worker's share of a checkpoint into ``folder`` (rank 0 writes the model and optimizer)."""
     from safetensors.torch import save_file
     from torch.distributed.checkpoint.state_dict import get_state_dict
@@ -47,21 +58,30 @@ def save_checkpoint(folder: Path, *, rank: int, model, optimizer, lr_scheduler, 
         save_file({k: v.detach().contiguous().cpu() for k, v in model_sd.items()}, str(folder / "model.safetensors"))
         torch.save(optim_sd, folder / "optimizer.pt")
         if ema is not None:
-            save_file({f"p{i}": p.detach().contiguous().cpu() for i, p in enumerate(ema.shadow_params)},
-                      str(folder / "ema.safetensors"))
-        state = {"step": step, "lr_scheduler": lr_scheduler.state_dict(), "signature": signature,
-                 "loss_history": history, **extra}
+            save_file(
+                {f"p{i}": p.detach().contiguous().cpu() for i, p in enumerate(ema.shadow_params)},
+                str(folder / "ema.safetensors"),
+            )
+        state = {
+            "step": step,
+            "lr_scheduler": lr_scheduler.state_dict(),
+            "signature": signature,
+            "loss_history": history,
+            **extra,
+        }
         (folder / STATE_FILE).write_text(json.dumps(state, default=float))
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state()
     torch.save(rng, folder / f"rank-{rank}.rng.pt")
-    (folder / f"rank-{rank}.json").write_text(json.dumps({
-        "positions": {str(k): list(v) for k, v in positions.items()}, "python_rng": random.getstate()}))
+    (folder / f"rank-{rank}.json").write_text(
+        json.dumps({"positions": {str(k): list(v) for k, v in positions.items()}, "python_rng": random.getstate()})
+    )
 
 
-def load_checkpoint(folder: Path, *, rank: int, model, optimizer, lr_scheduler, ema,
-                    signature: dict[str, Any]) -> dict[str, Any]:
+def load_checkpoint(
+    folder: Path, *, rank: int, model, optimizer, lr_scheduler, ema, signature: dict[str, Any]
+) -> dict[str, Any]:
     """Restore weights, optimizer, scheduler, EMA and this rank's RNG; returns the trainer state plus every
     rank's data ``positions`` (reader -> (epoch, position)): a run resumed with other workers needs them all.
     CheckpointMismatch names the folder when the model shape differs."""
@@ -70,12 +90,19 @@ def load_checkpoint(folder: Path, *, rank: int, model, optimizer, lr_scheduler, 
 
     state = json.loads((folder / STATE_FILE).read_text())
     if state.get("signature") != signature:
-        raise CheckpointMismatch(f"checkpoint {folder} was written for a transformer with {state.get('signature')}, "
-                                 f"but this run's transformer has {signature}; use a fresh --out or the same model")
+        raise CheckpointMismatch(
+            f"checkpoint {folder} was written for a transformer with {state.get('signature')}, "
+            f"but this run's transformer has {signature}; use a fresh --out or the same model"
+        )
     model_sd = load_file(str(folder / "model.safetensors"))
     optim_sd = torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu")
-    set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd,
-                   options=_state_options(cpu_offload=False))
+    set_state_dict(
+        model,
+        optimizer,
+        model_state_dict=model_sd,
+        optim_state_dict=optim_sd,
+        options=_state_options(cpu_offload=False),
+    )
     lr_scheduler.load_state_dict(state["lr_scheduler"])
     if ema is not None and (folder / "ema.safetensors").exists():
         saved = load_file(str(folder / "ema.safetensors"))

@@ -24,16 +24,24 @@ class DataConfig(_Strict):
     set here is a check: a run whose shards hold other clips stops before training with the two geometries."""
 
     num_frames: int | None = Field(None, gt=0, description="frames per clip (None: the shards'); 4k+1 for CogVideoX")
-    height: int | None = Field(None, gt=0, description="clip height (None: the shards'); a multiple of 16 (VAE 8x, "
-                                                       "then 2x2 patches)")
+    height: int | None = Field(
+        None, gt=0, description="clip height (None: the shards'); a multiple of 16 (VAE 8x, then 2x2 patches)"
+    )
     width: int | None = Field(None, gt=0, description="clip width (None: the shards'); a multiple of 16")
     fps: float | None = Field(None, gt=0, description="clip frame rate (None: the shards')")
-    resize_clips: bool = Field(False, description="cover-crop clips of another size to height x width (shards "
-                                                  "curated with clip.keep_native) instead of refusing them")
+    resize_clips: bool = Field(
+        False,
+        description="cover-crop clips of another size to height x width (shards "
+        "curated with clip.keep_native) instead of refusing them",
+    )
     kind: Literal["auto", "raw", "latents"] = Field("auto", description="raw mp4 shards or precomputed latents")
     shuffle_buffer: int = Field(64, ge=1, description="samples held per reader for shuffling")
-    loader_workers: int = Field(0, ge=0, description="torch DataLoader worker processes per Ray Train worker "
-                                                     "(0: one background thread decodes ahead of the step)")
+    loader_workers: int = Field(
+        0,
+        ge=0,
+        description="torch DataLoader worker processes per Ray Train worker "
+        "(0: one background thread decodes ahead of the step)",
+    )
     max_text_tokens: int = Field(226, ge=1, description="T5 sequence length (CogVideoX uses 226)")
     caption_dropout: float = Field(0.0, ge=0, le=1, description="probability an instruction is replaced by ''")
     max_bad_fraction: float = Field(0.2, ge=0, le=1, description="fail when more samples than this are bad")
@@ -41,13 +49,12 @@ class DataConfig(_Strict):
     max_pixels: int = Field(3840 * 2160, gt=0, description="a clip with larger frames is skipped undecoded")
 
     @model_validator(mode="after")
-    def _geometry(self) -> "DataConfig":
+    def _geometry(self) -> DataConfig:
         if self.num_frames is not None and (self.num_frames - 1) % 4:
             raise ValueError(f"num_frames={self.num_frames} must be 4k+1 (CogVideoX's VAE compresses time by 4)")
         for side, value in (("height", self.height), ("width", self.width)):
             if value is not None and value % 16:  # 0 and below are refused by the field itself
-                raise ValueError(f"{side}={value}: height and width must be multiples of 16 (VAE 8x, then 2x2 "
-                                 f"patches)")
+                raise ValueError(f"{side}={value}: height and width must be multiples of 16 (VAE 8x, then 2x2 patches)")
         if self.resize_clips and (self.height is None or self.width is None):
             raise ValueError("resize_clips needs data.height and data.width (the size clips are cropped to)")
         return self
@@ -66,7 +73,7 @@ class OptimConfig(_Strict):
     warmup_steps: int = Field(800, ge=0)
 
     @model_validator(mode="after")
-    def _betas(self) -> "OptimConfig":
+    def _betas(self) -> OptimConfig:
         if not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas {list(self.betas)} must each be in [0, 1) (AdamW's moment decay rates)")
         return self
@@ -115,8 +122,7 @@ class TrainConfig(_Strict):
     mixed_precision: Literal["no", "bf16", "fp16"] = "bf16"
     gradient_checkpointing: bool = True
     parallel: Literal["ddp", "fsdp2"] = "ddp"
-    ema_decay: float | None = Field(None, gt=0, lt=1,
-                                    description="keep an EMA of the trainable weights (e.g. 0.999)")
+    ema_decay: float | None = Field(None, gt=0, lt=1, description="keep an EMA of the trainable weights (e.g. 0.999)")
     seed: int = 42
     checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints")
     checkpoints_to_keep: int = Field(3, ge=1)
@@ -130,11 +136,13 @@ class TrainConfig(_Strict):
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
 
     @model_validator(mode="after")
-    def _precision(self) -> "TrainConfig":
+    def _precision(self) -> TrainConfig:
         if self.mixed_precision == "fp16" and self.parallel == "fsdp2":
-            raise ValueError("mixed_precision fp16 with parallel fsdp2 is refused: the loss scaler would skip "
-                             "steps on some ranks and not others (each sees only its shard of the gradients); "
-                             "use bf16, or ddp")
+            raise ValueError(
+                "mixed_precision fp16 with parallel fsdp2 is refused: the loss scaler would skip "
+                "steps on some ranks and not others (each sees only its shard of the gradients); "
+                "use bf16, or ddp"
+            )
         return self
 
     @property

@@ -15,16 +15,24 @@ import logging
 import queue
 import random
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 import torch.utils.data
 
 from ophora.clip_geometry import differing
-from ophora.dataset.shards import (LATENT_MEMBERS, MAX_MEMBER_BYTES, RAW_MEMBERS, Sample, ShardError,
-                                    iter_samples, list_shards)
+from ophora.dataset.shards import (
+    LATENT_MEMBERS,
+    MAX_MEMBER_BYTES,
+    RAW_MEMBERS,
+    Sample,
+    ShardError,
+    iter_samples,
+    list_shards,
+)
 from ophora.training.elastic import END, ReaderLayout, reader_stream
 from ophora.video import DecodeLimits, decode_frames
 
@@ -72,8 +80,9 @@ def detect_kind(shards: list[str], max_member_bytes: int = MAX_MEMBER_BYTES) -> 
     """'latents' when the first shard with a clip member carries precomputed latents, else 'raw'."""
     for shard in shards:
         try:
-            for sample in iter_samples(shard, members=("latents.npy", "mp4"), strict=False,
-                                       max_member_bytes=max_member_bytes):
+            for sample in iter_samples(
+                shard, members=("latents.npy", "mp4"), strict=False, max_member_bytes=max_member_bytes
+            ):
                 if "latents.npy" in sample.members:
                     return "latents"
                 if "mp4" in sample.members:
@@ -85,8 +94,10 @@ def detect_kind(shards: list[str], max_member_bytes: int = MAX_MEMBER_BYTES) -> 
 
 # ---------------------------------------------------------------- decoding
 
-def decode_clip(mp4: bytes, num_frames: int, height: int, width: int, max_pixels: int = DecodeLimits.max_pixels
-                ) -> np.ndarray:
+
+def decode_clip(
+    mp4: bytes, num_frames: int, height: int, width: int, max_pixels: int = DecodeLimits.max_pixels
+) -> np.ndarray:
     """The first ``num_frames`` frames as uint8 [F, H, W, 3], resized to cover HxW and centre-cropped.
 
     Raises ValueError when the clip has fewer frames than asked or frames over ``max_pixels`` (PyAV; it beat
@@ -107,7 +118,7 @@ def _cover_crop(clip: np.ndarray, height: int, width: int) -> np.ndarray:
     t = torch.from_numpy(clip).permute(0, 3, 1, 2).float()
     t = F.interpolate(t, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
     top, left = (nh - height) // 2, (nw - width) // 2
-    t = t[:, :, top:top + height, left:left + width]
+    t = t[:, :, top : top + height, left : left + width]
     return t.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 
@@ -122,8 +133,10 @@ def sample_geometry_problem(meta: dict[str, Any], data_cfg) -> str | None:
     except (KeyError, TypeError, ValueError):
         return None
     if differ:
-        return (f"clip geometry {meta['num_frames']} frames of {meta['height']}x{meta['width']} at {meta['fps']:g} "
-                f"fps differs from the run's ({', '.join(differ)})")
+        return (
+            f"clip geometry {meta['num_frames']} frames of {meta['height']}x{meta['width']} at {meta['fps']:g} "
+            f"fps differs from the run's ({', '.join(differ)})"
+        )
     return None
 
 
@@ -133,6 +146,7 @@ def to_model_pixels(clip: np.ndarray):
 
 
 # ---------------------------------------------------------------- the stream
+
 
 def _reader_shards(shards: list[str], seed: int, epoch: int, reader: int, readers: int) -> tuple[list[str], bool]:
     """(this reader's shards, whether samples must be dealt instead of shards) for one epoch."""
@@ -153,9 +167,18 @@ class ClipStream(torch.utils.data.IterableDataset):
     ``position`` (of its last clip: a batch may span two epochs, so no clip is ever dropped) and the reader's
     ``bad`` counts."""
 
-    def __init__(self, shards: list[str], data_cfg, batch_size: int, seed: int, rank: int, world: int,
-                 kind: str, positions: dict[int, tuple[int, int]] | None = None,
-                 layout: ReaderLayout | None = None):
+    def __init__(
+        self,
+        shards: list[str],
+        data_cfg,
+        batch_size: int,
+        seed: int,
+        rank: int,
+        world: int,
+        kind: str,
+        positions: dict[int, tuple[int, int]] | None = None,
+        layout: ReaderLayout | None = None,
+    ):
         self.shards, self.cfg, self.batch_size, self.seed = shards, data_cfg, batch_size, seed
         self.rank, self.world, self.kind = rank, world, kind
         self.positions = dict(positions or {})
@@ -178,9 +201,11 @@ class ClipStream(torch.utils.data.IterableDataset):
         for epoch, position, dealt, sample in reader_stream(layout, reader, shuffled, start):
             if sample is END:
                 if good == 0 and fresh_segment and epoch >= layout.start_epoch:
-                    raise DataError(f"reader {reader} got no usable sample in epoch {epoch} from "
-                                    f"{len(self.shards)} shard(s) (bad: {counts.bad_samples}, broken shards: "
-                                    f"{counts.bad_shards})")
+                    raise DataError(
+                        f"reader {reader} got no usable sample in epoch {epoch} from "
+                        f"{len(self.shards)} shard(s) (bad: {counts.bad_samples}, broken shards: "
+                        f"{counts.bad_shards})"
+                    )
                 fresh_segment, good = True, 0
                 continue
             item = self._decode(sample, counts)
@@ -198,8 +223,9 @@ class ClipStream(torch.utils.data.IterableDataset):
         index = 0
         for shard in mine:
             try:
-                for sample in iter_samples(shard, members=members, strict=False,
-                                           max_member_bytes=self.cfg.max_member_mb << 20):
+                for sample in iter_samples(
+                    shard, members=members, strict=False, max_member_bytes=self.cfg.max_member_mb << 20
+                ):
                     index += 1
                     if not deal_samples or (index - 1) % readers == reader:
                         yield sample
@@ -225,8 +251,9 @@ class ClipStream(torch.utils.data.IterableDataset):
                 mismatch = sample_geometry_problem(sample.meta, self.cfg) if "json" in sample.members else None
                 if mismatch:
                     raise SampleRefused("clip geometry", mismatch)
-                clip = decode_clip(sample.mp4, self.cfg.num_frames, self.cfg.height, self.cfg.width,
-                                   self.cfg.max_pixels)
+                clip = decode_clip(
+                    sample.mp4, self.cfg.num_frames, self.cfg.height, self.cfg.width, self.cfg.max_pixels
+                )
                 return sample.key, text, to_model_pixels(clip)
             return sample.key, text, (sample.npy("latents.npy"), sample.npy("prompt_embeds.npy"))
         except Exception as e:  # noqa: BLE001 - any undecodable sample is skipped and counted, never fatal alone
@@ -234,14 +261,22 @@ class ClipStream(torch.utils.data.IterableDataset):
             counts.add(reason)
             log.warning("skipping sample %s in %s: %s", sample.key, sample.shard, e)
             if counts.seen >= MIN_SEEN_FOR_THRESHOLD and counts.total_bad / counts.seen > self.cfg.max_bad_fraction:
-                raise DataError(f"{counts.total_bad} of {counts.seen} samples are bad ({counts.bad_samples}), above "
-                                f"max_bad_fraction={self.cfg.max_bad_fraction}; last: {sample.shard}: {e}") from e
+                raise DataError(
+                    f"{counts.total_bad} of {counts.seen} samples are bad ({counts.bad_samples}), above "
+                    f"max_bad_fraction={self.cfg.max_bad_fraction}; last: {sample.shard}: {e}"
+                ) from e
             return None
 
     def _collate(self, batch, reader: int, epoch: int, position: int, counts: BadCounts) -> dict[str, Any]:
-        out: dict[str, Any] = {"keys": [b[0] for b in batch], "text": [b[1] for b in batch], "reader": reader,
-                               "sample_epochs": [b[3] for b in batch], "epoch": epoch, "position": position,
-                               "bad": {"samples": counts.total_bad, "shards": counts.bad_shards}}
+        out: dict[str, Any] = {
+            "keys": [b[0] for b in batch],
+            "text": [b[1] for b in batch],
+            "reader": reader,
+            "sample_epochs": [b[3] for b in batch],
+            "epoch": epoch,
+            "position": position,
+            "bad": {"samples": counts.total_bad, "shards": counts.bad_shards},
+        }
         if self.kind == "raw":
             out["pixels"] = torch.stack([b[2] for b in batch])
         else:
@@ -255,8 +290,9 @@ def make_loader(stream: ClipStream, loader_workers: int, prefetch: int = 2):
     reader of its own), or with 0 by one background thread, ``prefetch`` batches ahead."""
     if not loader_workers:
         return Prefetch(stream, prefetch)
-    return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=loader_workers,
-                                       prefetch_factor=prefetch, persistent_workers=False)
+    return torch.utils.data.DataLoader(
+        stream, batch_size=None, num_workers=loader_workers, prefetch_factor=prefetch, persistent_workers=False
+    )
 
 
 class _Failed:

@@ -32,8 +32,9 @@ class ModelGeometry:
     fixed_size: tuple[int, int] | None
 
     def problem(self, geometry: ClipGeometry) -> str | None:
-        return model_fit_problem(geometry, self.temporal_compression, self.spatial_compression, self.patch_size,
-                                 self.fixed_size)
+        return model_fit_problem(
+            geometry, self.temporal_compression, self.spatial_compression, self.patch_size, self.fixed_size
+        )
 
 
 def model_geometry(source: str) -> ModelGeometry:
@@ -53,9 +54,13 @@ def geometry_of_configs(transformer: dict[str, Any], vae: dict[str, Any]) -> Mod
     fixed = None
     if transformer.get("use_learned_positional_embeddings"):
         fixed = (transformer["sample_height"] * spatial, transformer["sample_width"] * spatial)
-    return ModelGeometry(temporal_compression=int(vae.get("temporal_compression_ratio", 4)),
-                         spatial_compression=spatial, patch_size=int(transformer.get("patch_size", 2)),
-                         latent_channels=int(transformer.get("in_channels", 16)), fixed_size=fixed)
+    return ModelGeometry(
+        temporal_compression=int(vae.get("temporal_compression_ratio", 4)),
+        spatial_compression=spatial,
+        patch_size=int(transformer.get("patch_size", 2)),
+        latent_channels=int(transformer.get("in_channels", 16)),
+        fixed_size=fixed,
+    )
 
 
 def shard_geometry(shards: list[str], kind: str, model: ModelGeometry) -> tuple[ClipGeometry, str]:
@@ -70,17 +75,24 @@ def shard_geometry(shards: list[str], kind: str, model: ModelGeometry) -> tuple[
                     meta = sample.meta
                     fps = float(meta["fps"])
                     if kind == "raw":
-                        return ClipGeometry(int(meta["num_frames"]), fps, int(meta["height"]),
-                                            int(meta["width"])), where
+                        return ClipGeometry(
+                            int(meta["num_frames"]), fps, int(meta["height"]), int(meta["width"])
+                        ), where
                     latents = sample.npy("latents.npy")
                 except (KeyError, ValueError, TypeError):
                     continue  # a sample with broken metadata is the stream's to count; look at the next
                 if latents.ndim != 4 or latents.shape[1] != model.latent_channels:
-                    raise GeometryMismatch(f"latents in {where} are shaped {tuple(latents.shape)}, not [frames, "
-                                           f"{model.latent_channels}, h, w] as this model's VAE writes them")
+                    raise GeometryMismatch(
+                        f"latents in {where} are shaped {tuple(latents.shape)}, not [frames, "
+                        f"{model.latent_channels}, h, w] as this model's VAE writes them"
+                    )
                 frames, _, h, w = latents.shape
-                return ClipGeometry((frames - 1) * model.temporal_compression + 1, fps,
-                                    h * model.spatial_compression, w * model.spatial_compression), where
+                return ClipGeometry(
+                    (frames - 1) * model.temporal_compression + 1,
+                    fps,
+                    h * model.spatial_compression,
+                    w * model.spatial_compression,
+                ), where
         except ShardError:
             continue
     raise DataError(f"no readable sample with clip metadata in {len(shards)} shard(s), e.g. {shards[:1]}")
@@ -94,11 +106,16 @@ def resolve_geometry(data_cfg, shards: list[str], kind: str, model: ModelGeometr
     differ = differing(found, {f: v for f, v in stated.items() if f not in resizable})
     if differ:
         asked = ", ".join(f"{f}={stated[f]:g}" for f in differ)
-        raise GeometryMismatch(f"clip geometry mismatch: the shards hold {found.describe()} (ClipMeta of {where}), "
-                               f"the config asks for {asked}; unset data.{'/'.join(differ)} to train at the "
-                               f"shards' geometry, or curate at the config's")
-    chosen = ClipGeometry(found.num_frames, found.fps, stated.get("height", found.height),
-                          stated.get("width", found.width)) if resizable else found
+        raise GeometryMismatch(
+            f"clip geometry mismatch: the shards hold {found.describe()} (ClipMeta of {where}), "
+            f"the config asks for {asked}; unset data.{'/'.join(differ)} to train at the "
+            f"shards' geometry, or curate at the config's"
+        )
+    chosen = (
+        ClipGeometry(found.num_frames, found.fps, stated.get("height", found.height), stated.get("width", found.width))
+        if resizable
+        else found
+    )
     problem = model.problem(chosen)
     if problem:
         raise GeometryMismatch(f"the clips ({chosen.describe()}, from {where}) do not fit the model: {problem}")

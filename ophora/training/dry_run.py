@@ -62,45 +62,81 @@ def dry_run(config: TrainConfig | str | Path, shards_root: str | None = None, st
     trainable_count = sum(p.numel() for p in trainable)
 
     probe = torch.nn.Parameter(torch.zeros(1))  # the schedule needs an optimizer, not the model's weights
-    optimizer = torch.optim.AdamW([probe], lr=cfg.optim.lr, betas=cfg.optim.betas,
-                                  weight_decay=cfg.optim.weight_decay)
-    scheduler = get_scheduler(cfg.optim.lr_scheduler, optimizer, num_warmup_steps=cfg.optim.warmup_steps,
-                              num_training_steps=cfg.max_steps, num_cycles=cfg.optim.lr_num_cycles)
+    optimizer = torch.optim.AdamW([probe], lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
+    scheduler = get_scheduler(
+        cfg.optim.lr_scheduler,
+        optimizer,
+        num_warmup_steps=cfg.optim.warmup_steps,
+        num_training_steps=cfg.max_steps,
+        num_cycles=cfg.optim.lr_num_cycles,
+    )
     marks = sorted({0, cfg.optim.warmup_steps // 2, cfg.optim.warmup_steps, cfg.max_steps // 2, cfg.max_steps - 1})
     lr_at = _lr_at(scheduler, marks, cfg.max_steps)
     precision = Precision(cfg.mixed_precision, torch.device("cpu"))  # the scaler a worker builds (CPU here)
 
     patch = transformer_cfg.get("patch_size", 2)
-    latent = ((geometry.num_frames - 1) // model.temporal_compression + 1, model.latent_channels,
-              geometry.height // model.spatial_compression, geometry.width // model.spatial_compression)
+    latent = (
+        (geometry.num_frames - 1) // model.temporal_compression + 1,
+        model.latent_channels,
+        geometry.height // model.spatial_compression,
+        geometry.width // model.spatial_compression,
+    )
     tokens = latent[0] * (latent[2] // patch) * (latent[3] // patch)
     frozen = total - trainable_count if cfg.lora.rank else 0
     return {
-        "model": cfg.model, "stage": stage,
-        "resources": {"workers": s.num_workers, "per_worker": per_worker, "backend": backend,
-                      "cluster_needs": {k: v * s.num_workers for k, v in per_worker.items()},
-                      "loader_workers_per_worker": cfg.data.loader_workers,
-                      "readers": s.num_workers * max(cfg.data.loader_workers, 1)},
-        "batch": {"per_worker": cfg.batch_size, "grad_accum": cfg.grad_accum, "global": cfg.global_batch,
-                  "clips_seen": cfg.global_batch * cfg.max_steps},
-        "geometry": {**geometry.as_dict(), "from": where, "latent_shape": list(latent), "video_tokens": tokens,
-                     "text_tokens": cfg.data.max_text_tokens},
-        "schedule": {"name": cfg.optim.lr_scheduler, "warmup_steps": cfg.optim.warmup_steps,
-                     "max_steps": cfg.max_steps, "lr_at_step": lr_at},
-        "precision": {"mixed_precision": cfg.mixed_precision, "loss_scaler": precision.scaler is not None,
-                      "gradient_checkpointing": cfg.gradient_checkpointing, "parallel": cfg.parallel},
-        "transformer": {"parameters": total, "trainable": trainable_count, "lora_rank": cfg.lora.rank,
-                        "training_state_gb_per_worker": round(
-                            (trainable_count * ADAM_BYTES_PER_PARAM + frozen * 2) / 1e9, 2)},
-        "validation": {"every": cfg.validation.every, "prompts": cfg.validation.prompts,
-                       "steps": cfg.validation.steps},
+        "model": cfg.model,
+        "stage": stage,
+        "resources": {
+            "workers": s.num_workers,
+            "per_worker": per_worker,
+            "backend": backend,
+            "cluster_needs": {k: v * s.num_workers for k, v in per_worker.items()},
+            "loader_workers_per_worker": cfg.data.loader_workers,
+            "readers": s.num_workers * max(cfg.data.loader_workers, 1),
+        },
+        "batch": {
+            "per_worker": cfg.batch_size,
+            "grad_accum": cfg.grad_accum,
+            "global": cfg.global_batch,
+            "clips_seen": cfg.global_batch * cfg.max_steps,
+        },
+        "geometry": {
+            **geometry.as_dict(),
+            "from": where,
+            "latent_shape": list(latent),
+            "video_tokens": tokens,
+            "text_tokens": cfg.data.max_text_tokens,
+        },
+        "schedule": {
+            "name": cfg.optim.lr_scheduler,
+            "warmup_steps": cfg.optim.warmup_steps,
+            "max_steps": cfg.max_steps,
+            "lr_at_step": lr_at,
+        },
+        "precision": {
+            "mixed_precision": cfg.mixed_precision,
+            "loss_scaler": precision.scaler is not None,
+            "gradient_checkpointing": cfg.gradient_checkpointing,
+            "parallel": cfg.parallel,
+        },
+        "transformer": {
+            "parameters": total,
+            "trainable": trainable_count,
+            "lora_rank": cfg.lora.rank,
+            "training_state_gb_per_worker": round((trainable_count * ADAM_BYTES_PER_PARAM + frozen * 2) / 1e9, 2),
+        },
+        "validation": {"every": cfg.validation.every, "prompts": cfg.validation.prompts, "steps": cfg.validation.steps},
     }
 
 
 def _stated_or_paper(cfg: TrainConfig) -> ClipGeometry:
     d = cfg.data
-    return ClipGeometry(d.num_frames or COGVIDEOX.num_frames, d.fps or COGVIDEOX.fps, d.height or COGVIDEOX.height,
-                        d.width or COGVIDEOX.width)
+    return ClipGeometry(
+        d.num_frames or COGVIDEOX.num_frames,
+        d.fps or COGVIDEOX.fps,
+        d.height or COGVIDEOX.height,
+        d.width or COGVIDEOX.width,
+    )
 
 
 def _lr_at(scheduler, marks: list[int], max_steps: int) -> dict[int, float]:

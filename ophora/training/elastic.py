@@ -12,8 +12,9 @@ positions count like an epoch's) and is dropped from the layout once every reade
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 Position = tuple[int, int]  # (epoch, samples of that epoch segment handed out, skipped ones included)
 EpochSamples = Callable[[int, int, int], Iterator[Any]]  # (epoch, reader, readers) -> that reader's samples
@@ -24,7 +25,7 @@ END = None  # the sample slot of an end-of-segment marker
 class Carry:
     """The previous layout and where each of its readers stood when the run was resumed with other readers."""
 
-    layout: "ReaderLayout"
+    layout: ReaderLayout
     positions: dict[int, Position]
 
 
@@ -47,28 +48,37 @@ class ReaderLayout:
     def to_json(self) -> dict[str, Any]:
         carry = None
         if self.carry is not None:
-            carry = {"layout": self.carry.layout.to_json(),
-                     "positions": {str(k): list(v) for k, v in self.carry.positions.items()}}
+            carry = {
+                "layout": self.carry.layout.to_json(),
+                "positions": {str(k): list(v) for k, v in self.carry.positions.items()},
+            }
         return {"readers": self.readers, "start_epoch": self.start_epoch, "carry": carry}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ReaderLayout":
+    def from_json(cls, data: dict[str, Any]) -> ReaderLayout:
         carry = data.get("carry")
-        return cls(int(data["readers"]), int(data.get("start_epoch", 0)),
-                   Carry(cls.from_json(carry["layout"]), {int(k): (int(v[0]), int(v[1]))
-                                                          for k, v in carry["positions"].items()})
-                   if carry else None)
+        return cls(
+            int(data["readers"]),
+            int(data.get("start_epoch", 0)),
+            Carry(
+                cls.from_json(carry["layout"]), {int(k): (int(v[0]), int(v[1])) for k, v in carry["positions"].items()}
+            )
+            if carry
+            else None,
+        )
 
 
-def resume_layout(saved: ReaderLayout | None, positions: dict[int, Position],
-                  readers: int) -> tuple[ReaderLayout, dict[int, Position]]:
+def resume_layout(
+    saved: ReaderLayout | None, positions: dict[int, Position], readers: int
+) -> tuple[ReaderLayout, dict[int, Position]]:
     """(layout, positions) for ``readers`` readers continuing from a checkpoint's layout and every old reader's
     position. The same reader count continues as it was; another gets a carry of the unfinished epochs."""
     if saved is None:  # a checkpoint from before layouts were saved: it had the same readers or none at all
         return ReaderLayout(readers), dict(positions)
     if saved.readers == readers:
         done_carry = saved.carry is not None and all(
-            saved.start_of(r, positions)[0] >= saved.start_epoch for r in range(readers))
+            saved.start_of(r, positions)[0] >= saved.start_epoch for r in range(readers)
+        )
         return (ReaderLayout(readers, saved.start_epoch) if done_carry else saved), dict(positions)
     old = {q: saved.start_of(q, positions) for q in range(saved.readers)}
     until = max(epoch for epoch, _ in old.values())
@@ -82,8 +92,13 @@ def own_positions(positions: dict[int, Position], rank: int, loaders: int) -> di
     return {r: p for r, p in positions.items() if r in mine}
 
 
-def reader_stream(layout: ReaderLayout, reader: int, epoch_samples: EpochSamples, start: Position | None = None,
-                  until: int | None = None) -> Iterator[tuple[int, int, int, Any]]:
+def reader_stream(
+    layout: ReaderLayout,
+    reader: int,
+    epoch_samples: EpochSamples,
+    start: Position | None = None,
+    until: int | None = None,
+) -> Iterator[tuple[int, int, int, Any]]:
     """(epoch, position, epoch the sample was dealt in, sample) after ``start``, endless unless ``until`` (the
     last epoch to give). Each segment (the carry, then every epoch) ends with a marker whose sample is END."""
     epoch0, pos0 = start if start is not None else (layout.first_epoch, 0)
@@ -116,8 +131,9 @@ def _carry_samples(layout: ReaderLayout, reader: int, epoch_samples: EpochSample
         assigned, sharers, share = [reader % old], len(group), group.index(reader)
     for q in assigned:
         index = 0
-        for _, _, dealt, sample in reader_stream(carry.layout, q, epoch_samples, carry.layout.start_of(
-                q, carry.positions), until=layout.start_epoch - 1):
+        for _, _, dealt, sample in reader_stream(
+            carry.layout, q, epoch_samples, carry.layout.start_of(q, carry.positions), until=layout.start_epoch - 1
+        ):
             if sample is END:
                 continue
             if index % sharers == share:

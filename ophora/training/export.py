@@ -37,8 +37,9 @@ def export_trained(transformer, source: str, dest: str | Path, lora: bool = Fals
         if lora:
             from peft.utils import get_peft_model_state_dict
 
-            CogVideoXPipeline.save_lora_weights(staged / LORA_DIR,
-                                                transformer_lora_layers=get_peft_model_state_dict(transformer))
+            CogVideoXPipeline.save_lora_weights(
+                staged / LORA_DIR, transformer_lora_layers=get_peft_model_state_dict(transformer)
+            )
             pipe = CogVideoXPipeline.from_pretrained(source)
             pipe.load_lora_weights(str(staged / LORA_DIR), adapter_name="ophora")
             pipe.fuse_lora(components=["transformer"], lora_scale=1.0)

@@ -29,16 +29,19 @@ from ophora.training.objective import diffusion_loss, encode_text, encode_video
 from ophora.training.precision import Precision
 from ophora.training.validation import Validator
 
-
 # ---------------------------------------------------------------- small named pieces
+
 
 def add_lora(transformer, cfg: TrainConfig) -> None:
     """Freeze the transformer and add trainable LoRA layers (peft) to its attention projections."""
     from peft import LoraConfig
 
     transformer.requires_grad_(False)
-    transformer.add_adapter(LoraConfig(r=cfg.lora.rank, lora_alpha=cfg.lora.alpha, init_lora_weights=True,
-                                       target_modules=cfg.lora.target_modules))
+    transformer.add_adapter(
+        LoraConfig(
+            r=cfg.lora.rank, lora_alpha=cfg.lora.alpha, init_lora_weights=True, target_modules=cfg.lora.target_modules
+        )
+    )
 
 
 def apply_parallelism(transformer, cfg: TrainConfig, device):
@@ -108,8 +111,14 @@ def export_weights(model, transformer, cfg: TrainConfig, source: str, dest: Path
 
 def make_optimizer(params: list[torch.Tensor], cfg: TrainConfig, device) -> torch.optim.Optimizer:
     """AdamW with the config's settings; the fused kernel wherever the parameters live on an accelerator."""
-    return torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay,
-                             eps=cfg.optim.eps, fused=device.type == "cuda")
+    return torch.optim.AdamW(
+        params,
+        lr=cfg.optim.lr,
+        betas=cfg.optim.betas,
+        weight_decay=cfg.optim.weight_decay,
+        eps=cfg.optim.eps,
+        fused=device.type == "cuda",
+    )
 
 
 def batch_inputs(batch: dict[str, Any], parts, cfg: TrainConfig, device, empty_embeds=None):
@@ -136,6 +145,7 @@ def memory_mb(device) -> float:
 
 # ---------------------------------------------------------------- the function Ray runs on every worker
 
+
 def train_worker(job: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
@@ -155,8 +165,9 @@ def train_worker(job: dict[str, Any]) -> None:
     raw = job["kind"] == "raw"
     frozen_dtype = "fp32" if cfg.mixed_precision == "no" or device.type == "cpu" else cfg.mixed_precision
     renders = validating and rank == 0  # rank 0 also needs the VAE and T5 to render validation videos
-    parts = load_parts(job["source"], frozen_dtype, need_vae=raw or renders,
-                       need_text=raw or renders or cfg.data.caption_dropout > 0)
+    parts = load_parts(
+        job["source"], frozen_dtype, need_vae=raw or renders, need_text=raw or renders or cfg.data.caption_dropout > 0
+    )
     for frozen in (parts.vae, parts.text_encoder):
         if frozen is not None:
             frozen.to(device)
@@ -173,8 +184,13 @@ def train_worker(job: dict[str, Any]) -> None:
 
     # 2. Optimizer, schedule, EMA.
     optimizer = make_optimizer(trainable, cfg, device)
-    lr_scheduler = get_scheduler(cfg.optim.lr_scheduler, optimizer, num_warmup_steps=cfg.optim.warmup_steps,
-                                 num_training_steps=cfg.max_steps, num_cycles=cfg.optim.lr_num_cycles)
+    lr_scheduler = get_scheduler(
+        cfg.optim.lr_scheduler,
+        optimizer,
+        num_warmup_steps=cfg.optim.warmup_steps,
+        num_training_steps=cfg.max_steps,
+        num_cycles=cfg.optim.lr_num_cycles,
+    )
     ema = EMAModel(trainable, decay=cfg.ema_decay) if cfg.ema_decay else None
 
     # 3. Resume: weights, optimizer, schedule, loss scale, RNG and every reader's data position, if any.
@@ -182,8 +198,15 @@ def train_worker(job: dict[str, Any]) -> None:
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as folder:
-            state = load_checkpoint(Path(folder), rank=rank, model=model, optimizer=optimizer,
-                                    lr_scheduler=lr_scheduler, ema=ema, signature=signature)
+            state = load_checkpoint(
+                Path(folder),
+                rank=rank,
+                model=model,
+                optimizer=optimizer,
+                lr_scheduler=lr_scheduler,
+                ema=ema,
+                signature=signature,
+            )
         step, positions, history = state["step"], state["positions"], state["loss_history"]
         precision.load_state_dict(state.get("scaler") or {})
         saved_layout = ReaderLayout.from_json(state["layout"]) if state.get("layout") else None
@@ -192,8 +215,7 @@ def train_worker(job: dict[str, Any]) -> None:
     # 4. Data: this worker's readers continue from their positions; other reader counts finish the old epochs.
     loaders = max(cfg.data.loader_workers, 1)
     layout, positions = resume_layout(saved_layout, positions, world * loaders)
-    stream = ClipStream(job["shards"], cfg.data, cfg.batch_size, cfg.seed, rank, world, job["kind"], positions,
-                        layout)
+    stream = ClipStream(job["shards"], cfg.data, cfg.batch_size, cfg.seed, rank, world, job["kind"], positions, layout)
     positions = own_positions(positions, rank, loaders)  # the checkpoint file this rank writes speaks for these
     batches = iter(make_loader(stream, cfg.data.loader_workers))
     empty_embeds = None
@@ -217,8 +239,17 @@ def train_worker(job: dict[str, Any]) -> None:
             bad = batch["bad"]
             samples_seen += len(batch["keys"])
             if keys_log:
-                keys_log.write(json.dumps({"step": step + 1, "epoch": batch["epoch"], "keys": batch["keys"],
-                                           "sample_epochs": batch["sample_epochs"]}) + "\n")
+                keys_log.write(
+                    json.dumps(
+                        {
+                            "step": step + 1,
+                            "epoch": batch["epoch"],
+                            "keys": batch["keys"],
+                            "sample_epochs": batch["sample_epochs"],
+                        }
+                    )
+                    + "\n"
+                )
             latents, embeds = batch_inputs(batch, parts, cfg, device, empty_embeds)
             with gradient_sync(model, sync=micro == cfg.grad_accum - 1):
                 loss = diffusion_loss(model, transformer.config, parts.scheduler, latents, embeds, precision.dtype)
@@ -235,26 +266,60 @@ def train_worker(job: dict[str, Any]) -> None:
 
         last = step == cfg.max_steps
         if validating and (step % cfg.validation.every == 0 or last):
-            validation = _validate(validator, model, transformer, parts, cfg, job["source"], rank, ema, trainable,
-                                   precision, step, writer) or validation  # rank 0's latest result
+            validation = (
+                _validate(
+                    validator,
+                    model,
+                    transformer,
+                    parts,
+                    cfg,
+                    job["source"],
+                    rank,
+                    ema,
+                    trainable,
+                    precision,
+                    step,
+                    writer,
+                )
+                or validation
+            )  # rank 0's latest result
         if step % cfg.log_every and step % cfg.checkpoint_every and not last:
             continue
         loss_value = torch.stack(losses).mean()
         torch.distributed.all_reduce(loss_value, op=torch.distributed.ReduceOp.AVG) if world > 1 else None
         history.append(float(loss_value))
-        metrics = {"step": step, "loss": float(loss_value), "lr": lr_scheduler.get_last_lr()[0],
-                   "grad_norm": grad_norm, "skipped_steps": skipped_steps,
-                   "loss_scale": precision.state_dict().get("scale"), "step_time_s": step_time,
-                   "data_wait_s": data_wait, "compute_s": step_time - data_wait,
-                   "samples_per_s": cfg.batch_size * cfg.grad_accum * world / step_time,
-                   "memory_mb": memory_mb(device), "torch_threads": torch.get_num_threads(),
-                   "bad_samples": bad["samples"], "bad_shards": bad["shards"],
-                   "samples_seen_this_attempt": samples_seen, "resumed_from_step": resumed_from,
-                   "readers": layout.readers, "elapsed_s": time.perf_counter() - run_start,
-                   **{f"validation_{k}": v for k, v in validation.items()}}
+        metrics = {
+            "step": step,
+            "loss": float(loss_value),
+            "lr": lr_scheduler.get_last_lr()[0],
+            "grad_norm": grad_norm,
+            "skipped_steps": skipped_steps,
+            "loss_scale": precision.state_dict().get("scale"),
+            "step_time_s": step_time,
+            "data_wait_s": data_wait,
+            "compute_s": step_time - data_wait,
+            "samples_per_s": cfg.batch_size * cfg.grad_accum * world / step_time,
+            "memory_mb": memory_mb(device),
+            "torch_threads": torch.get_num_threads(),
+            "bad_samples": bad["samples"],
+            "bad_shards": bad["shards"],
+            "samples_seen_this_attempt": samples_seen,
+            "resumed_from_step": resumed_from,
+            "readers": layout.readers,
+            "elapsed_s": time.perf_counter() - run_start,
+            **{f"validation_{k}": v for k, v in validation.items()},
+        }
         if writer is not None:
-            for name in ("loss", "lr", "grad_norm", "samples_per_s", "step_time_s", "data_wait_s", "compute_s",
-                         "memory_mb"):
+            for name in (
+                "loss",
+                "lr",
+                "grad_norm",
+                "samples_per_s",
+                "step_time_s",
+                "data_wait_s",
+                "compute_s",
+                "memory_mb",
+            ):
                 writer.add_scalar(f"train/{name}", metrics[name], step)
             writer.flush()
             _progress_line(job["stage"], metrics, cfg.max_steps)
@@ -262,12 +327,22 @@ def train_worker(job: dict[str, Any]) -> None:
             keys_log.flush()
         if step % cfg.checkpoint_every == 0 or last:
             with tempfile.TemporaryDirectory() as tmp:
-                save_checkpoint(Path(tmp), rank=rank, model=model, optimizer=optimizer, lr_scheduler=lr_scheduler,
-                                ema=ema, step=step, signature=signature, positions=positions, history=history,
-                                extra={"stage": job["stage"], "layout": layout.to_json(),
-                                       "scaler": precision.state_dict()})
-                ray.train.report({**metrics, "loss_history": history},
-                                 checkpoint=ray.train.Checkpoint.from_directory(tmp))
+                save_checkpoint(
+                    Path(tmp),
+                    rank=rank,
+                    model=model,
+                    optimizer=optimizer,
+                    lr_scheduler=lr_scheduler,
+                    ema=ema,
+                    step=step,
+                    signature=signature,
+                    positions=positions,
+                    history=history,
+                    extra={"stage": job["stage"], "layout": layout.to_json(), "scaler": precision.state_dict()},
+                )
+                ray.train.report(
+                    {**metrics, "loss_history": history}, checkpoint=ray.train.Checkpoint.from_directory(tmp)
+                )
         else:
             ray.train.report(metrics)
 
@@ -317,4 +392,5 @@ def _progress_line(stage: str, m: dict[str, Any], max_steps: int) -> None:
     Console(stderr=True, highlight=False).print(
         f"[bold]{stage}[/] step {m['step']}/{max_steps}  loss {m['loss']:.4f}  lr {m['lr']:.2e}  "
         f"|g| {m['grad_norm']:.3f}  {m['samples_per_s']:.2f} clips/s  data {m['data_wait_s']:.2f}s  "
-        f"compute {m['compute_s']:.2f}s  mem {m['memory_mb']:.0f} MB  bad {m['bad_samples']}")
+        f"compute {m['compute_s']:.2f}s  mem {m['memory_mb']:.0f} MB  bad {m['bad_samples']}"
+    )

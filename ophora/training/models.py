@@ -66,8 +66,9 @@ def load_text_encoder(source: str, dtype: str = "fp32"):
     return tokenizer, encoder
 
 
-def load_parts(source: str, frozen_dtype: str = "fp32", need_vae: bool = True,
-               need_text: bool = True) -> CogVideoXParts:
+def load_parts(
+    source: str, frozen_dtype: str = "fp32", need_vae: bool = True, need_text: bool = True
+) -> CogVideoXParts:
     """Everything a training worker needs; the transformer always loads in fp32 (trainable master weights)."""
     parts = CogVideoXParts(transformer=load_transformer(source, "fp32"), scheduler=load_scheduler(source))
     if need_vae:
@@ -80,12 +81,20 @@ def load_parts(source: str, frozen_dtype: str = "fp32", need_vae: bool = True,
 def model_signature(transformer) -> dict[str, Any]:
     """The config facts a checkpoint must match to be loadable into this transformer."""
     c = transformer.config
-    keys = ("num_attention_heads", "attention_head_dim", "in_channels", "num_layers", "text_embed_dim",
-            "patch_size", "use_rotary_positional_embeddings")
+    keys = (
+        "num_attention_heads",
+        "attention_head_dim",
+        "in_channels",
+        "num_layers",
+        "text_embed_dim",
+        "patch_size",
+        "use_rotary_positional_embeddings",
+    )
     return {k: c.get(k) if hasattr(c, "get") else getattr(c, k) for k in keys}
 
 
 # ---------------------------------------------------------------- the miniature model
+
 
 def _train_tokenizer(work: Path, seed: int) -> Path:
     """A T5-style sentencepiece unigram model trained offline on the bundled surgical instructions and the
@@ -98,9 +107,19 @@ def _train_tokenizer(work: Path, seed: int) -> Path:
     corpus.write_text(TINY_CORPUS.read_text() + "\n".join(p.text for p in read_prompts("cataract-phases")) + "\n")
     prefix = work / "spiece"
     spm.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=str(prefix), vocab_size=300, model_type="unigram",
-        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, character_coverage=1.0, hard_vocab_limit=False,
-        num_threads=1, minloglevel=2)  # one thread: deterministic
+        input=str(corpus),
+        model_prefix=str(prefix),
+        vocab_size=300,
+        model_type="unigram",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        num_threads=1,
+        minloglevel=2,
+    )  # one thread: deterministic
     return prefix.with_suffix(".model")
 
 
@@ -125,22 +144,52 @@ def make_tiny_model(out_dir: str | Path, seed: int = 0, rotary: bool = True) -> 
         tokenizer = T5Tokenizer.from_pretrained(tmp)  # converts spiece.model; adds T5's 100 sentinel tokens
         spm_bytes = spm_file.read_bytes()
     text_dim, latent_channels = 32, 4
-    text_encoder = T5EncoderModel(T5Config(
-        vocab_size=len(tokenizer), d_model=text_dim, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
-        relative_attention_num_buckets=8, feed_forward_proj="gated-gelu", is_encoder_decoder=False))
+    text_encoder = T5EncoderModel(
+        T5Config(
+            vocab_size=len(tokenizer),
+            d_model=text_dim,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            feed_forward_proj="gated-gelu",
+            is_encoder_decoder=False,
+        )
+    )
     vae = AutoencoderKLCogVideoX(**tiny_vae_config(latent_channels, TINY.height, TINY.width, scaling_factor=2.0))
     make_pass_through(vae)  # pictures in, pictures out: a random VAE would decode anything to noise
     transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=4, attention_head_dim=16, in_channels=latent_channels, out_channels=latent_channels,
-        time_embed_dim=64, text_embed_dim=text_dim, num_layers=2, sample_width=TINY.width // 8,
-        sample_height=TINY.height // 8, sample_frames=TINY.num_frames, patch_size=2, temporal_compression_ratio=4,
-        use_rotary_positional_embeddings=rotary)
+        num_attention_heads=4,
+        attention_head_dim=16,
+        in_channels=latent_channels,
+        out_channels=latent_channels,
+        time_embed_dim=64,
+        text_embed_dim=text_dim,
+        num_layers=2,
+        sample_width=TINY.width // 8,
+        sample_height=TINY.height // 8,
+        sample_frames=TINY.num_frames,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        use_rotary_positional_embeddings=rotary,
+    )
     scheduler = CogVideoXDDIMScheduler(
-        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-        clip_sample=False, set_alpha_to_one=True, steps_offset=0, prediction_type="v_prediction",
-        rescale_betas_zero_snr=True, timestep_spacing="trailing", snr_shift_scale=1.0)
-    pipe = CogVideoXPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
-                             scheduler=scheduler)
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=True,
+        steps_offset=0,
+        prediction_type="v_prediction",
+        rescale_betas_zero_snr=True,
+        timestep_spacing="trailing",
+        snr_shift_scale=1.0,
+    )
+    pipe = CogVideoXPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler
+    )
     pipe.save_pretrained(out, safe_serialization=True)
     (out / "tokenizer" / "spiece.model").write_bytes(spm_bytes)  # for sentencepiece-backed (older) tokenizers
     return out

@@ -49,8 +49,12 @@ class LatentEncoder:
         pixels = to_model_pixels(decode_clip(sample.mp4, self.frames, self.height, self.width)).unsqueeze(0)
         latents = encode_video(self.vae, pixels)[0].float().cpu().numpy()
         embeds = encode_text(self.tokenizer, self.text_encoder, [sample.instruction], self.max_tokens)
-        return {"latents.npy": _npy(latents), "prompt_embeds.npy": _npy(embeds[0].float().cpu().numpy()),
-                "txt": sample.members.get("txt", b""), "json": sample.members["json"]}
+        return {
+            "latents.npy": _npy(latents),
+            "prompt_embeds.npy": _npy(embeds[0].float().cpu().numpy()),
+            "txt": sample.members.get("txt", b""),
+            "json": sample.members["json"],
+        }
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         rows: dict[str, list] = {"shard": [], "out": [], "samples": [], "bad": []}
@@ -76,8 +80,15 @@ class LatentEncoder:
         return rows
 
 
-def precompute_latents(cfg, shards_root: str | Path, out_root: str | Path, subsets=("tpt", "p2ft"),
-                       num_gpus: float = 0.0, actors: int = 1, cpus_per_actor: float = 0.5) -> dict[str, Any]:
+def precompute_latents(
+    cfg,
+    shards_root: str | Path,
+    out_root: str | Path,
+    subsets=("tpt", "p2ft"),
+    num_gpus: float = 0.0,
+    actors: int = 1,
+    cpus_per_actor: float = 0.5,
+) -> dict[str, Any]:
     """Encode every shard of ``subsets`` under ``shards_root`` into latent shards under ``out_root``."""
     import ray
 
@@ -94,11 +105,25 @@ def precompute_latents(cfg, shards_root: str | Path, out_root: str | Path, subse
     geometry = resolve_geometry(cfg.data, [i["shard"] for i in items], "raw", model_geometry(model))
     connect()
     ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-        LatentEncoder, batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=num_gpus,
+        LatentEncoder,
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_gpus=num_gpus,
         num_cpus=cpus_per_actor,
-        fn_constructor_kwargs={"model": model, "out_root": out, "num_frames": geometry.num_frames,
-                               "height": geometry.height, "width": geometry.width,
-                               "max_text_tokens": cfg.data.max_text_tokens})
+        fn_constructor_kwargs={
+            "model": model,
+            "out_root": out,
+            "num_frames": geometry.num_frames,
+            "height": geometry.height,
+            "width": geometry.width,
+            "max_text_tokens": cfg.data.max_text_tokens,
+        },
+    )
     rows = ds.take_all()
-    return {"shards_in": len(items), "shards_out": sum(bool(r["out"]) for r in rows),
-            "samples": sum(r["samples"] for r in rows), "bad": sum(r["bad"] for r in rows), "out": out}
+    return {
+        "shards_in": len(items),
+        "shards_out": sum(bool(r["out"]) for r in rows),
+        "samples": sum(r["samples"] for r in rows),
+        "bad": sum(r["bad"] for r in rows),
+        "out": out,
+    }

@@ -23,9 +23,16 @@ LOGVAR = -30.0  # the posterior is a point: sampling it returns its mean
 
 def tiny_vae_config(latent_channels: int, height: int, width: int, scaling_factor: float) -> dict:
     """AutoencoderKLCogVideoX arguments for the pass-through VAE (8x spatial, 4x temporal compression)."""
-    return dict(block_out_channels=(CHANNELS,) * 4, latent_channels=latent_channels, layers_per_block=1,
-                norm_num_groups=GROUPS, temporal_compression_ratio=4, sample_height=height, sample_width=width,
-                scaling_factor=scaling_factor)
+    return dict(
+        block_out_channels=(CHANNELS,) * 4,
+        latent_channels=latent_channels,
+        layers_per_block=1,
+        norm_num_groups=GROUPS,
+        temporal_compression_ratio=4,
+        sample_height=height,
+        sample_width=width,
+        scaling_factor=scaling_factor,
+    )
 
 
 @torch.no_grad()

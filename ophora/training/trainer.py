@@ -37,7 +37,8 @@ def check_resources(cfg: TrainConfig) -> None:
         raise TrainingError(
             f"{s.num_workers} workers x ({s.cpus_per_worker} CPU, {s.gpus_per_worker if s.use_gpu else 0} GPU) need "
             f"{need_cpu:g} CPU / {need_gpu:g} GPU but the Ray cluster has {total.get('CPU', 0):g} CPU / "
-            f"{total.get('GPU', 0):g} GPU; lower scaling.num_workers or scaling.cpus_per_worker")
+            f"{total.get('GPU', 0):g} GPU; lower scaling.num_workers or scaling.cpus_per_worker"
+        )
 
 
 def ray_storage(location: str) -> tuple[str, Any]:
@@ -70,8 +71,14 @@ def _root_cause(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def run_training(config: TrainConfig | str | Path, shards_root: str | Path, out_dir: str | Path, stage: str,
-                 init_from: str | Path | None = None, record_keys: bool = False) -> dict[str, Any]:
+def run_training(
+    config: TrainConfig | str | Path,
+    shards_root: str | Path,
+    out_dir: str | Path,
+    stage: str,
+    init_from: str | Path | None = None,
+    record_keys: bool = False,
+) -> dict[str, Any]:
     """Train one stage on ``<shards_root>/<stage>/`` and export to ``<out_dir>/export``; returns the summary.
 
     ``init_from`` (a diffusers folder, e.g. the TPT export) replaces ``config.model`` as the starting weights.
@@ -101,14 +108,29 @@ def run_training(config: TrainConfig | str | Path, shards_root: str | Path, out_
     backend = s.backend if s.backend != "auto" else ("nccl" if s.use_gpu else "gloo")
     per_worker = {"CPU": s.cpus_per_worker, **({"GPU": s.gpus_per_worker} if s.use_gpu else {})}
     storage, storage_fs = ray_storage(cfg.storage_path or str(out / "ray"))
-    job = {"config": cfg.model_dump(mode="json"), "geometry": geometry.as_dict(), "shards": shards, "kind": kind,
-           "source": source, "out_dir": str(out), "stage": stage, "record_keys": record_keys}
+    job = {
+        "config": cfg.model_dump(mode="json"),
+        "geometry": geometry.as_dict(),
+        "shards": shards,
+        "kind": kind,
+        "source": source,
+        "out_dir": str(out),
+        "stage": stage,
+        "record_keys": record_keys,
+    }
     trainer = TorchTrainer(
-        train_worker, train_loop_config=job, torch_config=TorchConfig(backend=backend),
+        train_worker,
+        train_loop_config=job,
+        torch_config=TorchConfig(backend=backend),
         scaling_config=ScalingConfig(num_workers=s.num_workers, use_gpu=s.use_gpu, resources_per_worker=per_worker),
-        run_config=RunConfig(name=f"ophora-{stage}", storage_path=storage, storage_filesystem=storage_fs,
-                             checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoints_to_keep),
-                             failure_config=FailureConfig(max_failures=cfg.max_failures)))
+        run_config=RunConfig(
+            name=f"ophora-{stage}",
+            storage_path=storage,
+            storage_filesystem=storage_fs,
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoints_to_keep),
+            failure_config=FailureConfig(max_failures=cfg.max_failures),
+        ),
+    )
     started = time.time()
     try:
         result = trainer.fit()
@@ -119,35 +141,60 @@ def run_training(config: TrainConfig | str | Path, shards_root: str | Path, out_
     m = dict(result.metrics or {})
     history = m.pop("loss_history", [])
     summary = {
-        "stage": stage, "model": source, "shards": len(shards), "kind": kind, "steps": m.get("step"),
-        "max_steps": cfg.max_steps, "global_batch": cfg.global_batch, "loss_first": history[0] if history else None,
-        "loss_last": m.get("loss"), "loss_history": history, "lr_last": m.get("lr"),
-        "samples_per_s": m.get("samples_per_s"), "step_time_s": m.get("step_time_s"),
-        "data_wait_s": m.get("data_wait_s"), "compute_s": m.get("compute_s"), "memory_mb": m.get("memory_mb"),
-        "bad_samples": m.get("bad_samples"), "bad_shards": m.get("bad_shards"),
-        "resumed_from_step": m.get("resumed_from_step"), "wall_s": round(time.time() - started, 2),
+        "stage": stage,
+        "model": source,
+        "shards": len(shards),
+        "kind": kind,
+        "steps": m.get("step"),
+        "max_steps": cfg.max_steps,
+        "global_batch": cfg.global_batch,
+        "loss_first": history[0] if history else None,
+        "loss_last": m.get("loss"),
+        "loss_history": history,
+        "lr_last": m.get("lr"),
+        "samples_per_s": m.get("samples_per_s"),
+        "step_time_s": m.get("step_time_s"),
+        "data_wait_s": m.get("data_wait_s"),
+        "compute_s": m.get("compute_s"),
+        "memory_mb": m.get("memory_mb"),
+        "bad_samples": m.get("bad_samples"),
+        "bad_shards": m.get("bad_shards"),
+        "resumed_from_step": m.get("resumed_from_step"),
+        "wall_s": round(time.time() - started, 2),
         "checkpoint": _checkpoint_uri(result.checkpoint.path, storage_fs) if result.checkpoint else None,
-        "export": str(out / EXPORT_DIR), "tensorboard": str(out / "tensorboard" / stage),
-        "lora": bool(cfg.lora.rank), "workers": s.num_workers, "readers": m.get("readers"),
-        "torch_threads": m.get("torch_threads"), "geometry": geometry.describe(),
-        "mixed_precision": cfg.mixed_precision, "gradient_checkpointing": cfg.gradient_checkpointing,
+        "export": str(out / EXPORT_DIR),
+        "tensorboard": str(out / "tensorboard" / stage),
+        "lora": bool(cfg.lora.rank),
+        "workers": s.num_workers,
+        "readers": m.get("readers"),
+        "torch_threads": m.get("torch_threads"),
+        "geometry": geometry.describe(),
+        "mixed_precision": cfg.mixed_precision,
+        "gradient_checkpointing": cfg.gradient_checkpointing,
         "skipped_steps": m.get("skipped_steps"),
         "validation_dir": str(validation_folder(out, stage)) if cfg.validation.every else None,
-        "validation_step": m.get("validation_step"), "validation_clip_score": m.get("validation_clip_score"),
+        "validation_step": m.get("validation_step"),
+        "validation_clip_score": m.get("validation_clip_score"),
     }
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str))
     return summary
 
 
-def run_progressive(tpt_config: TrainConfig | str | Path, p2ft_config: TrainConfig | str | Path,
-                    shards_root: str | Path, out_dir: str | Path, record_keys: bool = False) -> dict[str, Any]:
+def run_progressive(
+    tpt_config: TrainConfig | str | Path,
+    p2ft_config: TrainConfig | str | Path,
+    shards_root: str | Path,
+    out_dir: str | Path,
+    record_keys: bool = False,
+) -> dict[str, Any]:
     """TPT on ``tpt/`` into ``<out_dir>/tpt``, then P²FT on ``p2ft/`` into ``<out_dir>/p2ft`` starting from
     TPT's exported weights. Returns ``{"tpt": summary, "p2ft": summary}`` (also written to summary.json)."""
     out = Path(out_dir).expanduser().resolve()
     find_shards(absolute_location(str(shards_root)), "p2ft")  # fail before hours of TPT when P²FT has nothing to read
     tpt = run_training(tpt_config, shards_root, out / "tpt", "tpt", record_keys=record_keys)
-    p2ft = run_training(p2ft_config, shards_root, out / "p2ft", "p2ft", init_from=tpt["export"],
-                        record_keys=record_keys)
+    p2ft = run_training(
+        p2ft_config, shards_root, out / "p2ft", "p2ft", init_from=tpt["export"], record_keys=record_keys
+    )
     both = {"tpt": tpt, "p2ft": p2ft}
     (out / SUMMARY_FILE).write_text(json.dumps(both, indent=2, default=str))
     return both
@@ -155,6 +202,7 @@ def run_progressive(tpt_config: TrainConfig | str | Path, p2ft_config: TrainConf
 
 def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     """The summary as (field, value) rows for a human table (loss history left out)."""
+
     def fmt(v: Any) -> str:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 

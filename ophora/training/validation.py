@@ -60,12 +60,23 @@ class Validator:
 
         t0 = time.perf_counter()
         g = self.geometry
-        settings = SamplingSettings(steps=self.cfg.steps, frames=g.num_frames, height=g.height, width=g.width,
-                                    fps=g.fps, guidance=self.cfg.guidance, scheduler=self.cfg.scheduler,
-                                    max_sequence_length=self.max_tokens)
-        pipe = CogVideoXPipeline(tokenizer=parts.tokenizer, text_encoder=parts.text_encoder, vae=parts.vae,
-                                 transformer=transformer, scheduler=make_scheduler(parts.scheduler.config,
-                                                                                   self.cfg.scheduler))
+        settings = SamplingSettings(
+            steps=self.cfg.steps,
+            frames=g.num_frames,
+            height=g.height,
+            width=g.width,
+            fps=g.fps,
+            guidance=self.cfg.guidance,
+            scheduler=self.cfg.scheduler,
+            max_sequence_length=self.max_tokens,
+        )
+        pipe = CogVideoXPipeline(
+            tokenizer=parts.tokenizer,
+            text_encoder=parts.text_encoder,
+            vae=parts.vae,
+            transformer=transformer,
+            scheduler=make_scheduler(parts.scheduler.config, self.cfg.scheduler),
+        )
         pipe.set_progress_bar_config(disable=True)
         folder = self.folder / f"step-{step:06d}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -80,10 +91,21 @@ class Validator:
                 mp4 = encode_mp4(frames, folder / f"{prompt.id}.mp4", g.fps)
                 score = self._clip_score(frames, prompt.text)
                 scores.append(score)
-                mp4.with_suffix(".json").write_text(json.dumps({
-                    "prompt": prompt.text, "phase": prompt.phase, "seed": seed, "step": step,
-                    "clip_score": score, "clip_model": self.cfg.clip_model,
-                    "clip_pretrained": self.cfg.clip_pretrained}, indent=2), encoding="utf-8")
+                mp4.with_suffix(".json").write_text(
+                    json.dumps(
+                        {
+                            "prompt": prompt.text,
+                            "phase": prompt.phase,
+                            "seed": seed,
+                            "step": step,
+                            "clip_score": score,
+                            "clip_model": self.cfg.clip_model,
+                            "clip_pretrained": self.cfg.clip_pretrained,
+                        },
+                        indent=2,
+                    ),
+                    encoding="utf-8",
+                )
                 if writer is not None:
                     writer.add_image(f"validation/{prompt.id}", frame_grid(frames), step, dataformats="HWC")
         finally:
@@ -92,9 +114,13 @@ class Validator:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
         valid = [s for s in scores if s is not None]
-        result = {"step": step, "folder": str(folder), "videos": len(scores),
-                  "clip_score": float(np.mean(valid)) if valid else None,
-                  "seconds": round(time.perf_counter() - t0, 2)}
+        result = {
+            "step": step,
+            "folder": str(folder),
+            "videos": len(scores),
+            "clip_score": float(np.mean(valid)) if valid else None,
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
         if writer is not None:
             if result["clip_score"] is not None:
                 writer.add_scalar("validation/clip_score", result["clip_score"], step)
@@ -105,8 +131,8 @@ class Validator:
     def _clip_score(self, frames: np.ndarray, text: str) -> float | None:
         if not self.cfg.clip_model:
             return None
-        from ophora.inference.openclip_embed import load_clip
         from ophora.inference.metrics import clip_score
+        from ophora.inference.openclip_embed import load_clip
         from ophora.inference.video_io import pick_frames
 
         if self._clip is None:
@@ -126,5 +152,5 @@ def frame_grid(frames: np.ndarray, count: int = GRID_FRAMES, columns: int = 4) -
     grid = np.zeros((rows * h, columns * w, 3), dtype=np.uint8)
     for i, frame in enumerate(picked):
         r, c = divmod(i, columns)
-        grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = frame
+        grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = frame
     return grid

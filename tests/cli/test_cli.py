@@ -46,7 +46,9 @@ def test_version_and_unknown_command():
 
 
 def test_console_entry_point_starts_fast_without_heavy_imports():
-    code = ("import sys, ophora.cli; heavy = [m for m in ('torch', 'ray', 'diffusers', 'transformers') "
-            "if m in sys.modules]; print(heavy)")
+    code = (
+        "import sys, ophora.cli; heavy = [m for m in ('torch', 'ray', 'diffusers', 'transformers') "
+        "if m in sys.modules]; print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", f"importing the CLI pulled in heavy modules: {out}"

@@ -19,10 +19,25 @@ from ophora.synthetic.narration_eval import clip_records
 @pytest.mark.slow
 def test_demo_runs_the_whole_chain_offline(tmp_path):
     out = tmp_path / "demo"
-    cmd = [sys.executable, "-m", "ophora.cli", "demo", "--out", str(out), "--videos", "2", "--minutes", "0.6",
-           "--train-steps", "4", "--sample-steps", "2", "--fid-size", "96"]  # CI time: Inception at 96 px
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, env={**os.environ,
-                                                                                 "HF_HUB_OFFLINE": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "ophora.cli",
+        "demo",
+        "--out",
+        str(out),
+        "--videos",
+        "2",
+        "--minutes",
+        "0.6",
+        "--train-steps",
+        "4",
+        "--sample-steps",
+        "2",
+        "--fid-size",
+        "96",
+    ]  # CI time: Inception at 96 px
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     summary = json.loads((out / "demo-summary.json").read_text())
     assert set(summary["seconds"]) == {"synth", "curate", "inspect", "train", "sample", "evaluate"}
@@ -39,8 +54,11 @@ def test_demo_runs_the_whole_chain_offline(tmp_path):
     evaluation = json.loads((out / "evaluation" / "evaluation.json").read_text())
     assert evaluation["generated"]["videos"] == 12 and evaluation["labels"]["fid"] == "not comparable"
     fid = summary["fid_against_curated"]
-    assert fid["trained"] > 0 and fid["untrained"] > 0 and "FID against the curated clips" in (
-        out / "samples" / "gallery" / "index.html").read_text()
+    assert (
+        fid["trained"] > 0
+        and fid["untrained"] > 0
+        and "FID against the curated clips" in (out / "samples" / "gallery" / "index.html").read_text()
+    )
     # validation videos sit in TensorBoard's folder, next to the frame grids TensorBoard shows
     validation = Path(summary["training"]["tpt"]["validation_dir"])
     assert validation.parent == out / "runs" / "tpt" / "tensorboard" / "tpt"

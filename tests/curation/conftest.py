@@ -26,9 +26,14 @@ def tiny_open_clip(tmp_path_factory) -> str:
     import open_clip
 
     d = tmp_path_factory.mktemp("clipcfg")
-    (d / "ophora-tiny-test.json").write_text(json.dumps({
-        "embed_dim": 32, "vision_cfg": {"image_size": 64, "layers": 1, "width": 64, "patch_size": 16,
-                                        "head_width": 32},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1}}))
+    (d / "ophora-tiny-test.json").write_text(
+        json.dumps(
+            {
+                "embed_dim": 32,
+                "vision_cfg": {"image_size": 64, "layers": 1, "width": 64, "patch_size": 16, "head_width": 32},
+                "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1},
+            }
+        )
+    )
     open_clip.add_model_config(d)
     return "ophora-tiny-test"

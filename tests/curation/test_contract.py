@@ -14,8 +14,20 @@ from ophora.dataset.shards import ClipMeta, ShardError, ShardWriter
 
 def _meta(key: str, **kw) -> ClipMeta:
     source, index = shards.parse_key(key)
-    base = dict(key=key, source_id=source, source_uri="/x.mp4", clip_index=index, scene_index=0, start=0.0,
-                end=6.125, fps=8.0, num_frames=49, width=720, height=480, instruction="Incise the cornea.")
+    base = dict(
+        key=key,
+        source_id=source,
+        source_uri="/x.mp4",
+        clip_index=index,
+        scene_index=0,
+        start=0.0,
+        end=6.125,
+        fps=8.0,
+        num_frames=49,
+        width=720,
+        height=480,
+        instruction="Incise the cornea.",
+    )
     base.update(kw)
     return ClipMeta(**base)
 
@@ -106,9 +118,13 @@ def test_shards_open_with_plain_webdataset_and_tarfile(tmp_path):
 def test_ledger_keeps_latest_row_per_source(tmp_path):
     root = str(tmp_path)
     ledger.append_rows(root, [ledger.ledger_row("/a.mp4", "aaaa", "failed", stage="clip", reason="boom")])
-    ledger.append_rows(root, [ledger.ledger_row("/a.mp4", "aaaa", "done", keys=["aaaa_000000"],
-                                                drops={"windows: short leftover": 2}),
-                              ledger.ledger_row("/b.mp4", "", "rejected", stage="probe", reason="no video stream")])
+    ledger.append_rows(
+        root,
+        [
+            ledger.ledger_row("/a.mp4", "aaaa", "done", keys=["aaaa_000000"], drops={"windows: short leftover": 2}),
+            ledger.ledger_row("/b.mp4", "", "rejected", stage="probe", reason="no video stream"),
+        ],
+    )
     df = ledger.read_ledger(root)
     assert list(df["status"]) == ["done", "rejected"]
     assert int(df.iloc[0]["clips_written"]) == 1

@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from ophora.curation.config import CurateConfig
-from ophora.dataset.ledger import read_ledger
 from ophora.curation.pipeline import run_curation
+from ophora.dataset.ledger import read_ledger
 from ophora.dataset.shards import iter_subset
-
 from tests.fixtures.curate import BACKBONE, mp4_facts, offline_config
 
 pytestmark = pytest.mark.slow  # one full run over 16 inputs (about a minute on 2 cores)
@@ -31,8 +30,20 @@ def ffmpeg(*args: str) -> None:
 
 def pattern(path: Path, seconds: float, size: str = "320x240", rate: str = "30", extra: tuple = ()) -> Path:
     """A distinct test-pattern video (the duration makes its bytes unique)."""
-    ffmpeg("-f", "lavfi", "-i", f"testsrc2=s={size}:r={rate}:d={seconds}", *extra, "-c:v", "libx264",
-           "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=s={size}:r={rate}:d={seconds}",
+        *extra,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        str(path),
+    )
     return path
 
 
@@ -98,22 +109,34 @@ def test_run_finishes_with_exit_code_0_and_every_input_in_the_ledger(bad_run, ba
     assert summary["done"] + summary["rejected"] == len(names)
 
 
-@pytest.mark.parametrize("name, stage, words", [
-    ("zero.mp4", "probe", "empty file"),
-    ("text.mp4", "probe", "undecodable"),
-    ("audio.mp4", "probe", "no video stream"),
-    ("trunc-head.mp4", "probe", "undecodable"),
-    ("8k.mp4", "probe", "too large"),
-    ("dangling.mp4", "probe", "unreadable (not found"),
-    ("missing.mp4", "probe", "unreadable (not found"),
-])
+@pytest.mark.parametrize(
+    "name, stage, words",
+    [
+        ("zero.mp4", "probe", "empty file"),
+        ("text.mp4", "probe", "undecodable"),
+        ("audio.mp4", "probe", "no video stream"),
+        ("trunc-head.mp4", "probe", "undecodable"),
+        ("8k.mp4", "probe", "too large"),
+        ("dangling.mp4", "probe", "unreadable (not found"),
+        ("missing.mp4", "probe", "unreadable (not found"),
+    ],
+)
 def test_each_bad_input_is_rejected_with_its_reason(bad_run, name, stage, words):
     row = bad_run[2][name]
     assert (row.status, row.stage) == ("rejected", stage) and words in row.reason, row
 
 
-@pytest.mark.parametrize("name", ["-lead 'single' \"double\" ünïcödé spaced.mp4", "silent.mp4", "vfr.mp4",
-                                  "rotated.mp4", "remote.mp4", "trunc-tail.mp4"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "-lead 'single' \"double\" ünïcödé spaced.mp4",
+        "silent.mp4",
+        "vfr.mp4",
+        "rotated.mp4",
+        "remote.mp4",
+        "trunc-tail.mp4",
+    ],
+)
 def test_awkward_but_usable_inputs_give_clips(bad_run, name):
     row = bad_run[2][name]
     assert row.status == "done" and row.clips_written >= 1, row
@@ -157,16 +180,35 @@ def test_sources_without_usable_narration_finish_with_their_windows_dropped_for_
     d = tmp_path / "in"
     d.mkdir()
     pattern(d / "mute.mp4", 7.0)
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=7.1", "-f", "lavfi", "-i", "anoisesrc=d=7.1:a=0.3",
-           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-shortest", str(d / "noise.mp4"))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x240:r=30:d=7.1",
+        "-f",
+        "lavfi",
+        "-i",
+        "anoisesrc=d=7.1:a=0.3",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-shortest",
+        str(d / "noise.mp4"),
+    )
     ffmpeg("-i", str(d / "noise.mp4"), "-c", "copy", "-metadata", "title=other bytes", str(d / "subtitled.mp4"))
     (d / "subtitled.srt").write_bytes(b"1\n00:00:99,000 --> garbage\n\xff\xfe not a cue\n")
     summary = run_curation(offline_config(), [str(d)], str(tmp_path / "out"), quiet=True)
     rows = {Path(r.source_uri).name: r for r in read_ledger(str(tmp_path / "out")).itertuples()}
     assert summary["exit_code"] == 0 and summary["clips_written"] == 0
     assert {n: r.status for n, r in rows.items()} == {"mute.mp4": "done", "noise.mp4": "done", "subtitled.mp4": "done"}
-    want = {"mute.mp4": "transcribe: no audio stream", "noise.mp4": "transcribe: no speech",
-            "subtitled.mp4": "transcribe: no speech"}
+    want = {
+        "mute.mp4": "transcribe: no audio stream",
+        "noise.mp4": "transcribe: no speech",
+        "subtitled.mp4": "transcribe: no speech",
+    }
     for name, reason in want.items():
         dropped = [d[3] for d in json.loads(rows[name].dropped_json) if not d[3].startswith("windows: ")]
         assert dropped and all(r.startswith(reason) for r in dropped), (name, dropped)

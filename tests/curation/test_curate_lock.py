@@ -21,8 +21,17 @@ def plant_lock(out: Path, pid: int, host: str | None = None, heartbeat_age_s: fl
     out.mkdir(parents=True, exist_ok=True)
     now = time.time()
     lock = out / LOCK_FILE
-    lock.write_text(json.dumps({"token": "other-run", "host": host or socket.gethostname(), "pid": pid,
-                                "started": now - 60, "heartbeat": now - heartbeat_age_s}))
+    lock.write_text(
+        json.dumps(
+            {
+                "token": "other-run",
+                "host": host or socket.gethostname(),
+                "pid": pid,
+                "started": now - 60,
+                "heartbeat": now - heartbeat_age_s,
+            }
+        )
+    )
     return lock
 
 
@@ -38,8 +47,12 @@ def test_a_live_run_holds_out_and_a_second_run_is_refused_with_exit_2(tmp_path, 
     out = tmp_path / "out"
     lock = plant_lock(out, live_process)
     (tmp_path / "v.mp4").write_bytes(b"not looked at")
-    res = subprocess.run([str(OPHORA), "curate", str(tmp_path / "v.mp4"), "--out", str(out), "--quiet"],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [str(OPHORA), "curate", str(tmp_path / "v.mp4"), "--out", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2, res.stdout + res.stderr
     said = " ".join((res.stdout + res.stderr).split())
     assert "being written by another curate run" in said and f"pid {live_process}" in said, said

@@ -9,10 +9,9 @@ import json
 import pytest
 
 from ophora.curation.cataract_actions import names_action
+from ophora.curation.pipeline import run_curation
 from ophora.dataset.ledger import read_ledger
 from ophora.synthetic.narration_eval import clip_records, evaluate
-from ophora.curation.pipeline import run_curation
-
 from tests.fixtures.curate import offline_config
 
 pytestmark = pytest.mark.slow  # a full curation run of the small corpus (the bundled LLM's run: test_demo)

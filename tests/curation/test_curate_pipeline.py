@@ -8,11 +8,9 @@ import tarfile
 
 import pytest
 
-from ophora.dataset.ledger import read_ledger
 from ophora.curation.pipeline import run_curation
-from ophora.dataset.shards import read_index
-from ophora.dataset.shards import iter_subset, list_shards
-
+from ophora.dataset.ledger import read_ledger
+from ophora.dataset.shards import iter_subset, list_shards, read_index
 from tests.fixtures.curate import BACKBONE, BACKBONE_FLAGS, mp4_facts, offline_config, scene_of, truth_by_file
 
 
@@ -47,8 +45,14 @@ def test_every_mp4_has_the_promised_frames_size_and_rate(curated, tmp_path):
     out, _ = curated
     for sample in iter_subset(str(out), "tpt"):
         facts = mp4_facts(sample.mp4, tmp_path)
-        assert facts == {"frames": 49, "width": 720, "height": 480, "fps": 8.0, "pix_fmt": "yuv420p",
-                         "codec": "h264"}, sample.key
+        assert facts == {
+            "frames": 49,
+            "width": 720,
+            "height": 480,
+            "fps": 8.0,
+            "pix_fmt": "yuv420p",
+            "codec": "h264",
+        }, sample.key
         meta = sample.clip_meta()
         assert (meta.num_frames, meta.width, meta.height, meta.fps) == (49, 720, 480, 8.0)
         assert meta.subsets == ["tpt"]  # the backbone skips privacy, so nothing is admitted to p2ft/
@@ -65,8 +69,7 @@ def test_a_run_that_skips_privacy_writes_p2ft_empty_and_says_why(curated, capsys
     print_summary(summary)
     assert "privacy stage was skipped" in capsys.readouterr().out.replace("\n", " ")
     for sample in iter_subset(str(out), "tpt", members=["json"]):
-        assert "write: privacy not examined (the privacy stage did not run on this clip)" in sample.meta[
-            "p2ft_reasons"]
+        assert "write: privacy not examined (the privacy stage did not run on this clip)" in sample.meta["p2ft_reasons"]
 
 
 def test_shards_open_with_webdataset_ray_data_and_tarfile(curated, ray_local):
@@ -90,8 +93,9 @@ def test_index_names_every_sample_in_its_shard(curated):
     index = read_index(str(out))
     assert len(index) == sum(summary["clips_by_subset"].values())
     for subset in ("tpt", "p2ft"):
-        in_shards = {(f"{subset}/{s.shard.rsplit('/', 1)[-1]}", s.key)
-                     for s in iter_subset(str(out), subset, members=["json"])}
+        in_shards = {
+            (f"{subset}/{s.shard.rsplit('/', 1)[-1]}", s.key) for s in iter_subset(str(out), subset, members=["json"])
+        }
         assert in_shards == {(r.shard, r.key) for r in index[index.subset == subset].itertuples()}
 
 
@@ -111,6 +115,7 @@ def test_rerun_skips_settled_sources_and_keeps_every_shard(curated, small_corpus
 
 
 # ---------------------------------------------------------------- crashes
+
 
 def _keys_and_leftovers(out):
     keys = [s.key for sub in ("tpt", "p2ft") for s in iter_subset(str(out), sub, members=["json"])]
@@ -132,8 +137,19 @@ def test_rerun_after_killing_the_driver_gives_the_same_keys(curated, small_corpu
 
     out = tmp_path / "killed"
     ophora = shutil.which("ophora") or os.path.join(os.path.dirname(sys.executable), "ophora")
-    cmd = [ophora, "curate", str(small_corpus / "videos"), "--out", str(out), "--quiet", *BACKBONE_FLAGS,
-           "--address", ray_local.get_runtime_context().gcs_address, "--set", "progress_every_s=0.5"]
+    cmd = [
+        ophora,
+        "curate",
+        str(small_corpus / "videos"),
+        "--out",
+        str(out),
+        "--quiet",
+        *BACKBONE_FLAGS,
+        "--address",
+        ray_local.get_runtime_context().gcs_address,
+        "--set",
+        "progress_every_s=0.5",
+    ]
     driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and driver.poll() is None:
@@ -178,8 +194,7 @@ def test_a_killed_worker_mid_stage_does_not_stop_the_run(curated, small_corpus, 
 
     killer = threading.Thread(target=kill_one_clip_worker, daemon=True)
     killer.start()
-    summary = run_curation(offline_config(**BACKBONE), [str(small_corpus / "videos")], str(tmp_path / "o"),
-                           quiet=True)
+    summary = run_curation(offline_config(**BACKBONE), [str(small_corpus / "videos")], str(tmp_path / "o"), quiet=True)
     killer.join(5)
     assert killed, "no clip worker was found to kill"
     assert summary["done"] == 3 and summary["exit_code"] == 0
@@ -187,8 +202,7 @@ def test_a_killed_worker_mid_stage_does_not_stop_the_run(curated, small_corpus, 
 
 
 @pytest.mark.slow
-def test_limit_takes_some_pending_sources_and_force_redoes_them_under_the_same_keys(curated, small_corpus,
-                                                                                    tmp_path):
+def test_limit_takes_some_pending_sources_and_force_redoes_them_under_the_same_keys(curated, small_corpus, tmp_path):
     out = tmp_path / "limited"
     cfg = offline_config(limit=1, **BACKBONE)
     first = run_curation(cfg, [str(small_corpus / "videos")], str(out), quiet=True)
@@ -207,8 +221,10 @@ def test_a_stage_that_cannot_load_its_model_stops_the_run_with_one_line(ray_loca
     from ophora.curation.pipeline import StageStartError
 
     skip = [s for s in BACKBONE["skip"] if s != "quality"]
-    cfg = offline_config(skip=skip, **{"quality.clip_model": "ViT-B-32",
-                                       "quality.clip_pretrained": str(tmp_path / "missing-weights.bin")})
+    cfg = offline_config(
+        skip=skip,
+        **{"quality.clip_model": "ViT-B-32", "quality.clip_pretrained": str(tmp_path / "missing-weights.bin")},
+    )
     with pytest.raises(StageStartError, match="the quality stage could not start") as err:
         run_curation(cfg, [str(small_corpus / "videos")], str(tmp_path / "o"), quiet=True)
     assert "missing-weights.bin" in str(err.value) and "\n" not in str(err.value)

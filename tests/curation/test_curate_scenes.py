@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from ophora.curation.config import CurateConfig
 from ophora.curation.stages.scenes import Scenes
-
 from tests.fixtures.curate import cut_scores, truth_by_file
 
 
@@ -27,6 +26,7 @@ def test_every_synthetic_cut_and_dissolve_is_found_and_nothing_else(small_corpus
     hard_f1 = 2 * hard_recall * precision / (hard_recall + precision)
     (artifacts_dir / "curate_scene_f1.txt").write_text(
         f"hard cuts {hit.get('cut', 0)}/{total['cut']}, dissolves {hit.get('dissolve', 0)}/"
-        f"{total.get('dissolve', 0)}, false boundaries {false}, F1 {f1:.3f}, hard-cut F1 {hard_f1:.3f}\n")
+        f"{total.get('dissolve', 0)}, false boundaries {false}, F1 {f1:.3f}, hard-cut F1 {hard_f1:.3f}\n"
+    )
     assert hit == total and false == 0, (hit, total, false)  # the candidate check keeps every true cut
     assert hard_f1 == 1.0 and f1 == 1.0

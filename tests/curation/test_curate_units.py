@@ -32,6 +32,7 @@ def probe_rows(config: CurateConfig, *paths: Path) -> list[dict]:
 
 # ---------------------------------------------------------------- config
 
+
 def test_profiles_load_and_overrides_win_over_yaml(tmp_path):
     user = tmp_path / "job.yaml"
     user.write_text("windows: {fps: 4}\nclip: {width: 320}\n")
@@ -59,10 +60,12 @@ def test_every_config_field_is_documented():
             ann = f.annotation
             if isinstance(ann, type) and hasattr(ann, "model_fields"):
                 walk(ann)
+
     walk(CurateConfig)
 
 
 # ---------------------------------------------------------------- inputs
+
 
 def test_discovery_covers_dirs_globs_manifests_sidecars_and_repeats(tmp_path):
     vids = tmp_path / "v" / "deep"
@@ -89,24 +92,44 @@ def test_discovery_covers_dirs_globs_manifests_sidecars_and_repeats(tmp_path):
 
 # ---------------------------------------------------------------- probe
 
+
 def test_probe_gives_each_bad_input_a_reason(tmp_path):
     good = lavfi_video(tmp_path / "good.mp4", 3, audio=True)
     silent = lavfi_video(tmp_path / "silent.mp4", 3)
     (tmp_path / "zero.mp4").write_bytes(b"")
     (tmp_path / "text.mp4").write_text("hello, I am not a video\n")
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=d=3", str(tmp_path / "audio.m4a")],
-                   check=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=d=3", str(tmp_path / "audio.m4a")], check=True
+    )
     (tmp_path / "trunc.mp4").write_bytes(good.read_bytes()[:3000])
     short = lavfi_video(tmp_path / "short.mp4", 1)
     tiny = lavfi_video(tmp_path / "tiny.mp4", 3, size="32x32")
-    rows = {Path(r["source_uri"]).name: r for r in probe_rows(
-        CurateConfig.load("offline"), good, silent, tmp_path / "zero.mp4", tmp_path / "text.mp4", tmp_path / "audio.m4a",
-        tmp_path / "trunc.mp4", short, tiny, tmp_path / "gone.mp4")}
+    rows = {
+        Path(r["source_uri"]).name: r
+        for r in probe_rows(
+            CurateConfig.load("offline"),
+            good,
+            silent,
+            tmp_path / "zero.mp4",
+            tmp_path / "text.mp4",
+            tmp_path / "audio.m4a",
+            tmp_path / "trunc.mp4",
+            short,
+            tiny,
+            tmp_path / "gone.mp4",
+        )
+    }
     assert rows["good.mp4"]["reject"] == "" and json.loads(rows["good.mp4"]["facts_json"])["has_audio"]
     assert rows["silent.mp4"]["reject"] == "" and not json.loads(rows["silent.mp4"]["facts_json"])["has_audio"]
-    expect = {"zero.mp4": "empty file", "text.mp4": "undecodable", "audio.m4a": "no video stream",
-              "trunc.mp4": "undecodable", "short.mp4": "too short", "tiny.mp4": "too small",
-              "gone.mp4": "not found"}
+    expect = {
+        "zero.mp4": "empty file",
+        "text.mp4": "undecodable",
+        "audio.m4a": "no video stream",
+        "trunc.mp4": "undecodable",
+        "short.mp4": "too short",
+        "tiny.mp4": "too small",
+        "gone.mp4": "not found",
+    }
     for name, words in expect.items():
         assert rows[name]["reject"].startswith("probe: ") and words in rows[name]["reject"], rows[name]
     assert len(rows["good.mp4"]["source_id"]) == 16
@@ -124,6 +147,7 @@ def test_probe_takes_the_stable_id_from_info_json(tmp_path):
 
 # ---------------------------------------------------------------- scenes and windows
 
+
 def test_scenes_lie_between_merged_boundaries():
     assert scenes_between([(4.0, 4.5), (4.4, 5.0), (9.0, 9.2)], 12.0) == [(0.0, 4.0), (5.0, 9.0), (9.2, 12.0)]
     assert scenes_between([], 3.0) == [(0.0, 3.0)]
@@ -133,8 +157,7 @@ def test_windows_never_cross_a_scene_and_leftovers_are_dropped_with_a_reason():
     cfg = CurateConfig.load("offline", overrides={"skip": ["transcribe"], "windows.overlap": 0})  # the split alone
     split = Windows(cfg)
     scenes = [[0.0, 14.0], [14.4, 17.0], [17.5, 30.0]]
-    src = new_row(source_uri="/x.mp4", source_id="abcd1234abcd1234", duration=30.0,
-                  scenes_json=json.dumps(scenes))
+    src = new_row(source_uri="/x.mp4", source_id="abcd1234abcd1234", duration=30.0, scenes_json=json.dumps(scenes))
     rows = split(src)
     assert [r["window_index"] for r in rows] == list(range(len(rows)))
     assert {r["windows_total"] for r in rows} == {len(rows)}
@@ -153,6 +176,7 @@ def test_windows_never_cross_a_scene_and_leftovers_are_dropped_with_a_reason():
 
 # ---------------------------------------------------------------- clip
 
+
 def test_clip_has_the_promised_frames_size_and_rate(tmp_path):
     video = lavfi_video(tmp_path / "v.mp4", 8, size="640x360", rate=25)
     cfg = CurateConfig.load("offline")
@@ -163,9 +187,22 @@ def test_clip_has_the_promised_frames_size_and_rate(tmp_path):
     out = tmp_path / "clip.mp4"
     out.write_bytes(row["mp4"])
     assert count_frames(str(out), 30) == (49, 720, 480)
-    rate = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-                           "stream=r_frame_rate,pix_fmt,codec_name", "-of", "json", str(out)],
-                          capture_output=True, check=True).stdout
+    rate = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=r_frame_rate,pix_fmt,codec_name",
+            "-of",
+            "json",
+            str(out),
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
     stream = json.loads(rate)["streams"][0]
     assert (stream["r_frame_rate"], stream["pix_fmt"], stream["codec_name"]) == ("8/1", "yuv420p", "h264")
     # A window past the end of the source cannot give 49 frames: dropped, never written.
@@ -175,6 +212,7 @@ def test_clip_has_the_promised_frames_size_and_rate(tmp_path):
 
 
 # ---------------------------------------------------------------- command line
+
 
 def test_cli_prints_the_effective_config_and_refuses_bad_usage_with_exit_2(tmp_path):
     import yaml

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from ophora.synthetic.filter_eval import PLANTED, evaluate, run_stage, truth_windows
 from ophora.curation.stages.dedup import DedupStage
 from ophora.curation.stages.dynamics import DynamicsStage
 from ophora.curation.stages.frame_filter import is_identifying
 from ophora.curation.stages.privacy import PrivacyStage
 from ophora.curation.stages.quality import QualityStage
+from ophora.synthetic.filter_eval import PLANTED, evaluate, run_stage, truth_windows
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,22 @@ import json
 
 import cv2
 import numpy as np
-
-from ophora.curation.stages.common import new_row, rows_to_batch
 import pytest
 
 from ophora.curation.config import CurateConfig
-from ophora.curation.stages.dedup import (SIGNATURE, DedupConfig, DedupStage, as_signature, band_keys,
-                                          bucket_losers, frame_distances, signature, simhash, window_id)
-
+from ophora.curation.stages.common import new_row, rows_to_batch
+from ophora.curation.stages.dedup import (
+    SIGNATURE,
+    DedupConfig,
+    DedupStage,
+    as_signature,
+    band_keys,
+    bucket_losers,
+    frame_distances,
+    signature,
+    simhash,
+    window_id,
+)
 from tests.fixtures.scenes import scene_frames
 
 
@@ -43,7 +51,7 @@ def test_simhash_bits_track_the_angle_between_planted_embeddings():
     orthogonal = rng.normal(size=512)
     orthogonal -= orthogonal @ e[0] / (e[0] @ e[0]) * e[0]
     near = e + 0.1 * rng.normal(size=(1, 512)) * np.linalg.norm(e) / np.sqrt(512)  # cosine ~0.995
-    base, = simhash(e)
+    (base,) = simhash(e)
     bits = [bin(base ^ h).count("1") for h in simhash(np.concatenate([e, near, orthogonal[None], -e]))]
     assert bits[0] == 0 and bits[1] <= DedupConfig().clip_max_bits < bits[2] and bits[3] == 64
     assert 20 <= bits[2] <= 44  # 90 degrees apart: about half the bits differ
@@ -53,12 +61,16 @@ def test_simhash_bits_track_the_angle_between_planted_embeddings():
 def test_clip_method_signs_windows_with_open_clip_and_needs_weights(tmp_path, tiny_open_clip):
     frames = scene_frames("surgical", 0, count=24, duration=3.0)
     _write(tmp_path / "a.mp4", frames)
-    config = CurateConfig.load("offline", overrides={"dedup.method": "clip", "quality.clip_model": tiny_open_clip,
-                                                     "quality.clip_pretrained": "random"})
+    config = CurateConfig.load(
+        "offline",
+        overrides={"dedup.method": "clip", "quality.clip_model": tiny_open_clip, "quality.clip_pretrained": "random"},
+    )
     stage = DedupStage(config)
     assert stage.model == f"simhash64-open_clip:{tiny_open_clip}@random-init@1"
-    rows = [new_row(source_uri=str(tmp_path / "a.mp4"), source_id=sid, window_index=0, start=0.0, end=3.0)
-            for sid in ("aaaa", "bbbb")]
+    rows = [
+        new_row(source_uri=str(tmp_path / "a.mp4"), source_id=sid, window_index=0, start=0.0, end=3.0)
+        for sid in ("aaaa", "bbbb")
+    ]
     first, second = DedupStage(config)(rows_to_batch(rows)).column(SIGNATURE).to_pylist()
     assert first == second and len(first.split(".")) == DedupConfig().frames
     assert as_signature(int(h, 16) for h in first.split(".")) == first
@@ -93,10 +105,26 @@ def test_dedup_dataset_drops_the_weaker_near_duplicate(tmp_path, ray_local):
     _write(tmp_path / "c.mp4", scene_frames("surgical", 5, count=24, duration=3.0))
     rows = []
     for sid, name, q in (("aaaa", "a", 0.8), ("bbbb", "b", 0.9), ("cccc", "c", 0.5)):
-        rows.append(new_row(source_uri=str(tmp_path / f"{name}.mp4"), source_id=sid, window_index=0, start=0.0,
-                            end=3.0, meta_json=json.dumps({"scores": {"field": q}})))
-    rows.append(new_row(source_uri=str(tmp_path / "a.mp4"), source_id="dddd", window_index=0, start=0.0, end=3.0,
-                        drop="quality: not a surgical field"))
+        rows.append(
+            new_row(
+                source_uri=str(tmp_path / f"{name}.mp4"),
+                source_id=sid,
+                window_index=0,
+                start=0.0,
+                end=3.0,
+                meta_json=json.dumps({"scores": {"field": q}}),
+            )
+        )
+    rows.append(
+        new_row(
+            source_uri=str(tmp_path / "a.mp4"),
+            source_id="dddd",
+            window_index=0,
+            start=0.0,
+            end=3.0,
+            drop="quality: not a surgical field",
+        )
+    )
     table = DedupStage(None)(rows_to_batch(rows))
     assert all(table.column(SIGNATURE).to_pylist()[:3]) and table.column(SIGNATURE)[3].as_py() == ""
     ds = ray_local.data.from_arrow(table)

@@ -12,7 +12,6 @@ import pytest
 
 from ophora.curation.stages.common import new_row, read_meta, rows_to_batch
 from ophora.curation.stages.dynamics import DynamicsConfig, DynamicsStage, judge_motion, motion_profile
-
 from tests.fixtures.scenes import scene_pairs
 
 CFG = DynamicsConfig()
@@ -24,8 +23,9 @@ def judge(pairs):
 
 
 def _run(stage, path, start, end):
-    return stage(rows_to_batch([new_row(source_uri=str(path), source_id="abcd", window_index=0, start=start,
-                                        end=end)])).to_pylist()[0]
+    return stage(
+        rows_to_batch([new_row(source_uri=str(path), source_id="abcd", window_index=0, start=start, end=end)])
+    ).to_pylist()[0]
 
 
 def _pan_video(path: Path, widths_per_second: float, seconds: float = 7.0, width: int = 640) -> Path:
@@ -33,9 +33,28 @@ def _pan_video(path: Path, widths_per_second: float, seconds: float = 7.0, width
     ``widths_per_second`` frame widths per second, 25 fps."""
     speed = widths_per_second * width
     total = int(width * (1 + widths_per_second * seconds)) + 16
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"mandelbrot=size={total}x360:rate=25",
-                    "-vf", f"crop={width}:360:x='min(t*{speed},{total - width})':y=0", "-t", str(seconds),
-                    "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"mandelbrot=size={total}x360:rate=25",
+            "-vf",
+            f"crop={width}:360:x='min(t*{speed},{total - width})':y=0",
+            "-t",
+            str(seconds),
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
+        check=True,
+    )
     return path
 
 
@@ -82,12 +101,36 @@ def test_the_real_cataract_clips_are_kept():
 def test_stage_reads_a_video_file_and_drops_only_the_still_half(tmp_path):
     video = tmp_path / "half_still.mp4"
     # 4 s of a moving test pattern, then 4 s of one frozen frame
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10:duration=4",
-                    "-f", "lavfi", "-i", "color=c=gray:size=320x240:rate=10:duration=4",
-                    "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]", "-c:v", "libx264",
-                    "-pix_fmt", "yuv420p", str(video)], check=True)
-    rows = [new_row(source_uri=str(video), source_id="abcd", window_index=i, start=s, end=s + 3.0)
-            for i, s in enumerate((0.5, 4.5))]
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=10:duration=4",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=gray:size=320x240:rate=10:duration=4",
+            "-filter_complex",
+            "[0:v][1:v]concat=n=2:v=1[v]",
+            "-map",
+            "[v]",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(video),
+        ],
+        check=True,
+    )
+    rows = [
+        new_row(source_uri=str(video), source_id="abcd", window_index=i, start=s, end=s + 3.0)
+        for i, s in enumerate((0.5, 4.5))
+    ]
     out = DynamicsStage(None)(rows_to_batch(rows)).to_pylist()
     assert out[0]["drop"] == "" and read_meta(out[0])["scores"]["motion"] > CFG.still_motion
     assert out[1]["drop"].startswith("dynamics: no motion")

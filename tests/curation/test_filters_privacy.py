@@ -14,10 +14,15 @@ import pytest
 from ophora.curation.frames import frames_at
 from ophora.curation.stages.common import new_row, read_meta
 from ophora.curation.stages.frame_filter import is_identifying, record
-from ophora.curation.stages.privacy import (FaceDetector, PrivacyConfig, PrivacyStage, graphic_colour_share,
-                                            identifying_text, rectangle_corners)
+from ophora.curation.stages.privacy import (
+    FaceDetector,
+    PrivacyConfig,
+    PrivacyStage,
+    graphic_colour_share,
+    identifying_text,
+    rectangle_corners,
+)
 from ophora.dataset.shards import decide_subsets
-
 from tests.fixtures.faces import pasted, portrait
 from tests.fixtures.scenes import scene_frames
 
@@ -39,11 +44,17 @@ def surgical_background():
     return scene_frames("surgical", 5, count=1, max_side=720)[0]
 
 
-@pytest.mark.parametrize("name, share, corner, look", [
-    ("grace_hopper", 0.15, "top-left", "plain"), ("astronaut", 0.3, "bottom-right", "grey"),
-    ("camera", 0.45, "centre", "plain"), ("grace_hopper", 0.9, "centre", "side-lit"),
-    ("astronaut", 0.6, "centre", "side-lit"), ("camera", 0.3, "top-left", "grey"),
-])
+@pytest.mark.parametrize(
+    "name, share, corner, look",
+    [
+        ("grace_hopper", 0.15, "top-left", "plain"),
+        ("astronaut", 0.3, "bottom-right", "grey"),
+        ("camera", 0.45, "centre", "plain"),
+        ("grace_hopper", 0.9, "centre", "side-lit"),
+        ("astronaut", 0.6, "centre", "side-lit"),
+        ("camera", 0.3, "top-left", "grey"),
+    ],
+)
 def test_faces_the_detector_was_not_tuned_on_are_found(stage, surgical_background, name, share, corner, look):
     frame = pasted(surgical_background, portrait(name), share, corner, look)
     assert stage.faces(frame) >= 1

@@ -3,15 +3,22 @@ open_clip end to end, the shipped heuristic), sharpness, exposure and border cro
 
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 import pytest
 
-from ophora.curation.stages.quality import (HEURISTIC_MODEL, OpenClipFieldScorer, QualityConfig, QualityStage,
-                                            border_shares, class_embeddings, crop_filter, eye_field_heuristic,
-                                            field_probability, judge_quality)
-
+from ophora.curation.stages.quality import (
+    HEURISTIC_MODEL,
+    OpenClipFieldScorer,
+    QualityConfig,
+    QualityStage,
+    border_shares,
+    class_embeddings,
+    crop_filter,
+    eye_field_heuristic,
+    field_probability,
+    judge_quality,
+)
 from tests.fixtures.scenes import scene_frames
 
 CFG = QualityConfig()

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ophora.synthetic.footage_eval import Footage, Shot, clean_share, load_clips, render, write_srt
+from ophora.curation.pipeline import run_curation
 from ophora.curation.stages.refine.instruction_form import form_complaint
 from ophora.dataset.ledger import read_ledger
-from ophora.curation.pipeline import run_curation
 from ophora.dataset.shards import read_index
-
+from ophora.synthetic.footage_eval import Footage, Shot, clean_share, load_clips, render, write_srt
 from tests.fixtures.curate import offline_config
 
 REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference"
@@ -27,8 +26,10 @@ def test_real_footage_curates_to_clips_covering_most_of_it_and_never_a_join(ray_
     videos = tmp_path / "videos"
     videos.mkdir()
     truths = {}
-    for footage in (Footage("real-a", [Shot(names[2]), Shot(names[0])], [("cut", 0)], 640, 428, 25.0),
-                    Footage("real-b", [Shot(names[3]), Shot(names[1])], [("dissolve", 1.0)], 480, 320, 12.0)):
+    for footage in (
+        Footage("real-a", [Shot(names[2]), Shot(names[0])], [("cut", 0)], 640, 428, 25.0),
+        Footage("real-b", [Shot(names[3]), Shot(names[1])], [("dissolve", 1.0)], 480, 320, 12.0),
+    ):
         truth = render(footage, clips, videos)
         write_srt(truth, videos)
         truths[truth["file"]] = truth

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ophora.curation.config import CurateConfig
-from ophora.synthetic.footage_eval import Footage, Shot, frames, load_clips, render, score_boundaries, truth_of
 from ophora.curation.stages.scenes import Scenes, find_boundaries
+from ophora.synthetic.footage_eval import Footage, Shot, frames, load_clips, render, score_boundaries, truth_of
 
 REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference"
 CFG = CurateConfig.load("offline").scenes
@@ -24,8 +24,7 @@ def clips():
 
 
 def detect(footage: Footage, clips, cfg=CFG) -> tuple[dict, dict]:
-    boundaries, _ = find_boundaries(frames(footage, clips, fps=cfg.analysis_fps, size=ANALYSIS), cfg,
-                                    cfg.analysis_fps)
+    boundaries, _ = find_boundaries(frames(footage, clips, fps=cfg.analysis_fps, size=ANALYSIS), cfg, cfg.analysis_fps)
     truth = truth_of(footage, clips)
     return truth, score_boundaries(truth, boundaries)
 
@@ -44,11 +43,14 @@ def test_the_unchecked_detectors_do_fire_inside_real_surgery(clips):
     assert false >= 3
 
 
-@pytest.mark.parametrize("order, transitions", [
-    ((0, 1, 2, 3), [("cut", 0), ("dissolve", 1.0), ("cut", 0)]),
-    ((3, 2, 1, 0), [("dissolve", 0.5), ("dissolve", 2.0), ("cut", 0)]),
-    ((1, 3, 0, 2), [("cut", 0), ("cut", 0), ("dissolve", 1.5)]),
-])
+@pytest.mark.parametrize(
+    "order, transitions",
+    [
+        ((0, 1, 2, 3), [("cut", 0), ("dissolve", 1.0), ("cut", 0)]),
+        ((3, 2, 1, 0), [("dissolve", 0.5), ("dissolve", 2.0), ("cut", 0)]),
+        ((1, 3, 0, 2), [("cut", 0), ("cut", 0), ("dissolve", 1.5)]),
+    ],
+)
 def test_every_join_of_real_shots_is_found_and_nothing_else(clips, order, transitions):
     names = list(clips)
     truth, score = detect(Footage("join", [Shot(names[i]) for i in order], transitions), clips)
@@ -58,8 +60,14 @@ def test_every_join_of_real_shots_is_found_and_nothing_else(clips, order, transi
 
 def test_a_rendered_join_is_found_through_the_stage_at_another_size_and_rate(clips, tmp_path):
     names = list(clips)
-    footage = Footage("small", [Shot(names[2]), Shot(names[0]), Shot(names[3])], [("cut", 0), ("dissolve", 1.0)],
-                      width=320, height=214, fps=12)
+    footage = Footage(
+        "small",
+        [Shot(names[2]), Shot(names[0]), Shot(names[3])],
+        [("cut", 0), ("dissolve", 1.0)],
+        width=320,
+        height=214,
+        fps=12,
+    )
     truth = render(footage, clips, tmp_path)
     stage = Scenes(CurateConfig.load("offline"))
     boundaries, decoded = stage.detect(str(tmp_path / truth["file"]), truth["width"], truth["height"])

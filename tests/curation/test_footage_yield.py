@@ -9,10 +9,10 @@ import json
 import pytest
 
 from ophora.curation.config import CurateConfig
-from ophora.dataset.ledger import MARGINS, append_rows, footage_yield, ledger_row, read_ledger
 from ophora.curation.pipeline import footage_summary
 from ophora.curation.stages.common import new_row
 from ophora.curation.stages.windows import Windows
+from ophora.dataset.ledger import MARGINS, append_rows, footage_yield, ledger_row, read_ledger
 
 SPAN = 49 / 8
 
@@ -48,16 +48,19 @@ def test_the_same_config_places_the_same_windows():
     src = new_row(source_uri="/x.mp4", source_id="abcd1234abcd1234", duration=47.0, scenes_json=json.dumps(scenes))
     cfg = CurateConfig.load("offline", overrides={"skip": ["transcribe"]})
     first, again = Windows(cfg)(src), Windows(cfg)(dict(src))
-    assert [(r["window_index"], r["start"], r["end"], r["drop"]) for r in first] == \
-        [(r["window_index"], r["start"], r["end"], r["drop"]) for r in again]
+    assert [(r["window_index"], r["start"], r["end"], r["drop"]) for r in first] == [
+        (r["window_index"], r["start"], r["end"], r["drop"]) for r in again
+    ]
     assert [r["start"] for r in first] == sorted(r["start"] for r in first)
 
 
 def test_every_second_of_a_source_is_in_a_clip_or_lost_for_a_named_reason():
     clips = [(0.25, 6.375), (5.9, 12.025)]
-    dropped = [(12.5, 14.0, "windows: short leftover (1.50 s < 6.125 s window)"),
-               (14.5, 20.625, "privacy: face in frame (score 0.93)"),
-               (14.5, 20.625, "dynamics: frozen (a still)")]
+    dropped = [
+        (12.5, 14.0, "windows: short leftover (1.50 s < 6.125 s window)"),
+        (14.5, 20.625, "privacy: face in frame (score 0.93)"),
+        (14.5, 20.625, "dynamics: frozen (a still)"),
+    ]
     y = footage_yield(30.0, clips, dropped)
     assert y["clip_s"] == pytest.approx(11.775) and y["share"] == pytest.approx(11.775 / 30, abs=1e-4)
     assert y["lost_s"]["windows: short leftover"] == pytest.approx(1.5)
@@ -75,20 +78,40 @@ def test_the_ledger_summary_table_and_stats_show_the_yield(tmp_path, capsys):
 
     good = footage_yield(20.0, [(0.25, 6.375), (6.375, 12.5)], [(12.75, 19.75, "quality: blurred (0.1)")])
     bad = footage_yield(10.0, [], [], rejected="probe: too short (1.0 s)")
-    append_rows(str(tmp_path), [ledger_row("/a.mp4", "aaaa1111", "done", duration=20.0, keys=["aaaa1111_000000"],
-                                           footage=good),
-                                ledger_row("/b.mp4", "bbbb2222", "rejected", reason="probe: too short (1.0 s)",
-                                           duration=10.0, footage=bad)])
+    append_rows(
+        str(tmp_path),
+        [
+            ledger_row("/a.mp4", "aaaa1111", "done", duration=20.0, keys=["aaaa1111_000000"], footage=good),
+            ledger_row("/b.mp4", "bbbb2222", "rejected", reason="probe: too short (1.0 s)", duration=10.0, footage=bad),
+        ],
+    )
     stats = footage_stats(read_ledger(str(tmp_path)))
     assert stats["source_s"] == pytest.approx(30.0) and stats["clip_s"] == pytest.approx(12.25)
     assert stats["lost_s"]["quality: blurred"] == pytest.approx(7.0) and stats["lost_s"]["probe: too short"] == 10.0
     summary = footage_summary([{"source": "/a.mp4", **good}, {"source": "/b.mp4", **bad}])
     assert summary["share"] == pytest.approx(12.25 / 30, abs=1e-4)
     assert [s["share"] for s in summary["by_source"]] == [pytest.approx(12.25 / 20, abs=1e-4), 0.0]
-    print_summary({"out": str(tmp_path), "processed": 2, "done": 1, "rejected": 1, "failed": 0,
-                   "skipped_settled": 0, "repeated_inputs": [], "clips_written": 2, "clips_by_subset": {},
-                   "clips_dropped": 1, "source_seconds": 20.0, "wall_seconds": 1.0, "clips_per_second": 2.0,
-                   "source_seconds_per_second": 20.0, "reasons": {}, "drops": {}, "footage": summary})
+    print_summary(
+        {
+            "out": str(tmp_path),
+            "processed": 2,
+            "done": 1,
+            "rejected": 1,
+            "failed": 0,
+            "skipped_settled": 0,
+            "repeated_inputs": [],
+            "clips_written": 2,
+            "clips_by_subset": {},
+            "clips_dropped": 1,
+            "source_seconds": 20.0,
+            "wall_seconds": 1.0,
+            "clips_per_second": 2.0,
+            "source_seconds_per_second": 20.0,
+            "reasons": {},
+            "drops": {},
+            "footage": summary,
+        }
+    )
     printed = capsys.readouterr().out
     assert "footage in clips" in printed and "40.8 %" in printed and "lost: quality: blurred" in printed
     from rich.console import Console

@@ -6,47 +6,59 @@ from __future__ import annotations
 
 import pytest
 
+from ophora.curation.stages.refine import RefineConfig, Refiner, complaint
 from ophora.curation.stages.refine.instruction_form import form_complaint, narrated_actions
 from ophora.curation.stages.refine.rubric import judge, load_lines
-from ophora.curation.stages.refine import RefineConfig, Refiner, complaint
 
-LENS = ("Here the foldable intraocular lens is loaded into the injector and inserted through the main incision into "
-        "the capsular bag, where it slowly unfolds.")
+LENS = (
+    "Here the foldable intraocular lens is loaded into the injector and inserted through the main incision into "
+    "the capsular bag, where it slowly unfolds."
+)
 
 
 def test_the_fallback_instructs_the_main_action_of_the_lens_narration():
     result = Refiner({"backend": "extractive"}).refine(LENS)
     assert result["relevant"] and result["phase"] == "lens_implantation"
-    assert result["instruction"] == "Insert the foldable intraocular lens through the main incision into the capsular bag."
+    assert (
+        result["instruction"] == "Insert the foldable intraocular lens through the main incision into the capsular bag."
+    )
 
 
 def test_a_narration_without_an_action_gets_no_instruction_and_a_reason():
-    for text in ("Okay, just waiting for the machine to prime, give it a second.",
-                 "Can somebody dim the room lights a bit for me, thanks."):
+    for text in (
+        "Okay, just waiting for the machine to prime, give it a second.",
+        "Can somebody dim the room lights a bit for me, thanks.",
+    ):
         result = Refiner({"backend": "extractive"}).refine(text)
         assert not result["relevant"] and result["instruction"] == "" and result["reason"].startswith("not a surgical")
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("Where it slowly unfolds.", "dangling clause"),
-    ("While the lens unfolds, rotate it.", "dangling clause"),
-    ("Inserting the lens into the bag.", "does not start with a verb"),
-    ("The lens into the capsular bag.", "does not start with a verb"),
-    ("Note the red reflex behind the lens.", "not a surgical action"),
-    ("Rinse.", "no object"),
-    ("Insert the lens. Then rotate it.", "one sentence"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("Where it slowly unfolds.", "dangling clause"),
+        ("While the lens unfolds, rotate it.", "dangling clause"),
+        ("Inserting the lens into the bag.", "does not start with a verb"),
+        ("The lens into the capsular bag.", "does not start with a verb"),
+        ("Note the red reflex behind the lens.", "not a surgical action"),
+        ("Rinse.", "no object"),
+        ("Insert the lens. Then rotate it.", "one sentence"),
+    ],
+)
 def test_the_parser_refuses_what_is_not_an_imperative(text, problem):
     assert problem in form_complaint(text)
 
 
-@pytest.mark.parametrize("text", [
-    "Insert the foldable intraocular lens through the main incision into the capsular bag.",
-    "Flush the anterior chamber with balanced salt solution.",  # the tagger alone calls "Flush" a proper noun
-    "Sculpt a groove in the nucleus.",
-    "Press on the nucleus to release the fluid.",
-    "Irrigate and aspirate the remaining cortex.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Insert the foldable intraocular lens through the main incision into the capsular bag.",
+        "Flush the anterior chamber with balanced salt solution.",  # the tagger alone calls "Flush" a proper noun
+        "Sculpt a groove in the nucleus.",
+        "Press on the nucleus to release the fluid.",
+        "Irrigate and aspirate the remaining cortex.",
+    ],
+)
 def test_the_parser_accepts_imperatives_even_where_the_tagger_stumbles(text):
     assert form_complaint(text) is None
 
@@ -59,18 +71,22 @@ def test_the_issue_s_keyword_match_is_no_longer_an_instruction():
 
 def test_an_instruction_must_do_what_the_narration_does():
     narration = "Trypan blue goes in under air to stain the anterior capsule because there's no red reflex."
-    why = complaint({"relevant": True, "instruction": "Rotate the nucleus in the capsular bag."}, RefineConfig(),
-                    narration)
+    why = complaint(
+        {"relevant": True, "instruction": "Rotate the nucleus in the capsular bag."}, RefineConfig(), narration
+    )
     assert why and "instruct the narration's own action" in why
-    assert complaint({"relevant": True, "instruction": "Stain the anterior capsule."}, RefineConfig(),
-                     narration) is None
+    assert (
+        complaint({"relevant": True, "instruction": "Stain the anterior capsule."}, RefineConfig(), narration) is None
+    )
 
 
 def test_passives_and_pronouns_become_instructions():
-    assert narrated_actions("And then the cortex is stripped with the I/A handpiece.") == \
-        ["Strip the cortex with the I/A handpiece."]
-    assert narrated_actions("A little plaque here on the posterior capsule, we gently rub it off.") == \
-        ["Rub the little plaque off."]
+    assert narrated_actions("And then the cortex is stripped with the I/A handpiece.") == [
+        "Strip the cortex with the I/A handpiece."
+    ]
+    assert narrated_actions("A little plaque here on the posterior capsule, we gently rub it off.") == [
+        "Rub the little plaque off."
+    ]
     assert narrated_actions("Finally the speculum comes out.") == ["Remove the speculum."]
 
 
@@ -78,6 +94,10 @@ def test_the_fallback_passes_the_rubric_on_at_least_95_percent_of_the_written_li
     lines = load_lines()
     assert len([x for x in lines if x.get("action") != "none"]) >= 60
     refiner = Refiner({"backend": "extractive"})
-    failed = [(x["narration"], why) for x in lines if not (res := judge(refiner.refine(x["narration"]), x))[0]
-              for why in [res[1]]]
+    failed = [
+        (x["narration"], why)
+        for x in lines
+        if not (res := judge(refiner.refine(x["narration"]), x))[0]
+        for why in [res[1]]
+    ]
     assert len(failed) <= 0.05 * len(lines), failed

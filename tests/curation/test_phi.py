@@ -21,8 +21,20 @@ def _surgical_lines() -> list[str]:
 def test_the_engine_is_presidio_with_one_registry_over_the_offline_spacy_model():
     engine = phi.engine()
     assert engine.id.startswith("presidio-analyzer+spacy:en_core_web_sm") and engine.model == phi.OFFLINE_MODEL
-    assert {"record_numbers", "spoken_digits", "dates", "ages", "institutions", "addresses", "overlay_fields",
-            "dicom_names", "titled_names", "named_entities", "proper_nouns", "phone_numbers"} <= set(engine.recognizers)
+    assert {
+        "record_numbers",
+        "spoken_digits",
+        "dates",
+        "ages",
+        "institutions",
+        "addresses",
+        "overlay_fields",
+        "dicom_names",
+        "titled_names",
+        "named_entities",
+        "proper_nouns",
+        "phone_numbers",
+    } <= set(engine.recognizers)
     assert phi.engine() is engine  # loaded once per process
 
 
@@ -41,9 +53,12 @@ def test_every_spoken_faker_identifier_is_gone_after_scrubbing():
 
 
 def test_names_without_a_cue_word_are_found():
-    for text, secret in [("Rahul Mehta will assist.", "Mehta"), ("Today Brigitte Sauer has a dense cataract.", "Sauer"),
-                         ("Siobhan Gallagher will take over the closing.", "Gallagher"),
-                         ("Thanks to Tobias Lindgren for the referral.", "Lindgren")]:
+    for text, secret in [
+        ("Rahul Mehta will assist.", "Mehta"),
+        ("Today Brigitte Sauer has a dense cataract.", "Sauer"),
+        ("Siobhan Gallagher will take over the closing.", "Gallagher"),
+        ("Thanks to Tobias Lindgren for the referral.", "Lindgren"),
+    ]:
         scrubbed, counts = phi.scrub(text)
         assert secret not in scrubbed and counts.get("NAME"), scrubbed
 
@@ -69,38 +84,46 @@ def test_ocr_style_overlays_in_capitals_and_dicom_names():
 def test_surgical_narration_eponyms_and_devices_are_not_scrubbed():
     touched = [t for t, spans in zip(_surgical_lines(), phi.find_phi_many(_surgical_lines())) if spans]
     assert touched == []
-    text = ("I inject Healon, place a Tecnis lens with the Kelman tip and rotate it with the Sinskey hook; "
-            "Descemet's membrane is clear. The Utrata forceps and the Alcon Centurion are ready.")
+    text = (
+        "I inject Healon, place a Tecnis lens with the Kelman tip and rotate it with the Sinskey hook; "
+        "Descemet's membrane is clear. The Utrata forceps and the Alcon Centurion are ready."
+    )
     assert phi.scrub(text) == (text, {})
     assert not any(phi.looks_identifying(t) for t in ["Phaco 40%", "IOP 18 mmHg", "21.5 D", "", "   "])
 
 
-@pytest.mark.parametrize("recognizer, text, kind, secret", [
-    ("record_numbers", "MRN: 00482913", "ID", "00482913"),
-    ("record_numbers", "Chart number 7 7 3 1 0 2 is on the screen.", "ID", "7 7 3"),
-    ("spoken_digits", "Her number is four eight two nine one three in the system.", "ID", "four eight"),
-    ("spoken_digits", "You can reach us on oh two nine one five five five.", "ID", "nine one"),
-    ("dates", "Surgery on 12/03/2021 went well.", "DATE", "12/03/2021"),
-    ("dates", "She was born on the third of March, nineteen fifty-two.", "DATE", "fifty-two"),
-    ("dates", "Our patient today is Keiko, born September 28, 1948, 1940.", "DATE", "1940"),
-    ("ages", "A 93-year-old man with a dense cataract.", "AGE", "93"),
-    ("ages", "She is ninety four years old.", "AGE", "ninety"),
-    ("institutions", "Referred from Mercy Vale Eye Hospital last week.", "INSTITUTION", "Mercy Vale"),
-    ("institutions", "Anna from riverside vision center is our patient.", "INSTITUTION", "riverside"),
-    ("institutions", "KLINIKUM MANNHEIM", "INSTITUTION", "MANNHEIM"),
-    ("addresses", "He lives at 42 Larch Tree Road near the park.", "ADDRESS", "Larch Tree"),
-    ("addresses", "Hauptstraße 5, 12345 Berlin", "ADDRESS", "Hauptstraße"),
-    ("overlay_fields", "PT: KOWALCZYK, ANNA", "NAME", "KOWALCZYK"),
-    ("dicom_names", "MUELLER^HANS  12.03.1951  ID 4482913", "NAME", "MUELLER"),
-    ("titled_names", "Mrs. Abernathy is our first case.", "NAME", "Abernathy"),
-    ("named_entities", "Rahul Mehta will assist.", "NAME", "Mehta"),
-    ("proper_nouns", "Oliwier Chachuła came in with a dense cataract.", "NAME", "Oliwier"),
-    ("phone_numbers", "Call +33 4 99 97 91 90 after surgery.", "PHONE", "97 91"),
-    ("email", "Send the report to k.lee@eyecare.example.org please.", "EMAIL", "k.lee@"),
-])
+@pytest.mark.parametrize(
+    "recognizer, text, kind, secret",
+    [
+        ("record_numbers", "MRN: 00482913", "ID", "00482913"),
+        ("record_numbers", "Chart number 7 7 3 1 0 2 is on the screen.", "ID", "7 7 3"),
+        ("spoken_digits", "Her number is four eight two nine one three in the system.", "ID", "four eight"),
+        ("spoken_digits", "You can reach us on oh two nine one five five five.", "ID", "nine one"),
+        ("dates", "Surgery on 12/03/2021 went well.", "DATE", "12/03/2021"),
+        ("dates", "She was born on the third of March, nineteen fifty-two.", "DATE", "fifty-two"),
+        ("dates", "Our patient today is Keiko, born September 28, 1948, 1940.", "DATE", "1940"),
+        ("ages", "A 93-year-old man with a dense cataract.", "AGE", "93"),
+        ("ages", "She is ninety four years old.", "AGE", "ninety"),
+        ("institutions", "Referred from Mercy Vale Eye Hospital last week.", "INSTITUTION", "Mercy Vale"),
+        ("institutions", "Anna from riverside vision center is our patient.", "INSTITUTION", "riverside"),
+        ("institutions", "KLINIKUM MANNHEIM", "INSTITUTION", "MANNHEIM"),
+        ("addresses", "He lives at 42 Larch Tree Road near the park.", "ADDRESS", "Larch Tree"),
+        ("addresses", "Hauptstraße 5, 12345 Berlin", "ADDRESS", "Hauptstraße"),
+        ("overlay_fields", "PT: KOWALCZYK, ANNA", "NAME", "KOWALCZYK"),
+        ("dicom_names", "MUELLER^HANS  12.03.1951  ID 4482913", "NAME", "MUELLER"),
+        ("titled_names", "Mrs. Abernathy is our first case.", "NAME", "Abernathy"),
+        ("named_entities", "Rahul Mehta will assist.", "NAME", "Mehta"),
+        ("proper_nouns", "Oliwier Chachuła came in with a dense cataract.", "NAME", "Oliwier"),
+        ("phone_numbers", "Call +33 4 99 97 91 90 after surgery.", "PHONE", "97 91"),
+        ("email", "Send the report to k.lee@eyecare.example.org please.", "EMAIL", "k.lee@"),
+    ],
+)
 def test_each_recognizer_finds_its_kind(recognizer, text, kind, secret):
-    hits = [r for r in phi.engine().analyzer.analyze(text=phi.engine_text(text), language="en")
-            if r.recognition_metadata["recognizer_name"] == recognizer]
+    hits = [
+        r
+        for r in phi.engine().analyzer.analyze(text=phi.engine_text(text), language="en")
+        if r.recognition_metadata["recognizer_name"] == recognizer
+    ]
     assert hits, f"{recognizer} found nothing in {text!r}"
     scrubbed, counts = phi.scrub(text)
     assert secret not in scrubbed and counts.get(kind, 0) >= 1, (scrubbed, counts)
@@ -123,8 +146,9 @@ def test_spans_are_sorted_and_disjoint():
 
 
 def test_scrubbing_twice_changes_nothing_more():
-    once, _ = phi.scrub("PT: OKAFOR, MARGARET. Our patient today is Harold Pemberton, born May 2, 1950, "
-                        "MRN 4 8 2 9 1 3.")
+    once, _ = phi.scrub(
+        "PT: OKAFOR, MARGARET. Our patient today is Harold Pemberton, born May 2, 1950, MRN 4 8 2 9 1 3."
+    )
     twice, counts = phi.scrub(once)
     assert twice == once and counts == {}
     assert once.startswith("PT: [NAME]")

@@ -10,17 +10,24 @@ import pytest
 
 from ophora.curation import phi
 from ophora.curation.cataract_actions import phase_of
-from ophora.curation.stages.refine.backends import TransformersBackend, find_smollm2_gguf, imperative
 from ophora.curation.stages.common import new_row, rows_to_batch
-from ophora.curation.stages.refine import (NOT_SURGICAL, RefineConfig, RefineStage, Refiner, complaint,
-                                           parse_answer)
-
+from ophora.curation.stages.refine import NOT_SURGICAL, RefineConfig, Refiner, RefineStage, complaint, parse_answer
+from ophora.curation.stages.refine.backends import TransformersBackend, find_smollm2_gguf, imperative
 from tests.fixtures.llm_server import CANNED_ANSWER, ChatServer
 
 SURGICAL = "Um, okay so now I make the main incision with the keratome at the temporal limbus."
 FILLER = "Sorry, the phone keeps ringing in the background."
-RESULT_KEYS = {"relevant", "instruction", "phase", "backend", "model", "prompt_version", "fallback", "reason",
-               "steered"}
+RESULT_KEYS = {
+    "relevant",
+    "instruction",
+    "phase",
+    "backend",
+    "model",
+    "prompt_version",
+    "fallback",
+    "reason",
+    "steered",
+}
 GGUF = find_smollm2_gguf()
 
 
@@ -30,13 +37,19 @@ def _valid(result: dict) -> bool:
 
 # ---------------------------------------------------------------- rules and validation (fast)
 
-@pytest.mark.parametrize("narration, expected", [
-    ("Okay, so I'm going to inject the viscoelastic now.", "Inject the viscoelastic now."),
-    ("Now the intraocular lens is injected through the main incision.",
-     "Inject the intraocular lens through the main incision."),
-    ("We chop the nucleus into small pieces.", "Chop the nucleus into small pieces."),
-    ("Alright, I keep regrasping near the tear.", "Keep regrasping near the tear."),
-])
+
+@pytest.mark.parametrize(
+    "narration, expected",
+    [
+        ("Okay, so I'm going to inject the viscoelastic now.", "Inject the viscoelastic now."),
+        (
+            "Now the intraocular lens is injected through the main incision.",
+            "Inject the intraocular lens through the main incision.",
+        ),
+        ("We chop the nucleus into small pieces.", "Chop the nucleus into small pieces."),
+        ("Alright, I keep regrasping near the tear.", "Keep regrasping near the tear."),
+    ],
+)
 def test_extractive_rules_turn_narration_into_an_imperative(narration, expected):
     assert imperative(narration) == expected
 
@@ -55,56 +68,85 @@ def test_extractive_refiner_keeps_the_action_and_drops_fillers_and_phi():
     assert res["instruction"] == "Stain the capsule with trypan blue."
 
 
-@pytest.mark.parametrize("answer, problem", [
-    ({"relevant": True, "instruction": "The lens is implanted into the capsular bag."}, "description"),
-    ({"relevant": True, "instruction": "Lens implantation is where a lens is put in the eye."}, "description"),
-    ({"relevant": True, "instruction": "I make the incision with the keratome."}, "first person"),
-    ({"relevant": True, "instruction": "In this video make the incision with the keratome."}, "video"),
-    ({"relevant": True, "instruction": "Make the incision on Mr. Okafor with the keratome."}, "identifying"),
-    ({"relevant": True, "instruction": "Make [NAME] comfortable before the incision."}, "identifying"),
-    ({"relevant": True, "instruction": "Make it nice and tidy."}, "names no cataract"),
-    ({"relevant": True, "instruction": "Inject."}, "words"),
-    ({"relevant": True, "instruction": " ".join(["Inject the viscoelastic"] * 20)}, "words"),
-    ({"relevant": "yes"}, "true or false"),
-    (["not", "a", "dict"], "JSON object"),
-])
+@pytest.mark.parametrize(
+    "answer, problem",
+    [
+        ({"relevant": True, "instruction": "The lens is implanted into the capsular bag."}, "description"),
+        ({"relevant": True, "instruction": "Lens implantation is where a lens is put in the eye."}, "description"),
+        ({"relevant": True, "instruction": "I make the incision with the keratome."}, "first person"),
+        ({"relevant": True, "instruction": "In this video make the incision with the keratome."}, "video"),
+        ({"relevant": True, "instruction": "Make the incision on Mr. Okafor with the keratome."}, "identifying"),
+        ({"relevant": True, "instruction": "Make [NAME] comfortable before the incision."}, "identifying"),
+        ({"relevant": True, "instruction": "Make it nice and tidy."}, "names no cataract"),
+        ({"relevant": True, "instruction": "Inject."}, "words"),
+        ({"relevant": True, "instruction": " ".join(["Inject the viscoelastic"] * 20)}, "words"),
+        ({"relevant": "yes"}, "true or false"),
+        (["not", "a", "dict"], "JSON object"),
+    ],
+)
 def test_validator_names_what_is_wrong(answer, problem):
     assert problem in complaint(answer, RefineConfig())
 
 
-@pytest.mark.parametrize("narration, instruction, problem", [
-    # SmolLM2 answering with its few-shot example instead of the narration it was given
-    ("The capsulorhexis should be about five millimeters wide.",
-     "Make the main incision at the temporal limbus with the keratome.", "narration describes capsulorhexis"),
-    ("I press gently on the nucleus to release the fluid and free the lens.",
-     "Crack the nucleus into two halves with the chopper.", "narration describes hydrodissection"),
-    ("Next I place the ring with the hook.", "Inject the viscoelastic into the chamber.", "shares no word"),
-])
+@pytest.mark.parametrize(
+    "narration, instruction, problem",
+    [
+        # SmolLM2 answering with its few-shot example instead of the narration it was given
+        (
+            "The capsulorhexis should be about five millimeters wide.",
+            "Make the main incision at the temporal limbus with the keratome.",
+            "narration describes capsulorhexis",
+        ),
+        (
+            "I press gently on the nucleus to release the fluid and free the lens.",
+            "Crack the nucleus into two halves with the chopper.",
+            "narration describes hydrodissection",
+        ),
+        ("Next I place the ring with the hook.", "Inject the viscoelastic into the chamber.", "shares no word"),
+    ],
+)
 def test_an_instruction_must_say_what_its_narration_says(narration, instruction, problem):
     assert problem in complaint({"relevant": True, "instruction": instruction}, RefineConfig(), narration)
     grounded = Refiner({"backend": "extractive"}).refine(narration)
     assert complaint(grounded, RefineConfig(), narration) is None
 
 
-@pytest.mark.parametrize("narration, expected", [
-    ("The capsulorhexis should be about five millimeters wide.", "Make the capsulorhexis about five millimeters wide."),
-    ("It is important to get every bit of viscoelastic out.", "Get every bit of viscoelastic out."),
-    ("The lens unfolds slowly inside the capsular bag.", "Let the lens unfold slowly inside the capsular bag."),
-    ("You can see the fluid wave passing behind the lens.", "Confirm the fluid wave passing behind the lens."),
-])
+@pytest.mark.parametrize(
+    "narration, expected",
+    [
+        (
+            "The capsulorhexis should be about five millimeters wide.",
+            "Make the capsulorhexis about five millimeters wide.",
+        ),
+        ("It is important to get every bit of viscoelastic out.", "Get every bit of viscoelastic out."),
+        ("The lens unfolds slowly inside the capsular bag.", "Let the lens unfold slowly inside the capsular bag."),
+        ("You can see the fluid wave passing behind the lens.", "Confirm the fluid wave passing behind the lens."),
+    ],
+)
 def test_descriptions_become_instructions_by_rule(narration, expected):
     assert imperative(narration) == expected
 
 
 def test_answers_are_found_inside_chatter_and_code_fences():
-    assert parse_answer('Sure!\n```json\n{"relevant": false, "instruction": ""}\n```') == \
-        {"relevant": False, "instruction": ""}
+    assert parse_answer('Sure!\n```json\n{"relevant": false, "instruction": ""}\n```') == {
+        "relevant": False,
+        "instruction": "",
+    }
     assert parse_answer("no json {here") is None
 
 
 def test_stage_drops_non_surgical_windows_and_records_the_refine_result():
-    rows = [new_row(source_uri="/v.mp4", source_id="abcd1234", window_index=i, start=6.0 * i, end=6.0 * i + 6,
-                    meta_json=json.dumps({"narration": text})) for i, text in enumerate([SURGICAL, FILLER])]
+    rows = [
+        new_row(
+            source_uri="/v.mp4",
+            source_id="abcd1234",
+            window_index=i,
+            start=6.0 * i,
+            end=6.0 * i + 6,
+            meta_json=json.dumps({"narration": text}),
+        )
+        for i, text in enumerate([SURGICAL, FILLER])
+    ]
     out = RefineStage({"backend": "extractive"})(rows_to_batch(rows)).to_pylist()
     kept, dropped = out
     meta = json.loads(kept["meta_json"])
@@ -116,6 +158,7 @@ def test_stage_drops_non_surgical_windows_and_records_the_refine_result():
 
 # ---------------------------------------------------------------- a misbehaving OpenAI-compatible endpoint (fast)
 
+
 @pytest.fixture(scope="module")
 def server():
     """The loopback chat server; its model (SmolLM2) loads only when a test asks for a real generation."""
@@ -125,18 +168,22 @@ def server():
 
 
 def _openai(url: str, **kw) -> Refiner:
-    return Refiner({"backend": "openai", "base_url": url, "model": "SmolLM2-135M-Instruct", "timeout_s": 1.0,
-                    "retries": 1, **kw})
+    return Refiner(
+        {"backend": "openai", "base_url": url, "model": "SmolLM2-135M-Instruct", "timeout_s": 1.0, "retries": 1, **kw}
+    )
 
 
-@pytest.mark.parametrize("mode, reason", [
-    ("slow", "backend error: request failed"),
-    ("broken", "backend error: not a chat-completions response"),
-    ("huge", "backend error: response larger than"),
-    ("invalid", "llm answer rejected twice: the answer is not valid JSON"),
-    ("empty", "llm answer rejected twice: the answer is not valid JSON"),
-    ("phi", "llm answer rejected twice: the instruction contains identifying details"),
-])
+@pytest.mark.parametrize(
+    "mode, reason",
+    [
+        ("slow", "backend error: request failed"),
+        ("broken", "backend error: not a chat-completions response"),
+        ("huge", "backend error: response larger than"),
+        ("invalid", "llm answer rejected twice: the answer is not valid JSON"),
+        ("empty", "llm answer rejected twice: the answer is not valid JSON"),
+        ("phi", "llm answer rejected twice: the instruction contains identifying details"),
+    ],
+)
 def test_endpoint_failures_end_in_the_extractive_fallback_with_a_reason(server, mode, reason):
     result = _openai(server.url(mode)).refine(SURGICAL)
     assert result["fallback"] is True and result["reason"].startswith(reason), result
@@ -164,6 +211,7 @@ def test_unreachable_endpoint_falls_back():
 
 
 # ---------------------------------------------------------------- the real SmolLM2 (slow on CPU)
+
 
 @pytest.fixture(scope="module")
 def smol_results(server):

@@ -36,7 +36,7 @@ class WordCount(RowStage):
 
 def _with_wordcount():
     names = [s.name for s in STAGES]
-    return [*STAGES[:names.index("windows") + 1], WordCount, *STAGES[names.index("windows") + 1:]]
+    return [*STAGES[: names.index("windows") + 1], WordCount, *STAGES[names.index("windows") + 1 :]]
 
 
 def test_every_stage_declares_the_protocol_and_owns_distinct_sections():

@@ -11,16 +11,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ophora.curation.stages.transcribe import subtitles
-from ophora.synthetic.narration_eval import word_errors
 from ophora.curation.stages.align import align_words, narrate_window_rows, transcript_words
 from ophora.curation.stages.common import new_row
-from ophora.curation.stages.transcribe import (SAMPLE_RATE, TranscribeConfig, TranscribeStage, Transcriber,
-                                               guard_segments, pack_speech, repeats_a_phrase, stream_pcm)
+from ophora.curation.stages.transcribe import (
+    SAMPLE_RATE,
+    TranscribeConfig,
+    Transcriber,
+    TranscribeStage,
+    guard_segments,
+    pack_speech,
+    repeats_a_phrase,
+    stream_pcm,
+    subtitles,
+)
+from ophora.synthetic.narration_eval import word_errors
 
-SENTENCES = ["Now I make the main incision with the keratome.",
-             "I fill the anterior chamber with viscoelastic.",
-             "Now I crack the nucleus into two halves with the chopper."]
+SENTENCES = [
+    "Now I make the main incision with the keratome.",
+    "I fill the anterior chamber with viscoelastic.",
+    "Now I crack the nucleus into two halves with the chopper.",
+]
 RATE = 22050  # espeak-ng's output rate
 
 
@@ -43,7 +53,7 @@ def place(duration: float, lines: list[tuple[float, np.ndarray]], noise: float =
     track = np.random.default_rng(0).normal(0, noise, int(duration * RATE)).astype(np.float32)
     for start, pcm in lines:
         i = int(start * RATE)
-        track[i:i + pcm.size] += pcm[: track.size - i]
+        track[i : i + pcm.size] += pcm[: track.size - i]
     return track
 
 
@@ -58,12 +68,29 @@ def media(tmp_path_factory) -> dict[str, Path]:
     without an audio stream."""
     tmp = tmp_path_factory.mktemp("speech")
     lines = [speak(s, tmp) for s in SENTENCES]
-    out = {"speech": write_wav(tmp / "speech.wav", place(40.0, [(1.0, lines[0]), (28.5, lines[1]),
-                                                                  (34.5, lines[2])])),
-           "noise": write_wav(tmp / "noise.wav", place(8.0, [], noise=0.02))}
+    out = {
+        "speech": write_wav(tmp / "speech.wav", place(40.0, [(1.0, lines[0]), (28.5, lines[1]), (34.5, lines[2])])),
+        "noise": write_wav(tmp / "noise.wav", place(8.0, [], noise=0.02)),
+    }
     out["mute"] = tmp / "mute.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=5", "-t", "2",
-                    "-pix_fmt", "yuv420p", str(out["mute"])], check=True, timeout=60)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=64x64:rate=5",
+            "-t",
+            "2",
+            "-pix_fmt",
+            "yuv420p",
+            str(out["mute"]),
+        ],
+        check=True,
+        timeout=60,
+    )
     return out
 
 
@@ -87,21 +114,40 @@ def speech_transcript(transcriber, media) -> dict:
 
 # ---------------------------------------------------------------- sidecar subtitles
 
-SRT = "1\n00:00:01,000 --> 00:00:03,500\n<i>Now I make the incision.</i>\n\n2\n00:00:04,000 --> 00:00:06,000\n" \
-      "Then the rhexis.\n"
+SRT = (
+    "1\n00:00:01,000 --> 00:00:03,500\n<i>Now I make the incision.</i>\n\n2\n00:00:04,000 --> 00:00:06,000\n"
+    "Then the rhexis.\n"
+)
 
 
 def test_srt_vtt_and_json3_give_the_same_cues(tmp_path):
     (tmp_path / "a.srt").write_text(SRT, encoding="utf-8")
-    (tmp_path / "a.en.vtt").write_text("WEBVTT\nKind: captions\n\nNOTE made by hand\n\n00:01.000 --> 00:03.500 "
-                                       "align:start\nNow I make <c>the</c> incision.\n\n00:00:04.000 --> "
-                                       "00:00:06.000\nThen the rhexis.\n", encoding="utf-8")
-    (tmp_path / "a.json3").write_text(json.dumps({"events": [
-        {"tStartMs": 1000, "dDurationMs": 2500, "segs": [{"utf8": "Now I make "}, {"utf8": "the incision."}]},
-        {"tStartMs": 3500, "dDurationMs": 10, "segs": [{"utf8": "\n"}]},
-        {"tStartMs": 4000, "dDurationMs": 2000, "segs": [{"utf8": "Then the rhexis."}]}]}), encoding="utf-8")
-    expected = [{"start": 1.0, "end": 3.5, "text": "Now I make the incision."},
-                {"start": 4.0, "end": 6.0, "text": "Then the rhexis."}]
+    (tmp_path / "a.en.vtt").write_text(
+        "WEBVTT\nKind: captions\n\nNOTE made by hand\n\n00:01.000 --> 00:03.500 "
+        "align:start\nNow I make <c>the</c> incision.\n\n00:00:04.000 --> "
+        "00:00:06.000\nThen the rhexis.\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "a.json3").write_text(
+        json.dumps(
+            {
+                "events": [
+                    {
+                        "tStartMs": 1000,
+                        "dDurationMs": 2500,
+                        "segs": [{"utf8": "Now I make "}, {"utf8": "the incision."}],
+                    },
+                    {"tStartMs": 3500, "dDurationMs": 10, "segs": [{"utf8": "\n"}]},
+                    {"tStartMs": 4000, "dDurationMs": 2000, "segs": [{"utf8": "Then the rhexis."}]},
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    expected = [
+        {"start": 1.0, "end": 3.5, "text": "Now I make the incision."},
+        {"start": 4.0, "end": 6.0, "text": "Then the rhexis."},
+    ]
     for name in ("a.srt", "a.en.vtt", "a.json3"):
         assert subtitles.load(tmp_path / name) == expected, name
     assert subtitles.language_of(tmp_path / "a.en.vtt") == "en" and subtitles.language_of("a.srt") is None
@@ -114,14 +160,17 @@ def test_subtitles_in_other_encodings_decode(tmp_path, encoding):
     assert subtitles.load(path)[1]["text"] == "Then the rhéxis."
 
 
-@pytest.mark.parametrize("content, problem", [
-    (b"", "empty"),
-    (b"1\n00:00:01,000 --> 00:00:0x,500\nhello\n", "malformed cue timing"),
-    (b"1\n00:00:05,000 --> 00:00:01,000\nhello\n", "ends before it starts"),
-    (b"just some words without any timing\n", "no cue"),
-    ("1\n00:00:01,000 --> 00:00:02,000\nhi\n".encode("utf-16-le"), "control characters"),
-    (bytes(range(256)) * 4, "control characters|neither UTF-8"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"", "empty"),
+        (b"1\n00:00:01,000 --> 00:00:0x,500\nhello\n", "malformed cue timing"),
+        (b"1\n00:00:05,000 --> 00:00:01,000\nhello\n", "ends before it starts"),
+        (b"just some words without any timing\n", "no cue"),
+        ("1\n00:00:01,000 --> 00:00:02,000\nhi\n".encode("utf-16-le"), "control characters"),
+        (bytes(range(256)) * 4, "control characters|neither UTF-8"),
+    ],
+)
 def test_bad_subtitles_raise_a_clear_error_naming_the_file(tmp_path, content, problem):
     path = tmp_path / "bad.srt"
     path.write_bytes(content)
@@ -143,8 +192,9 @@ def test_a_sidecar_is_used_instead_of_asr_and_a_bad_one_falls_back(tmp_path, tra
     good, bad = tmp_path / "v.srt", tmp_path / "v.vtt"
     good.write_text(SRT, encoding="utf-8")
     bad.write_bytes(b"WEBVTT\n\n00:01.000 --> 00:0x.000\nbroken\n")
-    result = Transcriber({"model": "not-loaded", "sidecar_order": ["srt"]}).transcribe("/nonexistent.mp4",
-                                                                                       {"srt": str(good)})
+    result = Transcriber({"model": "not-loaded", "sidecar_order": ["srt"]}).transcribe(
+        "/nonexistent.mp4", {"srt": str(good)}
+    )
     assert result["source"] == "sidecar" and result["segments"][0]["text"] == "Now I make the incision."
     words = result["segments"][0]["words"]
     assert [w["word"].strip() for w in words][:2] == ["Now", "I"] and words[-1]["end"] == pytest.approx(3.5)
@@ -153,6 +203,7 @@ def test_a_sidecar_is_used_instead_of_asr_and_a_bad_one_falls_back(tmp_path, tra
 
 
 # ---------------------------------------------------------------- ASR (real tiny.en on espeak-ng speech)
+
 
 def test_asr_transcribes_streamed_speech_with_word_times(speech_transcript):
     t = speech_transcript
@@ -206,19 +257,33 @@ def test_language_outside_the_filter_gives_no_narration(transcriber, whisper_dir
 
 def test_stage_writes_the_transcript_on_the_source_row(whisper_dir, media):
     stage = TranscribeStage(TranscribeConfig(model=whisper_dir))
-    row = {**new_row(source_uri=str(media["mute"]), local_path=str(media["mute"]), source_id="abcd1234",
-                     facts_json=json.dumps({"has_audio": False})), "transcript_json": ""}
+    row = {
+        **new_row(
+            source_uri=str(media["mute"]),
+            local_path=str(media["mute"]),
+            source_id="abcd1234",
+            facts_json=json.dumps({"has_audio": False}),
+        ),
+        "transcript_json": "",
+    }
     stage.apply(row)
     assert row["error"] == "" and json.loads(row["transcript_json"])["reason"] == "no audio stream"
 
 
 # ---------------------------------------------------------------- hallucination guards
 
+
 def test_guards_drop_loops_low_confidence_and_repeats():
     seg = lambda text, lp=-0.2, cr=1.2: {"text": text, "avg_logprob": lp, "compression_ratio": cr}  # noqa: E731
-    segments = [seg("Make the incision."), seg("Thank you. Thank you. Thank you. Thank you."),
-                seg("garbled", lp=-1.6), seg("la la", cr=3.1), seg("Fill the chamber."), seg("Fill the chamber."),
-                seg("Fill the chamber.")]
+    segments = [
+        seg("Make the incision."),
+        seg("Thank you. Thank you. Thank you. Thank you."),
+        seg("garbled", lp=-1.6),
+        seg("la la", cr=3.1),
+        seg("Fill the chamber."),
+        seg("Fill the chamber."),
+        seg("Fill the chamber."),
+    ]
     kept, dropped = guard_segments(segments, TranscribeConfig())
     assert [s["text"] for s in kept] == ["Make the incision.", "Fill the chamber.", "Fill the chamber."]
     assert dropped == {"repetition": 2, "low_logprob": 1, "compression_ratio": 1}
@@ -227,15 +292,27 @@ def test_guards_drop_loops_low_confidence_and_repeats():
 
 # ---------------------------------------------------------------- alignment
 
+
 def _words(*items):
     return [{"word": " " + w, "start": s, "end": s + 0.4, "probability": 0.9} for w, s in items]
 
 
 def test_words_are_aligned_to_windows_completed_to_sentences_in_clip_time():
-    words = _words(("Make", 1.0), ("the", 1.5), ("incision.", 2.0), ("Fill", 5.5), ("the", 6.0),
-                   ("chamber", 6.5), ("slowly.", 7.0), ("Crack", 20.0), ("it.", 20.5))
-    plain, complete, context = (align_words(words, [(6.0, 12.0)], sentence_complete=sc, context_s=c)[0]
-                                for sc, c in ((False, 0.0), (True, 0.0), (False, 1.0)))
+    words = _words(
+        ("Make", 1.0),
+        ("the", 1.5),
+        ("incision.", 2.0),
+        ("Fill", 5.5),
+        ("the", 6.0),
+        ("chamber", 6.5),
+        ("slowly.", 7.0),
+        ("Crack", 20.0),
+        ("it.", 20.5),
+    )
+    plain, complete, context = (
+        align_words(words, [(6.0, 12.0)], sentence_complete=sc, context_s=c)[0]
+        for sc, c in ((False, 0.0), (True, 0.0), (False, 1.0))
+    )
     assert plain["narration"] == "the chamber slowly."
     assert complete["narration"] == "Fill the chamber slowly."
     assert complete["words"][0] == {"word": "Fill", "start": -0.5, "end": -0.1, "probability": 0.9}
@@ -244,9 +321,25 @@ def test_words_are_aligned_to_windows_completed_to_sentences_in_clip_time():
 
 
 def test_window_rows_get_scrubbed_narration_or_a_drop_reason():
-    transcript = {"language": "en", "model": "faster-whisper:tiny.en", "reason": "", "segments": [
-        {"words": _words(("Our", 0.5), ("patient", 1.0), ("is", 1.5), ("Harold", 2.0), ("Pemberton.", 2.5),
-                         ("Crack", 3.0), ("the", 3.5), ("nucleus.", 4.0))}]}
+    transcript = {
+        "language": "en",
+        "model": "faster-whisper:tiny.en",
+        "reason": "",
+        "segments": [
+            {
+                "words": _words(
+                    ("Our", 0.5),
+                    ("patient", 1.0),
+                    ("is", 1.5),
+                    ("Harold", 2.0),
+                    ("Pemberton.", 2.5),
+                    ("Crack", 3.0),
+                    ("the", 3.5),
+                    ("nucleus.", 4.0),
+                )
+            }
+        ],
+    }
     rows = [new_row(window_index=i, start=s, end=s + 6.0) for i, s in enumerate((0.0, 10.0))]
     counts = narrate_window_rows(json.dumps(transcript), rows)
     meta = json.loads(rows[0]["meta_json"])
@@ -266,12 +359,23 @@ def test_a_sidecar_transcript_flows_through_the_windows_split_into_refined_windo
     from ophora.curation.stages.windows import Windows
 
     srt = tmp_path / "case.srt"
-    srt.write_text("1\n00:00:01,000 --> 00:00:04,000\nOur patient is Harold Pemberton.\n\n"
-                   "2\n00:00:07,000 --> 00:00:11,000\nNow I crack the nucleus into two halves with the chopper.\n\n"
-                   "3\n00:00:14,000 --> 00:00:16,000\nUm, okay.\n", encoding="utf-8")
-    source = {**new_row(source_uri=str(tmp_path / "case.mp4"), source_id="abcd1234", duration=20.0,
-                        sidecars_json=json.dumps({"srt": str(srt)}), facts_json=json.dumps({"has_audio": True}),
-                        scenes_json=json.dumps([[0.0, 20.0]])), "transcript_json": ""}
+    srt.write_text(
+        "1\n00:00:01,000 --> 00:00:04,000\nOur patient is Harold Pemberton.\n\n"
+        "2\n00:00:07,000 --> 00:00:11,000\nNow I crack the nucleus into two halves with the chopper.\n\n"
+        "3\n00:00:14,000 --> 00:00:16,000\nUm, okay.\n",
+        encoding="utf-8",
+    )
+    source = {
+        **new_row(
+            source_uri=str(tmp_path / "case.mp4"),
+            source_id="abcd1234",
+            duration=20.0,
+            sidecars_json=json.dumps({"srt": str(srt)}),
+            facts_json=json.dumps({"has_audio": True}),
+            scenes_json=json.dumps([[0.0, 20.0]]),
+        ),
+        "transcript_json": "",
+    }
     TranscribeStage({"model": "never-loaded"}).apply(source)
     assert source["error"] == "" and json.loads(source["transcript_json"])["source"] == "sidecar"
     windows = Windows(CurateConfig.load("offline"))(source)

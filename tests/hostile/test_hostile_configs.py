@@ -16,9 +16,15 @@ PWNED = "!!python/object/apply:os.system ['touch pwned']"
 def world(tmp_path_factory):
     box = Sandbox(tmp_path_factory.mktemp("hostile-configs"))
     listener = Listener()
-    files = {"broken.yaml": "windows: [1,\n  fps", "list.yaml": "- a\n- b\n", "tagged.yaml": f"limit: {PWNED}\n",
-             "binary.yaml": b"\xff\xfe\x00garbage", "unknown.yaml": "windows:\n  nonsense: 3\n",
-             "train-tagged.yaml": f"model: x\nmax_steps: {PWNED}\n", "train-list.yaml": "[1, 2]\n"}
+    files = {
+        "broken.yaml": "windows: [1,\n  fps",
+        "list.yaml": "- a\n- b\n",
+        "tagged.yaml": f"limit: {PWNED}\n",
+        "binary.yaml": b"\xff\xfe\x00garbage",
+        "unknown.yaml": "windows:\n  nonsense: 3\n",
+        "train-tagged.yaml": f"model: x\nmax_steps: {PWNED}\n",
+        "train-list.yaml": "[1, 2]\n",
+    }
     for name, text in files.items():
         path = box.inputs / name
         path.write_bytes(text if isinstance(text, bytes) else text.encode())

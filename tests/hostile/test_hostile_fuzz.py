@@ -14,21 +14,37 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from ophora.curation.stages.transcribe.subtitles import SubtitleError
+from ophora.curation.stages.transcribe.subtitles import load as load_subtitles
 from ophora.dataset.shards import Sample, ShardError, iter_samples
-from ophora.curation.stages.transcribe.subtitles import SubtitleError, load as load_subtitles
 from ophora.inspection.catalog import clip_facts
 from ophora.inspection.validate import check_sample
 
 set_hypothesis_home_dir(tempfile.mkdtemp(prefix="ophora-hypothesis-"))  # its caches, never in the work tree
-FUZZ = settings(max_examples=80, deadline=2000, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=80, deadline=2000, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 KEY = "abcd0123abcd0123_000000"
-META = {"key": KEY, "source_id": "abcd0123abcd0123", "source_uri": "file:///v.mp4", "clip_index": 0,
-        "scene_index": 0, "start": 1.0, "end": 7.125, "fps": 8.0, "num_frames": 49, "width": 720, "height": 480,
-        "instruction": "Tear the capsule.", "phase": "capsulorhexis", "scores": {"motion": 0.5}}
+META = {
+    "key": KEY,
+    "source_id": "abcd0123abcd0123",
+    "source_uri": "file:///v.mp4",
+    "clip_index": 0,
+    "scene_index": 0,
+    "start": 1.0,
+    "end": 7.125,
+    "fps": 8.0,
+    "num_frames": 49,
+    "width": 720,
+    "height": 480,
+    "instruction": "Tear the capsule.",
+    "phase": "capsulorhexis",
+    "scores": {"motion": 0.5},
+}
 
 
 def _shard(members: list[tuple[str, bytes]]) -> bytes:
@@ -41,9 +57,15 @@ def _shard(members: list[tuple[str, bytes]]) -> bytes:
     return buf.getvalue()
 
 
-PRISTINE = _shard([(f"{KEY}.json", json.dumps(META).encode()), (f"{KEY}.mp4", b"\0" * 3000),
-                   (f"{KEY}.txt", b"Tear the capsule."), ("abcd0123abcd0123_000001.txt", b"x")])
-HEADERS = [at for at in range(0, len(PRISTINE), 512) if PRISTINE[at:at + 4] in (b"abcd",)]
+PRISTINE = _shard(
+    [
+        (f"{KEY}.json", json.dumps(META).encode()),
+        (f"{KEY}.mp4", b"\0" * 3000),
+        (f"{KEY}.txt", b"Tear the capsule."),
+        ("abcd0123abcd0123_000001.txt", b"x"),
+    ]
+)
+HEADERS = [at for at in range(0, len(PRISTINE), 512) if PRISTINE[at : at + 4] in (b"abcd",)]
 
 
 def _bounded(fn):
@@ -59,18 +81,20 @@ def _bounded(fn):
 
 
 @FUZZ
-@given(edits=st.lists(st.tuples(st.sampled_from(HEADERS), st.integers(0, 511), st.integers(0, 255)), max_size=12),
-       claim=st.one_of(st.none(), st.tuples(st.sampled_from(HEADERS), st.integers(0, 2 ** 80))),
-       cut=st.one_of(st.none(), st.integers(0, len(PRISTINE))))
+@given(
+    edits=st.lists(st.tuples(st.sampled_from(HEADERS), st.integers(0, 511), st.integers(0, 255)), max_size=12),
+    claim=st.one_of(st.none(), st.tuples(st.sampled_from(HEADERS), st.integers(0, 2**80))),
+    cut=st.one_of(st.none(), st.integers(0, len(PRISTINE))),
+)
 def test_a_mutated_tar_header_is_read_or_refused_with_a_shard_error(edits, claim, cut):
     data = bytearray(PRISTINE)
     for at, offset, value in edits:
         data[at + offset] = value
     if claim is not None:  # a size field claiming anything, checksum redone so the header is believed
         at, size = claim
-        data[at + 124:at + 136] = b"\x80" + size.to_bytes(11, "big")
-        data[at + 148:at + 156] = b" " * 8
-        data[at + 148:at + 156] = b"%06o\0 " % sum(data[at:at + 512])
+        data[at + 124 : at + 136] = b"\x80" + size.to_bytes(11, "big")
+        data[at + 148 : at + 156] = b" " * 8
+        data[at + 148 : at + 156] = b"%06o\0 " % sum(data[at : at + 512])
     with tempfile.TemporaryDirectory() as tmp:
         shard = Path(tmp) / "fuzz.tar"
         shard.write_bytes(bytes(data[:cut]))
@@ -88,12 +112,14 @@ def test_a_mutated_tar_header_is_read_or_refused_with_a_shard_error(edits, claim
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
-    max_leaves=30)
+    max_leaves=30,
+)
 
 
 @FUZZ
-@given(changes=st.dictionaries(st.sampled_from(sorted(META) + ["words", "flags", "subsets", "x"]), JSON_VALUES,
-                               max_size=4))
+@given(
+    changes=st.dictionaries(st.sampled_from(sorted(META) + ["words", "flags", "subsets", "x"]), JSON_VALUES, max_size=4)
+)
 def test_mistyped_metadata_is_one_shard_error_or_facts(changes):
     sample = Sample(KEY, "fuzz.tar", {"json": json.dumps({**META, **changes}).encode(), "txt": b"Tear it."})
     try:
@@ -125,13 +151,15 @@ SUBTITLES = {
 
 
 @FUZZ
-@given(suffix=st.sampled_from(sorted(SUBTITLES)),
-       edits=st.lists(st.tuples(st.integers(0, 120), st.text(max_size=6)), max_size=8),
-       wrap=st.integers(0, 3000))
+@given(
+    suffix=st.sampled_from(sorted(SUBTITLES)),
+    edits=st.lists(st.tuples(st.integers(0, 120), st.text(max_size=6)), max_size=8),
+    wrap=st.integers(0, 3000),
+)
 def test_a_mutated_subtitle_file_gives_cues_or_a_subtitle_error(suffix, edits, wrap):
     text = SUBTITLES[suffix]
     for at, insert in edits:
-        text = text[:at] + insert + text[at + len(insert):]
+        text = text[:at] + insert + text[at + len(insert) :]
     if suffix == ".json3" and wrap:
         text = "[" * wrap + text + "]" * wrap
     with tempfile.TemporaryDirectory() as tmp:

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from ophora.dataset.shards import encode_sample
-
 from tests.fixtures.hostile import Listener, Sandbox, check, run
 from tests.fixtures.shards import clip_meta, make_clip, sample_members, write_raw_tar
 
@@ -40,12 +39,12 @@ def claim_size(tar: bytes, name: str, size: int) -> bytes:
     """The tar with ``name``'s header claiming ``size`` bytes (GNU base-256 size field, checksum redone)."""
     data = bytearray(tar)
     for at in range(0, len(data), 512):
-        if data[at:at + len(name)] == name.encode() and data[at + len(name)] == 0:
-            block = data[at:at + 512]
+        if data[at : at + len(name)] == name.encode() and data[at + len(name)] == 0:
+            block = data[at : at + 512]
             block[124:136] = b"\x80" + size.to_bytes(11, "big")
             block[148:156] = b" " * 8
             block[148:156] = b"%06o\0 " % sum(block)
-            data[at:at + 512] = block
+            data[at : at + 512] = block
             return bytes(data)
     raise ValueError(f"no header for {name}")
 
@@ -74,8 +73,26 @@ def _encode(name: str, *args: str) -> bytes:
     """A video ffmpeg makes from ``args`` (lavfi input and options), written as ``name`` (its container)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / name
-        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", *args, "-c:v", "libx264", "-preset",
-                        "ultrafast", "-pix_fmt", "yuv420p", str(out)], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                *args,
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                str(out),
+            ],
+            check=True,
+        )
         return out.read_bytes()
 
 
@@ -110,10 +127,12 @@ def world(tmp_path_factory):
     bad_key = clip_meta(0, 1).key
     second = sample_members(0, 1)
     roots = {}
-    roots["huge-member"] = _root(base, "huge-member", {
-        "shard-000000.tar": claim_size(_tar_bytes(good + second), f"{bad_key}.mp4", 2 ** 60)})
-    roots["no-frame-count"] = _root(base, "no-frame-count", {
-        "shard-000000.tar": _tar_bytes(_sample(0, 1, _mkv_without_frame_count()))})
+    roots["huge-member"] = _root(
+        base, "huge-member", {"shard-000000.tar": claim_size(_tar_bytes(good + second), f"{bad_key}.mp4", 2**60)}
+    )
+    roots["no-frame-count"] = _root(
+        base, "no-frame-count", {"shard-000000.tar": _tar_bytes(_sample(0, 1, _mkv_without_frame_count()))}
+    )
     roots["huge-frames"] = _root(base, "huge-frames", {"shard-000000.tar": _tar_bytes(_sample(0, 1, _huge_frames()))})
     roots["many-members"] = _root(base, "many-members", {"shard-000000.tar": _many_members(100_000)})
     roots["fifo-shard"] = _root(base, "fifo-shard", {"shard-000000.tar": _tar_bytes(good)})
@@ -125,27 +144,47 @@ def world(tmp_path_factory):
         "json-list": json.dumps([1, 2, 3]).encode(),
         "json-deep": b"[" * 100_000 + b"]" * 100_000,
         "json-types": json.dumps({"key": bad_key, "scores": "high", "end": [1], "phase": ["x"]}).encode(),
-        "json-nan-score": json.dumps({"key": bad_key, "scores": {"motion": float("nan")}, "start": 0,
-                                      "end": 6}).encode(),
+        "json-nan-score": json.dumps(
+            {"key": bad_key, "scores": {"motion": float("nan")}, "start": 0, "end": 6}
+        ).encode(),
         "json-not-utf8": b'{"key": "\xff\xfe"}',
     }
     for kind, data in bad_json.items():
         roots[kind] = _root(base, kind, {"shard-000000.tar": _tar_bytes(good + _replace(second, "json", data))})
-    roots["txt-not-utf8"] = _root(base, "txt-not-utf8", {
-        "shard-000000.tar": _tar_bytes(good + _replace(second, "txt", b"Tear the \xff capsule"))})
-    roots["name-not-utf8"] = _root(base, "name-not-utf8", {
-        "shard-000000.tar": _tar_bytes(good + [("bad\udcff_000001.txt", b"x")])})
+    roots["txt-not-utf8"] = _root(
+        base, "txt-not-utf8", {"shard-000000.tar": _tar_bytes(good + _replace(second, "txt", b"Tear the \xff capsule"))}
+    )
+    roots["name-not-utf8"] = _root(
+        base, "name-not-utf8", {"shard-000000.tar": _tar_bytes(good + [("bad\udcff_000001.txt", b"x")])}
+    )
     escape = "\x1b]0;pwned\x07\x1b[2J\x1b[31mRED\x1b[0m \x1b]8;;http://127.0.0.1/\x07link\x1b]8;;\x07 \u202eexif"
-    roots["terminal-escapes"] = _root(base, "terminal-escapes", {"shard-000000.tar": _tar_bytes(
-        good + _sample(0, 1, make_clip("testsrc2", 0), instruction=escape, narration=escape))})
+    roots["terminal-escapes"] = _root(
+        base,
+        "terminal-escapes",
+        {
+            "shard-000000.tar": _tar_bytes(
+                good + _sample(0, 1, make_clip("testsrc2", 0), instruction=escape, narration=escape)
+            )
+        },
+    )
     formula = f'=HYPERLINK("{listener.url}/x","click")'
-    roots["csv-formula"] = _root(base, "csv-formula", {"shard-000000.tar": _tar_bytes(
-        _sample(0, 1, make_clip("testsrc2", 0), instruction=formula) + _sample(0, 2, make_clip("testsrc2", 0),
-                                                                             instruction="+cmd|' /C calc'!A0"))})
+    roots["csv-formula"] = _root(
+        base,
+        "csv-formula",
+        {
+            "shard-000000.tar": _tar_bytes(
+                _sample(0, 1, make_clip("testsrc2", 0), instruction=formula)
+                + _sample(0, 2, make_clip("testsrc2", 0), instruction="+cmd|' /C calc'!A0")
+            )
+        },
+    )
     raw = _tar_bytes(good + second)
     roots["truncated"] = _root(base, "truncated", {"shard-000000.tar": raw[: len(raw) * 2 // 3]})
-    roots["pickle-member"] = _root(base, "pickle-member", {"shard-000000.tar": _tar_bytes(
-        good + [(f"{bad_key}.pyd", b"cos\nsystem\n(S'echo owned'\ntR.")])})
+    roots["pickle-member"] = _root(
+        base,
+        "pickle-member",
+        {"shard-000000.tar": _tar_bytes(good + [(f"{bad_key}.pyd", b"cos\nsystem\n(S'echo owned'\ntR.")])},
+    )
     write_raw_tar(base / "traversal.tar", good + [("../../evil.txt", b"owned")])
     roots["path-traversal"] = _root(base, "path-traversal", {"shard-000000.tar": (base / "traversal.tar").read_bytes()})
     yield box, listener, roots, bad_key
@@ -159,16 +198,36 @@ CASES = [
     ("huge-member stats", "huge-member", ["stats", "{root}", "--source", "shards"], 0, ["declares"]),
     ("huge-member export csv", "huge-member", ["export", "{root}", "--to", "{out}/x.csv"], 1, ["declares"]),
     ("huge-member validate", "huge-member", ["validate", "{root}"], 1, ["broken-tar", "declares"]),
-    ("huge-member gallery", "huge-member", ["gallery", "{root}", "--out", "{out}/site", "--no-preview"], 0,
-     ["declares"]),
-    ("no-frame-count show --frames 4", "no-frame-count", ["show", "{root}", "{bad}", "--frames", "4", "--out",
-                                                            "{out}"], 0, ["wrote"]),
+    (
+        "huge-member gallery",
+        "huge-member",
+        ["gallery", "{root}", "--out", "{out}/site", "--no-preview"],
+        0,
+        ["declares"],
+    ),
+    (
+        "no-frame-count show --frames 4",
+        "no-frame-count",
+        ["show", "{root}", "{bad}", "--frames", "4", "--out", "{out}"],
+        0,
+        ["wrote"],
+    ),
     ("no-frame-count gallery", "no-frame-count", ["gallery", "{root}", "--out", "{out}/site"], 0, ["1 cards"]),
-    ("huge-frames show --frames 2", "huge-frames", ["show", "{root}", "{bad}", "--frames", "2", "--out", "{out}"],
-     1, ["max_pixels"]),
+    (
+        "huge-frames show --frames 2",
+        "huge-frames",
+        ["show", "{root}", "{bad}", "--frames", "2", "--out", "{out}"],
+        1,
+        ["max_pixels"],
+    ),
     ("huge-frames validate", "huge-frames", ["validate", "{root}"], 1, ["bad-video", "max_pixels"]),
-    ("100k one-byte members validate", "many-members", ["validate", "{root}", "--quick"], 1,
-     ["missing-member", "not listed"]),
+    (
+        "100k one-byte members validate",
+        "many-members",
+        ["validate", "{root}", "--quick"],
+        1,
+        ["missing-member", "not listed"],
+    ),
     ("fifo shard ls", "fifo-shard", ["ls", "{root}", "--count"], 0, ["FIFO"]),
     ("fifo shard validate", "fifo-shard", ["validate", "{root}"], 1, ["not-a-shard", "FIFO"]),
     ("symlinked shard ls", "symlinked-shard", ["ls", "{root}"], 0, ["symbolic link"]),
@@ -178,20 +237,34 @@ CASES = [
     ("pickled member validate", "pickle-member", ["validate", "{root}", "--quick"], 1, ["unsafe-member", ".pyd"]),
     ("path traversal member validate", "path-traversal", ["validate", "{root}", "--quick"], 1, ["unsafe member"]),
     ("non-UTF-8 member name grep", "name-not-utf8", ["grep", "{root}", GOOD_WORD], 0, ["not UTF-8"]),
-    ("non-UTF-8 member name gallery", "name-not-utf8", ["gallery", "{root}", "--out", "{out}/s", "--no-preview"], 0,
-     ["not UTF-8"]),
+    (
+        "non-UTF-8 member name gallery",
+        "name-not-utf8",
+        ["gallery", "{root}", "--out", "{out}/s", "--no-preview"],
+        0,
+        ["not UTF-8"],
+    ),
     ("non-UTF-8 txt grep", "txt-not-utf8", ["grep", "{root}", GOOD_WORD], 0, ["txt is not UTF-8"]),
     ("non-UTF-8 txt show", "txt-not-utf8", ["show", "{root}", "{bad}"], 1, ["txt is not UTF-8"]),
 ]
 # A bad json member: `show` of that clip says why (exit 1); grep, stats and gallery (one each, in turn) go on.
-GOES_ON = {"grep": ["grep", "{root}", GOOD_WORD], "stats": ["stats", "{root}", "--source", "shards"],
-           "gallery": ["gallery", "{root}", "--out", "{out}/site", "--no-preview"]}
-JSON_CASES = [("json-list", "not an object but list", "grep"), ("json-deep", "nested deeper than 64", "stats"),
-              ("json-types", "should be dict, not str", "gallery"), ("json-nan-score", "not a finite number", "stats"),
-              ("json-not-utf8", "not UTF-8", "grep")]
+GOES_ON = {
+    "grep": ["grep", "{root}", GOOD_WORD],
+    "stats": ["stats", "{root}", "--source", "shards"],
+    "gallery": ["gallery", "{root}", "--out", "{out}/site", "--no-preview"],
+}
+JSON_CASES = [
+    ("json-list", "not an object but list", "grep"),
+    ("json-deep", "nested deeper than 64", "stats"),
+    ("json-types", "should be dict, not str", "gallery"),
+    ("json-nan-score", "not a finite number", "stats"),
+    ("json-not-utf8", "not UTF-8", "grep"),
+]
 for kind, words, other in JSON_CASES:
-    CASES += [(f"{kind} show", kind, ["show", "{root}", "{bad}"], 1, [words]),
-              (f"{kind} {other}", kind, GOES_ON[other], 0, [words])]
+    CASES += [
+        (f"{kind} show", kind, ["show", "{root}", "{bad}"], 1, [words]),
+        (f"{kind} {other}", kind, GOES_ON[other], 0, [words]),
+    ]
 
 
 @pytest.mark.parametrize("case, root, args, code, words", CASES, ids=[c[0] for c in CASES])
@@ -218,8 +291,13 @@ def test_export_csv_neutralises_formulas(world):
 
     box, listener, roots, _ = world
     target = box.out / "formula.csv"
-    check(run(box, "shards", "export", roots["csv-formula"], "--to", target), box, 0, "exported 2 clips",
-          listener=listener)
+    check(
+        run(box, "shards", "export", roots["csv-formula"], "--to", target),
+        box,
+        0,
+        "exported 2 clips",
+        listener=listener,
+    )
     cells = [row[1] for row in csv.reader(target.open(encoding="utf-8"))][1:]
     assert all(c.startswith("'") for c in cells), cells
     assert {c[1:] for c in cells} == {f'=HYPERLINK("{listener.url}/x","click")', "+cmd|' /C calc'!A0"}
@@ -239,6 +317,7 @@ def test_the_trainer_reader_reads_past_a_huge_member_claim(world):
         "counts = BadCounts()\n"
         "print('samples', len(list(stream._raw(0, 0, 1, counts))), 'broken shards', counts.bad_shards)\n"
         "batch = next(iter(stream))\n"
-        "print('batch', tuple(batch['pixels'].shape) == (1, 3, geo.num_frames, geo.height, geo.width))\n")
+        "print('batch', tuple(batch['pixels'].shape) == (1, 3, geo.num_frames, geo.height, geo.width))\n"
+    )
     result = run(box, python=script)
     check(result, box, 0, "samples 1 broken shards 1", "batch True", listener=listener)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ophora.curation.stages.transcribe.subtitles import SubtitleError, load as load_subtitles
-
+from ophora.curation.stages.transcribe.subtitles import SubtitleError
+from ophora.curation.stages.transcribe.subtitles import load as load_subtitles
 from tests.fixtures.hostile import Canary, Listener, Sandbox, check, run
 
 BACKBONE = "skip=[transcribe,refine,dynamics,quality,privacy,dedup]"
@@ -31,8 +31,19 @@ def ffmpeg(*args: str) -> None:
 
 
 def video(path: Path, seconds: float, size: str = "320x240") -> Path:
-    ffmpeg("-f", "lavfi", "-i", f"testsrc2=s={size}:r=30:d={seconds}", "-c:v", "libx264", "-preset", "ultrafast",
-           "-pix_fmt", "yuv420p", str(path))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=s={size}:r=30:d={seconds}",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        str(path),
+    )
     return path
 
 
@@ -51,13 +62,13 @@ def external_reference(mp4: bytes, target: str) -> bytes:
     def rewrite(start: int, end: int) -> bytes:
         out, pos = b"", start
         while pos + 8 <= end:
-            size, kind = struct.unpack(">I4s", mp4[pos:pos + 8])
+            size, kind = struct.unpack(">I4s", mp4[pos : pos + 8])
             if kind in (b"moov", b"trak", b"mdia", b"minf", b"dinf"):
                 inner = rewrite(pos + 8, pos + size)
             elif kind == b"dref":
                 inner = struct.pack(">II", 0, 1) + alias()
             else:
-                inner = mp4[pos + 8:pos + size]
+                inner = mp4[pos + 8 : pos + size]
             out += struct.pack(">I4s", 8 + len(inner), kind) + inner
             pos += size
         return out
@@ -75,15 +86,22 @@ def sources(tmp_path_factory):
     canaries = {name: Canary(d / name) for name in ("patient.ts", "linked.ts")}
     canaries.update({name: Canary(box.cwd / name) for name in ("a.mp4", "b.mp4")})
     video(d / "good.mp4", 8.0)
-    (d / "hls.mp4").write_text("#EXTM3U\n#EXT-X-TARGETDURATION:3\n#EXTINF:3.0,\n" + str(d / "patient.ts") +
-                               f"\n#EXTINF:3.0,\n{listener.url}/x.ts\n#EXT-X-ENDLIST\n")
+    (d / "hls.mp4").write_text(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:3\n#EXTINF:3.0,\n"
+        + str(d / "patient.ts")
+        + f"\n#EXTINF:3.0,\n{listener.url}/x.ts\n#EXT-X-ENDLIST\n"
+    )
     (d / "concat.mp4").write_text(f"ffconcat version 1.0\nfile '{d / 'patient.ts'}'\nfile '{listener.url}/x.ts'\n")
-    (d / "sdp.mp4").write_text("v=0\no=- 0 0 IN IP4 127.0.0.1\ns=x\nc=IN IP4 127.0.0.1\nt=0 0\n"
-                               f"m=video {listener.port} RTP/AVP 96\na=rtpmap:96 H264/90000\n")
-    (d / "dash.mp4").write_text('<?xml version="1.0"?><MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" '
-                                'mediaPresentationDuration="PT3S"><Period><AdaptationSet><Representation id="1" '
-                                f'bandwidth="1"><BaseURL>{listener.url}/seg.mp4</BaseURL></Representation>'
-                                "</AdaptationSet></Period></MPD>\n")
+    (d / "sdp.mp4").write_text(
+        "v=0\no=- 0 0 IN IP4 127.0.0.1\ns=x\nc=IN IP4 127.0.0.1\nt=0 0\n"
+        f"m=video {listener.port} RTP/AVP 96\na=rtpmap:96 H264/90000\n"
+    )
+    (d / "dash.mp4").write_text(
+        '<?xml version="1.0"?><MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" '
+        'mediaPresentationDuration="PT3S"><Period><AdaptationSet><Representation id="1" '
+        f'bandwidth="1"><BaseURL>{listener.url}/seg.mp4</BaseURL></Representation>'
+        "</AdaptationSet></Period></MPD>\n"
+    )
     (d / "dref.mov").write_bytes(external_reference(video(box.root / "base.mp4", 3.0).read_bytes(), "linked.ts"))
     (box.root / "base.mp4").unlink()
     video(d / "clip001.mp4", 8.5)  # what an image2 pattern would pick up instead of the file named
@@ -101,9 +119,25 @@ def sources(tmp_path_factory):
     (d / "b.txt").write_text("a.txt\n")
     os.mkfifo(d / "fifo.mp4")
     out = box.out / "curated"
-    result = run(box, "curate", d, d / "self.txt", d / "a.txt", d / "fifo.mp4", "--out", out, "--profile",
-                 "offline", "--set", BACKBONE, "--set", "resources.clip.concurrency=1", "--quiet",
-                 env={"RAY_TMPDIR": ray_tmp}, timeout=RUN_SECONDS * 2)
+    result = run(
+        box,
+        "curate",
+        d,
+        d / "self.txt",
+        d / "a.txt",
+        d / "fifo.mp4",
+        "--out",
+        out,
+        "--profile",
+        "offline",
+        "--set",
+        BACKBONE,
+        "--set",
+        "resources.clip.concurrency=1",
+        "--quiet",
+        env={"RAY_TMPDIR": ray_tmp},
+        timeout=RUN_SECONDS * 2,
+    )
     from ophora.dataset.ledger import read_ledger
 
     ledger = read_ledger(str(out)) if out.exists() else None
@@ -118,26 +152,37 @@ def sources(tmp_path_factory):
 def test_the_run_exits_0_touches_nothing_else_and_connects_nowhere(sources):
     box, listener, canaries, result, rows = sources
     print(f"curate run: {result.seconds:.1f} s, peak RSS of the tree {result.peak_rss / 2**20:.0f} MiB")
-    check(result, box, 0, "sources processed", listener=listener, canaries=tuple(canaries.values()),
-          max_seconds=RUN_SECONDS, max_rss=RUN_RSS)
+    check(
+        result,
+        box,
+        0,
+        "sources processed",
+        listener=listener,
+        canaries=tuple(canaries.values()),
+        max_seconds=RUN_SECONDS,
+        max_rss=RUN_RSS,
+    )
     assert rows["good.mp4"].status == "done" and rows["good.mp4"].clips_written >= 1
     assert rows["clip001.mp4"].status == "done"
 
 
-@pytest.mark.parametrize("name, words", [
-    ("hls.mp4", "not a video container (hls"),
-    ("concat.mp4", "not a video container (concat"),
-    ("sdp.mp4", "not a video container (sdp"),
-    ("dash.mp4", "probe: "),  # not a container ffmpeg admits: dash, or undecodable where dash is not built in
-    ("still.mp4", "not a video container"),
-    ("clip%03d.mp4", "probe: "),
-    ("concat:a.mp4|b.mp4", "probe: "),
-    ("deepinfo.mp4", "nested deeper than 64 levels"),
-    ("listinfo.mp4", "not an object but list"),
-    ("self.txt", "manifest lists itself (self.txt -> self.txt)"),
-    ("a.txt", "manifest lists itself (a.txt -> b.txt -> a.txt)"),
-    ("fifo.mp4", "not a regular file"),
-])
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("hls.mp4", "not a video container (hls"),
+        ("concat.mp4", "not a video container (concat"),
+        ("sdp.mp4", "not a video container (sdp"),
+        ("dash.mp4", "probe: "),  # not a container ffmpeg admits: dash, or undecodable where dash is not built in
+        ("still.mp4", "not a video container"),
+        ("clip%03d.mp4", "probe: "),
+        ("concat:a.mp4|b.mp4", "probe: "),
+        ("deepinfo.mp4", "nested deeper than 64 levels"),
+        ("listinfo.mp4", "not an object but list"),
+        ("self.txt", "manifest lists itself (self.txt -> self.txt)"),
+        ("a.txt", "manifest lists itself (a.txt -> b.txt -> a.txt)"),
+        ("fifo.mp4", "not a regular file"),
+    ],
+)
 def test_each_hostile_source_is_rejected_with_a_reason_naming_it(sources, name, words):
     row = sources[4][name]
     assert row.status == "rejected" and words in row.reason, (row.status, row.reason)
@@ -160,13 +205,16 @@ def test_the_reference_would_be_followed_without_the_policy(sources):
     canaries["linked.ts"].opened = before
 
 
-@pytest.mark.parametrize("suffix, text", [
-    (".json3", "[" * 100_000 + "]" * 100_000),
-    (".json3", '{"events": ' + "[" * 5000 + "]" * 5000 + "}"),
-    (".json3", '{"events": [{"tStartMs": "x", "segs": [{"utf8": "hi"}]}]}'),
-    (".srt", "1\n00:00:01,000 --> 00:00:00,500\nbackwards\n"),
-    (".vtt", "WEBVTT\n\n00:01.000 --> garbage\nx\n"),
-])
+@pytest.mark.parametrize(
+    "suffix, text",
+    [
+        (".json3", "[" * 100_000 + "]" * 100_000),
+        (".json3", '{"events": ' + "[" * 5000 + "]" * 5000 + "}"),
+        (".json3", '{"events": [{"tStartMs": "x", "segs": [{"utf8": "hi"}]}]}'),
+        (".srt", "1\n00:00:01,000 --> 00:00:00,500\nbackwards\n"),
+        (".vtt", "WEBVTT\n\n00:01.000 --> garbage\nx\n"),
+    ],
+)
 def test_a_hostile_subtitle_sidecar_is_a_subtitle_error(tmp_path, suffix, text):
     path = tmp_path / f"talk{suffix}"
     path.write_text(text)

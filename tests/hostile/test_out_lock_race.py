@@ -72,8 +72,17 @@ def test_of_two_runs_taking_over_a_dead_runs_lock_one_wins(tmp_path):
     for trial in range(20):
         out = tmp_path / str(trial)
         out.mkdir()
-        (out / LOCK_FILE).write_text(json.dumps({"token": "dead", "host": socket.gethostname(), "pid": 2 ** 22 + 7,
-                                                 "started": 0, "heartbeat": time.time()}))
+        (out / LOCK_FILE).write_text(
+            json.dumps(
+                {
+                    "token": "dead",
+                    "host": socket.gethostname(),
+                    "pid": 2**22 + 7,
+                    "started": 0,
+                    "heartbeat": time.time(),
+                }
+            )
+        )
         got = race([OutLock(str(out)) for _ in range(2)])
         assert len(got) == 1, trial
         assert json.loads((out / LOCK_FILE).read_text())["token"] == got[0].token
@@ -99,8 +108,12 @@ def s3_lock_root():
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_REGION"):
             env.delenv(name, raising=False)
         env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        fs = s3fs.S3FileSystem(key="testing", secret="testing", skip_instance_cache=True,
-                               client_kwargs={"endpoint_url": f"http://127.0.0.1:{port}"})
+        fs = s3fs.S3FileSystem(
+            key="testing",
+            secret="testing",
+            skip_instance_cache=True,
+            client_kwargs={"endpoint_url": f"http://127.0.0.1:{port}"},
+        )
         fs.mkdir("locks")
         yield fs
     server.stop()
@@ -125,8 +138,10 @@ def test_on_s3_a_stale_lock_is_replaced_only_if_unchanged(s3_lock_root, monkeypa
 
     fs = s3_lock_root
     monkeypatch.setattr(fsspec.core, "url_to_fs", lambda url, **kw: (fs, url.removeprefix("s3://")))
-    fs.pipe_file(f"locks/stale/{LOCK_FILE}", json.dumps({"token": "old", "host": "gone", "pid": 1, "started": 0,
-                                                          "heartbeat": 0}).encode())
+    fs.pipe_file(
+        f"locks/stale/{LOCK_FILE}",
+        json.dumps({"token": "old", "host": "gone", "pid": 1, "started": 0, "heartbeat": 0}).encode(),
+    )
     with OutLock("s3://locks/stale", stale_after_s=0.4) as mine:
         assert json.loads(fs.cat_file(f"locks/stale/{LOCK_FILE}"))["token"] == mine.token
         time.sleep(0.3)  # a heartbeat or two, each conditional on the ETag this run wrote

@@ -49,7 +49,7 @@ def test_connect_starts_its_own_ray_instead_of_joining_one(monkeypatch):
     monkeypatch.setattr(ray, "init", lambda **kw: calls.append((kw, dict(ray_session.os.environ))))
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     ray_session.connect()
-    (kwargs, env), = calls
+    ((kwargs, env),) = calls
     assert kwargs["address"] == "local" and kwargs["_node_ip_address"] == "127.0.0.1"
     assert env.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0"  # seen by the processes ray.init starts ...
     assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in ray_session.os.environ  # ... and not left behind

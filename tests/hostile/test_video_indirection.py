@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from ophora.video import UnsafeContainer, admitted, open_container
-
 from tests.fixtures.hostile import Listener
 
 
@@ -24,15 +23,38 @@ def listener():
 
 
 def _segment(path: Path, seconds: float = 3.0) -> Path:
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-                    f"testsrc2=s=320x240:r=30:d={seconds}", "-f", "lavfi", "-i", f"sine=d={seconds}",
-                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-shortest", str(path)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=s=320x240:r=30:d={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=d={seconds}",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-shortest",
+            str(path),
+        ],
+        check=True,
+    )
     return path
 
 
 def _hls(path: Path, segment: Path, port: int) -> Path:
-    path.write_text("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:3\n#EXT-X-MEDIA-SEQUENCE:0\n"
-                    f"#EXTINF:3.0,\n{segment}\n#EXTINF:3.0,\nhttp://127.0.0.1:{port}/x.ts\n#EXT-X-ENDLIST\n")
+    path.write_text(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:3\n#EXT-X-MEDIA-SEQUENCE:0\n"
+        f"#EXTINF:3.0,\n{segment}\n#EXTINF:3.0,\nhttp://127.0.0.1:{port}/x.ts\n#EXT-X-ENDLIST\n"
+    )
     return path
 
 
@@ -44,8 +66,10 @@ def _concat(path: Path, segment: Path) -> Path:
 @pytest.fixture
 def playlists(tmp_path, listener):
     patient = _segment(tmp_path / "other-patient.ts")
-    return {"hls": _hls(tmp_path / "case.mp4", patient, listener.port),
-            "concat": _concat(tmp_path / "list.mp4", patient)}
+    return {
+        "hls": _hls(tmp_path / "case.mp4", patient, listener.port),
+        "concat": _concat(tmp_path / "list.mp4", patient),
+    }
 
 
 def test_admitted_containers_are_real_containers_only():
@@ -73,8 +97,7 @@ def test_every_decoder_refuses_a_playlist(playlists, listener, kind):
 
     from ophora.curation.frames import window_frames
     from ophora.curation.stages.transcribe import stream_pcm
-    from ophora.video import VideoError, decode_frames
-    from ophora.video import decoded_facts
+    from ophora.video import VideoError, decode_frames, decoded_facts
 
     path = playlists[kind]
     with pytest.raises(av.FFmpegError):
@@ -99,10 +122,9 @@ def test_a_decoder_is_never_handed_a_url(listener):
 
 
 def test_curate_rejects_the_playlist_and_keeps_the_good_video(ray_local, playlists, listener, tmp_path):
-    from ophora.dataset.ledger import read_ledger
     from ophora.curation.pipeline import run_curation
+    from ophora.dataset.ledger import read_ledger
     from ophora.dataset.shards import iter_subset
-
     from tests.fixtures.curate import BACKBONE, offline_config
 
     good = _segment(tmp_path / "good.mp4", 8.0)

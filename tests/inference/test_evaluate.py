@@ -27,15 +27,17 @@ def _clip_frames(seed: int, tint: tuple[int, int, int]) -> np.ndarray:
     rng = np.random.default_rng(seed)
     frames = (rng.integers(0, 120, size=(9, 32, 48, 3)) + np.array(tint)).clip(0, 255).astype(np.uint8)
     for t in range(9):
-        frames[t, 10:20, 4 + 3 * t:14 + 3 * t] = 250
+        frames[t, 10:20, 4 + 3 * t : 14 + 3 * t] = 250
     return frames
 
 
 @pytest.fixture(scope="module")
 def nets() -> dict:
     """Seeded random Inception (FID, 96 px) and S3D (FVD, 64 px), loaded once for the module."""
-    return {"fid_net": load_feature_net("random-inception", "image", seed=0, size=96),
-            "fvd_net": load_feature_net("random-i3d", "video", seed=0, size=64)}
+    return {
+        "fid_net": load_feature_net("random-inception", "image", seed=0, size=96),
+        "fvd_net": load_feature_net("random-i3d", "video", seed=0, size=64),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +68,21 @@ def reference_shards(tmp_path_factory) -> Path:
             phase = list(PHASES)[n % 2]
             key = clip_key("0123456789abcdef", n)
             mp4 = encode_mp4(_clip_frames(100 + n, (0, 80, 20 * n)), root / "tmp.mp4", fps=8).read_bytes()
-            meta = ClipMeta(key=key, source_id="0123456789abcdef", source_uri="synthetic.mp4", clip_index=n,
-                            scene_index=0, start=n, end=n + 1.125, fps=8, num_frames=9, width=48, height=32,
-                            instruction=PHASES[phase], phase=phase)
+            meta = ClipMeta(
+                key=key,
+                source_id="0123456789abcdef",
+                source_uri="synthetic.mp4",
+                clip_index=n,
+                scene_index=0,
+                start=n,
+                end=n + 1.125,
+                fps=8,
+                num_frames=9,
+                width=48,
+                height=32,
+                instruction=PHASES[phase],
+                phase=phase,
+            )
             writer.write(key, encode_sample(meta, mp4))
     (root / "tmp.mp4").unlink()
     return root
@@ -116,8 +130,12 @@ def test_fid_and_fvd_of_a_set_against_itself_are_about_zero(generated, reference
 def test_clipscore_changes_when_prompts_are_shuffled_against_frames(generated, reference_shards, clip, tmp_path):
     from ophora.inference.openclip_embed import load_clip
 
-    texts = ["Make a clear corneal incision.", "Tear a circular capsulorhexis.", "Inject viscoelastic.",
-             "Polish the posterior capsule."]
+    texts = [
+        "Make a clear corneal incision.",
+        "Tear a circular capsulorhexis.",
+        "Inject viscoelastic.",
+        "Polish the posterior capsule.",
+    ]
     paired, shuffled = tmp_path / "paired", tmp_path / "shuffled"
     for n, mp4 in enumerate(sorted(generated.glob("*.mp4"))):  # video n with text n, and with text n+1
         for folder, text in ((paired, texts[n]), (shuffled, texts[(n + 1) % 4])):
@@ -133,8 +151,9 @@ def test_clipscore_changes_when_prompts_are_shuffled_against_frames(generated, r
     assert np.array_equal(load_clip("ViT-B-32", None, seed=0).texts(texts[:1]), clip.texts(texts[:1]))
 
 
-def test_evaluation_against_shards_gives_overall_per_phase_json_and_plot(generated, reference_shards, nets, clip,
-                                                                       tmp_path):
+def test_evaluation_against_shards_gives_overall_per_phase_json_and_plot(
+    generated, reference_shards, nets, clip, tmp_path
+):
     results = evaluate(generated, reference_shards, tmp_path, clip_model=clip, **nets, **SMALL)
     saved = json.loads((tmp_path / "evaluation.json").read_text())
     assert saved["overall"] == pytest.approx(results["overall"])
@@ -165,8 +184,9 @@ def test_feature_nets_load_by_path_and_pickles_are_refused(tmp_path):
     assert not by_path.comparable and not random_net.comparable and "NOT comparable" in by_path.note
     assert np.allclose(by_path.features(frames), random_net.features(frames))
 
-    scripted = torch.jit.trace(torch.nn.Sequential(torch.nn.Conv3d(3, 5, 3), torch.nn.AdaptiveAvgPool3d(1)),
-                               torch.zeros(1, 3, 4, 16, 16))
+    scripted = torch.jit.trace(
+        torch.nn.Sequential(torch.nn.Conv3d(3, 5, 3), torch.nn.AdaptiveAvgPool3d(1)), torch.zeros(1, 3, 4, 16, 16)
+    )
     scripted.save(str(tmp_path / "i3d.pt"))
     video_net = load_feature_net(str(tmp_path / "i3d.pt"), "video", size=16)
     clips = np.random.default_rng(2).integers(0, 255, size=(3, 4, 20, 30, 3), dtype=np.uint8)
@@ -182,9 +202,27 @@ def test_cli_evaluate_prints_a_table_and_writes_results(generated, reference_sha
 
     from ophora.cli import app
 
-    result = CliRunner().invoke(app, ["evaluate", str(generated), "--reference", str(reference_shards),
-                                      "--out", str(tmp_path), "--fid-size", "96", "--fvd-size", "64",
-                                      "--frames-per-video", "4", "--fvd-frames", "8", "--clip-model", "none"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            str(generated),
+            "--reference",
+            str(reference_shards),
+            "--out",
+            str(tmp_path),
+            "--fid-size",
+            "96",
+            "--fvd-size",
+            "64",
+            "--frames-per-video",
+            "4",
+            "--fvd-frames",
+            "8",
+            "--clip-model",
+            "none",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "FID" in result.output
     assert json.loads((tmp_path / "evaluation.json").read_text())["overall"]["fid"] > 0
@@ -201,8 +239,11 @@ def test_only_a_known_detector_checksum_makes_figures_comparable(tmp_path, monke
     torch.save(fake.state_dict(), tmp_path / "pt_inception.pth")
     unknown = load_feature_net(str(tmp_path / "pt_inception.pth"), "image", size=96)
     assert not unknown.comparable and "NOT comparable" in unknown.note
-    monkeypatch.setitem(features.KNOWN_WEIGHTS, features.file_sha256(tmp_path / "pt_inception.pth"),
-                        features.KnownDetector("pytorch-fid Inception (test stand-in)", "image", features.PYTORCH_FID))
+    monkeypatch.setitem(
+        features.KNOWN_WEIGHTS,
+        features.file_sha256(tmp_path / "pt_inception.pth"),
+        features.KnownDetector("pytorch-fid Inception (test stand-in)", "image", features.PYTORCH_FID),
+    )
     known = load_feature_net(str(tmp_path / "pt_inception.pth"), "image")
     frames = np.random.default_rng(2).integers(0, 255, size=(2, 60, 90, 3), dtype=np.uint8)
     assert known.comparable and known.size is None  # pytorch-fid's own network resizes to 299 itself
@@ -217,13 +258,36 @@ def test_every_figure_of_random_networks_says_not_comparable(generated, referenc
 
     from ophora.cli import app
 
-    results = evaluate(generated, reference_shards, tmp_path, clip_model=clip, plot=False, audit_k=None, **nets,
-                       **SMALL)
+    results = evaluate(
+        generated, reference_shards, tmp_path, clip_model=clip, plot=False, audit_k=None, **nets, **SMALL
+    )
     assert results["labels"] == {"fid": "not comparable", "fvd": "not comparable", "clip_score": "not comparable"}
     assert json.loads((tmp_path / "evaluation.json").read_text())["labels"] == results["labels"]
-    output = CliRunner().invoke(app, ["evaluate", str(generated), "--reference", str(reference_shards), "--out",
-                                      str(tmp_path / "cli"), "--fid-size", "96", "--fvd-size", "64",
-                                      "--frames-per-video", "4", "--fvd-frames", "8", "--clip-model", "none"]).output
+    output = (
+        CliRunner()
+        .invoke(
+            app,
+            [
+                "evaluate",
+                str(generated),
+                "--reference",
+                str(reference_shards),
+                "--out",
+                str(tmp_path / "cli"),
+                "--fid-size",
+                "96",
+                "--fvd-size",
+                "64",
+                "--frames-per-video",
+                "4",
+                "--fvd-frames",
+                "8",
+                "--clip-model",
+                "none",
+            ],
+        )
+        .output
+    )
     assert "FID (not comparable)" in " ".join(output.split()) or "not comparable" in output
 
 
@@ -238,8 +302,17 @@ def test_memorisation_audit_flags_a_generated_copy_of_a_training_clip(generated,
         (videos / mp4.with_suffix(".json").name).write_text(mp4.with_suffix(".json").read_text())
     (videos / "copy.mp4").write_bytes(copied.mp4)
     (videos / "copy.json").write_text(json.dumps({"prompt": copied.instruction}))
-    results = evaluate(videos, reference_shards, tmp_path / "out", fid_net=nets["fid_net"], fvd_net=None,
-                       clip_model=None, plot=False, audit_k=2, **SMALL)
+    results = evaluate(
+        videos,
+        reference_shards,
+        tmp_path / "out",
+        fid_net=nets["fid_net"],
+        fvd_net=None,
+        clip_model=None,
+        plot=False,
+        audit_k=2,
+        **SMALL,
+    )
     audit = results["memorisation"]
     by_video = {v["generated"]: v for v in audit["nearest"]}
     assert by_video["copy"]["nearest"][0] == {"training_clip": copied.key, "cosine": pytest.approx(1.0, abs=1e-6)}

@@ -30,8 +30,9 @@ def test_print_config_and_a_wrong_field(tmp_path):
     assert shown.exit_code == 0, shown.output
     printed = yaml.safe_load(shown.output)
     assert printed["steps"] == 12 and printed["dtype"] == "fp32" and printed["frames"] == 49
-    shown = runner.invoke(app, ["evaluate", str(tmp_path), "--reference", str(tmp_path), "--print-config",
-                                "--fvd-frames", "8"])
+    shown = runner.invoke(
+        app, ["evaluate", str(tmp_path), "--reference", str(tmp_path), "--print-config", "--fvd-frames", "8"]
+    )
     assert shown.exit_code == 0 and yaml.safe_load(shown.output)["fvd_frames"] == 8
     bad = runner.invoke(app, ["sample", "--print-config", "--set", "dtype=fp64"])
     assert bad.exit_code == 2 and "dtype" in bad.output

@@ -37,10 +37,12 @@ def tiny_pipe(tiny_model):
 @pytest.fixture(scope="module")
 def sampled(tiny_model, tmp_path_factory) -> tuple[Path, dict]:
     """Two instructions x 2 videos, plus an empty prompt and one far over the 226-token limit."""
-    prompts = [Prompt("incision", "Make a clear corneal incision with the keratome.", phase="incision"),
-               Prompt("rhexis", "Tear a continuous circular capsulorhexis.", phase="capsulorhexis"),
-               Prompt("blank", ""),
-               Prompt("rambling", "rotate the nucleus " * 120)]
+    prompts = [
+        Prompt("incision", "Make a clear corneal incision with the keratome.", phase="incision"),
+        Prompt("rhexis", "Tear a continuous circular capsulorhexis.", phase="capsulorhexis"),
+        Prompt("blank", ""),
+        Prompt("rambling", "rotate the nucleus " * 120),
+    ]
     out = tmp_path_factory.mktemp("sampled")
     summary = sample_videos(tiny_model, prompts, out, seed=11, num_videos_per_prompt=2, **TINY)
     return out, summary
@@ -65,7 +67,11 @@ def test_manifest_matches_the_files(sampled):
     assert on_disk == sorted(Path(r["file"]).name for r in ok)
     # seeds: prompt i, video j -> 11 + i*2 + j, each recorded in the manifest and the sidecar
     assert {(r["prompt_id"], r["video_index"]): r["seed"] for r in ok} == {
-        ("incision", 0): 11, ("incision", 1): 12, ("rhexis", 0): 13, ("rhexis", 1): 14}
+        ("incision", 0): 11,
+        ("incision", 1): 12,
+        ("rhexis", 0): 13,
+        ("rhexis", 1): 14,
+    }
     for r in ok:
         sidecar = json.loads((out / r["file"]).with_suffix(".json").read_text())
         assert sidecar["seed"] == r["seed"] and sidecar["prompt"] == r["prompt"] and sidecar["phase"] == r["phase"]
@@ -131,8 +137,9 @@ def test_full_and_lora_exports_of_the_trainer_both_sample(tiny_model, tiny_pipe,
 
     lora = load_transformer(str(tiny_model))
     lora.requires_grad_(False)
-    lora.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
-                                init_lora_weights=True))
+    lora.add_adapter(
+        LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=True)
+    )
     for name, p in lora.named_parameters():
         p.requires_grad_("lora_" in name)
     _perturb(lora, 0.2, seed=2)  # lora_B starts at zero; make the adapter change the output
@@ -151,8 +158,15 @@ def test_full_and_lora_exports_of_the_trainer_both_sample(tiny_model, tiny_pipe,
 def test_ray_actor_pool_renders_the_same_video_as_a_local_run(tiny_model, sampled, ray_local, tmp_path):
     out, _ = sampled
     text = "Make a clear corneal incision with the keratome."
-    summary = sample_videos(tiny_model, [Prompt("incision", text, phase="incision", seed=11)], tmp_path,
-                            use_ray=True, cpus_per_worker=0.5, gallery=False, **TINY)
+    summary = sample_videos(
+        tiny_model,
+        [Prompt("incision", text, phase="incision", seed=11)],
+        tmp_path,
+        use_ray=True,
+        cpus_per_worker=0.5,
+        gallery=False,
+        **TINY,
+    )
     assert summary["mode"] == "ray" and summary["videos"] == 1
     remote = decode_frames(tmp_path / "videos" / "incision_v00.mp4")
     local = decode_frames(out / "videos" / "incision_v00.mp4")
@@ -162,10 +176,13 @@ def test_ray_actor_pool_renders_the_same_video_as_a_local_run(tiny_model, sample
 def test_prompt_files_csv_jsonl_txt_and_the_bundled_cataract_phases(tmp_path):
     (tmp_path / "p.csv").write_text('key,text,stage\na,"Incise the cornea.",incision\na,"Inject dye.",\n')
     csv_prompts = read_prompts(tmp_path / "p.csv", id_column="key", prompt_column="text", phase_column="stage")
-    assert [(p.id, p.text, p.phase) for p in csv_prompts] == [("a", "Incise the cornea.", "incision"),
-                                                             ("a-2", "Inject dye.", None)]
-    (tmp_path / "p.jsonl").write_text('{"id": "x/../y", "prompt": "Fill the chamber.", "seed": 9}\n"Dial the lens."\n'
-                                      "{broken\n")
+    assert [(p.id, p.text, p.phase) for p in csv_prompts] == [
+        ("a", "Incise the cornea.", "incision"),
+        ("a-2", "Inject dye.", None),
+    ]
+    (tmp_path / "p.jsonl").write_text(
+        '{"id": "x/../y", "prompt": "Fill the chamber.", "seed": 9}\n"Dial the lens."\n{broken\n'
+    )
     jl = read_prompts(tmp_path / "p.jsonl")
     assert (jl[0].id, jl[0].seed) == ("x_.._y", 9) and jl[1].text == "Dial the lens."
     assert "not JSON" in jl[2].problem
@@ -181,9 +198,29 @@ def test_cli_sample_writes_videos_and_summary(tiny_model, tmp_path):
 
     from ophora.cli import app
 
-    result = CliRunner().invoke(app, ["sample", "--model", str(tiny_model), "--prompt", "Hydrate the wound.",
-                                      "--out", str(tmp_path), "--seed", "4", "--steps", "2", "--frames", "9",
-                                      "--height", "32", "--width", "48", "--no-gallery"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "sample",
+            "--model",
+            str(tiny_model),
+            "--prompt",
+            "Hydrate the wound.",
+            "--out",
+            str(tmp_path),
+            "--seed",
+            "4",
+            "--steps",
+            "2",
+            "--frames",
+            "9",
+            "--height",
+            "32",
+            "--width",
+            "48",
+            "--no-gallery",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["videos"] == 1 and read_manifest(tmp_path)[0]["seed"] == 4

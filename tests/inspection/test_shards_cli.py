@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 
 from ophora.cli.shards import app
 from ophora.dataset.shards import iter_subset
-
 from tests.fixtures.shards import copy_of, sample_members, write_raw_tar
 
 runner = CliRunner()
@@ -19,16 +18,18 @@ runner = CliRunner()
 
 def run(*args: str, code: int = 0):
     result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, f"ophora shards {' '.join(map(str, args))}: exit {result.exit_code}\n" \
-                                     f"{result.output}\n{result.exception!r}"
+    assert result.exit_code == code, (
+        f"ophora shards {' '.join(map(str, args))}: exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+    )
     return result
 
 
 def test_ls_counts_samples_per_subset_from_index_and_from_tars(shard_root):
     for extra in ((), ("--count",)):
         out = run("ls", shard_root, *extra).output
-        rows = {line.split("│")[1].strip(): line.split("│")[3].strip() for line in out.splitlines()
-                if line.startswith("│")}
+        rows = {
+            line.split("│")[1].strip(): line.split("│")[3].strip() for line in out.splitlines() if line.startswith("│")
+        }
         assert rows == {"tpt": "12", "p2ft": "7"}
 
 
@@ -107,8 +108,7 @@ def test_export_never_writes_outside_the_target(shard_root, tmp_path):
     planted = sample_members(0, 0)
     key = planted[0][0].split(".")[0]
     os.symlink(outside, target / f"{key}.mp4")  # a link planted where the export will write
-    write_raw_tar(root / "tpt" / "shard-w0-000000.tar",
-                  planted + [("notakey.mp4", b"x"), ("notakey.txt", b"y")])
+    write_raw_tar(root / "tpt" / "shard-w0-000000.tar", planted + [("notakey.mp4", b"x"), ("notakey.txt", b"y")])
     out = run("export", root, "--to", target, "--subset", "tpt").output
     assert outside.read_bytes() == b"keep me"
     assert "skipped: " + key in out and "not a clip key: 'notakey'" in out

@@ -14,8 +14,15 @@ from ophora.inspection.export import export_pairs
 from ophora.inspection.gallery import build_gallery, folder_items, shard_items
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PAGE_SIZE = 5
 
 
@@ -52,8 +59,9 @@ def test_folder_of_generated_videos(shard_root, tmp_path):
     folder = tmp_path / "generated"
     export_pairs(str(shard_root), folder, subsets=("p2ft",))
     first = sorted(folder.glob("*.mp4"))[0]
-    first.with_suffix(".json").write_text(json.dumps({"prompt": "Polish the posterior capsule.",
-                                                      "phase": "capsule polishing", "seed": 7}))
+    first.with_suffix(".json").write_text(
+        json.dumps({"prompt": "Polish the posterior capsule.", "phase": "capsule polishing", "seed": 7})
+    )
     (folder / "broken.mp4").write_bytes(b"not a video")
     result = build_gallery(folder_items(folder), tmp_path / "site", title="Generated")
     assert result.cards == 8 and any("broken" in p for p in result.problems)
@@ -90,8 +98,11 @@ def test_gallery_in_headless_chromium(site, shard_root, artifacts_dir):
             page.select_option("#phase", phase)
             assert page.locator(visible).count() == want_phase < PAGE_SIZE
             assert set(page.eval_on_selector_all(visible, "cs => cs.map(c => c.dataset.phase)")) == {phase}
-            pages_with_phase = {i // PAGE_SIZE + 1 for i, s in enumerate(iter_subset(str(shard_root), "tpt"))
-                                if s.meta["phase"] == phase}
+            pages_with_phase = {
+                i // PAGE_SIZE + 1
+                for i, s in enumerate(iter_subset(str(shard_root), "tpt"))
+                if s.meta["phase"] == phase
+            }
             listed = page.eval_on_selector_all(".pager a:not(.empty)", "as => as.map(a => Number(a.dataset.page))")
             assert set(listed) == pages_with_phase | {1} and len(listed) < 3  # pages.js knows the other pages
 
@@ -101,8 +112,11 @@ def test_gallery_in_headless_chromium(site, shard_root, artifacts_dir):
             page.click(".pager a[data-page='2']")
             page.wait_for_url(re.compile(r"page-0002\.html\?subset=p2ft"))
             assert page.locator("#subset").input_value() == "p2ft"
-            assert page.locator(visible).count() == sum(1 for s in list(iter_subset(str(shard_root), "tpt"))
-                                                        [PAGE_SIZE:2 * PAGE_SIZE] if "p2ft" in s.meta["subsets"])
+            assert page.locator(visible).count() == sum(
+                1
+                for s in list(iter_subset(str(shard_root), "tpt"))[PAGE_SIZE : 2 * PAGE_SIZE]
+                if "p2ft" in s.meta["subsets"]
+            )
             page.screenshot(path=str(artifacts_dir / "gallery-p2ft-page2.png"))
         finally:
             browser.close()

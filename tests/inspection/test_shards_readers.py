@@ -29,8 +29,7 @@ def test_ray_data_reads_the_same_samples(shard_root, ray_local):
     import ray.data
 
     for subset, keys in _expected(shard_root).items():
-        ds = ray.data.read_webdataset(list_shards(str(shard_root), subset), decoder=None,
-                                      override_num_blocks=1)
+        ds = ray.data.read_webdataset(list_shards(str(shard_root), subset), decoder=None, override_num_blocks=1)
         rows = ds.take_all()
         assert len(rows) == len(keys)
         assert {r["__key__"] for r in rows} == keys
@@ -41,8 +40,12 @@ def test_hugging_face_datasets_reads_the_same_samples(shard_root, tmp_path):
     import datasets
 
     for subset, keys in _expected(shard_root).items():
-        ds = datasets.load_dataset("webdataset", data_files={"train": list_shards(str(shard_root), subset)},
-                                   split="train", cache_dir=str(tmp_path / "hf-cache"))
+        ds = datasets.load_dataset(
+            "webdataset",
+            data_files={"train": list_shards(str(shard_root), subset)},
+            split="train",
+            cache_dir=str(tmp_path / "hf-cache"),
+        )
         assert ds.num_rows == len(keys)
         assert set(ds["__key__"]) == keys
         # HF infers a Video feature for .mp4 (decoding needs torchcodec); the raw bytes are what we promise

@@ -10,7 +10,6 @@ import pytest
 
 from ophora.dataset.shards import INDEX_COLUMNS, encode_sample
 from ophora.inspection.validate import validate
-
 from tests.fixtures.shards import FRAMES, INSTRUCTIONS, clip_meta, copy_of, make_clip, sample_members, write_raw_tar
 
 
@@ -81,8 +80,18 @@ def _symlink_member(root):
 
 def _index_row_pointing_nowhere(root):
     row = {c: None for c in INDEX_COLUMNS}
-    row.update(key="ffffffffffffffff_000042", subset="tpt", shard="tpt/shard-w0-000007.tar", source_id="ffff",
-               start=0.0, end=6.0, duration=6.0, phase="incision", instruction=INSTRUCTIONS[0], scores_json="{}")
+    row.update(
+        key="ffffffffffffffff_000042",
+        subset="tpt",
+        shard="tpt/shard-w0-000007.tar",
+        source_id="ffff",
+        start=0.0,
+        end=6.0,
+        duration=6.0,
+        phase="incision",
+        instruction=INSTRUCTIONS[0],
+        scores_json="{}",
+    )
     pq.write_table(pa.Table.from_pylist([row]), root / "index" / "part-9.parquet")
 
 

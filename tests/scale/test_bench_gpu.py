@@ -16,8 +16,24 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_gpu.py"
 
 def test_gpu_check_runs_every_measurement_at_reduced_size_on_cpu(tmp_path):
     out = tmp_path / "bench-gpu.json"
-    cmd = [sys.executable, str(SCRIPT), "--reduced", "--no-compile", "--steps", "2", "--lora-steps", "1",
-           "--sample-steps", "2", "--precompute-clips", "1", "--peak-tflops", "0.001", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        str(SCRIPT),
+        "--reduced",
+        "--no-compile",
+        "--steps",
+        "2",
+        "--lora-steps",
+        "1",
+        "--sample-steps",
+        "2",
+        "--precompute-clips",
+        "1",
+        "--peak-tflops",
+        "0.001",
+        "--out",
+        str(out),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert res.returncode == 0, res.stderr[-3000:]
     r = json.loads(out.read_text())

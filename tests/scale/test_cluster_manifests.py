@@ -72,8 +72,9 @@ def test_one_image_everywhere_and_ray_version_matches_constraints():
     for path, doc in _docs():
         if doc.get("kind") == "RayCluster":
             assert doc["spec"]["rayVersion"] == ray_pin, f"{path.name} says Ray {doc['spec']['rayVersion']}"
-    groups = {g["groupName"]: g for _, d in _docs() if d.get("kind") == "RayCluster"
-              for g in d["spec"]["workerGroupSpecs"]}
+    groups = {
+        g["groupName"]: g for _, d in _docs() if d.get("kind") == "RayCluster" for g in d["spec"]["workerGroupSpecs"]
+    }
     gpu_limits = groups["gpu"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     assert gpu_limits.get("nvidia.com/gpu") == "1"
     assert "nvidia.com/gpu" not in groups["cpu-curation"]["template"]["spec"]["containers"][0]["resources"]["limits"]

@@ -21,7 +21,6 @@ import pytest
 
 from ophora.dataset.ledger import read_ledger
 from ophora.dataset.shards import read_index
-
 from tests.fixtures.curate import BACKBONE_FLAGS
 from tests.fixtures.ray_processes import RAY, free_port, ray_env, stop_groups
 
@@ -39,8 +38,9 @@ CURATE_SETS = BACKBONE_FLAGS[2:]
 
 def _start(args: list[str], log: Path) -> subprocess.Popen:
     with open(log, "wb") as fh:  # the child keeps its own descriptor
-        return subprocess.Popen([RAY, "start", "--block", *args], env=ray_env(), stdout=fh, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [RAY, "start", "--block", *args], env=ray_env(), stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def _alive_nodes(address: str) -> list[dict]:
@@ -61,19 +61,41 @@ def cluster(tmp_path_factory):
     address = f"http://127.0.0.1:{dash}"
     nodes: list[subprocess.Popen] = []
     try:
-        nodes.append(_start(["--head", "--node-ip-address=127.0.0.1", f"--port={gcs}", f"--num-cpus={NODE_CPUS}",
-                             "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-                             f"--dashboard-agent-listen-port={free_port()}", f"--temp-dir={temp}",
-                             "--disable-usage-stats"], temp.parent / "head.log"))
+        nodes.append(
+            _start(
+                [
+                    "--head",
+                    "--node-ip-address=127.0.0.1",
+                    f"--port={gcs}",
+                    f"--num-cpus={NODE_CPUS}",
+                    "--include-dashboard=true",
+                    "--dashboard-host=127.0.0.1",
+                    f"--dashboard-port={dash}",
+                    f"--dashboard-agent-listen-port={free_port()}",
+                    f"--temp-dir={temp}",
+                    "--disable-usage-stats",
+                ],
+                temp.parent / "head.log",
+            )
+        )
         deadline = time.monotonic() + 180
         while not _alive_nodes(address):
             assert nodes[0].poll() is None, (temp.parent / "head.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "the Ray head did not come up in 180 s"
             time.sleep(2)
-        nodes.append(_start([f"--address=127.0.0.1:{gcs}", "--node-ip-address=127.0.0.1", f"--num-cpus={NODE_CPUS}",
-                             f"--resources={json.dumps({WORKER_RESOURCE: 1})}",
-                             f"--dashboard-agent-listen-port={free_port()}", "--disable-usage-stats"],
-                            temp.parent / "worker.log"))
+        nodes.append(
+            _start(
+                [
+                    f"--address=127.0.0.1:{gcs}",
+                    "--node-ip-address=127.0.0.1",
+                    f"--num-cpus={NODE_CPUS}",
+                    f"--resources={json.dumps({WORKER_RESOURCE: 1})}",
+                    f"--dashboard-agent-listen-port={free_port()}",
+                    "--disable-usage-stats",
+                ],
+                temp.parent / "worker.log",
+            )
+        )
         while len(alive := _alive_nodes(address)) < 2:
             assert nodes[1].poll() is None, (temp.parent / "worker.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "the worker node did not join in 180 s"
@@ -90,9 +112,27 @@ def submit(address: str, argv: list[str], name: str) -> tuple[subprocess.Complet
     finished `ray job submit` and the job's submission id."""
     for attempt in range(12):  # the job server answers before every node's agent that runs jobs is up
         sid = f"{name}-{attempt}"
-        job = subprocess.run([RAY, "job", "submit", "--address", address, "--submission-id", sid, "--runtime-env",
-                              str(REPO / "ray_jobs.yaml"), "--", "ophora", *argv],
-                             cwd=REPO, env=ray_env(), capture_output=True, text=True, timeout=400)
+        job = subprocess.run(
+            [
+                RAY,
+                "job",
+                "submit",
+                "--address",
+                address,
+                "--submission-id",
+                sid,
+                "--runtime-env",
+                str(REPO / "ray_jobs.yaml"),
+                "--",
+                "ophora",
+                *argv,
+            ],
+            cwd=REPO,
+            env=ray_env(),
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
         if "No available agent" not in job.stdout + job.stderr:
             break
         time.sleep(5)
@@ -109,8 +149,9 @@ def corpus(tmp_path_factory) -> Path:
     return out / "videos"
 
 
-def test_curate_job_spreads_its_stage_actors_over_both_nodes_and_matches_a_local_run(cluster, corpus, tmp_path,
-                                                                                      tmp_path_factory):
+def test_curate_job_spreads_its_stage_actors_over_both_nodes_and_matches_a_local_run(
+    cluster, corpus, tmp_path, tmp_path_factory
+):
     ray_tmp = tmp_path_factory.mktemp("rl")  # short: Ray's socket paths must stay under 108 bytes
     address, nodes = cluster
     assert len(nodes) == 2
@@ -119,9 +160,24 @@ def test_curate_job_spreads_its_stage_actors_over_both_nodes_and_matches_a_local
     env = {**ray_env(), "RAY_TMPDIR": str(ray_tmp)}
     log = tmp_path / "local.log"
     with open(log, "wb") as fh:
-        local_run = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "ophora"), "curate", str(corpus),
-                                      "--out", str(local), "--profile", "offline", "--quiet", *CURATE_SETS], env=env,
-                                     cwd=tmp_path, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        local_run = subprocess.Popen(
+            [
+                os.path.join(os.path.dirname(sys.executable), "ophora"),
+                "curate",
+                str(corpus),
+                "--out",
+                str(local),
+                "--profile",
+                "offline",
+                "--quiet",
+                *CURATE_SETS,
+            ],
+            env=env,
+            cwd=tmp_path,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         check_cluster_run(address, nodes, corpus, on_cluster)
         assert local_run.wait(600) == 0, log.read_text()[-3000:]
@@ -141,8 +197,11 @@ def check_cluster_run(address: str, nodes: dict, corpus: Path, on_cluster: Path)
     from ray.job_submission import JobStatus, JobSubmissionClient
     from ray.util.state import list_actors
 
-    job, sid = submit(address, ["curate", str(corpus), "--out", str(on_cluster), "--profile", "offline", "--quiet",
-                           *CURATE_SETS], "ophora-scale-curate")
+    job, sid = submit(
+        address,
+        ["curate", str(corpus), "--out", str(on_cluster), "--profile", "offline", "--quiet", *CURATE_SETS],
+        "ophora-scale-curate",
+    )
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     client = JobSubmissionClient(address)
     info = client.get_job_info(sid)
@@ -161,16 +220,34 @@ def test_training_job_succeeds_on_the_cluster_and_writes_a_checkpoint(cluster, t
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     from ophora.training.models import make_tiny_model
-
     from tests.fixtures.shards import write_clip_shards
 
     address, _ = cluster
     model = make_tiny_model(tmp_path / "tiny-model", seed=0)
     write_clip_shards(tmp_path / "shards", {"tpt": 4}, per_shard=2)
     out = tmp_path / "run"
-    job, sid = submit(address, ["train", "run", "--stage", "tpt", "--shards", str(tmp_path / "shards"), "--out", str(out),
-                           "--config", "tiny", "--model", str(model), "--set", "max_steps=2",
-                           "--set", "checkpoint_every=2"], "ophora-scale-train")
+    job, sid = submit(
+        address,
+        [
+            "train",
+            "run",
+            "--stage",
+            "tpt",
+            "--shards",
+            str(tmp_path / "shards"),
+            "--out",
+            str(out),
+            "--config",
+            "tiny",
+            "--model",
+            str(model),
+            "--set",
+            "max_steps=2",
+            "--set",
+            "checkpoint_every=2",
+        ],
+        "ophora-scale-train",
+    )
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     assert JobSubmissionClient(address).get_job_status(sid) == JobStatus.SUCCEEDED
     summary = json.loads((out / "summary.json").read_text())
@@ -187,15 +264,30 @@ def test_precompute_job_writes_latent_shards_on_the_cluster(cluster, tmp_path):
 
     from ophora.dataset.shards import LATENT_MEMBERS, iter_samples, list_shards
     from ophora.training.models import make_tiny_model
-
     from tests.fixtures.shards import write_clip_shards
 
     address, _ = cluster
     model = make_tiny_model(tmp_path / "tiny-model", seed=0)
     keys = write_clip_shards(tmp_path / "shards", {"tpt": 4, "p2ft": 2}, per_shard=2)
     out = tmp_path / "latents"
-    job, sid = submit(address, ["train", "precompute", "--shards", str(tmp_path / "shards"), "--out", str(out),
-                                "--model", str(model), "--config", "tiny", "--actors", "2"], "ophora-scale-precompute")
+    job, sid = submit(
+        address,
+        [
+            "train",
+            "precompute",
+            "--shards",
+            str(tmp_path / "shards"),
+            "--out",
+            str(out),
+            "--model",
+            str(model),
+            "--config",
+            "tiny",
+            "--actors",
+            "2",
+        ],
+        "ophora-scale-precompute",
+    )
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     assert JobSubmissionClient(address).get_job_status(sid) == JobStatus.SUCCEEDED
     summary = json.loads((out / "precompute-summary.json").read_text())
@@ -213,16 +305,40 @@ def test_sample_job_renders_every_prompt_on_the_cluster(cluster, tmp_path):
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     from ophora.inference.sample import read_manifest
-    from ophora.video import probe_stream
     from ophora.training.models import make_tiny_model
+    from ophora.video import probe_stream
 
     address, _ = cluster
     model = make_tiny_model(tmp_path / "tiny-model", seed=0)
     (tmp_path / "prompts.txt").write_text("Make a clear corneal incision.\nTear a continuous circular capsulorhexis.\n")
     out = tmp_path / "samples"
-    job, sid = submit(address, ["sample", "--model", str(model), "--prompts", str(tmp_path / "prompts.txt"),
-                                "--out", str(out), "--seed", "7", "--steps", "2", "--frames", "9", "--height", "32",
-                                "--width", "48", "--ray", "--workers", "2", "--no-gallery"], "ophora-scale-sample")
+    job, sid = submit(
+        address,
+        [
+            "sample",
+            "--model",
+            str(model),
+            "--prompts",
+            str(tmp_path / "prompts.txt"),
+            "--out",
+            str(out),
+            "--seed",
+            "7",
+            "--steps",
+            "2",
+            "--frames",
+            "9",
+            "--height",
+            "32",
+            "--width",
+            "48",
+            "--ray",
+            "--workers",
+            "2",
+            "--no-gallery",
+        ],
+        "ophora-scale-sample",
+    )
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     assert JobSubmissionClient(address).get_job_status(sid) == JobStatus.SUCCEEDED
     summary = json.loads((out / "summary.json").read_text())

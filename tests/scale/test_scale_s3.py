@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from ophora.curation.config import CurateConfig
-
 from tests.fixtures.ray_processes import free_port, ray_env
 
 OPHORA = os.path.join(os.path.dirname(sys.executable), "ophora")
@@ -39,9 +38,14 @@ def s3(tmp_path_factory):
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    env = {**ray_env(), "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-           "RAY_TMPDIR": str(tmp_path_factory.mktemp("rs"))}  # an embedded Ray per command, never another
+    env = {
+        **ray_env(),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "RAY_TMPDIR": str(tmp_path_factory.mktemp("rs")),
+    }  # an embedded Ray per command, never another
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
         env.pop(name, None)
     saved = {k: os.environ.get(k) for k in env if k.startswith("AWS_")}
@@ -77,8 +81,11 @@ def curated(s3, tmp_path_factory) -> str:
     generate_corpus(corpus, videos=2, seed=3, minutes=20 / 60, max_height=360, workers=1)
     fs.put(f"{corpus}/videos/", f"{BUCKET}/videos/", recursive=True)
     out = f"s3://{BUCKET}/curated"
-    ophora(["curate", f"s3://{BUCKET}/videos/", "--out", out, "--profile", "offline", "--quiet", *CURATE_SETS], env,
-           tmp_path_factory.mktemp("cwd"))
+    ophora(
+        ["curate", f"s3://{BUCKET}/videos/", "--out", out, "--profile", "offline", "--quiet", *CURATE_SETS],
+        env,
+        tmp_path_factory.mktemp("cwd"),
+    )
     return out
 
 
@@ -94,9 +101,11 @@ def test_s3_folders_and_globs_name_their_videos_with_sidecars(s3):
     assert [s.uri for s in discover([f"s3://{BUCKET}/lib"])[0]] == [s.uri for s in folder]  # no trailing slash
     assert [s.uri for s in discover([f"s3://{BUCKET}/lib/*.mp4"])[0]] == [f"s3://{BUCKET}/lib/a.mp4"]
     assert [s.uri for s in discover([f"s3://{BUCKET}/lib/deep/b.mkv"])[0]] == [f"s3://{BUCKET}/lib/deep/b.mkv"]
-    for spec, message in ((f"s3://{BUCKET}/lib/*.avi", "no video matches"),
-                          (f"s3://{BUCKET}/nothing/", "no video under this prefix"),
-                          ("s3://no-such-bucket/x/", "cannot list")):
+    for spec, message in (
+        (f"s3://{BUCKET}/lib/*.avi", "no video matches"),
+        (f"s3://{BUCKET}/nothing/", "no video under this prefix"),
+        ("s3://no-such-bucket/x/", "cannot list"),
+    ):
         with pytest.raises(InputError, match=message):
             discover([spec])
 
@@ -112,17 +121,22 @@ def test_curate_reads_s3_inputs_and_writes_shards_index_ledger_to_s3(s3, curated
     assert summary["clips_written"] >= 2
     ledger = read_ledger(curated)
     assert set(ledger.status) == {"done"}
-    assert sorted(ledger.source_uri) == sorted(f"s3://{p}" for p in fs.find(f"{BUCKET}/videos")
-                                               if p.endswith((".mp4", ".mkv")))
+    assert sorted(ledger.source_uri) == sorted(
+        f"s3://{p}" for p in fs.find(f"{BUCKET}/videos") if p.endswith((".mp4", ".mkv"))
+    )
     index = read_index(curated)
     shards = list_shards(curated, "tpt")
     assert shards and all(s.startswith(f"s3://{BUCKET}/curated/tpt/") for s in shards)
     assert sorted(s.key for s in iter_subset(curated, "tpt", members=("json",))) == sorted(
-        index[index.subset == "tpt"].key)
+        index[index.subset == "tpt"].key
+    )
     assert not [p for p in fs.find(f"{BUCKET}/curated") if p.endswith(".tmp")]
 
-    again = ophora(["curate", f"s3://{BUCKET}/videos/", "--out", curated, "--profile", "offline", "--quiet",
-                    *CURATE_SETS], env, tmp_path)  # a rerun resumes from the ledger on s3: nothing left to do
+    again = ophora(
+        ["curate", f"s3://{BUCKET}/videos/", "--out", curated, "--profile", "offline", "--quiet", *CURATE_SETS],
+        env,
+        tmp_path,
+    )  # a rerun resumes from the ledger on s3: nothing left to do
     assert json.loads(fs.cat(f"{curated}/summary.json"))["skipped_settled"] == 2, again.stdout[-2000:]
 
 
@@ -135,12 +149,40 @@ def test_training_from_s3_publishes_its_run_there_and_a_fresh_run_resumes_from_i
     run = f"s3://{BUCKET}/runs/tpt"
 
     def train(steps: int, out: str, *extra: str) -> None:
-        ophora(["train", "run", "--stage", "tpt", "--shards", curated, "--out", out, "--config", "tiny",
-                "--model", str(model), "--set", f"max_steps={steps}", "--set", "checkpoint_every=2",
-                "--set", "scaling.num_workers=1", "--set", "log_every=1",
+        ophora(
+            [
+                "train",
+                "run",
+                "--stage",
+                "tpt",
+                "--shards",
+                curated,
+                "--out",
+                out,
+                "--config",
+                "tiny",
+                "--model",
+                str(model),
+                "--set",
+                f"max_steps={steps}",
+                "--set",
+                "checkpoint_every=2",
+                "--set",
+                "scaling.num_workers=1",
+                "--set",
+                "log_every=1",
                 # the clips are curated at 480x720: the tiny model trains on them cropped to its own size
-                "--set", "data.resize_clips=true", "--set", "data.height=64", "--set", "data.width=96", *extra],
-               env, tmp_path)
+                "--set",
+                "data.resize_clips=true",
+                "--set",
+                "data.height=64",
+                "--set",
+                "data.width=96",
+                *extra,
+            ],
+            env,
+            tmp_path,
+        )
 
     train(2, run)  # --out on s3: the run folder is staged locally and published there
     first = json.loads(fs.cat(f"{run}/summary.json"))
@@ -161,8 +203,28 @@ def test_training_from_s3_publishes_its_run_there_and_a_fresh_run_resumes_from_i
     assert state["loss_history"][:2] == first["loss_history"]  # the history came back from s3, not a rerun
 
     samples = f"s3://{BUCKET}/samples"
-    ophora(["sample", "--model", str(model), "--prompt", "Make a clear corneal incision.", "--out", samples,
-            "--steps", "1", "--frames", "9", "--height", "32", "--width", "48", "--no-gallery"], env, tmp_path)
+    ophora(
+        [
+            "sample",
+            "--model",
+            str(model),
+            "--prompt",
+            "Make a clear corneal incision.",
+            "--out",
+            samples,
+            "--steps",
+            "1",
+            "--frames",
+            "9",
+            "--height",
+            "32",
+            "--width",
+            "48",
+            "--no-gallery",
+        ],
+        env,
+        tmp_path,
+    )
     sampled = json.loads(fs.cat(f"{samples}/summary.json"))
     assert sampled["videos"] == 1 and sampled["manifest"] == f"{samples}/manifest.jsonl"
     [row] = [json.loads(line) for line in fs.cat(f"{samples}/manifest.jsonl").decode().splitlines()]

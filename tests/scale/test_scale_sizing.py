@@ -58,7 +58,8 @@ def test_doubling_a_measured_stage_throughput_halves_its_hours_and_nothing_else(
     before = hours(base)
     assert faster["privacy (OCR, faces)"] == pytest.approx(before["privacy (OCR, faces)"] / 2)
     assert {k: v for k, v in faster.items() if k != "privacy (OCR, faces)"} == pytest.approx(
-        {k: v for k, v in before.items() if k != "privacy (OCR, faces)"})
+        {k: v for k, v in before.items() if k != "privacy (OCR, faces)"}
+    )
 
 
 def test_assumptions_scale_the_plan(base, tmp_path):
@@ -72,5 +73,6 @@ def test_assumptions_scale_the_plan(base, tmp_path):
 def test_docs_scaling_holds_the_current_output():
     run = subprocess.run([sys.executable, str(SCRIPT)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() in (REPO / "docs" / "scaling.md").read_text(), \
+    assert run.stdout.strip() in (REPO / "docs" / "scaling.md").read_text(), (
         "docs/scaling.md is stale: python benchmarks/sizing.py --markdown docs/scaling.md"
+    )

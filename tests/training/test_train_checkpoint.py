@@ -16,7 +16,6 @@ from ophora.training.config import load_config
 from ophora.training.data import ClipStream, detect_kind
 from ophora.training.models import load_parts, make_tiny_model, model_signature
 from ophora.training.objective import diffusion_loss, encode_text, encode_video
-
 from tests.fixtures.shards import write_clip_shards
 
 
@@ -36,17 +35,33 @@ def _trainable(source: Path):
 
 def test_checkpoint_round_trips_weights_optimizer_schedule_rng_and_data_position(tiny, tmp_path):
     model, opt, sched = _trainable(tiny)
-    model(hidden_states=torch.randn(1, 3, 4, 8, 12), encoder_hidden_states=torch.randn(1, 226, 32),
-          timestep=torch.tensor([10]), return_dict=False)[0].pow(2).mean().backward()
+    model(
+        hidden_states=torch.randn(1, 3, 4, 8, 12),
+        encoder_hidden_states=torch.randn(1, 226, 32),
+        timestep=torch.tensor([10]),
+        return_dict=False,
+    )[0].pow(2).mean().backward()
     opt.step(), sched.step()
     sig = model_signature(model)
-    save_checkpoint(tmp_path, rank=0, model=model, optimizer=opt, lr_scheduler=sched, ema=None, step=7,
-                    signature=sig, positions={0: (1, 5)}, history=[1.0, 0.5], extra={})
+    save_checkpoint(
+        tmp_path,
+        rank=0,
+        model=model,
+        optimizer=opt,
+        lr_scheduler=sched,
+        ema=None,
+        step=7,
+        signature=sig,
+        positions={0: (1, 5)},
+        history=[1.0, 0.5],
+        extra={},
+    )
     expected_draw = (torch.rand(3), random.random())
 
     fresh, fresh_opt, fresh_sched = _trainable(tiny)
-    state = load_checkpoint(tmp_path, rank=0, model=fresh, optimizer=fresh_opt, lr_scheduler=fresh_sched, ema=None,
-                            signature=sig)
+    state = load_checkpoint(
+        tmp_path, rank=0, model=fresh, optimizer=fresh_opt, lr_scheduler=fresh_sched, ema=None, signature=sig
+    )
     assert state["step"] == 7 and state["positions"] == {0: (1, 5)} and state["loss_history"] == [1.0, 0.5]
     assert torch.equal(fresh.proj_out.weight, model.proj_out.weight)
     assert fresh_sched.get_last_lr() == sched.get_last_lr()
@@ -56,11 +71,23 @@ def test_checkpoint_round_trips_weights_optimizer_schedule_rng_and_data_position
 
 def test_checkpoint_from_another_model_shape_is_refused_by_name(tiny, tmp_path):
     model, opt, sched = _trainable(tiny)
-    save_checkpoint(tmp_path, rank=0, model=model, optimizer=opt, lr_scheduler=sched, ema=None, step=1,
-                    signature={**model_signature(model), "num_layers": 30}, positions={}, history=[], extra={})
+    save_checkpoint(
+        tmp_path,
+        rank=0,
+        model=model,
+        optimizer=opt,
+        lr_scheduler=sched,
+        ema=None,
+        step=1,
+        signature={**model_signature(model), "num_layers": 30},
+        positions={},
+        history=[],
+        extra={},
+    )
     with pytest.raises(CheckpointMismatch, match=str(tmp_path)):
-        load_checkpoint(tmp_path, rank=0, model=model, optimizer=opt, lr_scheduler=sched, ema=None,
-                        signature=model_signature(model))
+        load_checkpoint(
+            tmp_path, rank=0, model=model, optimizer=opt, lr_scheduler=sched, ema=None, signature=model_signature(model)
+        )
 
 
 def test_objective_is_finite_and_backpropagates_through_vae_latents(tiny):
@@ -78,8 +105,9 @@ def test_precomputed_latent_shards_feed_the_same_stream(tiny, tmp_path):
     from ophora.training.precompute import LatentEncoder
 
     write_clip_shards(tmp_path / "raw", {"tpt": 3}, per_shard=2)
-    encoder = LatentEncoder(str(tiny), str(tmp_path / "latents"), num_frames=9, height=64, width=96,
-                            max_text_tokens=226)
+    encoder = LatentEncoder(
+        str(tiny), str(tmp_path / "latents"), num_frames=9, height=64, width=96, max_text_tokens=226
+    )
     shards = list_shards(str(tmp_path / "raw"), "tpt")
     rows = encoder({"shard": shards, "subset": ["tpt"] * len(shards)})
     assert rows["samples"] == [2, 1] and rows["bad"] == [0, 0]

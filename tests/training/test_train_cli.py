@@ -18,8 +18,9 @@ def test_make_tiny_model_writes_a_diffusers_pipeline_folder(tmp_path):
 
 
 def test_empty_subset_exits_with_the_folder_named(tmp_path):
-    result = runner.invoke(app, ["train", "--stage", "p2ft", "--shards", str(tmp_path), "--out", str(tmp_path / "o"),
-                                 "--config", "tiny"])
+    result = runner.invoke(
+        app, ["train", "--stage", "p2ft", "--shards", str(tmp_path), "--out", str(tmp_path / "o"), "--config", "tiny"]
+    )
     assert result.exit_code == 1
     assert "no shards under" in result.output and "p2ft/" in result.output
 
@@ -30,8 +31,22 @@ def test_stage_without_shards_is_a_usage_error():
 
 
 def test_bad_config_override_is_refused_before_any_work(tmp_path):
-    result = runner.invoke(app, ["train", "--stage", "tpt", "--shards", str(tmp_path), "--out", str(tmp_path),
-                                 "--config", "tiny", "--set", "data.num_frames=10"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--stage",
+            "tpt",
+            "--shards",
+            str(tmp_path),
+            "--out",
+            str(tmp_path),
+            "--config",
+            "tiny",
+            "--set",
+            "data.num_frames=10",
+        ],
+    )
     assert result.exit_code == 2 and "4k+1" in result.output
 
 
@@ -40,6 +55,6 @@ def test_dry_run_prints_the_paper_run_without_weights_or_gpu():
 
     result = runner.invoke(app, ["train", "dry-run", "--config", "p2ft", "--set", "lora.rank=64"])
     assert result.exit_code == 0, result.output
-    facts = json.loads(result.output[result.output.index("{"):])
+    facts = json.loads(result.output[result.output.index("{") :])
     assert facts["batch"]["global"] == 128 and facts["schedule"]["max_steps"] == 4500
     assert facts["transformer"]["lora_rank"] == 64 and facts["resources"]["backend"] == "nccl"

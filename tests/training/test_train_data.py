@@ -13,7 +13,6 @@ import pytest
 from ophora.dataset.shards import ClipMeta, ShardWriter, clip_key, encode_sample, list_shards
 from ophora.training.config import DataConfig, load_config
 from ophora.training.data import ClipStream, DataError, detect_kind, find_shards
-
 from tests.fixtures.shards import synth_clip, write_clip_shards
 
 DATA = DataConfig(num_frames=9, height=64, width=96, shuffle_buffer=3)
@@ -50,8 +49,16 @@ def test_resumed_stream_continues_exactly_where_it_stopped(shard_root):
     shards = find_shards(str(shard_root), "tpt")
     whole = list(itertools.islice(iter(ClipStream(shards, DATA, 2, seed=5, rank=1, world=2, kind="raw")), 6))
     stop = whole[3]  # crosses an epoch boundary: 5 clips per rank, batches of 2
-    resumed = ClipStream(shards, DATA, 2, seed=5, rank=1, world=2, kind="raw",
-                         positions={stop["reader"]: (stop["epoch"], stop["position"])})
+    resumed = ClipStream(
+        shards,
+        DATA,
+        2,
+        seed=5,
+        rank=1,
+        world=2,
+        kind="raw",
+        positions={stop["reader"]: (stop["epoch"], stop["position"])},
+    )
     assert [b["keys"] for b in itertools.islice(iter(resumed), 2)] == [b["keys"] for b in whole[4:6]]
 
 
@@ -66,8 +73,20 @@ def _write_odd_clips(root: Path, frames: list[int]) -> None:
     with ShardWriter(str(root), "tpt", prefix="odd", max_count=100) as w:
         for i, n in enumerate(frames):
             key = clip_key("badc0de000000001", i)
-            meta = ClipMeta(key=key, source_id="badc0de000000001", source_uri="x", clip_index=i, scene_index=0,
-                            start=0, end=1, fps=8, num_frames=n, width=96, height=64, instruction="Polish the capsule.")
+            meta = ClipMeta(
+                key=key,
+                source_id="badc0de000000001",
+                source_uri="x",
+                clip_index=i,
+                scene_index=0,
+                start=0,
+                end=1,
+                fps=8,
+                num_frames=n,
+                width=96,
+                height=64,
+                instruction="Polish the capsule.",
+            )
             w.write(key, encode_sample(meta, synth_clip(i, frames=n)))
 
 

@@ -19,7 +19,6 @@ from ophora.training.checkpoint import load_checkpoint, save_checkpoint
 from ophora.training.config import DataConfig
 from ophora.training.data import ClipStream, find_shards, make_loader
 from ophora.training.elastic import ReaderLayout, own_positions, resume_layout
-
 from tests.fixtures.shards import write_clip_shards
 
 DATA = DataConfig(**TINY.as_dict(), shuffle_buffer=2)
@@ -39,8 +38,9 @@ def train_on(shards, world: int, steps: int, layout=None, positions=None):
     (key, epoch dealt in, reader) of every clip, and each worker's reader positions."""
     trained, kept = [], []
     for rank in range(world):
-        stream = ClipStream(shards, DATA, 1, seed=11, rank=rank, world=world, kind="raw", positions=positions,
-                            layout=layout)
+        stream = ClipStream(
+            shards, DATA, 1, seed=11, rank=rank, world=world, kind="raw", positions=positions, layout=layout
+        )
         mine = own_positions(positions or {}, rank, LOADER_WORKERS)  # as the loop keeps them for its checkpoint
         for batch in itertools.islice(iter(make_loader(stream, LOADER_WORKERS)), steps):
             mine[batch["reader"]] = (batch["epoch"], batch["position"])
@@ -55,10 +55,20 @@ def checkpoint_and_resume(tmp: Path, kept: list[dict], layout: ReaderLayout, wor
     optimizer = torch.optim.AdamW(model.parameters())
     sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
     for rank, positions in enumerate(kept):
-        save_checkpoint(tmp, rank=rank, model=model, optimizer=optimizer, lr_scheduler=sched, ema=None, step=3,
-                        signature={}, positions=positions, history=[], extra={"layout": layout.to_json()})
-    state = load_checkpoint(tmp, rank=0, model=model, optimizer=optimizer, lr_scheduler=sched, ema=None,
-                            signature={})
+        save_checkpoint(
+            tmp,
+            rank=rank,
+            model=model,
+            optimizer=optimizer,
+            lr_scheduler=sched,
+            ema=None,
+            step=3,
+            signature={},
+            positions=positions,
+            history=[],
+            extra={"layout": layout.to_json()},
+        )
+    state = load_checkpoint(tmp, rank=0, model=model, optimizer=optimizer, lr_scheduler=sched, ema=None, signature={})
     return resume_layout(ReaderLayout.from_json(state["layout"]), state["positions"], world * LOADER_WORKERS)
 
 
@@ -93,7 +103,7 @@ def test_a_resume_inside_the_carry_continues_it_exactly(clips):
     rest, _ = train_on(shards, 1, steps=5, layout=same_layout, positions=positions)
     for reader in (0, 1):  # each reader's clips continue exactly as in the uninterrupted run
         resumed = [k for k, _, r in part + rest if r == reader]
-        assert resumed == [k for k, _, r in whole if r == reader][:len(resumed)] and len(resumed) >= 3
+        assert resumed == [k for k, _, r in whole if r == reader][: len(resumed)] and len(resumed) >= 3
 
 
 def test_a_second_resume_by_the_same_workers_continues_every_reader_from_its_newest_position(clips, tmp_path):

@@ -10,12 +10,17 @@ import pytest
 from ophora.clip_geometry import ClipGeometry
 from ophora.training.config import load_config
 from ophora.training.data import ClipStream, find_shards
-from ophora.training.data_geometry import (GeometryMismatch, ModelGeometry, model_geometry, resolve_geometry,
-                                           shard_geometry, with_geometry)
+from ophora.training.data_geometry import (
+    GeometryMismatch,
+    ModelGeometry,
+    model_geometry,
+    resolve_geometry,
+    shard_geometry,
+    with_geometry,
+)
 from ophora.training.dry_run import dry_run
 from ophora.training.models import make_tiny_model
 from ophora.training.trainer import run_training
-
 from tests.fixtures.shards import write_clip_shards
 
 
@@ -100,8 +105,12 @@ def test_the_paper_configs_dry_run_builds_everything_but_the_weights():
     assert tpt["batch"]["global"] == p2ft["batch"]["global"] == 2 * 8 * 8
     assert tpt["transformer"]["parameters"] == p2ft["transformer"]["parameters"] == 1_693_783_872  # CogVideoX-2b
     assert tpt["geometry"]["latent_shape"] == [13, 16, 60, 90] and tpt["geometry"]["video_tokens"] == 17550
-    assert tpt["precision"] == {"mixed_precision": "bf16", "loss_scaler": False, "gradient_checkpointing": True,
-                                "parallel": "ddp"}
+    assert tpt["precision"] == {
+        "mixed_precision": "bf16",
+        "loss_scaler": False,
+        "gradient_checkpointing": True,
+        "parallel": "ddp",
+    }
     lr, lr2 = tpt["schedule"]["lr_at_step"], p2ft["schedule"]["lr_at_step"]
     assert lr[0] == 0 and lr[400] == pytest.approx(5e-5) and lr[800] == pytest.approx(1e-4) and lr[64999] < 1e-9
     assert lr2[800] == pytest.approx(5e-5) and p2ft["schedule"]["max_steps"] == 4500

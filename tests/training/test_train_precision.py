@@ -24,8 +24,9 @@ def tiny_batch(tmp_path_factory):
     torch.manual_seed(0)
     pixels = torch.rand(2, 3, 9, 64, 96) * 2 - 1
     latents = encode_video(parts.vae, pixels).float()
-    embeds = encode_text(parts.tokenizer, parts.text_encoder, ["Make a clear corneal incision.",
-                                                               "Polish the posterior capsule."], 226).float()
+    embeds = encode_text(
+        parts.tokenizer, parts.text_encoder, ["Make a clear corneal incision.", "Polish the posterior capsule."], 226
+    ).float()
     return str(model), latents, embeds
 
 
@@ -91,7 +92,7 @@ def test_fp16_scales_the_loss_so_small_gradients_survive(tiny_batch):
     state = precision.state_dict()
     restored = Precision("fp16", CPU)
     restored.load_state_dict(state)
-    assert restored.scaler.get_scale() == precision.scaler.get_scale() == 2.0 ** 16
+    assert restored.scaler.get_scale() == precision.scaler.get_scale() == 2.0**16
 
 
 def test_fp16_skips_a_step_whose_gradients_overflow():
@@ -101,7 +102,7 @@ def test_fp16_skips_a_step_whose_gradients_overflow():
     precision.backward((weight * torch.tensor([1.0, float("inf"), 1.0])).sum())
     norm, skipped = precision.step(optimizer, [weight], 1.0)
     assert skipped and torch.equal(weight.detach(), torch.ones(3))  # the step was not applied
-    assert precision.scaler.get_scale() == 2.0 ** 15  # and the scale backed off
+    assert precision.scaler.get_scale() == 2.0**15  # and the scale backed off
 
 
 def test_fp16_with_fsdp2_is_refused_with_the_reason():

@@ -24,7 +24,6 @@ from ophora.training.data import ClipStream, find_shards
 from ophora.training.data_geometry import with_geometry
 from ophora.training.models import make_tiny_model
 from ophora.training.trainer import TrainingError, run_progressive, run_training
-
 from tests.fixtures.shards import write_clip_shards
 
 
@@ -86,8 +85,15 @@ def test_export_loads_in_cogvideox_pipeline_and_generates_frames(overfit_run, ti
     assert (Path(summary["export"]) / "transformer" / "diffusion_pytorch_model.safetensors").exists()
     base = CogVideoXTransformer3DModel.from_pretrained(tiny_model, subfolder="transformer")
     assert not torch.equal(pipe.transformer.proj_out.weight, base.proj_out.weight)
-    frames = pipe("Polish the posterior capsule.", num_frames=9, height=64, width=96, num_inference_steps=2,
-                  output_type="np", generator=torch.Generator().manual_seed(0)).frames
+    frames = pipe(
+        "Polish the posterior capsule.",
+        num_frames=9,
+        height=64,
+        width=96,
+        num_inference_steps=2,
+        output_type="np",
+        generator=torch.Generator().manual_seed(0),
+    ).frames
     assert frames.shape == (1, 9, 64, 96, 3)
     assert (out / "tensorboard" / "tpt").is_dir() and json.loads((out / "summary.json").read_text())["steps"] == 20
 
@@ -114,8 +120,9 @@ def test_rerun_resumes_survives_a_killed_worker_and_continues_the_data_order(ove
     registered = lambda: set(re.findall(r'"checkpoint_dir_name"\s*:\s*"([^"]+)"', snapshot.read_text()))  # noqa: E731
     before = registered()
     result: dict = {}
-    runner = threading.Thread(target=lambda: result.update(run_training(longer, shards[0], out, "tpt",
-                                                                        record_keys=True)))
+    runner = threading.Thread(
+        target=lambda: result.update(run_training(longer, shards[0], out, "tpt", record_keys=True))
+    )
     runner.start()
     deadline = time.time() + 300
     while registered() <= before and time.time() < deadline:
@@ -134,8 +141,10 @@ def test_rerun_resumes_survives_a_killed_worker_and_continues_the_data_order(ove
         for row in rows:  # steps redone after the restart must draw the same clips
             assert by_step.setdefault(row["step"], row["keys"]) == row["keys"]
         data = with_geometry(cfg.data, TINY)  # what the trainer read from the shards
-        expected = [b["keys"] for b in itertools.islice(
-            iter(ClipStream(shard_list, data, cfg.batch_size, cfg.seed, rank, 2, "raw")), 30)]
+        expected = [
+            b["keys"]
+            for b in itertools.islice(iter(ClipStream(shard_list, data, cfg.batch_size, cfg.seed, rank, 2, "raw")), 30)
+        ]
         assert [by_step[s] for s in range(1, 31)] == expected  # no clip repeated or skipped across both
 
 
@@ -148,8 +157,7 @@ def test_more_workers_than_cpus_fail_at_once_with_the_numbers(ray_local, tiny_mo
 
 
 @pytest.mark.slow
-def test_progressive_fsdp2_then_lora_p2ft_from_tpt_weights_reading_only_p2ft(ray_local, tiny_model, shards,
-                                                                                   tmp_path):
+def test_progressive_fsdp2_then_lora_p2ft_from_tpt_weights_reading_only_p2ft(ray_local, tiny_model, shards, tmp_path):
     import torch
     from diffusers import CogVideoXPipeline, CogVideoXTransformer3DModel
 
@@ -176,15 +184,20 @@ def test_progressive_fsdp2_then_lora_p2ft_from_tpt_weights_reading_only_p2ft(ray
 
 
 @pytest.mark.slow
-def test_resume_on_one_worker_finishes_the_epochs_two_left_and_rank0_renders_validation(ray_local, tiny_model,
-                                                                                          shards, tmp_path):
+def test_resume_on_one_worker_finishes_the_epochs_two_left_and_rank0_renders_validation(
+    ray_local, tiny_model, shards, tmp_path
+):
     """2 workers x 2 loader processes, EMA on, validation every 3 steps, stop at step 3; the rerun on 1 worker x 2
     loader processes resumes there and trains every clip of the interrupted epochs exactly once."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    first = tiny(tiny_model, max_steps=3, checkpoint_every=3, ema_decay=0.9,
-                 **{"data.loader_workers": 2, "validation.every": 3, "validation.max_prompts": 2,
-                    "validation.steps": 2})
+    first = tiny(
+        tiny_model,
+        max_steps=3,
+        checkpoint_every=3,
+        ema_decay=0.9,
+        **{"data.loader_workers": 2, "validation.every": 3, "validation.max_prompts": 2, "validation.steps": 2},
+    )
     two = run_training(first, shards[0], tmp_path, "tpt", record_keys=True)
     assert two["readers"] == 4 and two["validation_step"] == 3 and two["validation_clip_score"] is not None
     videos = sorted((tmp_path / "tensorboard" / "tpt" / "validation" / "step-000003").glob("*.mp4"))
@@ -194,8 +207,13 @@ def test_resume_on_one_worker_finishes_the_epochs_two_left_and_rank0_renders_val
     assert "validation/clip_score" in tags.Tags()["scalars"] and "validation/01_incision" in tags.Tags()["images"]
 
     before = [row for rank in (0, 1) for row in keys_log(tmp_path, "tpt", rank)]
-    second = first.model_copy(update={"max_steps": 9, "scaling": first.scaling.model_copy(update={"num_workers": 1}),
-                                      "validation": first.validation.model_copy(update={"every": 0})})
+    second = first.model_copy(
+        update={
+            "max_steps": 9,
+            "scaling": first.scaling.model_copy(update={"num_workers": 1}),
+            "validation": first.validation.model_copy(update={"every": 0}),
+        }
+    )
     one = run_training(second, shards[0], tmp_path, "tpt", record_keys=True)
     assert one["resumed_from_step"] == 3 and one["readers"] == 2 and one["steps"] == 9
     after = [row for row in keys_log(tmp_path, "tpt", 0) if row["step"] > 3]

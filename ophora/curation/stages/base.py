@@ -38,12 +38,19 @@ class StageResources(BaseModel):
 
     num_cpus: float = Field(0.5, ge=0, description="logical CPUs per actor (fractional on small machines)")
     num_gpus: float = Field(0.0, ge=0, description="GPUs per actor")
-    concurrency: tuple[int, int] = Field((1, 1), description="actor pool size (min, max); for a stage that holds "
-                                                             "nothing (probe, windows, write: Ray tasks), max is "
-                                                             "the tasks at once")
+    concurrency: tuple[int, int] = Field(
+        (1, 1),
+        description="actor pool size (min, max); for a stage that holds "
+        "nothing (probe, windows, write: Ray tasks), max is "
+        "the tasks at once",
+    )
     batch_size: int = Field(1, gt=0, description="rows per call")
-    memory_mb: int = Field(0, ge=0, description="memory Ray reserves per actor (0: none); a stage that holds a "
-                                                "model says how much, so no node gets more actors than fit")
+    memory_mb: int = Field(
+        0,
+        ge=0,
+        description="memory Ray reserves per actor (0: none); a stage that holds a "
+        "model says how much, so no node gets more actors than fit",
+    )
     max_restarts: int = Field(3, ge=-1, description="times a dead actor is restarted (-1: forever)")
     max_task_retries: int = Field(3, ge=-1, description="times a call on a dead actor is retried (-1: forever)")
 
@@ -69,16 +76,16 @@ def default_cache_dir() -> str:
 class RunFacts:
     """What a stage knows about its run besides its sections."""
 
-    out: str = ""                                   # the run's OUT (the writer writes there)
+    out: str = ""  # the run's OUT (the writer writes there)
     cache_dir: str = field(default_factory=default_cache_dir)  # where remote inputs are downloaded
-    skipped: frozenset[str] = frozenset()           # stages this run leaves out
+    skipped: frozenset[str] = frozenset()  # stages this run leaves out
     models: dict[str, str] = field(default_factory=dict)  # stage -> model id or local path (``models``)
 
     def runs(self, stage: str) -> bool:
         return stage not in self.skipped
 
     @classmethod
-    def of(cls, config: Any, out: str = "") -> "RunFacts":
+    def of(cls, config: Any, out: str = "") -> RunFacts:
         """The facts a whole curate config states (defaults for a section, a dict or None)."""
         make = getattr(config, "run_facts", None)
         return make(out) if callable(make) else cls(out=out)
@@ -118,8 +125,9 @@ class Stage:
 
     def __init__(self, config: Any = None, run: RunFacts | None = None):
         self.run = run or RunFacts.of(config)
-        self.conf: dict[str, BaseModel] = {n: config_section(config, n, m, own=(n == self.name))
-                                           for n, m in self.sections.items()}
+        self.conf: dict[str, BaseModel] = {
+            n: config_section(config, n, m, own=(n == self.name)) for n, m in self.sections.items()
+        }
         self.conf.update({n: config_section(config, n, m, own=False) for n, m in self.reads.items()})
         self.cfg: Any = self.conf.get(self.name)
         self.setup()

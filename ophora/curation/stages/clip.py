@@ -22,8 +22,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ophora.curation.inputs import local_source
 from ophora.curation.stages.base import stage_resources
-from ophora.curation.stages.common import (Reject, RowStage, ToolError, batch_to_rows, ffmpeg_args, read_meta,
-                                           rows_to_batch, run_tool, update_meta)
+from ophora.curation.stages.common import (
+    Reject,
+    RowStage,
+    ToolError,
+    batch_to_rows,
+    ffmpeg_args,
+    read_meta,
+    rows_to_batch,
+    run_tool,
+    update_meta,
+)
 from ophora.curation.stages.quality import border_box
 from ophora.curation.stages.windows import WindowsConfig
 from ophora.video import ffmpeg_input, probe_stream
@@ -44,13 +53,23 @@ class ClipConfig(BaseModel):
     width: int = Field(720, gt=0, description="clip width (ignored with keep_native)")
     keep_native: bool = Field(False, description="keep the source's frame size instead of resize + centre crop")
     crf: int = Field(18, ge=0, le=51, description="libx264 constant rate factor")
-    preset: str = Field("superfast", description="libx264 preset (superfast: ~30% less CPU than veryfast for "
-                                                "~1.8x the bytes at the same crf)")
-    group_windows: int = Field(8, ge=1, description="nearby windows of one source cut by one ffmpeg run, so the "
-                                                    "source is decoded once for them (1: one run per window)")
-    group_gap: float = Field(1.0, ge=0, description="windows further apart than this many seconds are not "
-                                                    "grouped (the gap would be decoded for nothing; 1 s groups the "
-                                                    "windows of a scene, which touch, at no extra decode)")
+    preset: str = Field(
+        "superfast",
+        description="libx264 preset (superfast: ~30% less CPU than veryfast for ~1.8x the bytes at the same crf)",
+    )
+    group_windows: int = Field(
+        8,
+        ge=1,
+        description="nearby windows of one source cut by one ffmpeg run, so the "
+        "source is decoded once for them (1: one run per window)",
+    )
+    group_gap: float = Field(
+        1.0,
+        ge=0,
+        description="windows further apart than this many seconds are not "
+        "grouped (the gap would be decoded for nothing; 1 s groups the "
+        "windows of a scene, which touch, at no extra decode)",
+    )
     timeout_s: float = Field(300.0, gt=0, description="ffmpeg time limit per clip")
 
 
@@ -81,8 +100,12 @@ class Clip(RowStage):
         out: list[list[dict[str, Any]]] = []
         for row in sorted(rows, key=lambda r: (r["source_uri"], r["start"])):
             last = out[-1][-1] if out else None
-            if (last is not None and last["source_uri"] == row["source_uri"] and len(out[-1]) < self.cfg.group_windows
-                    and row["start"] - last["end"] <= self.cfg.group_gap):
+            if (
+                last is not None
+                and last["source_uri"] == row["source_uri"]
+                and len(out[-1]) < self.cfg.group_windows
+                and row["start"] - last["end"] <= self.cfg.group_gap
+            ):
                 out[-1].append(row)
             else:
                 out.append([row])
@@ -116,28 +139,42 @@ class Clip(RowStage):
         if self.cfg.keep_native:
             stream = stream.filter("scale", "trunc(iw/2)*2", "trunc(ih/2)*2")
         else:
-            stream = (stream.filter("scale", self.cfg.width, self.cfg.height, force_original_aspect_ratio="increase")
-                      .filter("crop", self.cfg.width, self.cfg.height))
+            stream = stream.filter(
+                "scale", self.cfg.width, self.cfg.height, force_original_aspect_ratio="increase"
+            ).filter("crop", self.cfg.width, self.cfg.height)
         return stream.filter("setsar", 1)
 
     def _encode(self, rows: list[dict[str, Any]], tmp: str) -> list[str]:
         """Transcode the windows (one source, time order) with one ffmpeg run; returns one mp4 path per row."""
         first, last = rows[0]["start"], rows[-1]["start"]
         # One decoding thread: the actor pool is the parallelism, and frame threads cost more CPU a frame.
-        src = ffmpeg_input(self._local(rows[0]), ss=f"{first:.4f}", t=f"{last - first + self.span:.4f}",
-                           threads=1).video
-        branches = [src] if len(rows) == 1 else [src.filter_multi_output("split", len(rows)).stream(i)
-                                                 for i in range(len(rows))]
+        src = ffmpeg_input(
+            self._local(rows[0]), ss=f"{first:.4f}", t=f"{last - first + self.span:.4f}", threads=1
+        ).video
+        branches = (
+            [src]
+            if len(rows) == 1
+            else [src.filter_multi_output("split", len(rows)).stream(i) for i in range(len(rows))]
+        )
         outputs, paths = [], []
         for i, (row, branch) in enumerate(zip(rows, branches)):
             if len(rows) > 1:
-                branch = branch.trim(start=f"{row['start'] - first:.4f}", duration=f"{self.span:.4f}") \
-                    .setpts("PTS-STARTPTS")
+                branch = branch.trim(start=f"{row['start'] - first:.4f}", duration=f"{self.span:.4f}").setpts(
+                    "PTS-STARTPTS"
+                )
             paths.append(os.path.join(tmp, f"clip{i}.mp4"))
-            outputs.append(ffmpeg.output(self._frame_filters(branch, row), paths[-1], vcodec="libx264",
-                                         pix_fmt="yuv420p", crf=self.cfg.crf, preset=self.cfg.preset,
-                                         movflags="+faststart", **{"frames:v": self.win.num_frames, "an": None,
-                                                                   "threads": 1}))
+            outputs.append(
+                ffmpeg.output(
+                    self._frame_filters(branch, row),
+                    paths[-1],
+                    vcodec="libx264",
+                    pix_fmt="yuv420p",
+                    crf=self.cfg.crf,
+                    preset=self.cfg.preset,
+                    movflags="+faststart",
+                    **{"frames:v": self.win.num_frames, "an": None, "threads": 1},
+                )
+            )
         stream = outputs[0] if len(outputs) == 1 else ffmpeg.merge_outputs(*outputs)
         try:
             run_tool(ffmpeg_args(stream), self.cfg.timeout_s * len(rows))

@@ -25,34 +25,52 @@ from ophora.dataset.shards import ClipMeta
 # what stages may put in ``meta_json``: the clip metadata fields a stage fills (the writer adds the key and ids)
 META_FIELDS = frozenset(ClipMeta.model_fields)
 
-ROW_SCHEMA = pa.schema([
-    ("source_uri", pa.string()),
-    ("source_id", pa.string()),
-    ("sidecars_json", pa.string()),
-    ("local_path", pa.string()),
-    ("facts_json", pa.string()),
-    ("duration", pa.float64()),
-    ("scenes_json", pa.string()),
-    ("window_index", pa.int64()),
-    ("windows_total", pa.int64()),
-    ("scene_index", pa.int64()),
-    ("start", pa.float64()),
-    ("end", pa.float64()),
-    ("reject", pa.string()),
-    ("error", pa.string()),
-    ("drop", pa.string()),
-    ("meta_json", pa.string()),
-    ("transcript_json", pa.string()),
-    ("phi_json", pa.string()),
-    ("dedup_signature", pa.string()),
-    ("mp4", pa.binary()),
-])
+ROW_SCHEMA = pa.schema(
+    [
+        ("source_uri", pa.string()),
+        ("source_id", pa.string()),
+        ("sidecars_json", pa.string()),
+        ("local_path", pa.string()),
+        ("facts_json", pa.string()),
+        ("duration", pa.float64()),
+        ("scenes_json", pa.string()),
+        ("window_index", pa.int64()),
+        ("windows_total", pa.int64()),
+        ("scene_index", pa.int64()),
+        ("start", pa.float64()),
+        ("end", pa.float64()),
+        ("reject", pa.string()),
+        ("error", pa.string()),
+        ("drop", pa.string()),
+        ("meta_json", pa.string()),
+        ("transcript_json", pa.string()),
+        ("phi_json", pa.string()),
+        ("dedup_signature", pa.string()),
+        ("mp4", pa.binary()),
+    ]
+)
 
 _DEFAULTS: dict[str, Any] = {
-    "source_uri": "", "source_id": "", "sidecars_json": "{}", "local_path": "", "facts_json": "{}",
-    "duration": 0.0, "scenes_json": "[]", "window_index": -1, "windows_total": 0, "scene_index": 0,
-    "start": 0.0, "end": 0.0, "reject": "", "error": "", "drop": "", "meta_json": "{}",
-    "transcript_json": "{}", "phi_json": "{}", "dedup_signature": "", "mp4": b"",
+    "source_uri": "",
+    "source_id": "",
+    "sidecars_json": "{}",
+    "local_path": "",
+    "facts_json": "{}",
+    "duration": 0.0,
+    "scenes_json": "[]",
+    "window_index": -1,
+    "windows_total": 0,
+    "scene_index": 0,
+    "start": 0.0,
+    "end": 0.0,
+    "reject": "",
+    "error": "",
+    "drop": "",
+    "meta_json": "{}",
+    "transcript_json": "{}",
+    "phi_json": "{}",
+    "dedup_signature": "",
+    "mp4": b"",
 }
 
 

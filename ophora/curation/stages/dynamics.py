@@ -19,8 +19,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ophora.curation.frames import FrameError, frames_at, row_video_path, sample_times
-from ophora.curation.stages.common import Reject
 from ophora.curation.stages.base import stage_resources
+from ophora.curation.stages.common import Reject
 from ophora.curation.stages.frame_filter import Findings, FrameFilterStage
 
 MODEL = "opencv-dis-flow@" + cv2.__version__
@@ -32,19 +32,34 @@ class DynamicsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     frames: int = Field(8, ge=2, description="points sampled per window; each is a velocity pair of two frames")
-    pair_gap: float = Field(0.125, gt=0, description="seconds between the two frames of a velocity pair (flow "
-                                                     "is measurable when the view moves a small part of its "
-                                                     "width between them)")
+    pair_gap: float = Field(
+        0.125,
+        gt=0,
+        description="seconds between the two frames of a velocity pair (flow "
+        "is measurable when the view moves a small part of its "
+        "width between them)",
+    )
     max_side: int = Field(320, ge=32, description="sampled frames are downscaled to this longer side")
     flow_width: int = Field(160, ge=32, description="frames are downscaled to this width for optical flow")
-    still_change: float = Field(0.6, ge=0, description="drop as still when no pair of spread points differs by "
-                                                      "more than this mean grey level (0-255)...")
-    still_motion: float = Field(0.004, ge=0, description="...and no velocity pair moves more than this share of "
-                                                        "the width per second")
-    max_global_motion: float = Field(0.5, gt=0, description="drop as a whip-pan when the whole view moves faster "
-                                                            "than this many frame widths per second")
-    min_similarity: float = Field(0.3, ge=-1, le=1, description="drop as a cut when neighbouring spread points' "
-                                                                "colour histograms correlate less than this")
+    still_change: float = Field(
+        0.6,
+        ge=0,
+        description="drop as still when no pair of spread points differs by more than this mean grey level (0-255)...",
+    )
+    still_motion: float = Field(
+        0.004, ge=0, description="...and no velocity pair moves more than this share of the width per second"
+    )
+    max_global_motion: float = Field(
+        0.5,
+        gt=0,
+        description="drop as a whip-pan when the whole view moves faster than this many frame widths per second",
+    )
+    min_similarity: float = Field(
+        0.3,
+        ge=-1,
+        le=1,
+        description="drop as a cut when neighbouring spread points' colour histograms correlate less than this",
+    )
 
 
 @dataclass
@@ -70,8 +85,7 @@ def _histogram(frame: np.ndarray) -> np.ndarray:
     return cv2.normalize(hist, hist).astype(np.float32)
 
 
-def flow_speed(a: np.ndarray, b: np.ndarray, seconds: float, flow_width: int = 160,
-               dis=None) -> tuple[float, float]:
+def flow_speed(a: np.ndarray, b: np.ndarray, seconds: float, flow_width: int = 160, dis=None) -> tuple[float, float]:
     """(mean, median) optical-flow speed from RGB frame ``a`` to ``b`` taken ``seconds`` apart, in frame widths
     per second."""
     if seconds <= 0:
@@ -99,8 +113,12 @@ def motion_profile(pairs: np.ndarray, pair_gap: float, flow_width: int = 160) ->
 
 def judge_motion(profile: MotionProfile, cfg: DynamicsConfig) -> Findings:
     """Scores of a window's motion and the drop reason when it is still, jumps, or whip-pans."""
-    scores = {"motion": float(profile.mean_flow.mean()), "motion_global": float(profile.median_flow.max()),
-              "frame_change": float(profile.change.max()), "similarity_min": float(profile.similarity.min())}
+    scores = {
+        "motion": float(profile.mean_flow.mean()),
+        "motion_global": float(profile.median_flow.max()),
+        "frame_change": float(profile.change.max()),
+        "similarity_min": float(profile.similarity.min()),
+    }
     findings = Findings(scores=scores)
     if profile.change.max() <= cfg.still_change and profile.mean_flow.max() <= cfg.still_motion:
         findings.drop = "no motion (frozen frame, slide or still image)"

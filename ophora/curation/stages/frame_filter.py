@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from ophora.curation.frames import FrameError, row_video_path, window_frames
 from ophora.curation.stages.common import Reject, RowStage, read_meta, update_meta
 
 IDENTIFYING_FLAG = "identifying"
+
 
 @dataclass
 class Findings:
@@ -68,8 +70,9 @@ class FrameFilterStage(RowStage):
 
     def window_frames(self, row: dict[str, Any]) -> np.ndarray:
         try:
-            return window_frames(row_video_path(row), float(row["start"]), float(row["end"]), self.frames,
-                                 self.max_side)
+            return window_frames(
+                row_video_path(row), float(row["start"]), float(row["end"]), self.frames, self.max_side
+            )
         except FrameError as e:
             raise Reject(f"cannot read frames: {e}") from e
 

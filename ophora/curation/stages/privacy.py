@@ -39,40 +39,71 @@ class PrivacyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     frames: int = Field(4, ge=1, description="frames sampled per window; every one must be clean for P2FT")
-    max_side: int = Field(720, ge=64, description="sampled frames are downscaled to this longer side (OCR needs "
-                                                  "text at least ~10 px high)")
+    max_side: int = Field(
+        720,
+        ge=64,
+        description="sampled frames are downscaled to this longer side (OCR needs text at least ~10 px high)",
+    )
     ocr: bool = Field(True, description="read burned-in text with RapidOCR")
-    ocr_det_side: int = Field(736, ge=64, description="OCR detection runs at this longer side at most (lower is "
-                                                      "faster and misses small text: at 512 px, 8 of 60 "
-                                                      "frames of planted identifying text were not read as "
-                                                      "identifying)")
+    ocr_det_side: int = Field(
+        736,
+        ge=64,
+        description="OCR detection runs at this longer side at most (lower is "
+        "faster and misses small text: at 512 px, 8 of 60 "
+        "frames of planted identifying text were not read as "
+        "identifying)",
+    )
     ocr_min_score: float = Field(0.6, ge=0, le=1, description="OCR lines recognised with less confidence are ignored")
-    ocr_min_chars: int = Field(3, ge=1, description="OCR lines with fewer letters/digits are ignored (a lone "
-                                                    "\"55\" read off vessels on a surgical frame is noise)")
+    ocr_min_chars: int = Field(
+        3,
+        ge=1,
+        description="OCR lines with fewer letters/digits are ignored (a lone "
+        '"55" read off vessels on a surgical frame is noise)',
+    )
     ocr_threads: int = Field(1, ge=1, description="onnxruntime threads per OCR engine")
     face_detector: Literal["mtcnn", "blazeface", "haar"] = Field(
-        "mtcnn", description="faces: facenet-pytorch MTCNN (weights in the wheel; chosen by measurement, see "
-                             "benchmarks/bench_privacy.py), MediaPipe BlazeFace full-range, or OpenCV Haar cascades")
-    face_model: str = Field("", description="optional YuNet face-detector ONNX file (cv2.FaceDetectorYN); it "
-                                            "replaces face_detector when set")
-    face_frames: int = Field(2, ge=1, description="frames of each window the face detector looks at (spread "
-                                                  "over the window; the costliest detector)")
-    face_min_height: float = Field(0.06, gt=0, lt=1, description="smallest face searched for and counted, as a "
-                                                                 "share of the frame height (picture-in-picture "
-                                                                 "faces are ~8 %; detector boxes vary around it)")
+        "mtcnn",
+        description="faces: facenet-pytorch MTCNN (weights in the wheel; chosen by measurement, see "
+        "benchmarks/bench_privacy.py), MediaPipe BlazeFace full-range, or OpenCV Haar cascades",
+    )
+    face_model: str = Field(
+        "",
+        description="optional YuNet face-detector ONNX file (cv2.FaceDetectorYN); it replaces face_detector when set",
+    )
+    face_frames: int = Field(
+        2,
+        ge=1,
+        description="frames of each window the face detector looks at (spread over the window; the costliest detector)",
+    )
+    face_min_height: float = Field(
+        0.06,
+        gt=0,
+        lt=1,
+        description="smallest face searched for and counted, as a "
+        "share of the frame height (picture-in-picture "
+        "faces are ~8 %; detector boxes vary around it)",
+    )
     face_score: float = Field(0.9, ge=0, le=1, description="minimum detector score of a face")
-    face_presence: float = Field(0.5, ge=0, le=1, description="a detection counts when MediaPipe's face-landmark "
-                                                              "model gives its crop at least this face probability "
-                                                              "(0: no second opinion)")
+    face_presence: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="a detection counts when MediaPipe's face-landmark "
+        "model gives its crop at least this face probability "
+        "(0: no second opinion)",
+    )
     face_threads: int = Field(1, ge=1, description="torch threads of the face detector")
-    face_min_neighbors: int = Field(12, ge=1, description="Haar: a face needs this many overlapping detections "
-                                                            "in both cascades")
-    face_max_side: int = Field(720, ge=64, description="faces are searched on frames downscaled to this longer "
-                                                       "side")
+    face_min_neighbors: int = Field(
+        12, ge=1, description="Haar: a face needs this many overlapping detections in both cascades"
+    )
+    face_max_side: int = Field(720, ge=64, description="faces are searched on frames downscaled to this longer side")
     overlay_corners: int = Field(3, ge=1, description="rectangle corners (inset or panel) that mark an overlay")
-    overlay_colour_share: float = Field(0.003, ge=0, le=1, description="a saturated non-tissue colour stroke "
-                                                                       "larger than this share of the frame "
-                                                                       "marks a drawn graphic")
+    overlay_colour_share: float = Field(
+        0.003,
+        ge=0,
+        le=1,
+        description="a saturated non-tissue colour stroke larger than this share of the frame marks a drawn graphic",
+    )
     drop_identifying: bool = Field(True, description="drop identifying windows here instead of only flagging them")
 
 
@@ -89,6 +120,7 @@ class FrameFindings:
 
 
 # ---------------------------------------------------------------- plain detectors
+
 
 def identifying_text(lines: list[str]) -> bool:
     """Whether OCR'd lines (one frame) carry identifying content, read line by line and as one block."""
@@ -118,8 +150,9 @@ def rectangle_corners(frame: np.ndarray, edge: float = 120.0, min_len: float = 0
     return corners
 
 
-def graphic_colour_share(frame: np.ndarray, min_saturation: int = 110, hue_gap: int = 10,
-                         palette_share: float = 0.01) -> float:
+def graphic_colour_share(
+    frame: np.ndarray, min_saturation: int = 110, hue_gap: int = 10, palette_share: float = 0.01
+) -> float:
     """The largest connected stroke of saturated colour foreign to this frame, as a share of the frame: drawn
     arrows, rings, markers. The frame's palette is learned from the frame itself (hues holding
     ``palette_share`` of its broad tinted areas, smoothed over neighbouring hues; never a fixed list of colours:
@@ -128,8 +161,9 @@ def graphic_colour_share(frame: np.ndarray, min_saturation: int = 110, hue_gap: 
     hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
     hue, sat, val = hsv[..., 0], hsv[..., 1], hsv[..., 2]
     k = max(3, (min(frame.shape[:2]) // 30) | 1)
-    tinted = cv2.morphologyEx(((sat >= 40) & (val >= 60)).astype(np.uint8), cv2.MORPH_OPEN,
-                              np.ones((k, k), np.uint8)).astype(bool)
+    tinted = cv2.morphologyEx(
+        ((sat >= 40) & (val >= 60)).astype(np.uint8), cv2.MORPH_OPEN, np.ones((k, k), np.uint8)
+    ).astype(bool)
     if not tinted.any():
         return 0.0
     counts = np.bincount(hue[tinted].ravel(), minlength=180).astype(np.float64)
@@ -158,13 +192,18 @@ class FaceDetector:
         elif cfg.face_detector in ("mtcnn", "blazeface"):
             from ophora.curation.faces import BlazeFace, FacePresence, Mtcnn
 
-            self.learned = (Mtcnn(cfg.face_score, threads=cfg.face_threads) if cfg.face_detector == "mtcnn"
-                            else BlazeFace(min(cfg.face_score, 0.6), threads=cfg.face_threads))
+            self.learned = (
+                Mtcnn(cfg.face_score, threads=cfg.face_threads)
+                if cfg.face_detector == "mtcnn"
+                else BlazeFace(min(cfg.face_score, 0.6), threads=cfg.face_threads)
+            )
             self.presence = FacePresence(cfg.face_threads) if cfg.face_presence > 0 else None
             self.id = self.learned.id + (f"+{self.presence.id}" if self.presence else "")
         else:
-            self.cascades = [cv2.CascadeClassifier(cv2.data.haarcascades + name) for name in
-                             ("haarcascade_frontalface_alt2.xml", "haarcascade_frontalface_default.xml")]
+            self.cascades = [
+                cv2.CascadeClassifier(cv2.data.haarcascades + name)
+                for name in ("haarcascade_frontalface_alt2.xml", "haarcascade_frontalface_default.xml")
+            ]
             if any(c.empty() for c in self.cascades):
                 raise ValueError(f"OpenCV Haar cascades missing under {cv2.data.haarcascades}")
             self.id = "opencv-haar-frontalface@" + cv2.__version__
@@ -179,8 +218,13 @@ class FaceDetector:
             from ophora.curation.faces import face_like
 
             smallest = self.cfg.face_min_height * h
-            return sum(1 for f in self.learned(frame, smallest) if face_like(f, h, w) and f.height >= smallest
-                       and (self.presence is None or self.presence(frame, f) >= self.cfg.face_presence))
+            return sum(
+                1
+                for f in self.learned(frame, smallest)
+                if face_like(f, h, w)
+                and f.height >= smallest
+                and (self.presence is None or self.presence(frame, f) >= self.cfg.face_presence)
+            )
         if self.yunet is not None:
             self.yunet.setInputSize((w, h))
             _, faces = self.yunet.detect(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
@@ -201,8 +245,12 @@ class TextReader:
         from rapidocr_onnxruntime import RapidOCR
 
         self.cfg = cfg
-        self.engine = RapidOCR(det_limit_side_len=cfg.ocr_det_side, det_limit_type="max",
-                               intra_op_num_threads=cfg.ocr_threads, inter_op_num_threads=1)
+        self.engine = RapidOCR(
+            det_limit_side_len=cfg.ocr_det_side,
+            det_limit_type="max",
+            intra_op_num_threads=cfg.ocr_threads,
+            inter_op_num_threads=1,
+        )
         # rapidocr 1.4 ignores the limit for "max" below 960 px and detects at native size; hold it to ours
         # (the boxes still map back to the full frame, so recognition reads full-resolution crops)
         det = self.engine.text_det
@@ -234,14 +282,24 @@ def judge_privacy(per_frame: list[FrameFindings], cfg: PrivacyConfig) -> Finding
     text_frames = sum(1 for f in per_frame if f.lines)
     face_frames = sum(1 for f in per_frame if f.faces)
     phi_frames = sum(1 for f in per_frame if f.identifying_text)
-    overlay_frames = sum(1 for f in per_frame if f.corners >= cfg.overlay_corners
-                         or f.graphic_share > cfg.overlay_colour_share)
+    overlay_frames = sum(
+        1 for f in per_frame if f.corners >= cfg.overlay_corners or f.graphic_share > cfg.overlay_colour_share
+    )
     findings = Findings(
-        scores={"text_area": max(f.text_area for f in per_frame), "faces": float(max(f.faces for f in per_frame)),
-                "overlay_corners": float(max(f.corners for f in per_frame)),
-                "graphic_share": max(f.graphic_share for f in per_frame)},
-        flags={"text": text_frames > 0, "identifying_text": phi_frames > 0, "face": face_frames > 0,
-               "overlay": overlay_frames > 0, EXAMINED_FLAG: True})
+        scores={
+            "text_area": max(f.text_area for f in per_frame),
+            "faces": float(max(f.faces for f in per_frame)),
+            "overlay_corners": float(max(f.corners for f in per_frame)),
+            "graphic_share": max(f.graphic_share for f in per_frame),
+        },
+        flags={
+            "text": text_frames > 0,
+            "identifying_text": phi_frames > 0,
+            "face": face_frames > 0,
+            "overlay": overlay_frames > 0,
+            EXAMINED_FLAG: True,
+        },
+    )
     if text_frames:
         findings.p2ft_reasons.append(f"burned-in text (in {text_frames}/{len(per_frame)} frames)")
     if overlay_frames:
@@ -263,8 +321,10 @@ def privacy_examined(meta: dict) -> bool:
 def p2ft_verdict(privacy_ran: bool, not_examined: int) -> str:
     """One line for a run's summary: what p2ft/ holds, and why it is empty when privacy did not run."""
     if not privacy_ran:
-        return ("empty: the privacy stage was skipped in this run (skip=[privacy]), and p2ft/ admits only clips "
-                "privacy examined and found clean")
+        return (
+            "empty: the privacy stage was skipped in this run (skip=[privacy]), and p2ft/ admits only clips "
+            "privacy examined and found clean"
+        )
     if not_examined:
         return f"privacy-clean clips only; {not_examined} clips privacy did not examine were kept out"
     return "privacy-clean clips only"
@@ -287,9 +347,14 @@ class PrivacyStage(FrameFilterStage):
     def inspect(self, frame: np.ndarray, faces: bool = True) -> FrameFindings:
         """What one RGB frame shows (``faces=False``: the face detector does not look at it)."""
         lines, area = self.reader(frame) if self.reader else ([], 0.0)
-        return FrameFindings(lines=lines, text_area=area, identifying_text=identifying_text(lines),
-                             faces=self.faces(frame) if faces else 0, corners=rectangle_corners(frame),
-                             graphic_share=graphic_colour_share(frame))
+        return FrameFindings(
+            lines=lines,
+            text_area=area,
+            identifying_text=identifying_text(lines),
+            faces=self.faces(frame) if faces else 0,
+            corners=rectangle_corners(frame),
+            graphic_share=graphic_colour_share(frame),
+        )
 
     def judge(self, frames: np.ndarray) -> Findings:
         looked = set(np.linspace(0, len(frames) - 1, min(self.cfg.face_frames, len(frames))).round().astype(int))

@@ -12,11 +12,12 @@ from typing import Any
 import fsspec
 from pydantic import BaseModel, ConfigDict, Field
 
-from ophora.bounded_json import JSONRefused, loads as bounded_loads
+from ophora.bounded_json import JSONRefused
+from ophora.bounded_json import loads as bounded_loads
 from ophora.curation.inputs import localize
-from ophora.dataset.shards import source_id_for_file, source_id_from_stable_id
 from ophora.curation.stages.base import stage_resources
 from ophora.curation.stages.common import Reject, RowStage, ToolError, ffmpeg_args, run_tool
+from ophora.dataset.shards import source_id_for_file, source_id_from_stable_id
 from ophora.video import CONTAINER_FORMATS, admitted, ffmpeg_input, ffprobe_args
 
 _REFUSED = re.compile(r"\[(\w+) @ [^\]]*\] Format not on whitelist")  # "[hls @ 0x55d...] Format not on ..."
@@ -67,9 +68,12 @@ class ProbeConfig(BaseModel):
     min_duration: float = Field(2.0, gt=0, description="reject inputs shorter than this many seconds")
     min_width: int = Field(64, gt=0, description="reject inputs narrower than this (display pixels)")
     min_height: int = Field(64, gt=0, description="reject inputs lower than this (display pixels)")
-    max_pixels: int = Field(3840 * 2160, gt=0,
-                            description="reject frames larger than this many pixels (8K is refused by default: "
-                                        "decoding it costs ~4x a 4K input for clips that are 720 wide anyway)")
+    max_pixels: int = Field(
+        3840 * 2160,
+        gt=0,
+        description="reject frames larger than this many pixels (8K is refused by default: "
+        "decoding it costs ~4x a 4K input for clips that are 720 wide anyway)",
+    )
     timeout_s: float = Field(120.0, gt=0, description="ffprobe time limit per input")
 
 
@@ -119,17 +123,21 @@ class Probe(RowStage):
         except ToolError as e:
             refused = _REFUSED.search(e.stderr)  # ffmpeg refused the demuxer before it read a header
             if refused:
-                raise Reject(f"not a video container ({refused.group(1)}: playlists and references to other files "
-                             f"are never followed; admitted: {', '.join(CONTAINER_FORMATS)})") from e
+                raise Reject(
+                    f"not a video container ({refused.group(1)}: playlists and references to other files "
+                    f"are never followed; admitted: {', '.join(CONTAINER_FORMATS)})"
+                ) from e
             raise Reject(f"undecodable ({e})") from e
         if not admitted(info.get("format", {}).get("format_name", "")):
             raise Reject(f"not a video container ({info.get('format', {}).get('format_name', '?')})")
         streams = info.get("streams", [])
-        videos = [s for s in streams if s.get("codec_type") == "video"
-                  and not s.get("disposition", {}).get("attached_pic")]
+        videos = [
+            s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")
+        ]
         if not videos:
-            raise Reject("no video stream" + (" (audio only)" if any(s.get("codec_type") == "audio"
-                                                                       for s in streams) else ""))
+            raise Reject(
+                "no video stream" + (" (audio only)" if any(s.get("codec_type") == "audio" for s in streams) else "")
+            )
         v = videos[0]
         width, height = int(v.get("width") or 0), int(v.get("height") or 0)
         rotation = _rotation(v)
@@ -138,11 +146,19 @@ class Probe(RowStage):
         fmt = info.get("format", {})
         duration = float(v.get("duration") or fmt.get("duration") or 0.0)
         avg, real = _rate(v.get("avg_frame_rate")), _rate(v.get("r_frame_rate"))
-        facts = {"width": width, "height": height, "rotation": rotation, "duration": duration,
-                 "fps": avg or real, "variable_frame_rate": bool(avg and real and abs(avg - real) > 0.01 * real),
-                 "codec": v.get("codec_name", ""), "pix_fmt": v.get("pix_fmt", ""),
-                 "has_audio": any(s.get("codec_type") == "audio" for s in streams),
-                 "format": fmt.get("format_name", ""), "size": int(fmt.get("size") or 0)}
+        facts = {
+            "width": width,
+            "height": height,
+            "rotation": rotation,
+            "duration": duration,
+            "fps": avg or real,
+            "variable_frame_rate": bool(avg and real and abs(avg - real) > 0.01 * real),
+            "codec": v.get("codec_name", ""),
+            "pix_fmt": v.get("pix_fmt", ""),
+            "has_audio": any(s.get("codec_type") == "audio" for s in streams),
+            "format": fmt.get("format_name", ""),
+            "size": int(fmt.get("size") or 0),
+        }
         if width * height == 0:
             raise Reject("undecodable (the video stream has no frame size)")
         if width * height > self.cfg.max_pixels:

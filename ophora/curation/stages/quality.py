@@ -14,17 +14,20 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ophora.openclip import OpenClipModel
 from ophora.curation.stages.base import stage_resources
 from ophora.curation.stages.frame_filter import Findings, FrameFilterStage
+from ophora.openclip import OpenClipModel
 
 HEURISTIC_MODEL = "eye-field-heuristic@1"
 RANDOM_WEIGHTS = "random"  # clip_pretrained value for a randomly initialised model (tests, benchmarks only)
 
 DEFAULT_PROMPTS: dict[str, list[str]] = {
-    "surgical field": ["a surgical microscope view of an eye", "a close-up of eye surgery through an operating "
-                       "microscope", "cataract surgery with instruments inside the eye", "the red reflex of the "
-                       "pupil during ophthalmic surgery"],
+    "surgical field": [
+        "a surgical microscope view of an eye",
+        "a close-up of eye surgery through an operating microscope",
+        "cataract surgery with instruments inside the eye",
+        "the red reflex of the pupil during ophthalmic surgery",
+    ],
     "slide": ["a presentation slide", "a title slide with text and a logo"],
     "person": ["a photo of a person", "a photo of a surgeon's face"],
     "text": ["a screen full of text", "a scanned document"],
@@ -42,28 +45,35 @@ class QualityConfig(BaseModel):
     frames: int = Field(8, ge=1, description="frames sampled per window")
     max_side: int = Field(320, ge=32, description="sampled frames are downscaled to this longer side")
     clip_model: str = Field("ViT-L-14", description="open_clip architecture name")
-    clip_pretrained: str = Field("", description="open_clip weights: a local file, or a tag such as 'openai' when "
-                                                 "the hub is reachable; empty: the shipped heuristic scores the "
-                                                 "surgical field; 'random': random weights (tests only)")
+    clip_pretrained: str = Field(
+        "",
+        description="open_clip weights: a local file, or a tag such as 'openai' when "
+        "the hub is reachable; empty: the shipped heuristic scores the "
+        "surgical field; 'random': random weights (tests only)",
+    )
     clip_device: str = Field("auto", description="'auto' (cuda when available), 'cpu' or 'cuda'")
     clip_batch: int = Field(16, ge=1, description="frames per CLIP forward pass")
-    clip_prompts: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_PROMPTS),
-                                               description="class -> prompt ensemble")
-    clip_positive: list[str] = Field(default_factory=lambda: ["surgical field"],
-                                     description="classes that count as the surgical field")
+    clip_prompts: dict[str, list[str]] = Field(
+        default_factory=lambda: dict(DEFAULT_PROMPTS), description="class -> prompt ensemble"
+    )
+    clip_positive: list[str] = Field(
+        default_factory=lambda: ["surgical field"], description="classes that count as the surgical field"
+    )
     min_field: float = Field(0.5, ge=0, le=1, description="drop below this surgical-field score")
     p2ft_field: float = Field(0.7, ge=0, le=1, description="keep out of P2FT below this surgical-field score")
     min_sharpness: float = Field(5.0, ge=0, description="drop below this variance of the Laplacian")
     p2ft_sharpness: float = Field(15.0, ge=0, description="keep out of P2FT below this variance of the Laplacian")
     min_brightness: float = Field(16.0, ge=0, description="drop below this mean luma (0-255)")
     max_dark_share: float = Field(0.85, ge=0, le=1, description="drop when more pixels than this are near black")
-    max_clipped_share: float = Field(0.2, ge=0, le=1, description="keep out of P2FT when more pixels than this "
-                                                                 "are blown out")
+    max_clipped_share: float = Field(
+        0.2, ge=0, le=1, description="keep out of P2FT when more pixels than this are blown out"
+    )
     border_level: int = Field(24, ge=0, le=255, description="luma under which an edge row/column is border")
     min_border: float = Field(0.02, ge=0, lt=0.5, description="borders thinner than this share are ignored")
 
 
 # ---------------------------------------------------------------- plain measurements
+
 
 def _luma(frames: np.ndarray) -> np.ndarray:
     return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
@@ -113,13 +123,17 @@ def inner(frames: np.ndarray, borders: dict[str, float]) -> np.ndarray:
     h, w = frames.shape[1:3]
     y0, y1 = int(borders["top"] * h), h - int(borders["bottom"] * h)
     x0, x1 = int(borders["left"] * w), w - int(borders["right"] * w)
-    return frames[:, y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]
+    return frames[:, y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)]
 
 
 def exposure(frames: np.ndarray) -> dict[str, float]:
     """Mean luma (0-255), share of near-black pixels (< 16) and share of blown-out pixels (>= 250)."""
     y = _luma(frames)
-    return {"brightness": float(y.mean()), "dark_share": float((y < 16).mean()), "clipped_share": float((y >= 250).mean())}
+    return {
+        "brightness": float(y.mean()),
+        "dark_share": float((y < 16).mean()),
+        "clipped_share": float((y >= 250).mean()),
+    }
 
 
 def sharpness(frames: np.ndarray) -> float:
@@ -144,6 +158,7 @@ def eye_field_heuristic(frame: np.ndarray) -> float:
 
 # ---------------------------------------------------------------- CLIP zero-shot
 
+
 def class_embeddings(prompt_embeddings: np.ndarray, groups: list[int], classes: int) -> np.ndarray:
     """One unit vector per class: the mean of its prompts' unit embeddings (``groups[i]`` is prompt i's class)."""
     e = prompt_embeddings / np.linalg.norm(prompt_embeddings, axis=1, keepdims=True)
@@ -151,8 +166,9 @@ def class_embeddings(prompt_embeddings: np.ndarray, groups: list[int], classes: 
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
-def field_probability(image_embeddings: np.ndarray, class_emb: np.ndarray, positive: np.ndarray,
-                      logit_scale: float) -> np.ndarray:
+def field_probability(
+    image_embeddings: np.ndarray, class_emb: np.ndarray, positive: np.ndarray, logit_scale: float
+) -> np.ndarray:
     """Per image, the softmax probability mass of the positive classes (cosine logits times ``logit_scale``)."""
     img = image_embeddings / np.linalg.norm(image_embeddings, axis=1, keepdims=True)
     logits = logit_scale * img @ class_emb.T
@@ -178,8 +194,7 @@ class OpenClipFieldScorer:
         self.logit_scale, self.id = self.encoder.logit_scale, self.encoder.id
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
-        return field_probability(self.encoder.image_embeddings(frames), self.class_emb, self.positive,
-                                 self.logit_scale)
+        return field_probability(self.encoder.image_embeddings(frames), self.class_emb, self.positive, self.logit_scale)
 
 
 def openclip_model(cfg: QualityConfig) -> OpenClipModel:
@@ -192,6 +207,7 @@ def openclip_model(cfg: QualityConfig) -> OpenClipModel:
 
 
 # ---------------------------------------------------------------- the judgement
+
 
 def judge_quality(frames: np.ndarray, field_scores: np.ndarray, cfg: QualityConfig) -> Findings:
     """Scores and the drop / P2FT decision of one window from its frames and per-frame surgical-field scores."""

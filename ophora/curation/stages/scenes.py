@@ -36,30 +36,48 @@ class ScenesConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     detector: Literal["adaptive", "content"] = Field(
-        "adaptive", description="PySceneDetect detector: AdaptiveDetector (robust to fast motion) or ContentDetector")
+        "adaptive", description="PySceneDetect detector: AdaptiveDetector (robust to fast motion) or ContentDetector"
+    )
     adaptive_threshold: float = Field(3.0, gt=0, description="AdaptiveDetector: score ratio over the rolling mean")
     min_content_val: float = Field(15.0, ge=0, description="AdaptiveDetector: minimum content change for a cut")
     content_threshold: float = Field(27.0, gt=0, description="ContentDetector: content-change threshold")
     min_scene_len: float = Field(0.5, ge=0, description="minimum scene length in seconds")
     analysis_fps: float = Field(
-        6.0, gt=0, description="frames per second fed to the detector; a low rate turns a dissolve into a few "
-                               "large steps so it is found like a cut")
+        6.0,
+        gt=0,
+        description="frames per second fed to the detector; a low rate turns a dissolve into a few "
+        "large steps so it is found like a cut",
+    )
     dissolve_fps: float = Field(
-        1.0, ge=0, description="rate of a second, slow ContentDetector pass that finds dissolves and fades "
-                               "(a 1 s dissolve is one big step at 1 fps); 0 turns it off")
-    dissolve_threshold: float = Field(15.0, gt=0, description="ContentDetector threshold of the dissolve pass (low: it "
-                                                              "only proposes; the check decides)")
-    verify: bool = Field(True, description="check every candidate boundary of both passes: keep it only when the "
-                                           "colours after it cannot be had by moving the picture before it "
-                                           "(instruments, flashes, fluid waves and focus pulls stay one scene)")
+        1.0,
+        ge=0,
+        description="rate of a second, slow ContentDetector pass that finds dissolves and fades "
+        "(a 1 s dissolve is one big step at 1 fps); 0 turns it off",
+    )
+    dissolve_threshold: float = Field(
+        15.0,
+        gt=0,
+        description="ContentDetector threshold of the dissolve pass (low: it only proposes; the check decides)",
+    )
+    verify: bool = Field(
+        True,
+        description="check every candidate boundary of both passes: keep it only when the "
+        "colours after it cannot be had by moving the picture before it "
+        "(instruments, flashes, fluid waves and focus pulls stay one scene)",
+    )
     change_threshold: float = Field(
-        5.7, ge=0, description="the check's threshold: median chroma difference (|da*|+|db*|, CIELAB) left after "
-                                "warping a frame before the candidate onto one after it by optical flow, lowest "
-                                "over a few pairs; fitted on real surgical footage (benchmarks/bench_footage.py)")
+        5.7,
+        ge=0,
+        description="the check's threshold: median chroma difference (|da*|+|db*|, CIELAB) left after "
+        "warping a frame before the candidate onto one after it by optical flow, lowest "
+        "over a few pairs; fitted on real surgical footage (benchmarks/bench_footage.py)",
+    )
     analysis_width: int = Field(160, ge=16, description="frames are downscaled to this width before detection")
     skip_unreferenced: bool = Field(
-        True, description="do not decode frames no other frame references (most B-frames): ~35% less decode CPU; "
-                          "a cut is still seen within a few source frames, well inside its boundary interval")
+        True,
+        description="do not decode frames no other frame references (most B-frames): ~35% less decode CPU; "
+        "a cut is still seen within a few source frames, well inside its boundary interval",
+    )
     timeout_s: float = Field(3600.0, gt=0, description="time limit for analysing one input")
 
 
@@ -68,8 +86,9 @@ def make_detector(cfg: ScenesConfig, fps: float):
     min_len = max(1, int(round(cfg.min_scene_len * fps)))
     if cfg.detector == "content":
         return ContentDetector(threshold=cfg.content_threshold, min_scene_len=min_len)
-    return AdaptiveDetector(adaptive_threshold=cfg.adaptive_threshold, min_scene_len=min_len,
-                            min_content_val=cfg.min_content_val)
+    return AdaptiveDetector(
+        adaptive_threshold=cfg.adaptive_threshold, min_scene_len=min_len, min_content_val=cfg.min_content_val
+    )
 
 
 def merge_intervals(intervals: list[tuple[float, float]]) -> list[list[float]]:
@@ -143,9 +162,14 @@ class BoundaryFinder:
                 k = cut.frame_num * step
                 # a dissolve that made frames one step apart differ may reach half a step past either of them
                 lo, hi = _around(k, step, fps)
-                self.pending.append(_Candidate([k - 2 * step, k - 2 * step + step // 2, k - step],
-                                               [k, k + step - step // 2, k + step],
-                                               (max(0.0, lo - step // 2 / fps), hi + step // 2 / fps), dissolve=True))
+                self.pending.append(
+                    _Candidate(
+                        [k - 2 * step, k - 2 * step + step // 2, k - step],
+                        [k, k + step - step // 2, k + step],
+                        (max(0.0, lo - step // 2 / fps), hi + step // 2 / fps),
+                        dissolve=True,
+                    )
+                )
         self.n += 1
         self._settle(final=False)
         keep = self.n - 4 * max(step, 2) - 8  # what a pending check can still ask for
@@ -154,8 +178,7 @@ class BoundaryFinder:
 
     def _propose_cut(self, n: int) -> None:
         # the detector may report a frame early or late: the break is the largest step between n-2 and n+1
-        self.pending.append(_Candidate([n - 3, n - 2, n - 1], [n, n + 1, n + 2, n + 3], _around(n, 1, self.fps),
-                                       False))
+        self.pending.append(_Candidate([n - 3, n - 2, n - 1], [n, n + 1, n + 2, n + 3], _around(n, 1, self.fps), False))
 
     def finish(self) -> list[tuple[float, float]]:
         if self.n:
@@ -184,8 +207,15 @@ class BoundaryFinder:
         before = [self.frames[i] for i in c.before if i >= self.floor and i in self.frames]
         after = [self.frames[i] for i in c.after if i in self.frames]
         verdict = self.check.verdict(before, after)
-        self.checks.append({"interval": [round(x, 4) for x in c.interval], "dissolve_pass": c.dissolve,
-                            "change": round(verdict.change, 3), "boundary": verdict.boundary, "why": verdict.why})
+        self.checks.append(
+            {
+                "interval": [round(x, 4) for x in c.interval],
+                "dissolve_pass": c.dissolve,
+                "change": round(verdict.change, 3),
+                "boundary": verdict.boundary,
+                "why": verdict.why,
+            }
+        )
         if verdict.boundary:
             self.boundaries.append(c.interval)
             self.floor = max(self.floor, c.after[0])
@@ -194,9 +224,9 @@ class BoundaryFinder:
         """``interval`` widened over the frames around the break (frames ``j``, ``j+1``) that keep changing at
         least TRANSITION_SHARE of the break's own step: a dissolve or fade the fast detector reported at its
         middle reaches both ways (a hard cut's neighbours only move, and it stays as it was)."""
+
         def diff(i: int) -> float | None:
-            return grey_diff(self.frames[i], self.frames[i + 1]) if i in self.frames and i + 1 in self.frames \
-                else None
+            return grey_diff(self.frames[i], self.frames[i + 1]) if i in self.frames and i + 1 in self.frames else None
 
         peak = diff(j)
         if not peak:
@@ -205,8 +235,11 @@ class BoundaryFinder:
         while last < j + 1 + TRANSITION_REACH and (d := diff(last)) is not None and d >= TRANSITION_SHARE * peak:
             last += 1
         first = j  # the last frame of the old shot
-        while first > max(self.floor, j - TRANSITION_REACH) and (d := diff(first - 1)) is not None \
-                and d >= TRANSITION_SHARE * peak:
+        while (
+            first > max(self.floor, j - TRANSITION_REACH)
+            and (d := diff(first - 1)) is not None
+            and d >= TRANSITION_SHARE * peak
+        ):
             first -= 1
         return min(interval[0], max(0.0, (first - 1) / self.fps)), max(interval[1], (last + 1) / self.fps)
 
@@ -219,8 +252,9 @@ class BoundaryFinder:
         return [j - 2, j - 1, j], [j + 1, j + 2, j + 3]
 
 
-def find_boundaries(frames: Iterable[np.ndarray], cfg: ScenesConfig,
-                    fps: float) -> tuple[list[tuple[float, float]], BoundaryFinder]:
+def find_boundaries(
+    frames: Iterable[np.ndarray], cfg: ScenesConfig, fps: float
+) -> tuple[list[tuple[float, float]], BoundaryFinder]:
     """Boundary intervals (seconds) in analysis ``frames`` (BGR, all one size) arriving at ``fps``, and the
     finder (``n`` frames seen, ``checks`` of every candidate)."""
     finder = BoundaryFinder(cfg, fps)
@@ -274,14 +308,18 @@ class Scenes(RowStage):
         # the actor pool is the parallelism, and frame threads cost ~25% more CPU a frame (two minutes of 720p30:
         # 6.5 -> 5.3 CPU-s). A bilinear downscale would save more, but its aliasing made false cuts.
         skip = {"skip_frame": "noref"} if cfg.skip_unreferenced else {}
-        stream = (ffmpeg_input(local_path, skip_loop_filter="all", flags2="+fast", threads=1, **skip)
-                  .filter("fps", fps=fps).filter("scale", w, h)
-                  .output("pipe:", format="rawvideo", pix_fmt="bgr24"))
+        stream = (
+            ffmpeg_input(local_path, skip_loop_filter="all", flags2="+fast", threads=1, **skip)
+            .filter("fps", fps=fps)
+            .filter("scale", w, h)
+            .output("pipe:", format="rawvideo", pix_fmt="bgr24")
+        )
         frame_bytes = w * h * 3
         deadline = time.monotonic() + cfg.timeout_s
         with tempfile.TemporaryFile() as errors:
-            proc = subprocess.Popen(ffmpeg_args(stream), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=errors)
+            proc = subprocess.Popen(
+                ffmpeg_args(stream), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors
+            )
             try:
                 while True:
                     buf = proc.stdout.read(frame_bytes)

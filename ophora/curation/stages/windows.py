@@ -36,10 +36,14 @@ class WindowsConfig(BaseModel):
     cut_margin: float = Field(0.25, ge=0, description="seconds kept clear of each scene boundary (cuts, dissolves)")
     max_windows_per_scene: int = Field(0, ge=0, description="cap on windows per scene (0 = no cap)")
     overlap: float = Field(
-        0.5, ge=0, lt=1, description="a scene's rest after its whole windows gets one more window when that window "
-                                     "shares at most this share of itself with the others (windows then spread "
-                                     "evenly and overlap): a 12 s shot gives two 6.1 s clips sharing 0.6 s "
-                                     "instead of one clip and a 5.6 s leftover; 0: windows never share frames")
+        0.5,
+        ge=0,
+        lt=1,
+        description="a scene's rest after its whole windows gets one more window when that window "
+        "shares at most this share of itself with the others (windows then spread "
+        "evenly and overlap): a 12 s shot gives two 6.1 s clips sharing 0.6 s "
+        "instead of one clip and a 5.6 s leftover; 0: windows never share frames",
+    )
 
     @property
     def duration(self) -> float:
@@ -100,8 +104,9 @@ class Windows(Stage):
                 # A stretch shorter than one clip frame is rounding, not lost footage.
                 if left >= 1 / self.cfg.fps or not starts:
                     s0, s1 = (end, max(end + _EPS, start)) if hi > lo else (a, max(a + _EPS, b))
-                    out.append((si, s0, s1, f"windows: short leftover ({max(0.0, left):.2f} s < "
-                                            f"{self.span:.3f} s window)"))
+                    out.append(
+                        (si, s0, s1, f"windows: short leftover ({max(0.0, left):.2f} s < {self.span:.3f} s window)")
+                    )
         return sorted(out, key=lambda w: (w[1], w[2]))
 
     def __call__(self, row: dict[str, Any]) -> list[dict[str, Any]]:
@@ -110,12 +115,29 @@ class Windows(Stage):
         scenes = [tuple(s) for s in json.loads(row["scenes_json"])]
         plan = self.plan(scenes)
         if not any(not reason for *_, reason in plan):
-            return [{**row, "window_index": -1, "windows_total": 0,
-                     "reject": f"windows: no scene holds a {self.span:.3f} s window"}]
+            return [
+                {
+                    **row,
+                    "window_index": -1,
+                    "windows_total": 0,
+                    "reject": f"windows: no scene holds a {self.span:.3f} s window",
+                }
+            ]
         base = {k: v for k, v in row.items() if k not in ("scenes_json", "transcript_json")}
-        rows = [new_row(**{**base, "window_index": i, "windows_total": len(plan), "scene_index": si,
-                           "start": round(start, 4), "end": round(end, 4), "drop": reason})
-                for i, (si, start, end, reason) in enumerate(plan)]
+        rows = [
+            new_row(
+                **{
+                    **base,
+                    "window_index": i,
+                    "windows_total": len(plan),
+                    "scene_index": si,
+                    "start": round(start, 4),
+                    "end": round(end, 4),
+                    "drop": reason,
+                }
+            )
+            for i, (si, start, end, reason) in enumerate(plan)
+        ]
         if self.narrate:
             live = [r for r in rows if not r["drop"]]
             try:

@@ -17,27 +17,29 @@ from typing import Any
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from ophora.dataset.shards import ClipMeta, ShardWriter, clip_key, decide_subsets, encode_sample
 from ophora.curation.stages.base import Stage, stage_resources
 from ophora.curation.stages.common import batch_to_rows, read_meta
 from ophora.curation.stages.frame_filter import is_identifying
 from ophora.curation.stages.privacy import NOT_EXAMINED, privacy_examined
+from ophora.dataset.shards import ClipMeta, ShardWriter, clip_key, decide_subsets, encode_sample
 
-RECORD_SCHEMA = pa.schema([
-    ("source_uri", pa.string()),
-    ("source_id", pa.string()),
-    ("window_index", pa.int64()),
-    ("windows_total", pa.int64()),
-    ("start", pa.float64()),
-    ("end", pa.float64()),
-    ("duration", pa.float64()),
-    ("outcome", pa.string()),      # written | dropped | rejected | failed
-    ("reason", pa.string()),       # "stage: reason" for dropped / rejected / failed
-    ("key", pa.string()),
-    ("index_json", pa.string()),   # [index row per subset] (shards.INDEX_COLUMNS; shard relative to OUT)
-    ("phi_json", pa.string()),     # every window: what PHI scrubbing replaced in its narration, by kind
-    ("p2ft_json", pa.string()),    # written clips: why they are kept out of p2ft/ (["stage: reason", ...])
-])
+RECORD_SCHEMA = pa.schema(
+    [
+        ("source_uri", pa.string()),
+        ("source_id", pa.string()),
+        ("window_index", pa.int64()),
+        ("windows_total", pa.int64()),
+        ("start", pa.float64()),
+        ("end", pa.float64()),
+        ("duration", pa.float64()),
+        ("outcome", pa.string()),  # written | dropped | rejected | failed
+        ("reason", pa.string()),  # "stage: reason" for dropped / rejected / failed
+        ("key", pa.string()),
+        ("index_json", pa.string()),  # [index row per subset] (shards.INDEX_COLUMNS; shard relative to OUT)
+        ("phi_json", pa.string()),  # every window: what PHI scrubbing replaced in its narration, by kind
+        ("p2ft_json", pa.string()),  # written clips: why they are kept out of p2ft/ (["stage: reason", ...])
+    ]
+)
 
 
 def clip_meta(row: dict[str, Any], key: str) -> ClipMeta:
@@ -46,20 +48,43 @@ def clip_meta(row: dict[str, Any], key: str) -> ClipMeta:
     reasons = list(extra.pop("p2ft_reasons", []))
     if not privacy_examined(extra):  # p2ft/ holds only clips the privacy stage examined and found clean
         reasons.append(f"write: {NOT_EXAMINED}")
-    return ClipMeta(key=key, source_id=row["source_id"], source_uri=row["source_uri"],
-                    clip_index=row["window_index"], scene_index=row["scene_index"], start=row["start"],
-                    end=row["end"], p2ft_reasons=reasons, subsets=decide_subsets(reasons, is_identifying(row)),
-                    **extra)
+    return ClipMeta(
+        key=key,
+        source_id=row["source_id"],
+        source_uri=row["source_uri"],
+        clip_index=row["window_index"],
+        scene_index=row["scene_index"],
+        start=row["start"],
+        end=row["end"],
+        p2ft_reasons=reasons,
+        subsets=decide_subsets(reasons, is_identifying(row)),
+        **extra,
+    )
 
 
-def _record(row: dict[str, Any], outcome: str, reason: str = "", key: str = "", index: list | None = None,
-            meta: ClipMeta | None = None):
-    return {"source_uri": row["source_uri"], "source_id": row["source_id"], "window_index": row["window_index"],
-            "windows_total": row["windows_total"], "start": row["start"], "end": row["end"],
-            "duration": row["duration"], "outcome": outcome,
-            "reason": reason, "key": key, "index_json": json.dumps(index or []),
-            "phi_json": row.get("phi_json") or "{}",  # dropped windows too: their narration was scrubbed as well
-            "p2ft_json": json.dumps(meta.p2ft_reasons if meta else [])}
+def _record(
+    row: dict[str, Any],
+    outcome: str,
+    reason: str = "",
+    key: str = "",
+    index: list | None = None,
+    meta: ClipMeta | None = None,
+):
+    return {
+        "source_uri": row["source_uri"],
+        "source_id": row["source_id"],
+        "window_index": row["window_index"],
+        "windows_total": row["windows_total"],
+        "start": row["start"],
+        "end": row["end"],
+        "duration": row["duration"],
+        "outcome": outcome,
+        "reason": reason,
+        "key": key,
+        "index_json": json.dumps(index or []),
+        "phi_json": row.get("phi_json") or "{}",  # dropped windows too: their narration was scrubbed as well
+        "p2ft_json": json.dumps(meta.p2ft_reasons if meta else []),
+    }
 
 
 class WriteConfig(BaseModel):
@@ -117,13 +142,22 @@ class Write(Stage):
                 index = []
                 for subset in meta.subsets:
                     if subset not in writers:
-                        writers[subset] = ShardWriter(self.out, subset, prefix, self.cfg.max_count,
-                                                      self.cfg.max_bytes)
+                        writers[subset] = ShardWriter(self.out, subset, prefix, self.cfg.max_count, self.cfg.max_bytes)
                     shard = writers[subset].write(key, sample)
-                    index.append({"key": key, "subset": subset, "shard": f"{subset}/{os.path.basename(shard)}",
-                                  "source_id": source_id, "start": meta.start, "end": meta.end,
-                                  "duration": meta.end - meta.start, "phase": meta.phase or "",
-                                  "instruction": meta.instruction, "scores_json": json.dumps(meta.scores)})
+                    index.append(
+                        {
+                            "key": key,
+                            "subset": subset,
+                            "shard": f"{subset}/{os.path.basename(shard)}",
+                            "source_id": source_id,
+                            "start": meta.start,
+                            "end": meta.end,
+                            "duration": meta.end - meta.start,
+                            "phase": meta.phase or "",
+                            "instruction": meta.instruction,
+                            "scores_json": json.dumps(meta.scores),
+                        }
+                    )
                 records.append(_record(row, "written", key=key, index=index, meta=meta))
             for w in writers.values():
                 w.close()

@@ -12,15 +12,16 @@ hash band, grouped with Ray Data); the functions here are what each bucket runs,
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ophora.curation.stages.common import read_meta
 from ophora.curation.stages.base import stage_resources
+from ophora.curation.stages.common import read_meta
 from ophora.curation.stages.frame_filter import Findings, FrameFilterStage
 from ophora.curation.stages.quality import QualityConfig, openclip_model
 
@@ -34,20 +35,33 @@ class DedupConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["phash", "clip"] = Field("phash", description="phash: perceptual hashes of the key frames; clip: "
-                                                                 "SimHash of their open_clip embeddings (the model "
-                                                                 "and weights of the quality section)")
+    method: Literal["phash", "clip"] = Field(
+        "phash",
+        description="phash: perceptual hashes of the key frames; clip: "
+        "SimHash of their open_clip embeddings (the model "
+        "and weights of the quality section)",
+    )
     frames: int = Field(4, ge=1, description="key frames hashed per window")
     max_side: int = Field(320, ge=32, description="sampled frames are downscaled to this longer side")
     bands: int = Field(4, ge=1, le=16, description="LSH bands per 64-bit hash (buckets share one band exactly)")
-    max_bits: int = Field(10, ge=0, le=64, description="near duplicate: every key frame differs by at most this "
-                                                       "many bits")
-    clip_max_bits: int = Field(8, ge=0, le=64, description="method clip: near duplicate when every key frame's "
-                                                            "SimHash differs by at most this many bits (8 of 64: "
-                                                            "embeddings about 22 degrees apart, cosine ~0.92)")
+    max_bits: int = Field(
+        10, ge=0, le=64, description="near duplicate: every key frame differs by at most this many bits"
+    )
+    clip_max_bits: int = Field(
+        8,
+        ge=0,
+        le=64,
+        description="method clip: near duplicate when every key frame's "
+        "SimHash differs by at most this many bits (8 of 64: "
+        "embeddings about 22 degrees apart, cosine ~0.92)",
+    )
     quality_score: str = Field("field", description="score that picks the clip kept from a group (highest wins)")
-    partitions: int = Field(8, ge=0, description="partitions of the run-wide grouping's two shuffles (0: Ray "
-                                                 "Data's default; raise it for millions of clips on a cluster)")
+    partitions: int = Field(
+        8,
+        ge=0,
+        description="partitions of the run-wide grouping's two shuffles (0: Ray "
+        "Data's default; raise it for millions of clips on a cluster)",
+    )
 
     @property
     def threshold_bits(self) -> int:
@@ -120,7 +134,7 @@ def bucket_losers(members: Iterable[tuple[str, float, str]], max_bits: int) -> l
     ranked = sorted(set(members), key=lambda m: (-m[1], m[0]))
     out = []
     for i, (wid_a, _, sig_a) in enumerate(ranked):
-        for wid_b, _, sig_b in ranked[i + 1:]:
+        for wid_b, _, sig_b in ranked[i + 1 :]:
             if wid_b != wid_a and near_duplicate(sig_a, sig_b, max_bits):
                 out.append((wid_b, wid_a))
     return out
@@ -158,8 +172,10 @@ class DedupStage(FrameFilterStage):
         if self.cfg.method == "clip":
             quality = self.conf["quality"]
             if not quality.clip_pretrained:
-                raise ValueError("dedup.method=clip needs open_clip weights: set quality.clip_pretrained (a local "
-                                 "weights file or a tag)")
+                raise ValueError(
+                    "dedup.method=clip needs open_clip weights: set quality.clip_pretrained (a local "
+                    "weights file or a tag)"
+                )
             self.clip = openclip_model(quality)
             self.model = f"simhash{SIMHASH_BITS}-{self.clip.id}@1"
 

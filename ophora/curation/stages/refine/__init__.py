@@ -22,27 +22,33 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from ophora.curation import phi
-from ophora.curation.cataract_actions import (ACTION_VERBS, PHASES, SURGICAL_NOUNS, names_action, phase_of,
-                                              phase_scores)
-from ophora.curation.stages.refine.instruction_form import form_complaint, lemmas, narrated_actions, parse_imperative
-from ophora.curation.stages.refine.backends import ExtractiveBackend, base_verb, make_backend
+from ophora.curation.cataract_actions import ACTION_VERBS, PHASES, SURGICAL_NOUNS, names_action, phase_of, phase_scores
 from ophora.curation.stages.base import stage_resources
 from ophora.curation.stages.common import RowStage, read_meta, update_meta
+from ophora.curation.stages.refine.backends import ExtractiveBackend, base_verb, make_backend
+from ophora.curation.stages.refine.instruction_form import form_complaint, lemmas, narrated_actions, parse_imperative
 
 NOT_SURGICAL = "not a surgical action"
 STEER_START = '{"relevant": true, "instruction": "'
-_FIRST_PERSON = re.compile(r"\bI(?:'m|'ll|'ve|'d)?\b(?!/)|\b(?i:me|my|mine|myself|we|we're|we'll|we've|our|ours|us|"
-                           r"let's)\b")
-_META_TALK = re.compile(r"\b(?:this|the) video\b|\bviewers?\b|\bwatch(?:ing)?\b|\bsubscribe\b|\bcamera\b|"
-                        r"\btoday\b|\bin this (?:case|clip)\b", re.I)
+_FIRST_PERSON = re.compile(
+    r"\bI(?:'m|'ll|'ve|'d)?\b(?!/)|\b(?i:me|my|mine|myself|we|we're|we'll|we've|our|ours|us|"
+    r"let's)\b"
+)
+_META_TALK = re.compile(
+    r"\b(?:this|the) video\b|\bviewers?\b|\bwatch(?:ing)?\b|\bsubscribe\b|\bcamera\b|"
+    r"\btoday\b|\bin this (?:case|clip)\b",
+    re.I,
+)
 # a scrubber placeholder, whole or as a parser's rewrite leaves it ("Bear NAME on [ DATE."): a bracket, or a kind
 # word in capitals
 _PLACEHOLDER = re.compile(r"[\[\]]|\b(?:" + "|".join(phi.KINDS) + r")\b")
 _ARTICLES = frozenset("the a an".split())
 _SUBJECT_WORDS = frozenset("the a an this that these those it its there here he she they you your".split())
-_STOP = frozenset("""with from into onto then that this there their they them your have when while where which
+_STOP = frozenset(
+    """with from into onto then that this there their they them your have when while where which
 what after before under over about around through until again more some each every very just like well also
-gently slowly carefully""".split())
+gently slowly carefully""".split()
+)
 
 
 def content_stems(text: str) -> set[str]:
@@ -56,8 +62,9 @@ def is_description(text: str) -> bool:
     words = re.findall(r"[a-z']+", text.lower())
     if not words:
         return False
-    return words[0] in _SUBJECT_WORDS or (base_verb(words[0]) is None and
-                                          bool({"is", "are", "was", "were"} & set(words[1:4])))
+    return words[0] in _SUBJECT_WORDS or (
+        base_verb(words[0]) is None and bool({"is", "are", "was", "were"} & set(words[1:4]))
+    )
 
 
 def ungrounded(instruction: str, narration: str) -> str | None:
@@ -66,8 +73,10 @@ def ungrounded(instruction: str, narration: str) -> str | None:
     meaningful word with the narration."""
     said, wrote = phase_scores(narration), phase_scores(instruction)
     if said and wrote and not set(said) & set(wrote):
-        return (f"the instruction describes {' / '.join(p.replace('_', ' ') for p in wrote)}, but the narration "
-                f"describes {' / '.join(p.replace('_', ' ') for p in said)}; instruct the narration's own action")
+        return (
+            f"the instruction describes {' / '.join(p.replace('_', ' ') for p in wrote)}, but the narration "
+            f"describes {' / '.join(p.replace('_', ' ') for p in said)}; instruct the narration's own action"
+        )
     if not (said and wrote) and not content_stems(instruction) & content_stems(narration):
         return "the instruction shares no word with the narration; instruct what the narration says"
     action, _ = parse_imperative(instruction)
@@ -76,8 +85,7 @@ def ungrounded(instruction: str, narration: str) -> str | None:
     # what the narration does: its verbs, and the surgeon's verbs its clauses turn into ("the lens goes in": insert)
     done = lemmas(narration) | {a.split()[0].lower() for a in narrated_actions(narration)}
     if action.verb not in done and not (set(said) & set(wrote) and action.verb in ACTION_VERBS):
-        return (f"the narration does not \"{action.verb}\" anything; instruct the narration's own action with its "
-                f"verb")
+        return f'the narration does not "{action.verb}" anything; instruct the narration\'s own action with its verb'
     return None
 
 
@@ -95,17 +103,26 @@ class RefineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     backend: Literal["extractive", "transformers", "ctranslate2", "openai"] = Field(
-        "extractive", description="who writes instructions: rules only, a local causal LM (through transformers, or "
-                                  "converted once to CTranslate2 int8: ~Nx faster on CPU), or an HTTP endpoint")
-    model: str = Field("", description="transformers, ctranslate2: model dir, hub id or .gguf file (empty: the "
-                                       "bundled SmolLM2 GGUF; ctranslate2 also takes a converted folder); openai: the "
-                                       "served model's name")
+        "extractive",
+        description="who writes instructions: rules only, a local causal LM (through transformers, or "
+        "converted once to CTranslate2 int8: ~Nx faster on CPU), or an HTTP endpoint",
+    )
+    model: str = Field(
+        "",
+        description="transformers, ctranslate2: model dir, hub id or .gguf file (empty: the "
+        "bundled SmolLM2 GGUF; ctranslate2 also takes a converted folder); openai: the "
+        "served model's name",
+    )
     prompt: str = Field("refine_v1", description="prompt template under ophora/curation/stages/refine/prompts/")
-    device: str = Field("auto", description="transformers, ctranslate2: device ('auto': cuda when available, in "
-                                            "bfloat16 / int8_float16; else cpu in float32 / int8)")
+    device: str = Field(
+        "auto",
+        description="transformers, ctranslate2: device ('auto': cuda when available, in "
+        "bfloat16 / int8_float16; else cpu in float32 / int8)",
+    )
     threads: int = Field(0, ge=0, description="transformers, ctranslate2: CPU threads (0: the library's default)")
-    compute_type: str = Field("auto", description="ctranslate2: compute precision ('auto': int8 on CPU, "
-                                                  "int8_float16 on GPU)")
+    compute_type: str = Field(
+        "auto", description="ctranslate2: compute precision ('auto': int8 on CPU, int8_float16 on GPU)"
+    )
     batch_size: int = Field(8, gt=0, description="transformers, ctranslate2: conversations generated together")
     max_new_tokens: int = Field(64, gt=0, description="answer length cap in tokens")
     base_url: str = Field("", description="openai: endpoint base, e.g. http://host:8000/v1")
@@ -115,17 +132,23 @@ class RefineConfig(BaseModel):
     concurrency: int = Field(4, gt=0, description="openai: requests in flight per actor")
     json_mode: bool = Field(True, description="openai: ask for response_format json_object")
     recheck_irrelevant: bool = Field(
-        True, description="an LLM's 'not a surgical action' is challenged when the narration names a cataract "
-                          "action by the vocabulary (small models often say no too readily)")
+        True,
+        description="an LLM's 'not a surgical action' is challenged when the narration names a cataract "
+        "action by the vocabulary (small models often say no too readily)",
+    )
     steer: bool = Field(
-        False, description="transformers, ctranslate2: when the narration describes an action, the answer is made to "
-                           "start with '{\"relevant\": true, \"instruction\": \"' so the model only writes the "
-                           "instruction (a small model says 'not relevant' to most narration)")
+        False,
+        description="transformers, ctranslate2: when the narration describes an action, the answer is made to "
+        'start with \'{"relevant": true, "instruction": "\' so the model only writes the '
+        "instruction (a small model says 'not relevant' to most narration)",
+    )
     steer_action: bool = Field(
-        True, description="with steer: the instruction is made to start at the verb of the narration's main action "
-                          "as the rules read it (spaCy's parse), so a small model writes what the verb acts on "
-                          "rather than choosing a verb; where the rules find no action the model answers unsteered. "
-                          "Off: steered whenever the cataract vocabulary names an action")
+        True,
+        description="with steer: the instruction is made to start at the verb of the narration's main action "
+        "as the rules read it (spaCy's parse), so a small model writes what the verb acts on "
+        "rather than choosing a verb; where the rules find no action the model answers unsteered. "
+        "Off: steered whenever the cataract vocabulary names an action",
+    )
     min_words: int = Field(3, gt=0, description="shortest acceptable instruction, in words")
     max_words: int = Field(40, gt=0, description="longest acceptable instruction, in words")
 
@@ -193,18 +216,25 @@ def complaint(answer: Any, cfg: RefineConfig, narration: str = "") -> str | None
     if _PLACEHOLDER.search(text) or phi.find_phi(text[:1].lower() + text[1:]):
         return "the instruction contains identifying details or placeholders; leave them out"
     if is_description(text):
-        return "the instruction is a description; start with the verb of the action (\"Insert ...\")"
+        return 'the instruction is a description; start with the verb of the action ("Insert ...")'
     form = form_complaint(text)
     if form:
         return form
-    if not names_action(text) and not (narration and names_action(narration)) and \
-            not acts_on_the_eye(text, narration):
+    if not names_action(text) and not (narration and names_action(narration)) and not acts_on_the_eye(text, narration):
         return "the instruction names no cataract-surgery action"
     return ungrounded(text, narration) if narration else None
 
 
-def _result(answer: dict, backend: str, model: str, prompt_version: str, fallback: bool, reason: str,
-            narration: str = "", steered: str = "") -> dict:
+def _result(
+    answer: dict,
+    backend: str,
+    model: str,
+    prompt_version: str,
+    fallback: bool,
+    reason: str,
+    narration: str = "",
+    steered: str = "",
+) -> dict:
     relevant = bool(answer.get("relevant"))
     instruction = " ".join(str(answer.get("instruction") or "").split()) if relevant else ""
     phase = answer.get("phase") if answer.get("phase") in PHASES else None
@@ -213,9 +243,17 @@ def _result(answer: dict, backend: str, model: str, prompt_version: str, fallbac
         phase = phase_of(instruction) or phase_of(narration)
     if not relevant and not reason:
         reason = NOT_SURGICAL
-    return {"relevant": relevant, "instruction": instruction, "phase": phase if relevant else None,
-            "backend": backend, "model": model, "prompt_version": prompt_version, "fallback": fallback,
-            "reason": reason, "steered": steered if relevant and not fallback else ""}
+    return {
+        "relevant": relevant,
+        "instruction": instruction,
+        "phase": phase if relevant else None,
+        "backend": backend,
+        "model": model,
+        "prompt_version": prompt_version,
+        "fallback": fallback,
+        "reason": reason,
+        "steered": steered if relevant and not fallback else "",
+    }
 
 
 class Refiner:
@@ -257,7 +295,7 @@ class Refiner:
         steer = " ".join(words[:2] if len(words) > 2 and words[1].lower() in _ARTICLES else words[:1])
         if attempt:
             action, _ = parse_imperative(text)
-            head = action.text[:action.object_end] if action else ""  # offsets count in the parsed (spaced) text
+            head = action.text[: action.object_end] if action else ""  # offsets count in the parsed (spaced) text
             steer = head if len(steer) < len(head) < len(text.rstrip(".")) else steer
         return STEER_START + steer
 
@@ -266,8 +304,14 @@ class Refiner:
         todo = []
         for i, text in enumerate(narrations):
             if not (text or "").strip():
-                results[i] = _result({"relevant": False}, self.backend.name, self.backend.model_id,
-                                     self.prompt["version"], False, f"{NOT_SURGICAL}: empty narration")
+                results[i] = _result(
+                    {"relevant": False},
+                    self.backend.name,
+                    self.backend.model_id,
+                    self.prompt["version"],
+                    False,
+                    f"{NOT_SURGICAL}: empty narration",
+                )
             elif isinstance(self.backend, ExtractiveBackend):
                 results[i] = self._extractive(text, False, "")
             else:
@@ -282,28 +326,43 @@ class Refiner:
             ids = todo if attempt == 0 else sorted(retry)
             if not ids:
                 break
-            answers = self.backend.generate([convs[i] for i in ids], [starts[i] for i in ids]) \
-                if any(starts.values()) else self.backend.generate([convs[i] for i in ids])
+            answers = (
+                self.backend.generate([convs[i] for i in ids], [starts[i] for i in ids])
+                if any(starts.values())
+                else self.backend.generate([convs[i] for i in ids])
+            )
             for i, raw in zip(ids, answers):
                 if isinstance(raw, Exception):  # the endpoint failed after its own retries: rules answer
                     results[i] = self._extractive(narrations[i], True, f"backend error: {raw}", rules.get(i))
                     retry.pop(i, None)
                     continue
                 answer = parse_answer(raw)
-                why = complaint(answer, self.cfg, narrations[i]) if answer is not None else \
-                    "the answer is not valid JSON"
+                why = (
+                    complaint(answer, self.cfg, narrations[i]) if answer is not None else "the answer is not valid JSON"
+                )
                 if why is None:
-                    results[i] = _result(answer, self.backend.name, self.backend.model_id, self.prompt["version"],
-                                         False, "", narrations[i], starts[i][len(STEER_START):])
+                    results[i] = _result(
+                        answer,
+                        self.backend.name,
+                        self.backend.model_id,
+                        self.prompt["version"],
+                        False,
+                        "",
+                        narrations[i],
+                        starts[i][len(STEER_START) :],
+                    )
                     retry.pop(i, None)
                 elif attempt == 0:
                     retry[i] = why
                     starts[i] = self._start(narrations[i], rules.get(i), 1)
-                    convs[i] = convs[i] + [{"role": "assistant", "content": raw[:2000]},
-                                           {"role": "user", "content": self.prompt["retry"].format(complaint=why)}]
+                    convs[i] = convs[i] + [
+                        {"role": "assistant", "content": raw[:2000]},
+                        {"role": "user", "content": self.prompt["retry"].format(complaint=why)},
+                    ]
                 else:
-                    results[i] = self._extractive(narrations[i], True,
-                                                  f"llm answer rejected twice: {retry[i]}; then {why}", rules.get(i))
+                    results[i] = self._extractive(
+                        narrations[i], True, f"llm answer rejected twice: {retry[i]}; then {why}", rules.get(i)
+                    )
         return results  # type: ignore[return-value]
 
 

