@@ -12,7 +12,8 @@ from ophora.curation import phi
 from ophora.curation.cataract_actions import phase_of
 from ophora.curation.stages.common import new_row, rows_to_batch
 from ophora.curation.stages.refine import NOT_SURGICAL, RefineConfig, Refiner, RefineStage, complaint, parse_answer
-from ophora.curation.stages.refine.backends import TransformersBackend, find_smollm2_gguf, imperative
+from ophora.curation.stages.refine.backends import TransformersBackend, find_smollm2_gguf
+from ophora.curation.stages.refine.extractive import imperative
 from tests.fixtures.llm_server import CANNED_ANSWER, ChatServer
 
 SURGICAL = "Um, okay so now I make the main incision with the keratome at the temporal limbus."

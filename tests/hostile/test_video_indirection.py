@@ -96,7 +96,7 @@ def test_every_decoder_refuses_a_playlist(playlists, listener, kind):
     import av
 
     from ophora.curation.frames import window_frames
-    from ophora.curation.stages.transcribe import stream_pcm
+    from ophora.curation.stages.transcribe.audio import stream_pcm
     from ophora.video import VideoError, decode_frames, decoded_facts
 
     path = playlists[kind]

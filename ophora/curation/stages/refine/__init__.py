@@ -25,7 +25,8 @@ from ophora.curation import phi
 from ophora.curation.cataract_actions import ACTION_VERBS, PHASES, SURGICAL_NOUNS, names_action, phase_of, phase_scores
 from ophora.curation.stages.base import stage_resources
 from ophora.curation.stages.common import RowStage, read_meta, update_meta
-from ophora.curation.stages.refine.backends import ExtractiveBackend, base_verb, make_backend
+from ophora.curation.stages.refine.backends import make_backend
+from ophora.curation.stages.refine.extractive import ExtractiveBackend, base_verb
 from ophora.curation.stages.refine.instruction_form import form_complaint, lemmas, narrated_actions, parse_imperative
 
 NOT_SURGICAL = "not a surgical action"

@@ -148,7 +148,7 @@ def form_complaint(text: str) -> str | None:
 def verb_lemma(token) -> str:
     """A verb's base form; the surgical vocabulary's own when spaCy's lemmatizer does not know the word
     ("regrasping" -> "regrasp", not "regraspe")."""
-    from ophora.curation.stages.refine.backends import base_verb
+    from ophora.curation.stages.refine.extractive import base_verb
 
     return base_verb(token.text) or token.lemma_.lower()
 
