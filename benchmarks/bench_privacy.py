@@ -170,8 +170,8 @@ def _face_cases(seed: int = EVAL_SEED + 1):
     import cv2
     import numpy as np
 
-    from ophora.curation.faces import Mtcnn
     from ophora.curation.frames import frames_at
+    from ophora.curation.stages.privacy.faces import Mtcnn
     from tests.fixtures.faces import pasted, portrait
 
     backgrounds = [f for clip in sorted(REFERENCE.glob("*.mp4")) for f in frames_at(str(clip), [1.0, 4.0], 720)]
@@ -207,8 +207,8 @@ def bench_faces(stage) -> dict:
 
 
 def compare_faces() -> dict:
-    from ophora.curation.faces import BlazeFace, face_like
     from ophora.curation.frames import frames_at
+    from ophora.curation.stages.privacy.faces import BlazeFace, face_like
 
     out = {}
     refs = [

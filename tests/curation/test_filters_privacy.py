@@ -73,7 +73,7 @@ def test_the_real_cataract_clips_show_no_face_text_or_overlay(stage):
 
 
 def test_the_eye_gate_keeps_a_face_shaped_box_cut_by_the_frame_edge_out():
-    from ophora.curation.faces import Face, face_like
+    from ophora.curation.stages.privacy.faces import Face, face_like
 
     eye_at_edge = Face((-16.0, 231.0, 118.0, 397.0), 0.98, [(40, 296), (96, 277), (87, 323), (83, 353)])
     presenter = Face((300.0, 100.0, 420.0, 250.0), 0.99, [(330, 160), (390, 160), (360, 190), (360, 220)])

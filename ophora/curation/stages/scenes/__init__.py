@@ -5,7 +5,7 @@ ffmpeg decodes the source once, resampled to ``scenes.analysis_fps`` and downsca
 chosen detector. A second, slower ContentDetector pass over the same frames finds dissolves and fades, which
 look like slow drifts at the full analysis rate. Both passes only propose: real microscope footage (instruments
 sweeping through, the view jumping, flashes, fluid waves, focus pulls) makes them fire inside one continuous shot,
-so every candidate goes to :class:`~ophora.curation.boundary_check.BoundaryCheck`, which keeps it only when the
+so every candidate goes to :class:`~ophora.curation.stages.scenes.boundary_check.BoundaryCheck`, which keeps it only when the
 colours after it cannot be had by moving the picture before it (``scenes.change_threshold``, fitted on real
 surgical footage by benchmarks/bench_footage.py). Each boundary is kept as an interval of uncertainty (the time
 between the last frame before it and the first after it); scenes are the stretches between boundaries.
@@ -24,9 +24,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scenedetect import AdaptiveDetector, ContentDetector, FrameTimecode
 
-from ophora.curation.boundary_check import BoundaryCheck, grey_diff
 from ophora.curation.stages.base import stage_resources
 from ophora.curation.stages.common import Reject, RowStage, ffmpeg_args
+from ophora.curation.stages.scenes.boundary_check import BoundaryCheck, grey_diff
 from ophora.video import ffmpeg_input
 
 

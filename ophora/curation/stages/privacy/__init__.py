@@ -177,8 +177,8 @@ def graphic_colour_share(
 
 
 class FaceDetector:
-    """How many faces an RGB frame shows: MTCNN or BlazeFace behind the :func:`~ophora.curation.faces.face_like`
-    gate and a second opinion (:class:`~ophora.curation.faces.FacePresence`), YuNet when a model file is given, or
+    """How many faces an RGB frame shows: MTCNN or BlazeFace behind the :func:`~ophora.curation.stages.privacy.faces.face_like`
+    gate and a second opinion (:class:`~ophora.curation.stages.privacy.faces.FacePresence`), YuNet when a model file is given, or
     two Haar cascades that must both be sure (then 0 or 1)."""
 
     def __init__(self, cfg: PrivacyConfig):
@@ -190,7 +190,7 @@ class FaceDetector:
                 raise ValueError(f"privacy.face_model {cfg.face_model!r}: cannot load YuNet ({e})") from e
             self.id = "opencv-yunet:" + cfg.face_model.replace("\\", "/").rsplit("/", 1)[-1]
         elif cfg.face_detector in ("mtcnn", "blazeface"):
-            from ophora.curation.faces import BlazeFace, FacePresence, Mtcnn
+            from ophora.curation.stages.privacy.faces import BlazeFace, FacePresence, Mtcnn
 
             self.learned = (
                 Mtcnn(cfg.face_score, threads=cfg.face_threads)
@@ -215,7 +215,7 @@ class FaceDetector:
             frame = cv2.resize(frame, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
             h, w = frame.shape[:2]
         if self.learned is not None:
-            from ophora.curation.faces import face_like
+            from ophora.curation.stages.privacy.faces import face_like
 
             smallest = self.cfg.face_min_height * h
             return sum(
