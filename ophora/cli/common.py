@@ -57,3 +57,19 @@ def print_table(title: str, rows: list[tuple[Any, ...]], columns: tuple[str, ...
     for r in rows:
         table.add_row(*(str(x) for x in r))
     Console(file=sys.stdout).print(table)
+
+
+def job_config(model, path, flags: dict, sets, what: str, show: bool):
+    """A job's effective config (defaults <- ``--config`` <- the flags given <- ``--set``); exits 2 with one line
+    when it is wrong. With ``show`` (``--print-config``) it is printed and None returned."""
+    from ophora.config import to_yaml
+    from ophora.inference.config import load_job_config
+
+    try:
+        cfg = load_job_config(model, path, flags, dict(parse_set(x) for x in sets or []))
+    except (ValueError, OSError) as e:
+        fail(f"{what} config: {config_error(e)}")
+    if show:
+        typer.echo(to_yaml(cfg), nl=False)
+        return None
+    return cfg

@@ -8,8 +8,7 @@ from typing import Optional
 
 import typer
 
-from ophora.cli.common import config_error, console, fail, parse_set, print_table
-from ophora.config import to_yaml
+from ophora.cli.common import console, fail, job_config, print_table
 
 
 def _kwargs(text: Optional[str], flag: str) -> dict | None:
@@ -77,36 +76,15 @@ def evaluate(
     training clips as reference, a memorisation audit lists each video's nearest training clips.
     Example: ophora evaluate samples/videos --reference curated/
     """
-    from ophora.inference.config import EvaluateConfig, load_job_config
+    from ophora.inference.config import EvaluateConfig
     from ophora.inference.evaluate import evaluate as run_evaluation
     from ophora.inference.features import FeatureNetError
 
-    flags = dict(
-        subset=subset,
-        max_reference=max_reference,
-        fid_net=fid_net,
-        fvd_net=fvd_net,
-        fid_size=fid_size,
-        fvd_size=fvd_size,
-        fid_range=fid_range,
-        fvd_range=fvd_range,
-        fid_call_kwargs=_kwargs(fid_kwargs, "--fid-call-kwargs"),
-        fvd_call_kwargs=_kwargs(fvd_kwargs, "--fvd-call-kwargs"),
-        clip_model=clip_model,
-        clip_pretrained=clip_pretrained,
-        frames_per_video=frames_per_video,
-        fvd_frames=fvd_frames,
-        seed=seed,
-        device=device,
-        audit_k=audit_k,
-        audit_threshold=audit_threshold,
-    )
-    try:
-        cfg = load_job_config(EvaluateConfig, config, flags, dict(parse_set(x) for x in sets or []))
-    except (ValueError, OSError) as e:
-        fail(f"evaluate config: {config_error(e)}")
-    if print_config:
-        typer.echo(to_yaml(cfg), nl=False)
+    fid_call_kwargs = _kwargs(fid_kwargs, "--fid-call-kwargs")
+    fvd_call_kwargs = _kwargs(fvd_kwargs, "--fvd-call-kwargs")
+    flags = {k: v for k, v in locals().items() if k in EvaluateConfig.model_fields}
+    cfg = job_config(EvaluateConfig, config, flags, sets, "evaluate", print_config)
+    if cfg is None:
         return
     try:
         results = run_evaluation(generated, reference, out, progress=True, **cfg.run_kwargs())

@@ -6,9 +6,8 @@ from typing import Optional
 
 import typer
 
-from ophora.cli.common import config_error, console, fail, parse_set, print_table
+from ophora.cli.common import console, fail, job_config, print_table
 from ophora.clip_geometry import COGVIDEOX
-from ophora.config import to_yaml
 
 
 def sample(
@@ -32,7 +31,9 @@ def sample(
     lora: Optional[str] = typer.Option(None, "--lora", help="LoRA folder (or an ophora LoRA export)."),
     lora_scale: Optional[float] = typer.Option(None, "--lora-scale", help="Strength of the LoRA [1.0]."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Base seed; video j of prompt i gets seed + i*N + j [0]."),
-    num_videos: Optional[int] = typer.Option(None, "--num-videos-per-prompt", min=1, help="Videos per prompt (N) [1]."),
+    num_videos_per_prompt: Optional[int] = typer.Option(
+        None, "--num-videos-per-prompt", min=1, help="Videos per prompt (N) [1]."
+    ),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Denoising steps [50]."),
     frames: Optional[int] = typer.Option(
         None, "--frames", min=1, help=f"Frames per video (4k+1) [{COGVIDEOX.num_frames}]."
@@ -55,9 +56,11 @@ def sample(
     ),
     vae_tiling: Optional[bool] = typer.Option(None, "--vae-tiling", help="Decode in spatial tiles (less memory)."),
     cpu_offload: Optional[str] = typer.Option(None, "--cpu-offload", help="none, model or sequential."),
-    compile_: Optional[bool] = typer.Option(None, "--compile", help="torch.compile the transformer."),
-    ray: Optional[bool] = typer.Option(None, "--ray", help="Spread videos over a Ray actor pool (one actor per GPU)."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Actors with --ray (default: GPUs)."),
+    compile: Optional[bool] = typer.Option(None, "--compile", help="torch.compile the transformer."),
+    use_ray: Optional[bool] = typer.Option(
+        None, "--ray", help="Spread videos over a Ray actor pool (one actor per GPU)."
+    ),
+    num_workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Actors with --ray (default: GPUs)."),
     id_column: Optional[str] = typer.Option(None, "--id-column", help="CSV/JSONL field with the prompt id [id]."),
     prompt_column: Optional[str] = typer.Option(
         None, "--prompt-column", help="CSV/JSONL field with the text [prompt]."
@@ -69,44 +72,15 @@ def sample(
 
     Example: ophora sample --model cogvideox-p2ft --prompts cataract-phases --out samples --seed 42
     """
-    from ophora.inference.config import SampleConfig, load_job_config
+    from ophora.inference.config import SampleConfig
     from ophora.inference.pipeline import GeometryError
     from ophora.inference.prompts import PromptError, read_prompts
     from ophora.inference.sample import sample_videos
     from ophora.storage import relocate, staged
 
-    flags = dict(
-        model=model,
-        lora=lora,
-        lora_scale=lora_scale,
-        seed=seed,
-        num_videos_per_prompt=num_videos,
-        steps=steps,
-        frames=frames,
-        height=height,
-        width=width,
-        fps=fps,
-        guidance=guidance,
-        dynamic_cfg=dynamic_cfg,
-        scheduler=scheduler,
-        dtype=dtype,
-        vae_slicing=vae_slicing,
-        vae_tiling=vae_tiling,
-        cpu_offload=cpu_offload,
-        compile=compile_,
-        use_ray=ray,
-        num_workers=workers,
-        id_column=id_column,
-        prompt_column=prompt_column,
-        phase_column=phase_column,
-        gallery=gallery,
-    )
-    try:
-        cfg = load_job_config(SampleConfig, config, flags, dict(parse_set(x) for x in sets or []))
-    except (ValueError, OSError) as e:
-        fail(f"sample config: {config_error(e)}")
-    if print_config:
-        typer.echo(to_yaml(cfg), nl=False)
+    flags = {k: v for k, v in locals().items() if k in SampleConfig.model_fields}
+    cfg = job_config(SampleConfig, config, flags, sets, "sample", print_config)
+    if cfg is None:
         return
     if not cfg.model or not out:
         fail("give --model (or model: in --config) and --out")
