@@ -340,3 +340,27 @@ def frames_at(video: str | os.PathLike | IO[bytes], times: list[float], max_side
         return np.stack(picked)
     finally:
         container.close()
+
+
+def raw_frames_input(width: int, height: int, fps: float | str, pix_fmt: str = "rgb24") -> list[str]:
+    """The start of an ffmpeg command that reads raw ``pix_fmt`` frames of ``width``x``height`` at ``fps`` from
+    stdin (the encoder, output options and path follow)."""
+    rate = fps if isinstance(fps, str) else f"{fps:g}"
+    return [
+        "ffmpeg",
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        pix_fmt,
+        "-s",
+        f"{width}x{height}",
+        "-framerate",
+        rate,
+        "-i",
+        "pipe:0",
+    ]

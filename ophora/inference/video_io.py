@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ophora.video import VideoError
+from ophora.video import VideoError, raw_frames_input
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:
@@ -32,21 +32,7 @@ def encode_mp4(frames: np.ndarray, path: str | Path, fps: float, crf: int = 18, 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
-        "ffmpeg",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-s",
-        f"{w}x{h}",
-        "-r",
-        f"{fps:g}",
-        "-i",
-        "pipe:0",
+        *raw_frames_input(w, h, fps),
         "-an",
         "-c:v",
         "libx264",

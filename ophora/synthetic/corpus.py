@@ -37,6 +37,7 @@ from ophora.synthetic.scenes import (
     dissolve,
     title_slide,
 )
+from ophora.video import raw_frames_input
 
 GENERATOR_VERSION = "2"  # 2: Faker identities in 11 locales, drawn overlay styles, recorder bars, face insets
 TITLES = [
@@ -124,24 +125,7 @@ def _encode(
 ) -> None:
     """Pipe raw frames (and the soundtrack) through ffmpeg into the container; raises with ffmpeg's message."""
     muxer, _, v_args, _ = plan.CONTAINERS[fmt.container]
-    cmd = [
-        "ffmpeg",
-        "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "bgr24",
-        "-s",
-        f"{fmt.width}x{fmt.height}",
-        "-framerate",
-        fmt.fps_text,
-        "-i",
-        "pipe:0",
-    ]
+    cmd = raw_frames_input(fmt.width, fmt.height, fmt.fps_text, "bgr24")
     if audio_wav is not None:
         cmd += ["-i", str(audio_wav)]
     cmd += ["-map", "0:v:0", *v_args, "-pix_fmt", "yuv420p", "-frames:v", str(n_frames)]

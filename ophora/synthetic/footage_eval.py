@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ophora.video import raw_frames_input
+
 REFERENCE_FPS = 8.0
 TOLERANCE_S = 0.25
 
@@ -138,21 +140,7 @@ def render(footage: Footage, clips: dict[str, np.ndarray], out_dir: str | Path) 
     and return the truth (:func:`truth_of`)."""
     path = Path(out_dir) / f"{footage.name}.mp4"
     args = [
-        "ffmpeg",
-        "-nostdin",
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "bgr24",
-        "-s",
-        f"{footage.width}x{footage.height}",
-        "-r",
-        f"{footage.fps:g}",
-        "-i",
-        "pipe:",
+        *raw_frames_input(footage.width, footage.height, footage.fps, "bgr24"),
         "-c:v",
         "libx264",
         "-preset",
