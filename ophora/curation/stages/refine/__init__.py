@@ -1,7 +1,7 @@
 """Refine stage: a window's (PHI-scrubbed) narration -> one concise, imperative surgical instruction, or a drop
 with "not a surgical action".
 
-An LLM backend (transformers or OpenAI-compatible, ``refine_backends.py``) answers JSON ``{relevant, instruction,
+An LLM backend (transformers, CTranslate2 or OpenAI-compatible, ``backends.py``) answers JSON ``{relevant, instruction,
 phase}`` from the versioned prompt in ``prompts/``. Each answer is validated: length, no first person, no talk of
 the video, no PHI, its form read by spaCy's parser (one imperative sentence whose first word is an action verb with
 an object, no dangling clause: ``instruction_form.py``), names a cataract action, and says what the narration says
