@@ -17,6 +17,7 @@ from ophora.curation.config import CurateConfig
 from ophora.curation.pipeline import run_curation
 from ophora.dataset.ledger import read_ledger
 from ophora.dataset.shards import iter_subset
+from tests.fixtures import H264_FAST
 from tests.fixtures.curate import BACKBONE, mp4_facts, offline_config
 
 pytestmark = pytest.mark.slow  # one full run over 16 inputs (about a minute on 2 cores)
@@ -36,12 +37,7 @@ def pattern(path: Path, seconds: float, size: str = "320x240", rate: str = "30",
         "-i",
         f"testsrc2=s={size}:r={rate}:d={seconds}",
         *extra,
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
+        *H264_FAST,
         str(path),
     )
     return path
@@ -189,12 +185,7 @@ def test_sources_without_usable_narration_finish_with_their_windows_dropped_for_
         "lavfi",
         "-i",
         "anoisesrc=d=7.1:a=0.3",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
+        *H264_FAST,
         "-shortest",
         str(d / "noise.mp4"),
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from ophora.dataset.shards import encode_sample
+from tests.fixtures import H264_FAST
 from tests.fixtures.hostile import Listener, Sandbox, check, run
 from tests.fixtures.shards import clip_meta, make_clip, sample_members, write_raw_tar
 
@@ -83,12 +84,7 @@ def _encode(name: str, *args: str) -> bytes:
                 "lavfi",
                 "-i",
                 *args,
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-pix_fmt",
-                "yuv420p",
+                *H264_FAST,
                 str(out),
             ],
             check=True,

@@ -17,6 +17,7 @@ import pytest
 
 from ophora.curation.stages.transcribe.subtitles import SubtitleError
 from ophora.curation.stages.transcribe.subtitles import load as load_subtitles
+from tests.fixtures import H264_FAST
 from tests.fixtures.hostile import Canary, Listener, Sandbox, check, run
 
 BACKBONE = "skip=[transcribe,refine,dynamics,quality,privacy,dedup]"
@@ -36,12 +37,7 @@ def video(path: Path, seconds: float, size: str = "320x240") -> Path:
         "lavfi",
         "-i",
         f"testsrc2=s={size}:r=30:d={seconds}",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
+        *H264_FAST,
         str(path),
     )
     return path
