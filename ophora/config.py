@@ -66,6 +66,13 @@ def build(model: type[M], *layers: dict[str, Any], overrides: dict[str, Any] | N
     return model.model_validate(merge(data, nest(overrides or {})))
 
 
+def load(model: type[M], path: str | Path | None, flags: dict[str, Any], overrides: dict[str, Any] | None = None) -> M:
+    """A job's config: ``model``'s defaults <- the YAML at ``path`` <- the flags given (None: not given) <- dotted
+    ``overrides`` (``--set``)."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    return build(model, read_mapping(path, model.__name__) if path else {}, given, overrides=overrides)
+
+
 def to_yaml(config: BaseModel) -> str:
     """The effective config as YAML, fields in declaration order."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -62,11 +62,10 @@ def print_table(title: str, rows: list[tuple[Any, ...]], columns: tuple[str, ...
 def job_config(model, path, flags: dict, sets, what: str, show: bool):
     """A job's effective config (defaults <- ``--config`` <- the flags given <- ``--set``); exits 2 with one line
     when it is wrong. With ``show`` (``--print-config``) it is printed and None returned."""
-    from ophora.config import to_yaml
-    from ophora.inference.config import load_job_config
+    from ophora.config import load, to_yaml
 
     try:
-        cfg = load_job_config(model, path, flags, dict(parse_set(x) for x in sets or []))
+        cfg = load(model, path, flags, dict(parse_set(x) for x in sets or []))
     except (ValueError, OSError) as e:
         fail(f"{what} config: {config_error(e)}")
     if show:

@@ -1,5 +1,5 @@
 """The sample and evaluate jobs' configuration: one pydantic model each, loaded like every Ophora config
-(:mod:`ophora.config`): defaults <- ``--config FILE`` <- command-line flags <- ``--set key=value``.
+(:func:`ophora.config.load`): defaults <- ``--config FILE`` <- command-line flags <- ``--set key=value``.
 ``ophora sample --print-config`` / ``ophora evaluate --print-config`` show the effective result."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ophora.clip_geometry import COGVIDEOX
-from ophora.config import build, read_mapping
 
 
 class SampleConfig(BaseModel):
@@ -86,11 +85,3 @@ class EvaluateConfig(BaseModel):
                 out[key] = None
         out["audit_k"] = out["audit_k"] or None
         return out
-
-
-def load_job_config(
-    model: type[BaseModel], path: str | None, flags: dict[str, Any], overrides: dict[str, Any] | None = None
-):
-    """``model``'s defaults <- the YAML at ``path`` <- the flags given (None: not given) <- dotted overrides."""
-    given = {k: v for k, v in flags.items() if v is not None}
-    return build(model, read_mapping(path, f"{model.__name__}") if path else {}, given, overrides=overrides)

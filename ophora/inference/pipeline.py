@@ -20,7 +20,6 @@ from ophora.training.export import LORA_DIR
 log = logging.getLogger(__name__)
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
-LORA_SUBDIR = LORA_DIR  # where a LoRA export (ophora.training.export) puts the adapter
 
 
 class GeometryError(ValueError):
@@ -86,10 +85,10 @@ def lora_weights_dir(lora: str | Path) -> Path:
     """The folder holding ``pytorch_lora_weights.safetensors``: ``lora`` itself or its ``lora/`` subfolder (an
     ophora LoRA export)."""
     base = Path(lora)
-    for candidate in (base, base / LORA_SUBDIR):
+    for candidate in (base, base / LORA_DIR):
         if (candidate / LORA_WEIGHTS).is_file():
             return candidate
-    raise FileNotFoundError(f"{lora}: no {LORA_WEIGHTS} here or in {LORA_SUBDIR}/")
+    raise FileNotFoundError(f"{lora}: no {LORA_WEIGHTS} here or in {LORA_DIR}/")
 
 
 def make_scheduler(config: Any, name: str):

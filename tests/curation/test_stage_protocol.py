@@ -74,7 +74,7 @@ def test_a_stage_is_given_its_section_or_the_whole_config_and_the_run_facts_expl
     whole = CurateConfig.load("offline", overrides={"clip.crf": 23, "windows.fps": 4, "cache_dir": "/tmp/x"})
     clip_stage = next(s for s in STAGES if s.name == "clip")
     built = clip_stage(whole, whole.run_facts("out"))
-    assert built.cfg.crf == 23 and built.conf["windows"].fps == 4 and built.cache_dir == "/tmp/x"
+    assert built.cfg.crf == 23 and built.conf["windows"].fps == 4 and built.run.cache_dir == "/tmp/x"
     alone = clip_stage(whole.clip)  # its own section alone: the sections it reads take their defaults
     assert alone.cfg.crf == 23 and alone.conf["windows"].fps == 8 and alone.run == RunFacts()
     write = next(s for s in STAGES if s.name == "write")

@@ -7,13 +7,14 @@ import yaml
 from typer.testing import CliRunner
 
 from ophora.cli import app
-from ophora.inference.config import EvaluateConfig, SampleConfig, load_job_config
+from ophora.config import load
+from ophora.inference.config import EvaluateConfig, SampleConfig
 
 
 def test_layers_apply_in_order(tmp_path):
     path = tmp_path / "sample.yaml"
     path.write_text("model: /models/cogvideox\nsteps: 20\nseed: 3\nguidance: 5.0\n")
-    cfg = load_job_config(SampleConfig, str(path), {"steps": 30, "seed": None}, {"guidance": 7.5})
+    cfg = load(SampleConfig, str(path), {"steps": 30, "seed": None}, {"guidance": 7.5})
     assert (cfg.model, cfg.steps, cfg.seed, cfg.guidance) == ("/models/cogvideox", 30, 3, 7.5)
     assert "model" not in cfg.run_kwargs() and cfg.run_kwargs()["num_videos_per_prompt"] == 1
 

@@ -84,7 +84,6 @@ class Clip(RowStage):
 
     def setup(self) -> None:
         self.win = self.conf["windows"]
-        self.cache_dir = self.run.cache_dir
         self.span = self.win.num_frames / self.win.fps + 0.5 / self.win.fps  # half a frame of slack
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -128,7 +127,7 @@ class Clip(RowStage):
         return True
 
     def _local(self, row: dict[str, Any]) -> str:
-        return local_source(row, self.cache_dir)
+        return local_source(row, self.run.cache_dir)
 
     def _frame_filters(self, stream, row: dict[str, Any]):
         facts = json.loads(row["facts_json"] or "{}")

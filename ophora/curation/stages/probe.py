@@ -88,13 +88,10 @@ class Probe(RowStage):
     resources = stage_resources(0.1, (1, 1))
     holds_model = False  # cheap to build: Ray tasks in pooled workers, not an actor process of its own
 
-    def setup(self) -> None:
-        self.cache_dir = self.run.cache_dir
-
     def process(self, row: dict[str, Any]) -> None:
         sidecars = json.loads(row["sidecars_json"] or "{}")
         try:
-            local = localize(row["source_uri"], self.cache_dir)
+            local = localize(row["source_uri"], self.run.cache_dir)
             if os.path.isdir(local):
                 raise Reject("not a file")
             if not stat.S_ISREG(os.stat(local).st_mode):  # a FIFO or device would block or never end

@@ -351,12 +351,11 @@ class TranscribeStage(RowStage):
     def setup(self) -> None:
         model = self.run.models.get("transcribe")  # models.transcribe names the model (the config checks both)
         self.transcriber = Transcriber(self.cfg.model_copy(update={"model": model}) if model else self.cfg)
-        self.cache_dir = self.run.cache_dir
 
     def process(self, row: dict[str, Any]) -> None:
         facts = json.loads(row.get("facts_json") or "{}")
         sidecars = json.loads(row.get("sidecars_json") or "{}")
-        uri = local_source(row, self.cache_dir)
+        uri = local_source(row, self.run.cache_dir)
         duration = row.get("duration") or facts.get("duration") or None
         if facts.get("has_audio") is False and not (self.transcriber.cfg.use_sidecars and sidecars):
             result = _empty("asr", self.transcriber.model_id, "no audio stream")
