@@ -18,12 +18,11 @@ from ophora.curation.stages.transcribe import (
     TranscribeConfig,
     Transcriber,
     TranscribeStage,
-    guard_segments,
     pack_speech,
-    repeats_a_phrase,
     stream_pcm,
     subtitles,
 )
+from ophora.curation.stages.transcribe.guards import guard_segments, repeats_a_phrase
 from ophora.synthetic.narration_eval import word_errors
 
 SENTENCES = [
@@ -395,3 +394,21 @@ def test_undecodable_audio_gives_a_reason_not_a_crash(tmp_path, transcriber):
     broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt " + bytes(64))
     result = transcriber.transcribe(str(broken))
     assert result["segments"] == [] and result["reason"].startswith("audio not decodable")
+
+
+def test_sources_share_batches_and_get_the_words_they_get_alone(tmp_path, transcriber, media, speech_transcript):
+    """The stage hands several sources to one call so their speech fills whisper's batches; each source's words,
+    times and reasons are the ones it gets decoded alone, and one broken source costs only itself."""
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt " + bytes(64))
+    shifted = write_wav(tmp_path / "shifted.wav", place(33.3, [(0.7, speak(SENTENCES[2], tmp_path))]))
+    alone = transcriber.transcribe(str(shifted))
+    together = transcriber.transcribe_many(
+        [(str(media["speech"]), None, None), (str(broken), None, None), (str(shifted), None, 33.3)]
+        + [(str(media["mute"]), None, None), (str(media["speech"]), None, None)]
+    )
+    assert [t["reason"] for t in together] == ["", together[1]["reason"], "", "no audio stream", ""]
+    assert together[1]["reason"].startswith("audio not decodable") and together[1]["segments"] == []
+    for mine, theirs in ((together[0], speech_transcript), (together[2], alone), (together[4], speech_transcript)):
+        assert transcript_words(mine) and transcript_words(mine) == transcript_words(theirs)
+        assert [s["text"] for s in mine["segments"]] == [s["text"] for s in theirs["segments"]]

