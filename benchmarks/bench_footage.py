@@ -270,7 +270,13 @@ def bench_instructions(workdir: Path, args) -> dict:
         cfg = (
             {"backend": "extractive"}
             if name == "extractive"
-            else {"backend": args.backend, "model": model_path(name), "steer": True, "threads": args.threads}
+            else {
+                "backend": args.backend,
+                "model": model_path(name),
+                "steer": True,
+                "threads": args.threads,
+                "prompt": args.prompt,
+            }
         )
         refiner = Refiner(cfg)
         if name != "extractive":
@@ -330,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=["transformers", "ctranslate2"],
         help="instructions: how the --models run (ctranslate2: converted once to int8, cached)",
     )
+    ap.add_argument("--prompt", default="refine_v2", help="instructions: the LLMs' prompt (refine.prompt)")
     ap.add_argument("--final", action="store_true", help="instructions: also the second held-out part (run once)")
     ap.add_argument(
         "--sample",

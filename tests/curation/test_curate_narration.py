@@ -80,6 +80,26 @@ def test_every_clip_has_an_instruction_and_says_where_it_came_from(curated):
     for clip in clip_records(str(out)):
         assert clip["text"] == clip["instruction"] and names_action(clip["instruction"]), clip["key"]
         assert clip["narration"] and clip["words"] and clip["language"] == "en"
-        assert clip["models"]["transcribe"] and clip["models"]["refine"] == "extractive:rules-v2@refine_v1"
+        assert clip["models"]["transcribe"] and clip["models"]["refine"] == "extractive:rules-v2@refine_v2"
         assert set(clip["refine"]) >= {"backend", "model", "prompt_version", "fallback"}
     assert report["instructions_naming_phase"] >= 0.6
+
+
+def test_sources_sharing_speech_batches_give_the_index_each_source_alone_gives(
+    ray_local, small_corpus, curated, tmp_path
+):
+    """The speed-up that lets sources share whisper's batches (eight sources a call) changes no clip: the run with
+    one source a call (as before it) writes the same keys, subsets, times, instructions and scores."""
+    from ophora.dataset.shards import read_index
+
+    out, _, _ = curated
+    alone = tmp_path / "one-source-a-call"
+    run_curation(
+        offline_config(**FULL, **{"resources.transcribe.batch_size": 1}),
+        [str(small_corpus / "videos")],
+        str(alone),
+        quiet=True,
+    )
+    columns = ["key", "subset", "start", "end", "phase", "instruction", "scores_json"]
+    before, after = (read_index(str(d))[columns].sort_values(["key", "subset"]) for d in (alone, out))
+    assert len(after) > 0 and before.to_dict("records") == after.to_dict("records")
