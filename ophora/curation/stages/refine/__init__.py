@@ -114,17 +114,13 @@ class RefineConfig(BaseModel):
         "bundled SmolLM2 GGUF; ctranslate2 also takes a converted folder); openai: the "
         "served model's name",
     )
-    prompt: str = Field("refine_v2", description="prompt template under ophora/curation/stages/refine/prompts/")
+    prompt: str = Field("refine_v1", description="prompt template under ophora/curation/stages/refine/prompts/")
     device: str = Field(
         "auto",
         description="transformers, ctranslate2: device ('auto': cuda when available, in "
         "bfloat16 / int8_float16; else cpu in float32 / int8)",
     )
-    threads: int = Field(
-        0,
-        ge=0,
-        description="transformers, ctranslate2: CPU threads (0: the library default; ctranslate2 on a CPU: up to 4 batches side by side, a thread each)",
-    )
+    threads: int = Field(0, ge=0, description="transformers, ctranslate2: CPU threads (0: the library's default)")
     compute_type: str = Field(
         "auto", description="ctranslate2: compute precision ('auto': int8 on CPU, int8_float16 on GPU)"
     )
