@@ -127,7 +127,7 @@ def curate_cli(files: list[Path], out: str, profile: str, sets: list[str]) -> di
     cmd = [sys.executable, "-m", "ophora.cli", "curate", *map(str, files), "--out", out, "--profile", profile, "-q"]
     for o in sets:
         cmd += ["--set", o]
-    wall, tree = run_sampled(cmd, stdout=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    wall, tree = run_sampled(cmd, stdout=subprocess.DEVNULL)
     summary = json.loads((Path(out) / "summary.json").read_text())
     return {"wall_s": round(wall, 2), "in_run_s": summary["wall_seconds"], "clips": summary["clips_written"], **tree}
 

@@ -238,7 +238,7 @@ def test_smollm2_generates_text_and_every_result_is_valid_or_fallen_back(smol_re
     for res in smol_results["batch"]:
         assert set(res) == RESULT_KEYS and res["prompt_version"] == "refine_v1"
         if res["fallback"]:
-            assert res["backend"] == "extractive" and "llm answer rejected twice" in res["reason"]
+            assert res["backend"] == "extractive" and res["reason"].startswith("llm answer rejected twice")
         else:
             assert res["backend"] == "transformers" and res["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
         assert res["relevant"] is False or _valid(res)
