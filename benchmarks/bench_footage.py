@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=["transformers", "ctranslate2"],
         help="instructions: how the --models run (ctranslate2: converted once to int8, cached)",
     )
-    ap.add_argument("--prompt", default="refine_v1", help="instructions: the LLMs' prompt (refine.prompt)")
+    ap.add_argument("--prompt", default="refine_v2", help="instructions: the LLMs' prompt (refine.prompt)")
     ap.add_argument("--final", action="store_true", help="instructions: also the second held-out part (run once)")
     ap.add_argument(
         "--sample",

@@ -115,7 +115,17 @@ SURGICAL_NOUNS = frozenset(
 chamber capsule capsular lens nucleus cornea corneal wound incision iris cortex haptic haptics viscoelastic phaco
 keratome forceps cannula hook chopper probe tip bag flap rhexis capsulorhexis endothelium globe fluid solution
 pupil optic limbus port handpiece injector cartridge quadrant fragment fragments epithelium angle stroma
-speculum suture
+speculum suture iol ovd epinucleus paracentesis tunnel membrane sleeve ring zonule zonules blade knife needle
+cystotome spatula sponge
+""".split()
+)
+
+# Instruments: a narration that makes one the subject ("the diamond knife enters the cornea") describes what the
+# surgeon does with it ("Enter the cornea with the diamond knife").
+INSTRUMENTS = frozenset(
+    """
+keratome knife blade forceps cannula hook chopper probe tip handpiece injector needle cystotome spatula speculum
+scissors manipulator sponge
 """.split()
 )
 

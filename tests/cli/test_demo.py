@@ -46,7 +46,7 @@ def test_demo_runs_the_whole_chain_offline(tmp_path):
         refine = clip["refine"]
         assert refine["model"].startswith("SmolLM2-135M-Instruct") or refine["fallback"]
         assert refine["fallback"] == (refine["backend"] == "extractive")
-        assert clip["models"]["refine"].endswith("@refine_v1") and names_action(clip["instruction"])
+        assert clip["models"]["refine"].endswith("@refine_v2") and names_action(clip["instruction"])
     assert summary["training"]["p2ft"]["export"]
     assert summary["sampling"]["videos"] == summary["sampling_untrained"]["videos"] == 12, "one per cataract phase"
     assert (out / "samples" / "gallery" / "index.html").is_file()

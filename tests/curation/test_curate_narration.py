@@ -80,7 +80,7 @@ def test_every_clip_has_an_instruction_and_says_where_it_came_from(curated):
     for clip in clip_records(str(out)):
         assert clip["text"] == clip["instruction"] and names_action(clip["instruction"]), clip["key"]
         assert clip["narration"] and clip["words"] and clip["language"] == "en"
-        assert clip["models"]["transcribe"] and clip["models"]["refine"] == "extractive:rules-v2@refine_v1"
+        assert clip["models"]["transcribe"] and clip["models"]["refine"] == "extractive:rules-v2@refine_v2"
         assert set(clip["refine"]) >= {"backend", "model", "prompt_version", "fallback"}
     assert report["instructions_naming_phase"] >= 0.6
 

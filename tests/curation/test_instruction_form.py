@@ -80,6 +80,36 @@ def test_an_instruction_must_do_what_the_narration_does():
     )
 
 
+def test_a_goal_or_a_loop_is_not_an_instruction_even_when_the_narration_names_an_action():
+    """SmolLM2 wrote 'Avoid a pressure spike ...' for a viscoelastic-removal narration and the validator let it
+    through because the narration named an action; and small models loop."""
+    narration = "Now we take out all the viscoelastic from behind the lens to avoid a pressure spike."
+    for instruction, problem in (
+        ("Avoid a pressure spike by removing viscoelastic from the lens.", '"avoid" is not a surgical action'),
+        ("Prevent a pressure spike after the operation.", '"prevent" is not a surgical action'),
+        (
+            "Remove the viscoelastic from the bag and remove the viscoelastic from the bag.",
+            "repeats itself",
+        ),
+    ):
+        why = complaint({"relevant": True, "instruction": instruction}, RefineConfig(), narration)
+        assert why and problem in why, (instruction, why)
+    good = {"relevant": True, "instruction": "Remove all the viscoelastic from behind the lens."}
+    assert complaint(good, RefineConfig(), narration) is None
+
+
+def test_an_instrument_as_subject_is_the_surgeons_action_and_an_expletive_is_not():
+    assert narrated_actions("Okay so the diamond knife enters the cornea just in front of the arcade.") == [
+        "Enter the cornea just in front of the arcade with the diamond knife."
+    ]
+    assert narrated_actions("The cannula lifts the capsule edge while the chopper splits the nucleus.") == [
+        "Lift the capsule edge with the cannula.",
+        "Split the nucleus with the chopper.",
+    ]
+    assert narrated_actions("There goes the fluid wave across the back of the lens.") == []
+    assert narrated_actions("The side port is done with a slit knife.") == ["Make the side port with a slit knife."]
+
+
 def test_passives_and_pronouns_become_instructions():
     assert narrated_actions("And then the cortex is stripped with the I/A handpiece.") == [
         "Strip the cortex with the I/A handpiece."

@@ -60,7 +60,7 @@ def test_extractive_refiner_keeps_the_action_and_drops_fillers_and_phi():
     action = refiner.refine("Our patient today is [NAME], born [DATE]. " + SURGICAL)
     assert _valid(action) and action["relevant"] and action["phase"] == "incision"
     assert action["instruction"] == "Make the main incision with the keratome at the temporal limbus."
-    assert (action["backend"], action["fallback"], action["prompt_version"]) == ("extractive", False, "refine_v1")
+    assert (action["backend"], action["fallback"], action["prompt_version"]) == ("extractive", False, "refine_v2")
     for text in (FILLER, "Um, okay.", "", "[NAME] from [INSTITUTION] is our patient today."):
         res = refiner.refine(text)
         assert not res["relevant"] and res["instruction"] == "" and res["reason"].startswith(NOT_SURGICAL)
@@ -153,7 +153,7 @@ def test_stage_drops_non_surgical_windows_and_records_the_refine_result():
     meta = json.loads(kept["meta_json"])
     assert kept["drop"] == "" and meta["instruction"].startswith("Make the main incision")
     assert meta["phase"] == "incision" and meta["refine"]["backend"] == "extractive"
-    assert meta["models"]["refine"] == "extractive:rules-v2@refine_v1"
+    assert meta["models"]["refine"] == "extractive:rules-v2@refine_v2"
     assert dropped["drop"].startswith("refine: " + NOT_SURGICAL)
 
 
@@ -236,9 +236,11 @@ def test_smollm2_generates_text_and_every_result_is_valid_or_fallen_back(smol_re
     assert smol_results["raw"] and all(isinstance(t, str) for t in smol_results["raw"])
     assert any(t.strip() for t in smol_results["raw"])  # the real model said something
     for res in smol_results["batch"]:
-        assert set(res) == RESULT_KEYS and res["prompt_version"] == "refine_v1"
+        assert set(res) == RESULT_KEYS and res["prompt_version"] == "refine_v2"
         if res["fallback"]:
-            assert res["backend"] == "extractive" and res["reason"].startswith("llm answer rejected twice")
+            # the rules' own verdict comes first when they find no action: "not a surgical action: llm answer ..."
+            reason = res["reason"].removeprefix(NOT_SURGICAL + ": ") if not res["relevant"] else res["reason"]
+            assert res["backend"] == "extractive" and reason.startswith("llm answer rejected twice"), res["reason"]
         else:
             assert res["backend"] == "transformers" and res["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
         assert res["relevant"] is False or _valid(res)

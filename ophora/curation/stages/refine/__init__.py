@@ -91,11 +91,18 @@ def ungrounded(instruction: str, narration: str) -> str | None:
 
 
 def acts_on_the_eye(instruction: str, narration: str = "") -> bool:
-    """True when the instruction's verb (by the parser) acts on the eye or an instrument: a surgical noun is in it
-    or in its narration ("Stain the anterior capsule.", "Rub the plaque off the posterior capsule.")."""
+    """True when the instruction's verb (by the parser) is a surgical action on the eye or an instrument: a
+    surgical noun is in the instruction ("Stain the anterior capsule."), or the verb is one the surgeon performs
+    in the narration and the narration names the part of the eye ("Rub the plaque off with the scratcher." for
+    "A little plaque here on the posterior capsule, we gently rub it off ..."). A verb the narration does not
+    perform is not enough: "Avoid a pressure spike" for "... remove it to avoid a pressure spike in the chamber"."""
     action, _ = parse_imperative(instruction)
-    words = set(re.findall(r"[a-z]+", f"{instruction} {narration}".lower()))
-    return action is not None and bool(words & SURGICAL_NOUNS)
+    if action is None:
+        return False
+    if set(re.findall(r"[a-z]+", instruction.lower())) & SURGICAL_NOUNS:
+        return True
+    said = set(re.findall(r"[a-z]+", narration.lower())) & SURGICAL_NOUNS
+    return bool(said) and action.verb in {a.split()[0].lower() for a in narrated_actions(narration)}
 
 
 class RefineConfig(BaseModel):
@@ -114,13 +121,18 @@ class RefineConfig(BaseModel):
         "bundled SmolLM2 GGUF; ctranslate2 also takes a converted folder); openai: the "
         "served model's name",
     )
-    prompt: str = Field("refine_v1", description="prompt template under ophora/curation/stages/refine/prompts/")
+    prompt: str = Field("refine_v2", description="prompt template under ophora/curation/stages/refine/prompts/")
     device: str = Field(
         "auto",
         description="transformers, ctranslate2: device ('auto': cuda when available, in "
         "bfloat16 / int8_float16; else cpu in float32 / int8)",
     )
-    threads: int = Field(0, ge=0, description="transformers, ctranslate2: CPU threads (0: the library's default)")
+    threads: int = Field(
+        0,
+        ge=0,
+        description="transformers, ctranslate2: CPU threads (0: the library's default; ctranslate2 on a CPU: up to "
+        "4 batches side by side, a thread each)",
+    )
     compute_type: str = Field(
         "auto", description="ctranslate2: compute precision ('auto': int8 on CPU, int8_float16 on GPU)"
     )
@@ -202,6 +214,8 @@ def complaint(answer: Any, cfg: RefineConfig, narration: str = "") -> str | None
     if not answer["relevant"]:
         if narration and cfg.recheck_irrelevant and phase_of(narration):
             return f"the narration describes a surgical action ({phase_of(narration).replace('_', ' ')})"
+        if narration and cfg.recheck_irrelevant and names_action(narration):
+            return "the narration describes a surgical action"
         return None
     text = answer.get("instruction")
     if not isinstance(text, str) or not text.strip():
@@ -221,8 +235,8 @@ def complaint(answer: Any, cfg: RefineConfig, narration: str = "") -> str | None
     form = form_complaint(text)
     if form:
         return form
-    if not names_action(text) and not (narration and names_action(narration)) and not acts_on_the_eye(text, narration):
-        return "the instruction names no cataract-surgery action"
+    if not names_action(text) and not acts_on_the_eye(text, narration):
+        return "the instruction names no cataract-surgery action; say what the surgeon does to which part of the eye"
     return ungrounded(text, narration) if narration else None
 
 

@@ -136,6 +136,7 @@ class CTranslate2Backend(LocalModel):
         self.min_prefix_tokens = 128
         self._model = self._tok = None
         self._static: list[int] | None = None  # token ids of the cached static prompt
+        self._workers = 1
         self._lock = threading.RLock()
 
     def _load(self) -> None:
@@ -153,8 +154,16 @@ class CTranslate2Backend(LocalModel):
         self._ends = [t for t in (tok.eos_token, "<|im_end|>", "<end_of_turn>") if t and t in vocab]
         # tokens that close a JSON string ('."', '",', ...): where a steered answer's instruction ends
         self._quotes = self._ends + [t for t in vocab if _QUOTE.search(t.replace("\\\\", ""))]
+        # on a CPU, batches run side by side, one thread each: a 135M model's matrices are too small to share
+        # well between threads (on 2 cores, 2.0 lines/s against 1.5 with one batch on two threads)
+        cpu = self.device == "cpu"
+        self._workers = (self.threads or min(4, os.cpu_count() or 1)) if cpu else 1
         self._model = ctranslate2.Generator(
-            str(folder), device=self.device, compute_type=self.compute_type, intra_threads=self.threads
+            str(folder),
+            device=self.device,
+            compute_type=self.compute_type,
+            inter_threads=self._workers,
+            intra_threads=1 if cpu else self.threads,
         )
         self._tok = tok
 
@@ -186,7 +195,7 @@ class CTranslate2Backend(LocalModel):
         kwargs = {"static_prompt": tokens(static)} if static else {}
         results = self._model.generate_batch(
             [tokens(x[len(static) :] if static else x) for x in ids],
-            max_batch_size=self.batch_size,
+            max_batch_size=max(1, min(self.batch_size, -(-len(ids) // self._workers))),  # a batch per worker
             max_length=self.max_new_tokens,
             sampling_topk=1,
             include_prompt_in_result=False,

