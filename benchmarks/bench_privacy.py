@@ -152,7 +152,7 @@ def bench_text(identities: int, seed: int = EVAL_SEED) -> dict:
         "planted": sum(c["planted"] for c in per_form.values()),
         "left": len(leaks),
         "by_form": {f: dict(c) for f, c in per_form.items()},
-        "leaks_first_20": leaks[:20],
+        "leaks": leaks,
         "clean_words": clean_words,
         "clean_words_scrubbed": sum(len(w.split()) for w in wrongly),
         "clean_scrubbed_share": round(sum(len(w.split()) for w in wrongly) / clean_words, 4),
@@ -360,6 +360,7 @@ def main() -> None:
     ap.add_argument("--skip-curate", action="store_true")
     ap.add_argument("--compare-faces", action="store_true")
     ap.add_argument("--out", help="write the numbers as JSON here")
+    ap.add_argument("--show-leaks", type=int, default=0, metavar="N", help="print N leaked texts per form")
     args = ap.parse_args()
 
     from ophora.curation.config import CurateConfig
@@ -368,11 +369,19 @@ def main() -> None:
     report: dict = {"evaluation_seed": EVAL_SEED}
     report["text"] = bench_text(args.identities, 1000 if args.tuning else EVAL_SEED)
     print(
-        json.dumps({k: v for k, v in report["text"].items() if k not in ("leaks_first_20", "clean_scrubbed")}),
+        json.dumps({k: v for k, v in report["text"].items() if k not in ("leaks", "clean_scrubbed")}),
         flush=True,
     )
+    if args.show_leaks:
+        shown: Counter = Counter()
+        for form, word, out in report["text"]["leaks"]:
+            if shown[form] < args.show_leaks:
+                shown[form] += 1
+                print(f"LEAK [{form}] {word!r}: {out}")
+        print("WRONGLY SCRUBBED:", report["text"]["clean_scrubbed"])
     if args.text_only:
-        print(json.dumps(report["text"], indent=1, ensure_ascii=False))
+        if args.out:
+            Path(args.out).write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         return
     stage = PrivacyStage(CurateConfig.load("offline"))
     if REFERENCE.is_dir():

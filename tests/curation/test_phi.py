@@ -33,6 +33,8 @@ def test_the_engine_is_presidio_with_one_registry_over_the_offline_spacy_model()
         "titled_names",
         "named_entities",
         "proper_nouns",
+        "lowercase_surnames",
+        "unknown_capitalised",
         "phone_numbers",
     } <= set(engine.recognizers)
     assert phi.engine() is engine  # loaded once per process
@@ -67,6 +69,81 @@ def test_speech_recogniser_style_names_misheard_or_lower_cased():
     assert phi.scrub("Thanks to Tobias Lindron for the referral.")[0] == "Thanks to [NAME] for the referral."
     assert "gallagher" not in phi.scrub("Siobhan gallagher will take over the closing.")[0]
     assert "mehta" not in phi.scrub("So dr mehta will assist today.")[0]
+
+
+def _own_finds(recognizer: str, text: str) -> list[str]:
+    """What one recognizer finds on its own (the analyzer drops a lower-scored find inside another's)."""
+    engine = phi.engine()
+    rec = next(r for r in engine.analyzer.registry.recognizers if r.name == recognizer)
+    text = phi.engine_text(text)
+    return [text[r.start : r.end] for r in rec.analyze(text, ["NAME"], engine.nlp_engine.process_text(text, "en"))]
+
+
+def test_the_spoken_name_recognizers_find_names_on_their_own():
+    assert _own_finds("lowercase_surnames", "Quillan tavorsk will take over the closing.") == ["Quillan tavorsk"]
+    assert _own_finds("lowercase_surnames", "Zorbeth gill will assist today.") == ["Zorbeth gill"]
+    assert _own_finds("lowercase_surnames", "Now the nucleus will rotate.") == []
+    assert _own_finds("unknown_capitalised", "The referral came from Velmorre last week.") == ["Velmorre"]
+    assert _own_finds("unknown_capitalised", "Tavrin das Olvekk will assist.") == ["Tavrin das Olvekk"]
+    assert _own_finds("unknown_capitalised", "Velmorre is fine.") == []  # one word opening a sentence: no
+
+
+def test_a_lower_cased_surname_after_a_given_name_is_scrubbed_with_it():
+    for text, words in [
+        ("Quillan tavorsk will take over the closing.", ["Quillan", "tavorsk"]),
+        ("Oriel van brakvenn is assisting today.", ["Oriel", "brakvenn"]),
+        # an English word as surname: the subject of a verb after a given name that is not English
+        ("Zorbeth gill will assist today.", ["Zorbeth", "gill"]),
+    ]:
+        scrubbed, counts = phi.scrub(text)
+        assert counts.get("NAME") and not any(w in scrubbed for w in words), scrubbed
+    # surgical words after a capitalised word are not a surname
+    for text in ["Stromal hydration closes the incision.", "Capsulorhexis size will be five millimeters."]:
+        assert phi.scrub(text) == (text, {})
+
+
+def test_capitalised_words_that_are_not_english_are_names():
+    assert phi.scrub("The referral came from Velmorre last week.")[0] == "The referral came from [NAME] last week."
+    assert "Tavrin" not in phi.scrub("Tavrin das Olvekk will assist.")[0]
+    # English words, eponyms before their instrument and brands stay
+    for text in ["Beautiful rhexis again.", "We rotate it with the Kuglen hook.", "I inject Viscoat now."]:
+        assert phi.scrub(text) == (text, {})
+
+
+def test_the_vocabulary_comes_from_the_pipelines_lemmatizer_tables():
+    from ophora.curation.phi.vocabulary import Vocabulary, pipeline_words
+
+    nlp = phi.engine().nlp_engine.nlp["en"]
+    vocabulary = Vocabulary(pipeline_words(nlp))
+    doc = nlp("Tavorsk gently polishes the forceps")
+    assert [vocabulary.known(t) for t in doc] == [False, True, True, True, True]
+    assert Vocabulary({}).known(doc[0])  # no tables: nothing is called unknown
+
+
+def test_a_name_the_ner_model_read_as_a_date_is_scrubbed():
+    scrubbed, _ = phi.scrub("Today Jan Brakvenn has a mature cataract in the left eye.")
+    assert "Jan" not in scrubbed and "Brakvenn" not in scrubbed, scrubbed
+    assert "August" not in phi.scrub("August Velmorre sent us this case.")[0]
+    assert phi.scrub("We operate next Monday.") == ("We operate next Monday.", {})
+    assert phi.scrub("The surgery on June 3 went well.")[0] == "The surgery on [DATE] went well."
+
+
+def test_a_capitalised_instrument_noun_in_a_sentence_is_a_surname():
+    assert "Ring" not in phi.scrub("Thanks to Oriel Ring for the referral.")[0]
+    assert phi.scrub("A Malyugin ring expands the pupil.") == ("A Malyugin ring expands the pupil.", {})
+    assert not phi.looks_identifying("MALYUGIN RING")  # a caption cannot tell: kept
+
+
+def test_names_with_apostrophes_split_words_and_function_words():
+    for text, secret in [
+        ("O'BRAVNEY QUILLAN", "BRAVNEY"),
+        ("Thanks to Carla D’Ovrasi for the referral.", "Ovrasi"),
+        ("Theres Brakvenn came in with a dense cataract.", "Theres"),  # the tokenizer reads "There s"
+        ("Thanks to Will Brakvenn for the referral.", "Will"),
+    ]:
+        scrubbed, counts = phi.scrub(text)
+        assert secret not in scrubbed and counts.get("NAME"), scrubbed
+    assert phi.scrub("My fellow will take over the closing.")[1] == {}
 
 
 def test_ocr_style_overlays_in_capitals_and_dicom_names():
@@ -115,6 +192,10 @@ def test_surgical_narration_eponyms_and_devices_are_not_scrubbed():
         ("named_entities", "Rahul Mehta will assist.", "NAME", "Mehta"),
         ("proper_nouns", "Oliwier Chachuła came in with a dense cataract.", "NAME", "Oliwier"),
         ("phone_numbers", "Call +33 4 99 97 91 90 after surgery.", "PHONE", "97 91"),
+        ("phone_patterns", "Tel. +1-555-201-7788x123", "PHONE", "7788"),
+        ("addresses", "Kastanjepad 12, 1234 AB Quarnholt", "ADDRESS", "Kastanjepad"),
+        ("addresses", "Brinkelvagn 40, 123 45 Quarnholt", "ADDRESS", "Brinkelvagn"),
+        ("addresses", "plac Tavorska 7/12, 00-950 Quarnholt", "ADDRESS", "Tavorska"),
         ("email", "Send the report to k.lee@eyecare.example.org please.", "EMAIL", "k.lee@"),
     ],
 )

@@ -89,7 +89,7 @@ def scrub(text: str, model: str | None = None) -> tuple[str, dict[str, int]]:
     return scrub_many([text], model)[0] if text else (text, {})
 
 
-_NER = {"named_entities", "proper_nouns"}
+_NER = {"named_entities", "proper_nouns", "lowercase_surnames", "unknown_capitalised"}
 
 
 @lru_cache(maxsize=4096)

@@ -50,6 +50,8 @@ class PhiEngine:
         # never on import: every Ray worker imports the stages, few of them scrub
         from ophora.curation.phi.names import NamedEntities, ProperNouns
         from ophora.curation.phi.recognizers import pattern_recognizers
+        from ophora.curation.phi.spoken_names import LowerCaseSurnames, UnknownCapitalised
+        from ophora.curation.phi.vocabulary import Vocabulary, pipeline_words
 
         # Presidio would try to download a missing pipeline; Ophora runs offline, so it says what to install
         if not (spacy.util.is_package(model) or _is_dir(model)):
@@ -64,10 +66,13 @@ class PhiEngine:
         )
         self.nlp_engine = provider.create_engine()
         registry = RecognizerRegistry(supported_languages=["en"])
+        vocabulary = Vocabulary(pipeline_words(self.nlp_engine.nlp["en"]))
         for recognizer in [
             *pattern_recognizers(),
             NamedEntities(),
             ProperNouns(),
+            LowerCaseSurnames(vocabulary),
+            UnknownCapitalised(vocabulary),
             PhoneRecognizer(supported_regions=PHONE_REGIONS, supported_entity="PHONE", name="phone_numbers"),
         ]:
             registry.add_recognizer(recognizer)

@@ -76,24 +76,68 @@ _NOT_A_NAME = {"DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MO
 
 @lru_cache(maxsize=1)
 def surgical_terms() -> tuple[frozenset[str], frozenset[str]]:
-    """(brand words, instrument nouns), lower-cased, from ``surgical_terms.yaml``."""
+    """(brand words and ophthalmic terms, instrument nouns), lower-cased, from ``surgical_terms.yaml``."""
     data = yaml.safe_load(resources.files("ophora.curation.phi").joinpath("surgical_terms.yaml").read_text())
-    return (frozenset(w.lower() for w in data["brands"]), frozenset(w.lower() for w in data["instrument_nouns"]))
+    words = [*data["brands"], *data.get("terms", [])]
+    return (frozenset(w.lower() for w in words), frozenset(w.lower() for w in data["instrument_nouns"]))
 
 
 def is_surgical(doc, start: int, end: int) -> bool:
     """Whether tokens ``[start, end)`` of a spaCy Doc name an instrument, device, drug or structure rather than
-    someone: brand words only, or followed by an instrument noun, or after an article ("the Kuglen")."""
+    someone: brand words only, or followed by an instrument noun ("Sinskey hook"), or after an article ("the
+    Kuglen"). In a sentence the noun is written in lower case: a capitalised one there is a surname ("Oriel
+    Ring"); a caption (every word capitalised, as OCR'd capitals are normalised) cannot tell."""
     brands, nouns = surgical_terms()
-    words = [t.lower_ for t in doc[start:end] if t.is_alpha and not t.is_stop]  # "the Alcon Centurion"
-    if words and (all(w in brands or w in nouns for w in words) or words[-1] in nouns):
+    words = [t for t in doc[start:end] if wordlike(t) and not t.is_stop]  # "the Alcon Centurion"
+    if words and all(t.lower_ in brands or t.lower_ in nouns for t in words):
+        return True
+    if len(words) > 1 and _instrument(words[-1], nouns):
         return True
     after = end
     while after < len(doc) and doc[after].text in _POSSESSIVE:
         after += 1
-    if after < len(doc) and doc[after].lower_ in nouns:
+    if after < len(doc) and _instrument(doc[after], nouns):
         return True
     return start > 0 and doc[start - 1].lower_ in _ARTICLES
+
+
+def _instrument(tok, nouns: frozenset[str]) -> bool:
+    return tok.lower_ in nouns and (tok.text.islower() or _caption(tok.doc))
+
+
+def _caption(doc) -> bool:
+    if "ophora_caption" not in doc.user_data:
+        doc.user_data["ophora_caption"] = all(t.text[0].isupper() for t in doc if wordlike(t) and len(t) > 1)
+    return doc.user_data["ophora_caption"]
+
+
+def wordlike(tok) -> bool:
+    """Letters, with apostrophes or hyphens inside ("O'Donnell", "D’Alia", "Nowak-Lis")."""
+    text = tok.text
+    return text[:1].isalpha() and text[-1:].isalpha() and all(c.isalpha() or c in "'’-" for c in text)
+
+
+_CALENDAR = {
+    *"january february march april may june july august september october november december".split(),
+    *"jan feb mar apr jun jul aug sep sept oct nov dec".split(),
+    *"monday tuesday wednesday thursday friday saturday sunday today tomorrow yesterday tonight".split(),
+}
+
+
+def date_bound(doc, i: int) -> bool:
+    """Whether token ``i`` belongs to a date, time or number the NER model found. A date entity without a number
+    ("Today Jan Brakvenn") keeps only its calendar words; proper nouns in it (and a calendar word next to one,
+    "August Velmorre") are a name the model mistook for a date."""
+    tok = doc[i]
+    if tok.ent_type_ not in _NOT_A_NAME:
+        return False
+    ent = next((e for e in doc.ents if e.start <= i < e.end), None)
+    if ent is None or any(t.like_num or t.is_digit for t in ent) or tok.pos_ != "PROPN":
+        return True
+    if tok.lower_ not in _CALENDAR:
+        return False
+    neighbours = [doc[k] for k in (i - 1, i + 1) if 0 <= k < len(doc)]
+    return not any(t.pos_ == "PROPN" and t.lower_ not in _CALENDAR and t.text[:1].isupper() for t in neighbours)
 
 
 def _acronym(tok) -> bool:
@@ -102,15 +146,16 @@ def _acronym(tok) -> bool:
 
 def _name_word(doc, i: int, lower_ok: bool) -> bool:
     tok = doc[i]
-    # a given name that is also an English function word is taken only where it opens the sentence
+    # a given name that is also an English function word ("Per", "Will") is taken where it is capitalised: at
+    # the start of a sentence or inside one (never the pronoun "I")
     return (
-        tok.is_alpha
+        wordlike(tok)
         and len(tok) > 1
         and (lower_ok or tok.text[0].isupper())
-        and (not tok.is_stop or (tok.is_sent_start and tok.text[0].isupper()))
+        and (not tok.is_stop or (tok.text[0].isupper() and (i == 0 or not doc[i - 1].text[:1].isupper())))
         and not _acronym(tok)
         and tok.lower_ not in _TITLES
-        and tok.ent_type_ not in _NOT_A_NAME
+        and not date_bound(doc, i)
         and not is_surgical(doc, i, i + 1)
     )
 
@@ -133,8 +178,26 @@ def grow_name(doc, start: int, end: int) -> tuple[int, int]:
             end += 2
         elif start > 1 and doc[start - 1].lower_ in _PARTICLES and _name_word(doc, start - 2, lower_ok=False):
             start -= 2
+        elif start > 0 and (glued := split_word(doc, start - 1)):
+            start = glued[0]
+        elif end < len(doc) and (glued := split_word(doc, end)):
+            end = glued[1]
         else:
             return start, end
+
+
+def split_word(doc, i: int) -> tuple[int, int] | None:
+    """The token range of a capitalised letters-only word the tokenizer split in two or more, with token ``i`` at
+    one end (it reads "Theres" as the contraction "There s"; next to a name it is a name), else None."""
+    start = end = i
+    while start > 0 and not doc[start - 1].whitespace_ and doc[start - 1].is_alpha:
+        start -= 1
+    while end + 1 < len(doc) and not doc[end].whitespace_ and doc[end + 1].is_alpha:
+        end += 1
+    word = doc[start : end + 1]
+    if i not in (start, end) or len(word) < 2 or not all(t.is_alpha for t in word):
+        return None
+    return (start, end + 1) if word.text[0].isupper() and word.text[1:].islower() else None
 
 
 def _result(kind: str, start: int, end: int, score: float, recognizer: EntityRecognizer, why: str):
@@ -175,17 +238,18 @@ class NamedEntities(EntityRecognizer):
             kind = NER_KINDS.get(ent.label_)
             if kind is None or is_surgical(doc, ent.start, ent.end):
                 continue
-            if all(t.lower_ in _TITLES or not t.is_alpha or _acronym(t) for t in ent):
+            if all(t.lower_ in _TITLES or not wordlike(t) or _acronym(t) for t in ent):
                 continue
             # lower-case tags are the model's noise on narration ("5 mm" as a person), unless every word is a
             # proper noun (a name the speech recogniser lower-cased)
             if not any(c.isupper() for c in ent.text) and (kind != "NAME" or any(t.pos_ != "PROPN" for t in ent)):
                 continue
-            start, end = grow_name(doc, ent.start, ent.end) if kind == "NAME" else (ent.start, ent.end)
+            # a place or organisation grows too: the NER model tags many given names as one ("[GPE] das Olvekk")
+            start, end = grow_name(doc, ent.start, ent.end)
             span = doc[start:end]
             out.append(
                 _result(
-                    kind,
+                    kind if (start, end) == (ent.start, ent.end) else "NAME",
                     span.start_char,
                     span.end_char,
                     0.85,
@@ -211,9 +275,9 @@ class ProperNouns(EntityRecognizer):
     def _candidate(self, tok) -> bool:
         return (
             tok.pos_ == "PROPN"
-            and tok.is_alpha
+            and wordlike(tok)
             and len(tok) > 1
-            and tok.ent_type_ not in _NOT_A_NAME
+            and not date_bound(tok.doc, tok.i)
             and tok.lower_ not in _TITLES
             and not _acronym(tok)
         )

@@ -40,13 +40,16 @@ _INSTITUTION_FIRST = (
 )
 _STREET = (
     r"Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Drive|Dr|Boulevard|Blvd|Court|Ct|Way|Place|Pl|Terrace|Crescent|"
-    r"Close|Square|Sq|Highway|Hwy|Parkway|Pkwy|Stra(?:ß|ss)e|Str|Weg|Gasse|Allee|Platz|Ring|straat|laan|"
-    r"gracht|plein|weg|gatan|v[äa]gen|gr[äa]nd"
+    r"Close|Square|Sq|Highway|Hwy|Parkway|Pkwy|Stra(?:ß|ss)e|Str|Weg|Gasse|Allee|Platz|Ring|Damm|Ufer|Markt|"
+    r"straat|laan|gracht|plein|weg|dreef|pad|hof|singel|kade|dijk|steeg|gatan|v[äa]gen|gr[äa]nd|torget|torg|"
+    r"stigen|backen|leden"
 )
 _STREET_FIRST = (
-    r"rue|avenue|boulevard|chemin|all[ée]e|via|viale|piazza|corso|calle|avenida|paseo|rua|"
-    r"(?:ul|al|pl|os)\."
+    r"rue|avenue|boulevard|chemin|all[ée]e|via|viale|piazza|corso|calle|avenida|paseo|rua|travessa|largo|"
+    r"plac|aleja|ulica|osiedle|(?:ul|al|pl|os)\."
 )
+_HOUSE = r"\d{1,5}[a-zA-Z]?(?:/\d{1,4})?"
+_POSTCODE = r"(?:\d{2}-\d{3}|\d{3}\s\d{2}|\d{4}\s?[A-Z]{2}|\d{5}(?:-\d{3})?)"
 
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 
@@ -143,16 +146,24 @@ class _PhonePatterns(PatternRecognizer):
 
 
 def phone_patterns() -> PatternRecognizer:
-    """Phone numbers in the shapes a numbering library misses on noisy text ("555-867-5309", "(0151) 1234567"),
-    seven digits or more."""
+    """Phone numbers in the shapes a numbering library misses on noisy text ("555-867-5309", "(0151) 1234567",
+    "+1-555-867-5309x123" with its extension), and any number after a phone label ("Tel.", "Fax:"); seven
+    digits or more."""
+    extension = r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?"
     return _PhonePatterns(
         supported_entity="PHONE",
         name="phone_patterns",
         patterns=[
             _p(
                 "grouped",
-                r"(?<![\w/])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)\s?|\d{2,5}[\s.-])\d{2,4}(?:[\s.-]\d{2,4}){1,3}\b",
+                r"(?<![\w/])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)\s?|\d{2,5}[\s.-])\d{2,4}(?:[\s.-]\d{2,4}){1,3}"
+                rf"{extension}\b",
                 0.7,
+            ),
+            _p(
+                "labelled",
+                rf"(?i)\b(?:tel|phone|fax|mobile|mob|cell)\b\.?:?\s*\K\+?[\d(][\d\s().-]{{5,}}\d{extension}\b",
+                0.8,
             ),
         ],
     )
@@ -193,18 +204,20 @@ def addresses() -> PatternRecognizer:
         global_regex_flags=CASED,
         patterns=[
             _p("number street", rf"\b\d{{1,5}}[a-zA-Z]?,?\s+(?:{_CAPS_WORD}\s+){{1,3}}(?i:{_STREET})\b\.?"),
-            _p("street number", rf"\b{street}\s+\d{{1,5}}[a-zA-Z]?\b"),
+            _p("street number", rf"\b{street}\s+{_HOUSE}\b"),
             _p(
                 "street first",
                 rf"(?i:\b(?:{_STREET_FIRST}))\s+(?:(?:de|la|le|des|du|di|del|della|da|do|dos|das)\s+)*"
-                rf"(?:{_CAPS_WORD}\s*){{1,4}}(?:,?\s*\d{{1,5}}[a-zA-Z]?)?",
+                rf"(?:{_CAPS_WORD}\s*){{1,4}}(?:,?\s*{_HOUSE})?",
+            ),
+            # whatever the street is called, a name and a house number before a postcode and town
+            _p(
+                "street before postcode",
+                rf"\b(?:{_CAPS_WORD}\s+){{0,3}}{_CAPS_WORD}\s+{_HOUSE}(?=,?\s+{_POSTCODE}\s+{_CAPS_WORD})",
+                0.85,
             ),
             _p("uk postcode", r"\b[A-Z]{1,2}\d[A-Z\d]?\s+\d[A-Z]{2}\b"),
-            _p(
-                "postcode town",
-                rf"\b(?:\d{{2}}-\d{{3}}|\d{{3}}\s\d{{2}}|\d{{4}}\s?[A-Z]{{2}}|\d{{5}}(?:-\d{{3}})?)\s+"
-                rf"{_CAPS_WORD}(?:[\s-]{_CAPS_WORD})*",
-            ),
+            _p("postcode town", rf"\b{_POSTCODE}\s+{_CAPS_WORD}(?:[\s-]{_CAPS_WORD})*"),
             _p("us state zip", r"\b[A-Z][a-z]+,\s+[A-Z]{2}\s+\d{5}(?:-\d{4})?\b"),
         ],
     )
