@@ -295,10 +295,16 @@ def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
 
 
-def frames_at(video: str | os.PathLike | IO[bytes], times: list[float], max_side: int) -> np.ndarray:
+def frames_at(
+    video: str | os.PathLike | IO[bytes], times: list[float], max_side: int, skip_unreferenced: bool = False
+) -> np.ndarray:
     """RGB frames at ascending ``times`` (seconds): the first frame at or after each, longer side at most
     ``max_side``. One seek to the first time, then a forward decode. A time past the end repeats the last frame
-    decoded (within a second of it); VideoError naming the file otherwise."""
+    decoded (within a second of it); VideoError naming the file otherwise.
+
+    ``skip_unreferenced``: the decoder skips frames no other frame refers to (most B-frames: 70 % of a typical
+    H.264 stream), so each time gets the first *reference* frame at or after it, a few frames later at most. For
+    samples of a window that judge what it shows, not for consecutive frames that measure motion."""
     import av
 
     name = _name(video)
@@ -311,6 +317,8 @@ def frames_at(video: str | os.PathLike | IO[bytes], times: list[float], max_side
             raise VideoError(f"{name}: no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        if skip_unreferenced:
+            stream.codec_context.skip_frame = "NONREF"
         width, height = stream.codec_context.width, stream.codec_context.height
         if not width or not height:
             raise VideoError(f"{name}: video stream has no frame size")
