@@ -262,6 +262,7 @@ def bench_instructions(workdir: Path, args) -> dict:
     parts = {"development": load_lines(), "held out": load_lines(part="held_out")}
     if args.final:
         parts["held out 2"] = load_lines(part="held_out_2")
+        parts["held out 3"] = load_lines(part="held_out_3")
     if args.sample:  # an even spread over both parts (an LLM on this CPU takes ~10-20 s a line)
         parts = {p: v[:: max(1, round(len(v) / (args.sample / 2)))] for p, v in parts.items()}
     lines = [x for part in parts.values() for x in part]
@@ -337,7 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         help="instructions: how the --models run (ctranslate2: converted once to int8, cached)",
     )
     ap.add_argument("--prompt", default="refine_v2", help="instructions: the LLMs' prompt (refine.prompt)")
-    ap.add_argument("--final", action="store_true", help="instructions: also the second held-out part (run once)")
+    ap.add_argument(
+        "--final", action="store_true", help="instructions: also the held-out parts 2 and 3 (measured, never tuned on)"
+    )
     ap.add_argument(
         "--sample",
         type=int,
