@@ -102,11 +102,14 @@ PHASE_ACTIONS: dict[str, tuple[str, ...]] = {
 PHASES = tuple(PHASE_ACTIONS)
 
 # Verbs a surgeon's instruction starts with; with a surgical noun they name an action even without a phase pattern.
+# Preparation off the eye (load, fold, prime) is left out: the rules rank an action on the eye first.
 ACTION_VERBS = frozenset(
     """
 make create enter insert inject fill coat deepen tear grasp regrasp pull sculpt crack chop split emulsify aspirate
 remove polish implant dial center centre rotate flush rinse irrigate hydrate hydrodissect press lift fixate guide
 unfold engage clean seal close incise cut check stabilize stabilise place position bring keep clear wash apply
+grab shear mark nick puncture stain paint tuck sweep strip peel suture stitch tie tap vacuum scrape groove
+trench carve instil inflate refill deliver divide separate spread
 """.split()
 )
 
@@ -116,7 +119,8 @@ chamber capsule capsular lens nucleus cornea corneal wound incision iris cortex 
 keratome forceps cannula hook chopper probe tip bag flap rhexis capsulorhexis endothelium globe fluid solution
 pupil optic limbus port handpiece injector cartridge quadrant fragment fragments epithelium angle stroma
 speculum suture iol ovd epinucleus paracentesis tunnel membrane sleeve ring zonule zonules blade knife needle
-cystotome spatula sponge
+cystotome spatula sponge axis edge injection steroid antibiotic cefuroxime drape nylon stitch groove trench plaque
+plaques polisher bss healon dye trypan bevel sideport halves sclera conjunctiva
 """.split()
 )
 

@@ -110,6 +110,37 @@ def test_an_instrument_as_subject_is_the_surgeons_action_and_an_expletive_is_not
     assert narrated_actions("The side port is done with a slit knife.") == ["Make the side port with a slit knife."]
 
 
+def test_spoken_forms_become_instructions_and_negated_ones_do_not():
+    assert narrated_actions("Let's just check the pressure with a finger on the eye.") == [
+        "Check the pressure with a finger on the eye."
+    ]
+    assert narrated_actions("A couple of small injections of BSS around the rhexis.") == [
+        "Inject BSS around the rhexis."
+    ]
+    assert narrated_actions("Stromal hydration of both side ports with BSS until they're white.") == [
+        "Hydrate both side ports with BSS."
+    ]
+    assert narrated_actions("What we want is a round capsulorhexis of about five millimetres.") == [
+        "Make a round capsulorhexis of about five millimetres."
+    ]
+    for remark in (
+        "My registrar asked why we don't use a capsular tension ring more often.",
+        "We never inject the antibiotic before the lens is in.",
+        "Point one mil of cefuroxime into the chamber.",  # a decimal, not the verb "point"
+    ):
+        assert narrated_actions(remark) == [], remark
+    assert "quantity" in form_complaint("Point one mil of cefuroxime into the chamber.")
+    assert form_complaint("Point the phaco tip towards the centre.") is None
+
+
+def test_an_abbreviation_of_an_instrument_is_not_an_institution():
+    """spaCy tags "the I/A." at a sentence's end as an organisation; nothing in it can name anyone."""
+    narration = "I'm clearing the viscoelastic from behind the lens with the I/A."
+    assert Refiner({"backend": "extractive"}).refine(narration)["instruction"] == (
+        "Clear the viscoelastic from behind the lens with the I/A."
+    )
+
+
 def test_passives_and_pronouns_become_instructions():
     assert narrated_actions("And then the cortex is stripped with the I/A handpiece.") == [
         "Strip the cortex with the I/A handpiece."

@@ -238,7 +238,8 @@ class NamedEntities(EntityRecognizer):
             kind = NER_KINDS.get(ent.label_)
             if kind is None or is_surgical(doc, ent.start, ent.end):
                 continue
-            if all(t.lower_ in _TITLES or not wordlike(t) or _acronym(t) for t in ent):
+            # nothing in it could name anyone: titles, acronyms, function words, symbols ("the I/A.")
+            if all(t.is_stop or t.lower_ in _TITLES or not wordlike(t) or _acronym(t) for t in ent):
                 continue
             # lower-case tags are the model's noise on narration ("5 mm" as a person), unless every word is a
             # proper noun (a name the speech recogniser lower-cased)

