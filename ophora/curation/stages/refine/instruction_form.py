@@ -92,6 +92,7 @@ def _objects(verb) -> list:
     return found
 
 
+@lru_cache(maxsize=1024)  # the validator reads one answer's form three times (form, action, grounding)
 def parse_imperative(text: str) -> tuple[Action | None, str]:
     """(the action, "") when ``text`` is one imperative sentence whose first word is its main verb, that verb acts
     on the surgical field and has something to act on; else (None, why not)."""
@@ -296,11 +297,16 @@ def narrated_actions(narration: str) -> list[str]:
     """Each clause of ``narration`` in which the surgeon acts on something, as an imperative ("Insert the lens
     ..."), in the order spoken; passive clauses are turned round ("the lens is inserted" -> "Insert the lens"),
     "it" becomes what it stands for, and a carrier's complement is the action ("I'm going to inject ...")."""
+    return list(_narrated_actions(narration))
+
+
+@lru_cache(maxsize=1024)  # the validator asks for one narration's actions twice per answer
+def _narrated_actions(narration: str) -> tuple[str, ...]:
     out = []
     for sentence in nlp()(narration).sents:
         actions = [a for verb in sentence if (a := _verb_action(verb))]
         out += actions or _named_actions(sentence) or _wanted(sentence)
-    return out
+    return tuple(out)
 
 
 def _negated(verb) -> bool:
