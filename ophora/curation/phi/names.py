@@ -214,17 +214,15 @@ def _result(kind: str, start: int, end: int, score: float, recognizer: EntityRec
     )
 
 
-class NamedEntities(EntityRecognizer):
-    """People (NAME), places (ADDRESS) and organisations (INSTITUTION) from the NLP engine's entities.
+class TokenRecognizer(EntityRecognizer):
+    """A Presidio recognizer that reads the tokens the NLP engine already parsed (no model of its own to load):
+    subclasses name themselves and implement :meth:`find`."""
 
-    A person span grows over the name words next to it (:func:`grow_name`); an
-    organisation or a place needs a capital letter (lower-case ORG tags on narration are the model's noise).
-    """
+    NAME = ""
+    ENTITIES: tuple[str, ...] = ("NAME",)
 
     def __init__(self):
-        super().__init__(
-            supported_entities=list(dict.fromkeys(NER_KINDS.values())), name="named_entities", supported_language="en"
-        )
+        super().__init__(supported_entities=list(self.ENTITIES), name=self.NAME, supported_language="en")
 
     def load(self) -> None:
         pass
@@ -232,7 +230,27 @@ class NamedEntities(EntityRecognizer):
     def analyze(self, text, entities, nlp_artifacts=None):
         if nlp_artifacts is None or nlp_artifacts.tokens is None:
             return []
-        doc = nlp_artifacts.tokens
+        return self.find(nlp_artifacts.tokens, nlp_artifacts)
+
+    def find(self, doc, nlp_artifacts) -> list[RecognizerResult]:
+        raise NotImplementedError
+
+    def span(self, kind: str, span, score: float, why: str) -> RecognizerResult:
+        """A result over the tokens of ``span``."""
+        return _result(kind, span.start_char, span.end_char, score, self, why)
+
+
+class NamedEntities(TokenRecognizer):
+    """People (NAME), places (ADDRESS) and organisations (INSTITUTION) from the NLP engine's entities.
+
+    A person span grows over the name words next to it (:func:`grow_name`); an
+    organisation or a place needs a capital letter (lower-case ORG tags on narration are the model's noise).
+    """
+
+    NAME = "named_entities"
+    ENTITIES = tuple(dict.fromkeys(NER_KINDS.values()))
+
+    def find(self, doc, nlp_artifacts):
         out = []
         for ent in doc.ents:
             kind = NER_KINDS.get(ent.label_)
@@ -247,31 +265,24 @@ class NamedEntities(EntityRecognizer):
                 continue
             # a place or organisation grows too: the NER model tags many given names as one ("[GPE] das Olvekk")
             start, end = grow_name(doc, ent.start, ent.end)
-            span = doc[start:end]
             out.append(
-                _result(
+                self.span(
                     kind if (start, end) == (ent.start, ent.end) else "NAME",
-                    span.start_char,
-                    span.end_char,
+                    doc[start:end],
                     0.85,
-                    self,
                     f"spaCy {ent.label_} ({nlp_artifacts.nlp_engine.__class__.__name__})",
                 )
             )
         return out
 
 
-class ProperNouns(EntityRecognizer):
+class ProperNouns(TokenRecognizer):
     """Proper nouns the NER model left untagged or tagged as something else: a name at the start of a sentence
     (a name that opens it), one heard slightly wrong, or written in lower case by a speech recogniser.
     A capitalised proper noun counts on its own; lower-case ones in runs of two or more.
     Numbers, dates and surgical vocabulary are left alone."""
 
-    def __init__(self):
-        super().__init__(supported_entities=["NAME"], name="proper_nouns", supported_language="en")
-
-    def load(self) -> None:
-        pass
+    NAME = "proper_nouns"
 
     def _candidate(self, tok) -> bool:
         return (
@@ -283,10 +294,7 @@ class ProperNouns(EntityRecognizer):
             and not _acronym(tok)
         )
 
-    def analyze(self, text, entities, nlp_artifacts=None):
-        if nlp_artifacts is None or nlp_artifacts.tokens is None:
-            return []
-        doc = nlp_artifacts.tokens
+    def find(self, doc, nlp_artifacts):
         out, i = [], 0
         while i < len(doc):
             j = i
@@ -294,7 +302,6 @@ class ProperNouns(EntityRecognizer):
                 j += 1
             cased = any(t.text[0].isupper() for t in doc[i:j])
             if j > i and (cased or j - i >= 2) and not is_surgical(doc, i, j):
-                span = doc[slice(*grow_name(doc, i, j))]
-                out.append(_result("NAME", span.start_char, span.end_char, 0.6, self, "proper noun"))
+                out.append(self.span("NAME", doc[slice(*grow_name(doc, i, j))], 0.6, "proper noun"))
             i = max(j, i + 1)
         return out

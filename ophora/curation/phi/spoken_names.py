@@ -11,14 +11,12 @@ subject of a verb after a given name that is itself a proper noun, not English, 
 
 from __future__ import annotations
 
-from presidio_analyzer import EntityRecognizer
-
 from ophora.curation.phi.names import (
     _PARTICLES,
     _TITLES,
+    TokenRecognizer,
     _acronym,
     _name_word,
-    _result,
     date_bound,
     grow_name,
     is_surgical,
@@ -32,15 +30,14 @@ _NOUNISH = {"NOUN", "PROPN", "X", "ADJ"}
 _AFTER = {"VERB", "AUX", "PUNCT", "ADP", "CCONJ", "PART", "SCONJ"}
 
 
-class LowerCaseSurnames(EntityRecognizer):
+class LowerCaseSurnames(TokenRecognizer):
     """A given name and the lower-case surname after it (particles between: "van", "da"), as one NAME."""
+
+    NAME = "lowercase_surnames"
 
     def __init__(self, vocabulary: Vocabulary):
         self.vocabulary = vocabulary
-        super().__init__(supported_entities=["NAME"], name="lowercase_surnames", supported_language="en")
-
-    def load(self) -> None:
-        pass
+        super().__init__()
 
     def _lower(self, doc, i: int) -> bool:
         tok = doc[i]
@@ -63,10 +60,7 @@ class LowerCaseSurnames(EntityRecognizer):
     def _foreign(self, tok) -> bool:
         return tok.pos_ == "PROPN" or not self.vocabulary.known(tok)
 
-    def analyze(self, text, entities, nlp_artifacts=None):
-        if nlp_artifacts is None or nlp_artifacts.tokens is None:
-            return []
-        doc = nlp_artifacts.tokens
+    def find(self, doc, nlp_artifacts):
         out, i = [], 1
         while i < len(doc):
             if not self._lower(doc, i):
@@ -85,8 +79,7 @@ class LowerCaseSurnames(EntityRecognizer):
                 end += 1
             after = doc[end].pos_ if end < len(doc) else "PUNCT"
             if (glued or self._given(doc, given)) and after in _AFTER and self._evidence(doc, given, i, end):
-                span = doc[slice(*grow_name(doc, given, end))]
-                out.append(_result("NAME", span.start_char, span.end_char, 0.6, self, "lower-case surname"))
+                out.append(self.span("NAME", doc[slice(*grow_name(doc, given, end))], 0.6, "lower-case surname"))
             i = end
         return out
 
@@ -100,17 +93,16 @@ class LowerCaseSurnames(EntityRecognizer):
         return subject and (g.ent_type_ in ("PERSON", "GPE", "LOC") or self._foreign(g))
 
 
-class UnknownCapitalised(EntityRecognizer):
+class UnknownCapitalised(TokenRecognizer):
     """Capitalised words that are not English in any part of speech (a name the NER model does not know, or one
     heard slightly wrong): two or more in a row ("Tavrin das Olvekk"), or one inside a sentence ("from Velmorre"),
     where the capital is the writer's, not the sentence's. Surgical vocabulary is left alone."""
 
+    NAME = "unknown_capitalised"
+
     def __init__(self, vocabulary: Vocabulary):
         self.vocabulary = vocabulary
-        super().__init__(supported_entities=["NAME"], name="unknown_capitalised", supported_language="en")
-
-    def load(self) -> None:
-        pass
+        super().__init__()
 
     def _candidate(self, doc, i: int) -> bool:
         tok = doc[i]
@@ -126,10 +118,7 @@ class UnknownCapitalised(EntityRecognizer):
             and not is_surgical(doc, i, i + 1)
         )
 
-    def analyze(self, text, entities, nlp_artifacts=None):
-        if nlp_artifacts is None or nlp_artifacts.tokens is None:
-            return []
-        doc = nlp_artifacts.tokens
+    def find(self, doc, nlp_artifacts):
         out, i = [], 0
         while i < len(doc):
             if not self._candidate(doc, i):
@@ -144,7 +133,6 @@ class UnknownCapitalised(EntityRecognizer):
                 else:
                     break
             if (words >= 2 or not doc[i].is_sent_start) and not is_surgical(doc, i, end):
-                span = doc[slice(*grow_name(doc, i, end))]
-                out.append(_result("NAME", span.start_char, span.end_char, 0.5, self, "capitalised, not English"))
+                out.append(self.span("NAME", doc[slice(*grow_name(doc, i, end))], 0.5, "capitalised, not English"))
             i = end
         return out
