@@ -3,21 +3,18 @@
 Checks every tar is well-formed and complete, every sample has its members, keys and json follow the schema
 (:class:`ClipMeta`), each mp4 decodes to the promised frames, size and fps (skipped with ``quick``), no key appears
 in two shards of a subset, and the index, the shards and the ledger agree. Problems become :class:`Finding`s; the
-run never stops at the first one.
+run never stops at the first one. The checks across the whole output are in ``cross_check.py``, the findings and
+the report in ``findings.py`` (both re-exported here).
 """
 
 from __future__ import annotations
 
-import json
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from pydantic import ValidationError
 
-from ophora.dataset.ledger import read_ledger
 from ophora.dataset.shards import (
     LATENT_MEMBERS,
     RAW_MEMBERS,
@@ -30,82 +27,28 @@ from ophora.dataset.shards import (
     parse_key,
     refused_shards,
 )
-from ophora.inspection.catalog import read_index, shard_name, subsets_in, torn_shards
+from ophora.inspection.catalog import shard_name, subsets_in, torn_shards
+from ophora.inspection.cross_check import cross_check
+from ophora.inspection.findings import FINDINGS_PER_CODE, Finding, ValidationReport, findings_rows
+
+__all__ = [
+    "CONTRACT_CODEC",
+    "FINDINGS_PER_CODE",
+    "FPS_TOLERANCE",
+    "TAR_BLOCK",
+    "Finding",
+    "ValidationReport",
+    "check_sample",
+    "check_video",
+    "cross_check",
+    "findings_rows",
+    "tar_is_complete",
+    "validate",
+]
 
 TAR_BLOCK = 512
 FPS_TOLERANCE = 0.01
 CONTRACT_CODEC = ("h264", "yuv420p")  # docs/design.md §3: H.264, yuv420p
-FINDINGS_PER_CODE = 50  # kept with their details; the rest of a code is counted (100k bad members: 50 lines + 1)
-
-
-@dataclass
-class Finding:
-    """One problem: ``severity`` error (breaks the contract) or warning, a stable ``code``, where, and why."""
-
-    severity: str
-    code: str
-    where: str
-    message: str
-    key: str = ""
-
-
-@dataclass
-class ValidationReport:
-    """What validate found. ``findings`` keeps the first ``per_code`` findings of each code; ``suppressed``
-    counts the rest by code, and ``error_count`` counts every error, kept or not."""
-
-    root: str
-    quick: bool
-    shards: int = 0
-    samples: int = 0
-    decoded: int = 0
-    findings: list[Finding] = field(default_factory=list)
-    suppressed: Counter = field(default_factory=Counter)
-    error_count: int = 0
-    per_code: int = FINDINGS_PER_CODE
-    _kept: Counter = field(default_factory=Counter, repr=False)
-
-    def add(self, *findings: Finding) -> None:
-        for f in findings:
-            self.error_count += f.severity == "error"
-            if self._kept[f.code] < self.per_code:
-                self._kept[f.code] += 1
-                self.findings.append(f)
-            else:
-                self.suppressed[f.code] += 1
-
-    @property
-    def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == "error"]
-
-    @property
-    def ok(self) -> bool:
-        return not self.error_count
-
-    def codes(self) -> set[str]:
-        return {f.code for f in self.findings}
-
-    def summary_rows(self) -> list[tuple[str, str, str, str]]:
-        """One row per code whose findings were not all kept: how many more there are."""
-        return [
-            ("...", code, "", f"{n} more {code} findings not listed") for code, n in sorted(self.suppressed.items())
-        ]
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "root": self.root,
-                "quick": self.quick,
-                "ok": self.ok,
-                "shards": self.shards,
-                "samples": self.samples,
-                "decoded": self.decoded,
-                "errors": self.error_count,
-                "findings": [asdict(f) for f in self.findings],
-                "suppressed": dict(self.suppressed),
-            },
-            indent=2,
-        )
 
 
 def _shard_error_code(message: str) -> str:
@@ -308,111 +251,3 @@ def validate(
             pool.shutdown(wait=True, cancel_futures=True)
     report.add(*cross_check(root, keys_by_subset, claimed))
     return report
-
-
-def cross_check(
-    root: str, keys_by_subset: dict[str, dict[str, str]], claimed: dict[str, list[str]] | None = None
-) -> list[Finding]:
-    """Index <-> shards <-> ledger agreement, p2ft/ within tpt/, and every clip in each subset its json names."""
-    out: list[Finding] = []
-    for key, subsets in (claimed or {}).items():
-        for subset in subsets:
-            if key not in keys_by_subset.get(subset, {}):
-                out.append(
-                    Finding(
-                        "error",
-                        "subset-missing",
-                        f"{subset}/",
-                        f"{key}.json says it belongs to {subset}, no {subset} shard holds it",
-                        key,
-                    )
-                )
-    index = read_index(root)
-    if not len(index):
-        out.append(Finding("warning", "no-index", "index/", "no clip index; index checks skipped"))
-    else:
-        indexed = set()
-        for row in index.itertuples():
-            if (row.subset, row.key) in indexed:
-                out.append(
-                    Finding(
-                        "error", "index-duplicate", "index/", f"{row.key} has two index rows in {row.subset}", row.key
-                    )
-                )
-            indexed.add((row.subset, row.key))
-            held = keys_by_subset.get(row.subset, {}).get(row.key)
-            if held is None:
-                out.append(
-                    Finding(
-                        "error",
-                        "index-orphan",
-                        "index/",
-                        f"index row {row.key} in {row.subset} points "
-                        f"to {row.shard}, but no {row.subset} shard holds that key",
-                        row.key,
-                    )
-                )
-            elif held != shard_name(row.shard):
-                out.append(
-                    Finding(
-                        "error",
-                        "index-wrong-shard",
-                        "index/",
-                        f"index row {row.key} names shard {row.shard}, the key is in {row.subset}/{held}",
-                        row.key,
-                    )
-                )
-        for subset, keys in keys_by_subset.items():
-            for key, shard in keys.items():
-                if (subset, key) not in indexed:
-                    out.append(
-                        Finding(
-                            "error",
-                            "not-indexed",
-                            f"{subset}/{shard}",
-                            f"{subset}/{shard} holds {key}, the index has no row for it",
-                            key,
-                        )
-                    )
-    for key, shard in keys_by_subset.get("p2ft", {}).items():
-        if key not in keys_by_subset.get("tpt", {}) and "tpt" not in (claimed or {}).get(key, []):
-            # (when the json names tpt, subset-missing above already says so)
-            out.append(Finding("error", "p2ft-not-in-tpt", f"p2ft/{shard}", f"{key} is in p2ft/ but not in tpt/", key))
-    ledger = read_ledger(root)
-    if not len(ledger):
-        out.append(Finding("warning", "no-ledger", "ledger/", "no source ledger; ledger checks skipped"))
-        return out
-    written: dict[str, str] = {}
-    for row in ledger.itertuples():
-        try:
-            keys = json.loads(row.keys_json or "[]")
-        except ValueError:
-            out.append(Finding("error", "bad-ledger", "ledger/", f"{row.source_uri}: keys_json is not JSON"))
-            continue
-        if row.status != "done" and keys:
-            out.append(
-                Finding(
-                    "warning",
-                    "ledger-status",
-                    "ledger/",
-                    f"{row.source_uri} is {row.status} but lists {len(keys)} written clips",
-                )
-            )
-        for key in keys:
-            written[key] = row.source_uri
-    all_keys = {k: f"{sub}/{s}" for sub, keys in keys_by_subset.items() for k, s in keys.items()}
-    for key, uri in sorted(written.items()):
-        if key not in all_keys:
-            out.append(
-                Finding(
-                    "error", "ledger-orphan", "ledger/", f"the ledger says {uri} wrote {key}, no shard holds it", key
-                )
-            )
-    for key, shard in sorted(all_keys.items()):
-        if key not in written:
-            out.append(Finding("error", "not-in-ledger", shard, f"{key} is in a shard but no ledger row lists it", key))
-    return out
-
-
-def findings_rows(report: ValidationReport) -> list[tuple[Any, ...]]:
-    return [(f.severity, f.code, f.where, f.message) for f in report.findings] + report.summary_rows()
