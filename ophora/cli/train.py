@@ -102,25 +102,16 @@ def stage_run(
 ) -> None:
     """Run one stage: `ophora train --stage tpt --shards DATA --out RUN` (rerun resumes from RUN's latest
     checkpoint), or use a subcommand."""
-    if ctx.invoked_subcommand is None:
+    if ctx.invoked_subcommand is None:  # always None when called as `ophora train run`
         _run_stage(stage, shards, out, config, model, init_from, sets)
 
 
-@app.command("run")
-def run(
-    stage: Optional[str] = STAGE_OPT,
-    shards: Optional[str] = SHARDS_OPT,
-    out: Optional[str] = OUT_OPT,
-    config: Optional[str] = CONFIG_OPT,
-    model: Optional[str] = MODEL_OPT,
-    init_from: Optional[str] = INIT_OPT,
-    sets: list[str] = SET_OPT,
-) -> None:
-    """Run one stage (same as `ophora train --stage ...`); rerunning the same --out resumes.
-
-    Example: ophora train run --stage tpt --shards curated/ --out runs/tpt --model THUDM/CogVideoX-2b
-    """
-    _run_stage(stage, shards, out, config, model, init_from, sets)
+# `ophora train run --stage ...` is the callback above under a subcommand's name (same options, same run)
+app.command(
+    "run",
+    help="Run one stage (same as `ophora train --stage ...`); rerunning the same --out resumes.\n\n"
+    "Example: ophora train run --stage tpt --shards curated/ --out runs/tpt --model THUDM/CogVideoX-2b",
+)(stage_run)
 
 
 @app.command()
