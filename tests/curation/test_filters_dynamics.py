@@ -28,34 +28,30 @@ def _run(stage, path, start, end):
     ).to_pylist()[0]
 
 
+def _h264(path: Path, *args: str) -> Path:
+    """``path`` encoded by ffmpeg (H.264, yuv420p) from the inputs and filters in ``args``."""
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", *args, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)], check=True
+    )
+    return path
+
+
 def _pan_video(path: Path, widths_per_second: float, seconds: float = 7.0, width: int = 640) -> Path:
     """A camera pan over a wide textured picture (testsrc2 and mandelbrot side by side, 8 frames wide), at
     ``widths_per_second`` frame widths per second, 25 fps."""
     speed = widths_per_second * width
     total = int(width * (1 + widths_per_second * seconds)) + 16
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"mandelbrot=size={total}x360:rate=25",
-            "-vf",
-            f"crop={width}:360:x='min(t*{speed},{total - width})':y=0",
-            "-t",
-            str(seconds),
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            str(path),
-        ],
-        check=True,
+    return _h264(
+        path,
+        "-f",
+        "lavfi",
+        "-i",
+        f"mandelbrot=size={total}x360:rate=25",
+        "-vf",
+        f"crop={width}:360:x='min(t*{speed},{total - width})':y=0",
+        "-t",
+        str(seconds),
     )
-    return path
 
 
 @pytest.mark.parametrize("kind", ["slide", "black", "frozen"])
@@ -101,31 +97,20 @@ def test_the_real_cataract_clips_are_kept():
 def test_stage_reads_a_video_file_and_drops_only_the_still_half(tmp_path):
     video = tmp_path / "half_still.mp4"
     # 4 s of a moving test pattern, then 4 s of one frozen frame
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=10:duration=4",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=gray:size=320x240:rate=10:duration=4",
-            "-filter_complex",
-            "[0:v][1:v]concat=n=2:v=1[v]",
-            "-map",
-            "[v]",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            str(video),
-        ],
-        check=True,
+    _h264(
+        video,
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=10:duration=4",
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=gray:size=320x240:rate=10:duration=4",
+        "-filter_complex",
+        "[0:v][1:v]concat=n=2:v=1[v]",
+        "-map",
+        "[v]",
     )
     rows = [
         new_row(source_uri=str(video), source_id="abcd", window_index=i, start=s, end=s + 3.0)

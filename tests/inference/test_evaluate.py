@@ -197,12 +197,13 @@ def test_feature_nets_load_by_path_and_pickles_are_refused(tmp_path):
         load_feature_net(str(tmp_path / "pickled.pt"), "image")
 
 
-def test_cli_evaluate_prints_a_table_and_writes_results(generated, reference_shards, tmp_path):
+def _cli_evaluate(generated, reference_shards, out):
+    """``ophora evaluate`` on the fixtures at the small sizes (no CLIP), as a CliRunner result."""
     from typer.testing import CliRunner
 
     from ophora.cli import app
 
-    result = CliRunner().invoke(
+    return CliRunner().invoke(
         app,
         [
             "evaluate",
@@ -210,7 +211,7 @@ def test_cli_evaluate_prints_a_table_and_writes_results(generated, reference_sha
             "--reference",
             str(reference_shards),
             "--out",
-            str(tmp_path),
+            str(out),
             "--fid-size",
             "96",
             "--fvd-size",
@@ -223,6 +224,10 @@ def test_cli_evaluate_prints_a_table_and_writes_results(generated, reference_sha
             "none",
         ],
     )
+
+
+def test_cli_evaluate_prints_a_table_and_writes_results(generated, reference_shards, tmp_path):
+    result = _cli_evaluate(generated, reference_shards, tmp_path)
     assert result.exit_code == 0, result.output
     assert "FID" in result.output
     assert json.loads((tmp_path / "evaluation.json").read_text())["overall"]["fid"] > 0
@@ -254,40 +259,12 @@ def test_only_a_known_detector_checksum_makes_figures_comparable(tmp_path, monke
 
 
 def test_every_figure_of_random_networks_says_not_comparable(generated, reference_shards, nets, clip, tmp_path):
-    from typer.testing import CliRunner
-
-    from ophora.cli import app
-
     results = evaluate(
         generated, reference_shards, tmp_path, clip_model=clip, plot=False, audit_k=None, **nets, **SMALL
     )
     assert results["labels"] == {"fid": "not comparable", "fvd": "not comparable", "clip_score": "not comparable"}
     assert json.loads((tmp_path / "evaluation.json").read_text())["labels"] == results["labels"]
-    output = (
-        CliRunner()
-        .invoke(
-            app,
-            [
-                "evaluate",
-                str(generated),
-                "--reference",
-                str(reference_shards),
-                "--out",
-                str(tmp_path / "cli"),
-                "--fid-size",
-                "96",
-                "--fvd-size",
-                "64",
-                "--frames-per-video",
-                "4",
-                "--fvd-frames",
-                "8",
-                "--clip-model",
-                "none",
-            ],
-        )
-        .output
-    )
+    output = _cli_evaluate(generated, reference_shards, tmp_path / "cli").output
     assert "FID (not comparable)" in " ".join(output.split()) or "not comparable" in output
 
 

@@ -33,6 +33,27 @@ def _trainable(source: Path):
     return model, opt, sched
 
 
+def _save(path, model, opt, sched, *, step, signature, positions=None, history=None) -> None:
+    """Rank 0's checkpoint of a run without EMA."""
+    save_checkpoint(
+        path,
+        rank=0,
+        model=model,
+        optimizer=opt,
+        lr_scheduler=sched,
+        ema=None,
+        step=step,
+        signature=signature,
+        positions=positions if positions is not None else {},
+        history=history if history is not None else [],
+        extra={},
+    )
+
+
+def _load(path, model, opt, sched, *, signature) -> dict:
+    return load_checkpoint(path, rank=0, model=model, optimizer=opt, lr_scheduler=sched, ema=None, signature=signature)
+
+
 def test_checkpoint_round_trips_weights_optimizer_schedule_rng_and_data_position(tiny, tmp_path):
     model, opt, sched = _trainable(tiny)
     model(
@@ -43,25 +64,11 @@ def test_checkpoint_round_trips_weights_optimizer_schedule_rng_and_data_position
     )[0].pow(2).mean().backward()
     opt.step(), sched.step()
     sig = model_signature(model)
-    save_checkpoint(
-        tmp_path,
-        rank=0,
-        model=model,
-        optimizer=opt,
-        lr_scheduler=sched,
-        ema=None,
-        step=7,
-        signature=sig,
-        positions={0: (1, 5)},
-        history=[1.0, 0.5],
-        extra={},
-    )
+    _save(tmp_path, model, opt, sched, step=7, signature=sig, positions={0: (1, 5)}, history=[1.0, 0.5])
     expected_draw = (torch.rand(3), random.random())
 
     fresh, fresh_opt, fresh_sched = _trainable(tiny)
-    state = load_checkpoint(
-        tmp_path, rank=0, model=fresh, optimizer=fresh_opt, lr_scheduler=fresh_sched, ema=None, signature=sig
-    )
+    state = _load(tmp_path, fresh, fresh_opt, fresh_sched, signature=sig)
     assert state["step"] == 7 and state["positions"] == {0: (1, 5)} and state["loss_history"] == [1.0, 0.5]
     assert torch.equal(fresh.proj_out.weight, model.proj_out.weight)
     assert fresh_sched.get_last_lr() == sched.get_last_lr()
@@ -71,23 +78,9 @@ def test_checkpoint_round_trips_weights_optimizer_schedule_rng_and_data_position
 
 def test_checkpoint_from_another_model_shape_is_refused_by_name(tiny, tmp_path):
     model, opt, sched = _trainable(tiny)
-    save_checkpoint(
-        tmp_path,
-        rank=0,
-        model=model,
-        optimizer=opt,
-        lr_scheduler=sched,
-        ema=None,
-        step=1,
-        signature={**model_signature(model), "num_layers": 30},
-        positions={},
-        history=[],
-        extra={},
-    )
+    _save(tmp_path, model, opt, sched, step=1, signature={**model_signature(model), "num_layers": 30})
     with pytest.raises(CheckpointMismatch, match=str(tmp_path)):
-        load_checkpoint(
-            tmp_path, rank=0, model=model, optimizer=opt, lr_scheduler=sched, ema=None, signature=model_signature(model)
-        )
+        _load(tmp_path, model, opt, sched, signature=model_signature(model))
 
 
 def test_objective_is_finite_and_backpropagates_through_vae_latents(tiny):
