@@ -144,3 +144,24 @@ def test_ocr_detection_side_is_honoured(surgical_background):
     cv2.putText(frame, "SURGERY RECORD 2024", (40, 60), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
     assert TextReader(PrivacyConfig())(frame)[0]
     assert TextReader(PrivacyConfig(ocr_det_side=128))(frame)[0] == []
+
+
+def test_the_first_and_last_samples_are_read_at_full_size_and_the_middle_ones_scouted(stage, surgical_background):
+    """``ocr_scout_side``: the samples between a window's first and last are detected at the smaller size (a line
+    the scout cannot see is still read where it is on the first or last sample); the reader is never asked for
+    more than ``ocr_det_side``."""
+    from ophora.curation.stages.privacy import TextReader
+
+    frame = surgical_background.copy()
+    cv2.putText(frame, "SURGERY RECORD 2024", (40, 60), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+    reader = TextReader(PrivacyConfig(ocr_scout_side=128))
+    assert reader(frame, det_side=128)[0] == [] and reader(frame)[0]
+    assert reader(frame, det_side=4096) and reader.side == PrivacyConfig().ocr_det_side
+    sides = []
+    real = stage.reader
+    stage.reader = lambda f, side=0: sides.append(side) or ([], 0.0)
+    try:
+        stage.judge(np.stack([surgical_background] * 4))
+    finally:
+        stage.reader = real
+    assert sides == [0, stage.cfg.ocr_scout_side, stage.cfg.ocr_scout_side, 0]
