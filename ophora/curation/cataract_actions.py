@@ -120,9 +120,26 @@ keratome forceps cannula hook chopper probe tip bag flap rhexis capsulorhexis en
 pupil optic limbus port handpiece injector cartridge quadrant fragment fragments epithelium angle stroma
 speculum suture iol ovd epinucleus paracentesis tunnel membrane sleeve ring zonule zonules blade knife needle
 cystotome spatula sponge axis edge injection steroid antibiotic cefuroxime drape nylon stitch groove trench plaque
-plaques polisher bss healon dye trypan bevel sideport halves sclera conjunctiva
+plaques polisher bss healon dye trypan bevel sideport halves sclera conjunctiva eye iop lidocaine anaesthetic
+anesthetic moxifloxacin
 """.split()
 )
+
+# What a surgeon injects: a thing of these "goes in" ("some intracameral lidocaine goes in") is injected, not inserted.
+SUBSTANCES = frozenset(
+    """
+viscoelastic ovd healon bss fluid saline solution lidocaine anaesthetic anesthetic cefuroxime moxifloxacin
+antibiotic steroid trypan dye air water miochol carbachol acetylcholine adrenaline epinephrine phenylephrine
+triamcinolone
+""".split()
+)
+
+
+def surgical_nouns(text: str) -> set[str]:
+    """The surgical nouns in ``text``, singular or plural ("ports", "handpieces")."""
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    return {w for w in words | {w[:-1] for w in words if w.endswith("s")} if w in SURGICAL_NOUNS}
+
 
 # Instruments: a narration that makes one the subject ("the diamond knife enters the cornea") describes what the
 # surgeon does with it ("Enter the cornea with the diamond knife").

@@ -126,9 +126,12 @@ def test_spoken_forms_become_instructions_and_negated_ones_do_not():
     for remark in (
         "My registrar asked why we don't use a capsular tension ring more often.",
         "We never inject the antibiotic before the lens is in.",
-        "Point one mil of cefuroxime into the chamber.",  # a decimal, not the verb "point"
     ):
         assert narrated_actions(remark) == [], remark
+    # a decimal, not the verb "point": the line is verbless, and a substance sent into the eye is injected
+    assert narrated_actions("Point one mil of cefuroxime into the chamber.") == [
+        "Inject point one mil of cefuroxime into the chamber."
+    ]
     assert "quantity" in form_complaint("Point one mil of cefuroxime into the chamber.")
     assert form_complaint("Point the phaco tip towards the centre.") is None
 
@@ -162,3 +165,33 @@ def test_the_fallback_passes_the_rubric_on_at_least_95_percent_of_the_written_li
         for why in [res[1]]
     ]
     assert len(failed) <= 0.05 * len(lines), failed
+
+
+def test_clefts_fillers_and_the_subject_nearest_the_verb():
+    assert narrated_actions("um so first thing we do is uh make the main incision with the blade") == [
+        "Make the main incision with the blade."
+    ]
+    assert narrated_actions("The next step is to stain the capsule with trypan blue.") == [
+        "Stain the capsule with trypan blue."
+    ]
+    assert narrated_actions("The plan is simple, the chamber is full.") == []
+    assert narrated_actions("Staining now: the cannula goes under the rim.") == ["Insert the cannula under the rim."]
+
+
+def test_what_moves_stands_or_is_named_without_a_verb():
+    # a substance that goes in is injected; a thing that goes across is placed
+    assert narrated_actions("Some intracameral lidocaine goes in through the side port.") == [
+        "Inject some intracameral lidocaine through the side port."
+    ]
+    assert narrated_actions("So one nylon suture goes across the wound.") == ["Place one nylon suture across the wound."]
+    # an instrument that sits somewhere was placed there
+    assert narrated_actions("The cannula sits just under the capsule edge.") == [
+        "Place the cannula just under the capsule edge."
+    ]
+    # verbless: a purpose is the action; a thing the surgeon makes, placed somewhere, is made there
+    assert narrated_actions("A little hydrodelineation as well, to separate the endonucleus from the epinucleus.") == [
+        "Separate the endonucleus from the epinucleus."
+    ]
+    assert narrated_actions("Alright, paracentesis at the limbus.") == ["Make a paracentesis at the limbus."]
+    assert narrated_actions("Lovely rhexis, nice and round.") == []
+    assert narrated_actions("You'll feel the nucleus lift slightly.") == []

