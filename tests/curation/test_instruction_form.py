@@ -183,7 +183,9 @@ def test_what_moves_stands_or_is_named_without_a_verb():
     assert narrated_actions("Some intracameral lidocaine goes in through the side port.") == [
         "Inject some intracameral lidocaine through the side port."
     ]
-    assert narrated_actions("So one nylon suture goes across the wound.") == ["Place one nylon suture across the wound."]
+    assert narrated_actions("So one nylon suture goes across the wound.") == [
+        "Place one nylon suture across the wound."
+    ]
     # an instrument that sits somewhere was placed there
     assert narrated_actions("The cannula sits just under the capsule edge.") == [
         "Place the cannula just under the capsule edge."
