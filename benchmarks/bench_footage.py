@@ -16,7 +16,7 @@ yield: narrated videos (sidecar subtitles) built from the same shots, curated wi
 
 instructions: the narration lines in benchmarks/instruction_rubric.yaml (written for this, not from the synthetic
 generator's scripts) through each refine backend; judged by the rubric written there. ``--final`` adds the second
-held-out parts (held_out_2 to held_out_5), each kept unseen while prompts, steering and rules are tuned: run them
+held-out parts (held_out_2 to held_out_6), each kept unseen while prompts, steering and rules are tuned: run them
 once, at the end.
 """
 
@@ -266,6 +266,7 @@ def bench_instructions(workdir: Path, args) -> dict:
         parts["held out 3"] = load_lines(part="held_out_3")
         parts["held out 4"] = load_lines(part="held_out_4")
         parts["held out 5"] = load_lines(part="held_out_5")
+        parts["held out 6"] = load_lines(part="held_out_6")
     if args.sample:  # an even spread over both parts (an LLM on this CPU takes ~10-20 s a line)
         parts = {p: v[:: max(1, round(len(v) / (args.sample / 2)))] for p, v in parts.items()}
     lines = [x for part in parts.values() for x in part]

@@ -213,13 +213,28 @@ _MADE = frozenset("incision paracentesis port sideport rhexis capsulorhexis groo
 _DISFLUENCY = re.compile(r"\b(?:[Uu]+[mh]+|[Ee]rm+|[Hh]mm+|er)\b,?\s*")
 
 
+def _word(t) -> str:
+    """A token as an instruction writes it: a common word that was capitalised only because it opened the
+    narration's sentence goes to lower case ("Balanced salt solution is injected" -> "Inject balanced salt ...")."""
+    return t.lower_ if t.is_sent_start and t.pos_ != "PROPN" and not t.text.isupper() else t.text
+
+
 def _subject(verb):
     """The clause's subject token (shared with the verb it is joined to by "and"), or None."""
     for v in (verb, verb.head if verb.dep_ in ("conj", "xcomp") else None):
         if v is not None:
             subjects = [c for c in v.children if c.dep_ in ("nsubj", "nsubjpass", "csubj")]
-            if subjects:  # the one nearest the verb ("Hydrodissection now: the cannula goes under the rim")
-                return max(subjects, key=lambda c: (c.i < v.i, c.i if c.i < v.i else -c.i))
+            if subjects:  # a surgical noun, else a noun, then the one nearest the verb ("Hydrodissection now:
+                # the cannula goes under the rim"; "a soft epinucleus like this one can be aspirated")
+                return max(
+                    subjects,
+                    key=lambda c: (
+                        c.lemma_.lower() in SURGICAL_NOUNS,
+                        c.lower_ not in _PRONOUNS | {"one"},
+                        c.i < v.i,
+                        c.i if c.i < v.i else -c.i,
+                    ),
+                )
     return None
 
 
@@ -249,19 +264,18 @@ def _clause_tokens(verb) -> list[tuple[int, str]]:
             ante = _antecedent(verb)
             if ante is None:
                 return []
-            kept += [(a.i + k / 100, "the" if t.lower_ in ("a", "an") else t.text) for k, t in enumerate(ante)]
+            kept += [(a.i + k / 100, "the" if t.lower_ in ("a", "an") else _word(t)) for k, t in enumerate(ante)]
         else:
-            kept += [(t.i, t.lower_ if t.dep_ == "det" else t.text) for t in _phrase(list(a.subtree))]
+            kept += [(t.i, t.lower_ if t.dep_ == "det" else _word(t)) for t in _phrase(list(a.subtree))]
     for c in verb.children:
-        if c in acted_on or c.dep_ in _DROP_DEPS or c.dep_ in ("agent", "csubj") or c.i < verb.i:
+        purpose = _purpose(c) and c.tag_ == "VB"
+        if c in acted_on or (c.dep_ in _DROP_DEPS and not purpose) or c.dep_ in ("agent", "csubj") or c.i < verb.i:
             continue  # what comes before the verb ("After the wave I tap ...") is not part of the instruction
-        if c.dep_ in ("xcomp", "ccomp", "advcl") and not (
-            c.tag_ == "VB" and any(g.lower_ == "to" for g in c.children if g.i < c.i)
-        ):
+        if c.dep_ in ("xcomp", "ccomp", "advcl") and not purpose:
             continue  # another clause; only a purpose ("to ...") stays with the action
         if c.dep_ == "advmod" and c.lower_ in _FILLER_ADVERBS:
             continue
-        kept += [(t.i, t.text) for t in _phrase(list(c.subtree))]
+        kept += [(t.i, _word(t)) for t in _phrase(list(c.subtree))]
     if not any(True for _ in acted_on) and not any(c.dep_ in ("prep", "prt") for c in verb.children):
         return []
     return sorted(kept)
@@ -304,7 +318,7 @@ def _tool(verb):
 
 def _tool_words(tool) -> list[tuple[int, str]]:
     """The instrument's noun phrase, its article made definite ("a diamond knife" -> "the diamond knife")."""
-    words = [t.lower_ if t.dep_ == "det" else t.text for t in _phrase(list(tool.subtree))]
+    words = [t.lower_ if t.dep_ == "det" else _word(t) for t in _phrase(list(tool.subtree))]
     return list(enumerate(["the", *words[1:]] if words and words[0] in ("a", "an", "the") else ["the", *words]))
 
 
@@ -336,9 +350,16 @@ def narrated_actions(narration: str) -> list[str]:
 def _narrated_actions(narration: str) -> tuple[str, ...]:
     out = []
     for sentence in nlp()(_DISFLUENCY.sub("", narration)).sents:
-        actions = [a for verb in sentence if (a := _verb_action(verb))]
+        found = {verb.i: a for verb in sentence if (a := _verb_action(verb))}
+        # a purpose ("... goes in to bring the pupil down") is not an action of its own when its verb's is one
+        actions = [a for i, a in found.items() if not (_purpose(sentence.doc[i]) and sentence.doc[i].head.i in found)]
         out += actions or _named_actions(sentence) or _wanted(sentence) or _verbless(sentence)
     return tuple(out)
+
+
+def _purpose(verb) -> bool:
+    """ "to bring the pupil down" after another clause's verb."""
+    return verb.dep_ in ("advcl", "xcomp", "ccomp") and any(c.lower_ == "to" and c.i < verb.i for c in verb.children)
 
 
 def _negated(verb) -> bool:
@@ -376,7 +397,7 @@ def _named_actions(sentence) -> list[str]:
         acted_on = next((g for g in of.children if g.dep_ == "pobj"), None) if of is not None else None
         if acted_on is None:
             continue
-        words = [(t.i, t.text) for t in _phrase(list(acted_on.subtree))]
+        words = [(t.i, _word(t)) for t in _phrase(list(acted_on.subtree))]
         holders, n = [noun], noun  # "a couple of injections of BSS at two clock hours": "at" hangs on "couple"
         while n.dep_ == "pobj" and n.head.lower_ == "of" and n.head.head.pos_ == "NOUN":
             n = n.head.head
@@ -384,7 +405,7 @@ def _named_actions(sentence) -> list[str]:
         for h in holders:
             for c in h.children:
                 if c.dep_ == "prep" and c.i != of.i and c.lower_ != "of":
-                    words += [(t.i, t.text) for t in _phrase(list(c.subtree))]
+                    words += [(t.i, _word(t)) for t in _phrase(list(c.subtree))]
         out.append(_sentence(verb, sorted(words)))
     return out
 
@@ -397,7 +418,7 @@ def _wanted(sentence) -> list[str]:
     made = next((c for c in root.children if c.dep_ == "attr" and c.lemma_.lower() in SURGICAL_NOUNS), None)
     if root.lemma_ != "be" or wish is None or made is None or wish.lemma_ not in ("want", "need", "like", "aim"):
         return []
-    return [_sentence("make", [(t.i, t.text) for t in _phrase(list(made.subtree))])]
+    return [_sentence("make", [(t.i, _word(t)) for t in _phrase(list(made.subtree))])]
 
 
 def _verbless(sentence) -> list[str]:
@@ -414,10 +435,10 @@ def _verbless(sentence) -> list[str]:
     sent_to = [c for c in root.children if c.dep_ == "prep" and c.lower_ in ("into", "through", "in", "under")]
     if sent_to and any(t.lemma_.lower() in SUBSTANCES for t in root.subtree):
         keep = [t for t in _phrase(list(root.subtree)) if t.dep_ not in ("intj", "punct")]
-        return [_sentence("inject", [(t.i, t.lower_ if t.i == root.i else t.text) for t in keep])]
+        return [_sentence("inject", [(t.i, t.lower_ if t.i == root.i else _word(t)) for t in keep])]
     for noun in sentence:
         if noun.lemma_.lower() in _MADE and noun.dep_ != "pobj" and any(c.dep_ == "prep" for c in noun.children):
-            words = [(t.i, t.text) for t in _phrase(list(noun.subtree)) if t.dep_ not in ("punct", "intj")]
+            words = [(t.i, _word(t)) for t in _phrase(list(noun.subtree)) if t.dep_ not in ("punct", "intj")]
             if not any(c.dep_ in ("det", "poss") for c in noun.children):
                 words.insert(0, (noun.i - 0.5, "a"))
             return [_sentence("make", words)]
