@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from ophora.curation.stages.refine import RefineConfig, Refiner, complaint
-from ophora.curation.stages.refine.instruction_form import form_complaint, narrated_actions
+from ophora.curation.stages.refine.instruction_form import form_complaint
+from ophora.curation.stages.refine.narrated import narrated_actions
 from ophora.curation.stages.refine.rubric import judge, load_lines
 
 LENS = (

@@ -139,7 +139,7 @@ def _clauses(sentence: str) -> list[str]:
 class ExtractiveBackend:
     """No LLM: the narration's actions as imperatives, best first, the first the validator accepts. Candidates are
     each clause that acts on something, read by spaCy's parser and turned round when passive
-    (:func:`~ophora.curation.stages.refine.instruction_form.narrated_actions`), then the rule rewrites of whole sentences and
+    (:func:`~ophora.curation.stages.refine.narrated.narrated_actions`), then the rule rewrites of whole sentences and
     their clauses (:func:`imperative`); they rank by how much cataract-surgery action they name, a verb of the
     surgical vocabulary first ("Insert the lens ..." before "Load the lens into the injector.")."""
 
@@ -147,7 +147,7 @@ class ExtractiveBackend:
     model_id = "rules-v2"
 
     def candidates(self, narration: str) -> list[str]:
-        from ophora.curation.stages.refine.instruction_form import narrated_actions
+        from ophora.curation.stages.refine.narrated import narrated_actions
 
         sentences = [x.strip() for x in re.split(r"(?<=[.!?])\s+", narration) if x.strip()]
         parsed = [a for x in sentences for a in narrated_actions(x)]

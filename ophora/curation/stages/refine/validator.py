@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from ophora.curation import phi
 from ophora.curation.cataract_actions import ACTION_VERBS, names_action, phase_of, phase_scores, surgical_nouns
 from ophora.curation.stages.refine.extractive import base_verb
-from ophora.curation.stages.refine.instruction_form import form_complaint, lemmas, narrated_actions, parse_imperative
+from ophora.curation.stages.refine.instruction_form import form_complaint, lemmas, parse_imperative
+from ophora.curation.stages.refine.narrated import narrated_actions
 
 if TYPE_CHECKING:
     from ophora.curation.stages.refine import RefineConfig
