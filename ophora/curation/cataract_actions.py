@@ -121,7 +121,7 @@ pupil optic limbus port handpiece injector cartridge quadrant fragment fragments
 speculum suture iol ovd epinucleus paracentesis tunnel membrane sleeve ring zonule zonules blade knife needle
 cystotome spatula sponge axis edge injection steroid antibiotic cefuroxime drape nylon stitch groove trench plaque
 plaques polisher bss healon dye trypan bevel sideport halves sclera conjunctiva eye iop lidocaine anaesthetic
-anesthetic moxifloxacin
+anesthetic moxifloxacin cortical stromal endothelial zonular scleral
 """.split()
 )
 

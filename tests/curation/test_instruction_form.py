@@ -198,3 +198,11 @@ def test_what_moves_stands_or_is_named_without_a_verb():
     assert narrated_actions("Alright, paracentesis at the limbus.") == ["Make a paracentesis at the limbus."]
     assert narrated_actions("Lovely rhexis, nice and round.") == []
     assert narrated_actions("You'll feel the nucleus lift slightly.") == []
+
+
+def test_a_past_case_and_a_state_are_not_actions():
+    assert narrated_actions("His first eye was operated two years ago.") == []
+    assert narrated_actions("We implanted a toric lens in her other eye last month.") == []
+    assert narrated_actions("The bubble is trapped under the optic.") == []
+    # the same verbs now, in this video
+    assert narrated_actions("We implant the toric lens in the bag.") == ["Implant the toric lens in the bag."]

@@ -203,6 +203,26 @@ def _negated(verb) -> bool:
     return any(c.dep_ == "neg" or c.lower_ == "never" for h in heads for c in h.children)
 
 
+_PAST_TIME = frozenset("yesterday ago".split())
+_SPAN = frozenset("year years week weeks month months day days time".split())
+# Participles that name a state, not what the surgeon does: "that piece is stuck", "the bubble is gone".
+_STATES = frozenset("stuck gone trapped".split())
+
+
+def _history(verb) -> bool:
+    """ "Her other eye was done last year", "we did this one two weeks ago": a past clause placed at another time
+    tells the case's history, not an action of the video."""
+    past = verb.tag_ == "VBD" or any(a.dep_ in ("aux", "auxpass") and a.tag_ == "VBD" for a in verb.children)
+    when = (
+        t
+        for c in verb.children
+        if c.dep_ in ("npadvmod", "advmod", "prep")
+        for t in c.subtree
+        if t.lower_ in _PAST_TIME or t.lower_ in _SPAN and any(g.lower_ in ("last", "previous") for g in t.children)
+    )
+    return past and next(when, None) is not None
+
+
 # Nouns that name an action ("a couple of injections of BSS", "stromal hydration of the ports"): its verb.
 _NOMINAL = {
     "injection": "inject",
@@ -290,6 +310,8 @@ def _sentence(lemma: str, words: list[tuple[float, str]]) -> str:
 def _verb_action(verb) -> str:
     """The imperative of ``verb``'s clause when the surgeon acts on something in it, else ""."""
     if verb.pos_ != "VERB" or verb.dep_ not in _CLAUSE_DEPS or not _is_surgeons_action(verb) or _negated(verb):
+        return ""
+    if _history(verb) or verb.lower_ in _STATES:
         return ""
     if _decimal(verb):
         return ""
