@@ -192,9 +192,14 @@ def _narrated_actions(narration: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _infinitive(verb) -> bool:
+    """ "to" before the verb: "to bring", "to separate"."""
+    return any(c.lower_ == "to" and c.i < verb.i for c in verb.children)
+
+
 def _purpose(verb) -> bool:
     """ "to bring the pupil down" after another clause's verb."""
-    return verb.dep_ in ("advcl", "xcomp", "ccomp") and any(c.lower_ == "to" and c.i < verb.i for c in verb.children)
+    return verb.dep_ in ("advcl", "xcomp", "ccomp") and _infinitive(verb)
 
 
 def _negated(verb) -> bool:
@@ -283,7 +288,7 @@ def _verbless(sentence) -> list[str]:
     if any(t.tag_ in ("VBD", "VBP", "VBZ", "MD") for t in sentence):
         return []
     for verb in sentence:
-        if verb.tag_ == "VB" and any(c.lower_ == "to" for c in verb.children if c.i < verb.i):
+        if verb.tag_ == "VB" and _infinitive(verb):
             if verb_lemma(verb) not in NON_ACTION and (words := _clause_tokens(verb)):
                 return [_sentence(verb_lemma(verb), words)]
     root = sentence.root
