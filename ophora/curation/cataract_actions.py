@@ -121,7 +121,8 @@ pupil optic limbus port handpiece injector cartridge quadrant fragment fragments
 speculum suture iol ovd epinucleus paracentesis tunnel membrane sleeve ring zonule zonules blade knife needle
 cystotome spatula sponge axis edge injection steroid antibiotic cefuroxime drape nylon stitch groove trench plaque
 plaques polisher bss healon dye trypan bevel sideport halves sclera conjunctiva eye iop lidocaine anaesthetic
-anesthetic moxifloxacin cortical stromal endothelial zonular scleral
+anesthetic moxifloxacin cortical stromal endothelial zonular scleral knot vitreous vitrectomy capsulotomy
+hydrodissection hydrodelineation shield lid lids lashes povidone iodine cautery
 """.split()
 )
 
@@ -130,7 +131,7 @@ SUBSTANCES = frozenset(
     """
 viscoelastic ovd healon bss fluid saline solution lidocaine anaesthetic anesthetic cefuroxime moxifloxacin
 antibiotic steroid trypan dye air water miochol carbachol acetylcholine adrenaline epinephrine phenylephrine
-triamcinolone
+triamcinolone povidone iodine betadine
 """.split()
 )
 

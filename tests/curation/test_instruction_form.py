@@ -206,3 +206,39 @@ def test_a_past_case_and_a_state_are_not_actions():
     assert narrated_actions("The bubble is trapped under the optic.") == []
     # the same verbs now, in this video
     assert narrated_actions("We implant the toric lens in the bag.") == ["Implant the toric lens in the bag."]
+
+
+def test_a_first_word_that_is_no_verb_is_not_an_imperative():
+    # the parser reads anything after "You must" as a verb; English's verb lexicon (WordNet's, as spaCy ships it)
+    # and the surgical vocabulary decide
+    assert "is not a verb" in form_complaint("Trypan blue under air.")
+    assert "is not a verb" in form_complaint("Irrigation aspiration now, with the cortex first.")
+    assert form_complaint("Hydrodissect the nucleus with balanced salt solution.") is None
+
+
+def test_lines_without_a_finite_verb_name_their_action():
+    # a substance named alone, or sent somewhere while a reason follows, is injected
+    assert narrated_actions("Viscoelastic under the iris, because the pupil keeps coming down.") == [
+        "Inject viscoelastic under the iris."
+    ]
+    assert narrated_actions("Intracameral antibiotic and steroid at the end, then a patch.") == [
+        "Inject intracameral antibiotic and steroid at the end."
+    ]
+    # a device sent somewhere is put there; a procedure named is performed
+    assert narrated_actions("A second nylon stitch across the side port since it leaks.") == [
+        "Place a second nylon stitch across the side port."
+    ]
+    assert narrated_actions("anterior capsulotomy now, you can see the edge") == ["Perform anterior capsulotomy."]
+    # a noun of action with where it happens, a participle with its object
+    assert narrated_actions("A quick irrigation along the incision.") == ["Irrigate along the incision."]
+    assert narrated_actions("Tilting the nucleus with the spatula so the edge comes up.") == [
+        "Tilt the nucleus with the spatula."
+    ]
+
+
+def test_commands_the_tagger_misreads_and_remarks_with_a_condition():
+    assert narrated_actions("Press on the back lip and, yes, nice and tight.") == ["Press on the back lip."]
+    assert narrated_actions("The ring is going in now.") == ["Insert the ring."]
+    assert narrated_actions("See how clear the cornea stays when you protect it with dispersive.") == []
+    assert narrated_actions("I'll show you the wound at the end of the video.") == []
+    assert narrated_actions("Expect the chamber to be deep in this eye.") == []

@@ -22,7 +22,8 @@ _FRAME = "You must "
 # spike ..."), not an instruction.
 NON_ACTION = frozenset(
     """be have see look watch note notice remember know think say hear consider observe enjoy
-thank subscribe like love hope want wish try seem appear avoid prevent ensure allow wait feel""".split()
+thank subscribe like love hope want wish try seem appear avoid prevent ensure allow wait feel expect
+show tell explain mention discuss talk""".split()
 )
 _OBJECT_DEPS = ("dobj", "pobj", "ccomp", "xcomp", "oprd", "dative", "attr", "acomp")
 _DROP_DEPS = (
@@ -131,6 +132,8 @@ def parse_imperative(text: str) -> tuple[Action | None, str]:
     lemma = verb_lemma(verb)
     if lemma in NON_ACTION:
         return None, f'"{verb.text}" is not a surgical action; name what the surgeon does'
+    if lemma not in known_verbs():  # the frame makes any first word look like a verb ("Trypan blue under air.")
+        return None, f'"{first.text}" is not a verb; write an imperative such as "Insert ..."'
     objects = _objects(verb) or [o for c in verb.children if c.dep_ == "conj" for o in _objects(c)]
     if not objects:
         return None, f'"{verb.text}" has no object; say what it acts on'
@@ -164,6 +167,16 @@ def verb_lemma(token) -> str:
     from ophora.curation.stages.refine.extractive import base_verb
 
     return base_verb(token.text) or token.lemma_.lower()
+
+
+@lru_cache(maxsize=1)
+def known_verbs() -> frozenset[str]:
+    """Base forms English uses as verbs: WordNet's verb index as spaCy's lemmatizer ships it, and the surgical
+    vocabulary's own verbs ("hydrodissect", "regrasp")."""
+    from ophora.curation.cataract_actions import ACTION_VERBS
+
+    index = nlp().get_pipe("lemmatizer").lookups.get_table("lemma_index")
+    return frozenset(index["verb"]) | ACTION_VERBS
 
 
 def lemmas(text: str) -> set[str]:
