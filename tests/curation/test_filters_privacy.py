@@ -165,3 +165,34 @@ def test_the_first_and_last_samples_are_read_at_full_size_and_the_middle_ones_sc
     finally:
         stage.reader = real
     assert sides == [0, stage.cfg.ocr_scout_side, stage.cfg.ocr_scout_side, 0]
+
+
+@pytest.fixture(scope="module")
+def reference_window():
+    """Four samples of a real clip as the stage samples a window (1.5 s apart); the reference clips are required
+    here: without them nothing shows that strokes in the footage's own colours are found."""
+    assert REFERENCE.is_dir(), f"the reference clips are expected in {REFERENCE}"
+    return frames_at(str(REFERENCE / "hydrodissection.mp4"), [0.76, 2.29, 3.82, 5.35], 720)
+
+
+def test_strokes_drawn_in_the_footages_own_colours_are_found_and_clean_real_frames_are_not(
+    stage, reference_window, tmp_path
+):
+    """A red ring and a yellow arrow (3 px, anti-aliased, re-encoded with libx264) drawn over a real clip: red and
+    yellow are this footage's palette, so the hue check cannot see them; the still-stroke check does (on windows
+    of three samples or more: two may meet in a moment of no motion)."""
+    from ophora.curation.stages.privacy.strokes import still_stroke
+    from tests.fixtures.strokes import draw_stroke, encode, read_all
+
+    clean = stage.judge(reference_window)
+    assert clean.p2ft_reasons == [] and clean.scores["still_stroke"] < stage.cfg.stroke_min_pixels
+    ring = ("ring", {"c": (360, 230), "r": 110}, (230, 30, 30))
+    arrow = ("arrow", {"c": (330, 250), "tail": (470, 130)}, (255, 230, 40))
+    for kind, shape, colour in (ring, arrow):
+        drawn = np.stack([draw_stroke(f, kind, shape, colour, 3) for f in reference_window])
+        assert max(graphic_colour_share(f) for f in drawn) < stage.cfg.overlay_colour_share, kind  # the gap
+        window = read_all(encode(drawn, tmp_path / f"{kind}.mp4"))
+        f = stage.judge(window)
+        assert f.flags["overlay"] and any("drawn stroke" in r for r in f.p2ft_reasons), (kind, f.scores)
+        assert decide_subsets(f.p2ft_reasons, f.identifying) == ["tpt"]
+        assert still_stroke(window[:2]) == 0.0 < still_stroke(window[:2], min_samples=2), kind

@@ -6,7 +6,8 @@
 - Faces (two OpenCV Haar cascades with a high agreement bar, or a YuNet ONNX model when ``face_model`` names one):
   identifying.
 - Graphic overlays (picture-in-picture insets and drawn panels: rectangle corners; arrows and markers: saturated
-  green/blue/magenta/yellow strokes that tissue does not have): out of P²FT.
+  green/blue/magenta/yellow strokes that tissue does not have; rings, arrows and lines in the footage's own colours:
+  a thin stroke that stays at the same pixels across the window's samples, :mod:`.strokes`): out of P²FT.
 
 A clip goes to P²FT only when every sampled frame is clean. Identifying windows are dropped when
 ``drop_identifying`` (the default: nothing downstream may use them, so they are not transcoded).
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ophora.curation import phi
 from ophora.curation.stages.base import stage_resources
 from ophora.curation.stages.frame_filter import Findings, FrameFilterStage
+from ophora.curation.stages.privacy.strokes import still_stroke
 
 _WORDISH = re.compile(r"[A-Za-z0-9]")
 EXAMINED_FLAG = "privacy_examined"  # set on every window the privacy stage judged: p2ft/ admits no other
@@ -112,6 +114,11 @@ class PrivacyConfig(BaseModel):
         le=1,
         description="a saturated non-tissue colour stroke larger than this share of the frame marks a drawn graphic",
     )
+    stroke_side: int = Field(360, ge=64, description="drawn strokes are looked for at this longer side")
+    stroke_contrast: int = Field(90, ge=1, le=255, description="drawn stroke: top/black-hat levels, every sample")
+    stroke_steadiness: int = Field(40, ge=1, le=255, description="a drawn stroke's pixels vary less across samples")
+    stroke_min_pixels: int = Field(24, ge=1, description="still thin pixels in one run (at stroke_side): a stroke")
+    stroke_min_samples: int = Field(3, ge=2, description="fewer samples are not judged for strokes (see .strokes)")
     drop_identifying: bool = Field(True, description="drop identifying windows here instead of only flagging them")
 
 
@@ -291,9 +298,10 @@ class TextReader:
         return lines, area / (frame.shape[0] * frame.shape[1])
 
 
-def judge_privacy(per_frame: list[FrameFindings], cfg: PrivacyConfig) -> Findings:
+def judge_privacy(per_frame: list[FrameFindings], cfg: PrivacyConfig, stroke: float = 0.0) -> Findings:
     """The window's judgement from its frames: any identifying frame makes it identifying, any unclean frame
-    keeps it out of P2FT."""
+    keeps it out of P2FT; ``stroke`` (:func:`~.strokes.still_stroke` of the window) above ``stroke_min_pixels`` is
+    a drawn overlay over the whole window."""
     text_frames = sum(1 for f in per_frame if f.lines)
     face_frames = sum(1 for f in per_frame if f.faces)
     phi_frames = sum(1 for f in per_frame if f.identifying_text)
@@ -306,6 +314,7 @@ def judge_privacy(per_frame: list[FrameFindings], cfg: PrivacyConfig) -> Finding
             "faces": float(max(f.faces for f in per_frame)),
             "overlay_corners": float(max(f.corners for f in per_frame)),
             "graphic_share": max(f.graphic_share for f in per_frame),
+            "still_stroke": stroke,
         },
         flags={
             "text": text_frames > 0,
@@ -319,6 +328,9 @@ def judge_privacy(per_frame: list[FrameFindings], cfg: PrivacyConfig) -> Finding
         findings.p2ft_reasons.append(f"burned-in text (in {text_frames}/{len(per_frame)} frames)")
     if overlay_frames:
         findings.p2ft_reasons.append(f"graphic overlay (in {overlay_frames}/{len(per_frame)} frames)")
+    if stroke >= cfg.stroke_min_pixels:
+        findings.flags["overlay"] = True
+        findings.p2ft_reasons.append(f"drawn stroke still over all {len(per_frame)} frames ({stroke:.0f} px)")
     kinds = [k for k, n in (("identifying text", phi_frames), ("face", face_frames)) if n]
     if kinds:
         findings.identifying = True
@@ -375,4 +387,7 @@ class PrivacyStage(FrameFilterStage):
     def judge(self, frames: np.ndarray) -> Findings:
         looked = set(np.linspace(0, len(frames) - 1, min(self.cfg.face_frames, len(frames))).round().astype(int))
         last = len(frames) - 1
-        return judge_privacy([self.inspect(f, i in looked, scout=0 < i < last) for i, f in enumerate(frames)], self.cfg)
+        per_frame = [self.inspect(f, i in looked, scout=0 < i < last) for i, f in enumerate(frames)]
+        c = self.cfg
+        stroke = still_stroke(frames, c.stroke_side, c.stroke_contrast, c.stroke_steadiness, c.stroke_min_samples)
+        return judge_privacy(per_frame, self.cfg, stroke)
