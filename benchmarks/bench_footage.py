@@ -16,7 +16,7 @@ yield: narrated videos (sidecar subtitles) built from the same shots, curated wi
 
 instructions: the narration lines in benchmarks/instruction_rubric.yaml (written for this, not from the synthetic
 generator's scripts) through each refine backend; judged by the rubric written there. ``--final`` adds the second
-held-out parts (held_out_2 to held_out_6), each kept unseen while prompts, steering and rules are tuned: run them
+held-out parts (held_out_2, held_out_3, ...), each kept unseen while prompts, steering and rules are tuned: run them
 once, at the end.
 """
 
@@ -258,15 +258,11 @@ def model_path(name: str) -> str:
 
 def bench_instructions(workdir: Path, args) -> dict:
     from ophora.curation.stages.refine import Refiner
-    from ophora.curation.stages.refine.rubric import judge, load_lines
+    from ophora.curation.stages.refine.rubric import judge, load_lines, rubric_parts
 
     parts = {"development": load_lines(), "held out": load_lines(part="held_out")}
-    if args.final:
-        parts["held out 2"] = load_lines(part="held_out_2")
-        parts["held out 3"] = load_lines(part="held_out_3")
-        parts["held out 4"] = load_lines(part="held_out_4")
-        parts["held out 5"] = load_lines(part="held_out_5")
-        parts["held out 6"] = load_lines(part="held_out_6")
+    if args.final:  # every later held-out part the rubric holds (held_out_2, held_out_3, ...)
+        parts |= {p.replace("_", " "): load_lines(part=p) for p in rubric_parts() if p.startswith("held_out_")}
     if args.sample:  # an even spread over both parts (an LLM on this CPU takes ~10-20 s a line)
         parts = {p: v[:: max(1, round(len(v) / (args.sample / 2)))] for p, v in parts.items()}
     lines = [x for part in parts.values() for x in part]
@@ -343,7 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--prompt", default="refine_v2", help="instructions: the LLMs' prompt (refine.prompt)")
     ap.add_argument(
-        "--final", action="store_true", help="instructions: also the held-out parts 2 and 3 (measured, never tuned on)"
+        "--final",
+        action="store_true",
+        help="instructions: also the later held-out parts (held_out_2, ...: measured, never tuned on)",
     )
     ap.add_argument(
         "--sample",

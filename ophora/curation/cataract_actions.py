@@ -122,7 +122,8 @@ speculum suture iol ovd epinucleus paracentesis tunnel membrane sleeve ring zonu
 cystotome spatula sponge axis edge injection steroid antibiotic cefuroxime drape nylon stitch groove trench plaque
 plaques polisher bss healon dye trypan bevel sideport halves sclera conjunctiva eye iop lidocaine anaesthetic
 anesthetic moxifloxacin cortical stromal endothelial zonular scleral knot vitreous vitrectomy capsulotomy
-hydrodissection hydrodelineation shield lid lids lashes povidone iodine cautery
+hydrodissection hydrodelineation shield lid lids lashes povidone iodine cautery piece pieces segment
+heminucleus iridodialysis synechiae fluorescein vitrector
 """.split()
 )
 
@@ -131,7 +132,7 @@ SUBSTANCES = frozenset(
     """
 viscoelastic ovd healon bss fluid saline solution lidocaine anaesthetic anesthetic cefuroxime moxifloxacin
 antibiotic steroid trypan dye air water miochol carbachol acetylcholine adrenaline epinephrine phenylephrine
-triamcinolone povidone iodine betadine
+triamcinolone povidone iodine betadine fluorescein
 """.split()
 )
 

@@ -242,3 +242,9 @@ def test_commands_the_tagger_misreads_and_remarks_with_a_condition():
     assert narrated_actions("See how clear the cornea stays when you protect it with dispersive.") == []
     assert narrated_actions("I'll show you the wound at the end of the video.") == []
     assert narrated_actions("Expect the chamber to be deep in this eye.") == []
+
+
+def test_a_surgeons_compound_verb_is_a_verb():
+    # "viscodissect" is in no dictionary; "dissect" is, after a combining form surgeons use
+    assert form_complaint("Viscodissect the haptics free from the capsule.") is None
+    assert "is not a verb" in form_complaint("Viscoelastic the chamber before the lens.")

@@ -132,7 +132,7 @@ def parse_imperative(text: str) -> tuple[Action | None, str]:
     lemma = verb_lemma(verb)
     if lemma in NON_ACTION:
         return None, f'"{verb.text}" is not a surgical action; name what the surgeon does'
-    if lemma not in known_verbs():  # the frame makes any first word look like a verb ("Trypan blue under air.")
+    if not is_verb(lemma):  # the frame makes any first word look like a verb ("Trypan blue under air.")
         return None, f'"{first.text}" is not a verb; write an imperative such as "Insert ..."'
     objects = _objects(verb) or [o for c in verb.children if c.dep_ == "conj" for o in _objects(c)]
     if not objects:
@@ -177,6 +177,18 @@ def known_verbs() -> frozenset[str]:
 
     index = nlp().get_pipe("lemmatizer").lookups.get_table("lemma_index")
     return frozenset(index["verb"]) | ACTION_VERBS
+
+
+# Combining forms surgeons put before a verb: "viscodissect", "hydrodissect", "prechop", "regrasp".
+_VERB_PREFIXES = ("visco", "hydro", "phaco", "micro", "pre", "re", "de", "un")
+
+
+def is_verb(lemma: str) -> bool:
+    """Whether English uses ``lemma`` as a verb (:func:`known_verbs`), a combining form before one included."""
+    known = known_verbs()
+    return lemma in known or any(
+        lemma.startswith(p) and len(lemma) - len(p) >= 4 and lemma[len(p) :] in known for p in _VERB_PREFIXES
+    )
 
 
 def lemmas(text: str) -> set[str]:

@@ -19,6 +19,11 @@ def load_lines(path: str | Path = RUBRIC, part: str = "lines") -> list[dict]:
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))[part]
 
 
+def rubric_parts(path: str | Path = RUBRIC) -> list[str]:
+    """The rubric's parts in file order: "lines" (development), "held_out", "held_out_2", ..."""
+    return list(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+
+
 def judge(result: dict, line: dict) -> tuple[bool, str]:
     """(passes, why not) for a refine result on a rubric line (see the rubric in the YAML file)."""
     from ophora.curation.stages.refine import RefineConfig, complaint

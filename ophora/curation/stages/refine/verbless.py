@@ -81,6 +81,8 @@ _PLACED = INSTRUMENTS | frozenset("suture stitch ring hook lens iol implant shie
 
 
 # Nouns that name a procedure: a verbless line naming one ("hydrodissection now") asks to perform it.
+# Where a substance is sent, and so what is done with it: into the eye it is injected, onto a surface applied.
+_SENT = {"into": "inject", "through": "inject", "in": "inject", "under": "inject", "over": "apply", "onto": "apply"}
 _PRAISE = frozenset("lovely nice good great perfect beautiful excellent fine neat".split())
 _PROCEDURES = ("ectomy", "otomy", "rhexis", "dissection", "delineation", "emulsification")
 
@@ -103,12 +105,13 @@ def _verbless(sentence) -> list[str]:
     if _finite_main(sentence):
         return []
     root = sentence.root
-    sent_to = [c for c in root.children if c.dep_ == "prep" and c.lower_ in ("into", "through", "in", "under")]
+    sent_to = [c for c in root.children if c.dep_ == "prep" and c.lower_ in _SENT]
     named = {root, *root.conjuncts} if root.pos_ in ("NOUN", "PROPN") else set()  # "steroid and antibiotic"
     if any(t.lemma_.lower() in SUBSTANCES for t in (root.subtree if sent_to else named)):
         keep = [t for t in root.subtree if t.dep_ not in ("intj", "punct") and t.i < _next_step(sentence)]
         keep = [t for t in keep if not _in_clause(t, root) and (t in named or t.dep_ != "conj" or t.head not in named)]
-        return [_sentence("inject", [(t.i, t.lower_ if t.i == root.i else _word(t)) for t in keep])]
+        lemma = _SENT[sent_to[0].lower_] if sent_to else "inject"
+        return [_sentence(lemma, [(t.i, t.lower_ if t.i == root.i else _word(t)) for t in keep])]
     for verb in sentence:
         if (
             verb.tag_ == "VB"
