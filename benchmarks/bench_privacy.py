@@ -14,7 +14,8 @@ Seeds: 0-9999 are tuning seeds (tests and development drew identities, pictures 
    8-90 % of the frame height, centre and corners (picture-in-picture), plain, grey and side-lit: windows the
    privacy stage does not mark identifying (they would reach tpt/ or p2ft/). ``--compare-faces``: MTCNN and
    BlazeFace side by side (recall, false positives on the reference clips, ms per frame).
-3. The four reference clips (../shared/reference): frames flagged as face, text or overlay (every frame).
+3. The four reference clips (../shared/reference): frames flagged as face, text or overlay (every frame); strokes
+   in the footage's own colours drawn over them (``drawn_strokes``, see benchmarks/drawn_strokes.py).
 4. A curate run (offline profile, extractive refine) on an evaluation-seed corpus: planted identifiers in any
    stored text (clip .json/.txt, index, ledger, summary), clips of identifying scenes in p2ft/ or tpt/, overlay
    recall of the privacy stage on the truth's windows, and the privacy stage's CPU time per clip next to the
@@ -31,6 +32,8 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+from drawn_strokes import bench_drawn_strokes
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -317,6 +320,7 @@ def bench_curate(work: Path, videos: int, minutes: float) -> dict:
     privacy = PrivacyStage(CurateConfig.load("offline"))
     report = evaluate(corpus, [privacy])
     overlays = [o for o in report["outcomes"] if o.kind in ("overlay", "pip")]
+    clean = [o for o in report["outcomes"] if o.kind == "surgical"]
     surgical_rows = [
         r for r, scene in truth_windows(corpus) if scene["kind"] == "surgical" and r["end"] - r["start"] > 6.1
     ][:12]
@@ -339,6 +343,7 @@ def bench_curate(work: Path, videos: int, minutes: float) -> dict:
         "identifying_scene_clips_in_a_subset": {f"{s}/{k}": n for (s, k), n in in_subset.items()},
         "overlay_windows": len(overlays),
         "overlay_windows_kept_out_of_p2ft": sum(1 for o in overlays if "p2ft" not in o.subsets),
+        "surgical_windows_kept_out_of_p2ft": f"{sum('p2ft' not in o.subsets for o in clean)}/{len(clean)}",
         "privacy_cpu_ms_per_clip": round(1000 * p.cpu / len(surgical_rows), 1),
         "transcode_cpu_ms_per_clip": round(1000 * c.cpu / len(surgical_rows), 1),
         "privacy_over_transcode": round(p.cpu / c.cpu, 2),
@@ -389,6 +394,8 @@ def main() -> None:
         print(json.dumps(report["faces"]), flush=True)
         report["reference_clips"] = bench_reference(stage)
         print(json.dumps(report["reference_clips"]), flush=True)
+        report["drawn_strokes"] = bench_drawn_strokes(REFERENCE, stage.cfg, EVAL_SEED + 3)
+        print(json.dumps({k: v for k, v in report["drawn_strokes"].items() if k != "missed"}), flush=True)
         if args.compare_faces:
             report["face_detectors"] = compare_faces()
             print(json.dumps(report["face_detectors"]), flush=True)
