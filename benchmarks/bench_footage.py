@@ -275,6 +275,7 @@ def bench_instructions(workdir: Path, args) -> dict:
                 "backend": args.backend,
                 "model": model_path(name),
                 "steer": True,
+                "steer_gate": not args.no_gate,
                 "threads": args.threads,
                 "prompt": args.prompt,
             }
@@ -348,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         help="instructions: about this many lines, spread over the development and held-out parts (0: all)",
+    )
+    ap.add_argument(
+        "--no-gate", action="store_true", help="instructions: ask the LLM about lines the rules find no action in"
     )
     ap.add_argument("--skip-extractive", action="store_true", help="instructions: only the --models")
     ap.add_argument("--json", default="", help="also write the results here")

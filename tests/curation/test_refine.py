@@ -206,6 +206,16 @@ def test_endpoint_refusing_json_mode_is_asked_again_without_it(server):
     assert result["fallback"] is False and result["instruction"] == CANNED_ANSWER["instruction"]
 
 
+def test_a_line_the_rules_find_no_action_in_is_not_sent_to_the_model_when_gated(server):
+    gated = _openai(server.url("invalid"), steer=True, steer_gate=True)
+    before = server.requests["invalid"]
+    chat = gated.refine("Good morning everyone, thanks for joining the teaching session.")
+    assert server.requests["invalid"] == before  # the model was not asked
+    assert chat["relevant"] is False and chat["fallback"] is False and chat["reason"].startswith(NOT_SURGICAL)
+    surgical = gated.refine(SURGICAL)  # a line with an action is asked (and this endpoint answers garbage)
+    assert server.requests["invalid"] > before and surgical["fallback"] is True and surgical["relevant"]
+
+
 def test_unreachable_endpoint_falls_back():
     result = _openai("http://127.0.0.1:9/v1", retries=0).refine(SURGICAL)
     assert result["fallback"] and result["reason"].startswith("backend error") and result["relevant"]
