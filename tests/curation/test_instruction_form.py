@@ -242,6 +242,10 @@ def test_commands_the_tagger_misreads_and_remarks_with_a_condition():
     assert narrated_actions("See how clear the cornea stays when you protect it with dispersive.") == []
     assert narrated_actions("I'll show you the wound at the end of the video.") == []
     assert narrated_actions("Expect the chamber to be deep in this eye.") == []
+    # a colon ends a part: the steps after it are read on their own
+    assert narrated_actions("Stop and chop: impale the nucleus with the tip, then chop it with the chopper.")[0] == (
+        "Impale the nucleus with the tip."
+    )
 
 
 def test_a_surgeons_compound_verb_is_a_verb():

@@ -13,6 +13,7 @@ from ophora.curation.stages.refine.clauses import _purpose, _verb_action
 from ophora.curation.stages.refine.instruction_form import nlp
 from ophora.curation.stages.refine.verbless import _named_actions, _procedure, _verbless, _wanted
 
+_STEPS = re.compile(r"\s*[:;]\s+")
 _DISFLUENCY = re.compile(r"\b(?:[Uu]+[mh]+|[Ee]rm+|[Hh]mm+|er)\b,?\s*")
 
 
@@ -36,8 +37,9 @@ def _narrated_actions(narration: str) -> tuple[str, ...]:
 
 def _sentences(text: str):
     """The narration's sentences as parsed; one that opens with a surgical verb the tagger took for a noun
-    ("Press on the posterior lip", a command the small model often misreads) is parsed again after "you"."""
-    for sentence in nlp()(text).sents:
+    ("Press on the posterior lip", a command the small model often misreads) is parsed again after "you"; a colon
+    or semicolon ends a part ("Vertical chop: bury the tip deep, bring the chopper down ...")."""
+    for sentence in (s for part in _STEPS.split(text) for s in nlp()(part).sents):
         first = next((t for t in sentence if t.is_alpha), None)
         if first is None or first.tag_.startswith("VB") or first.lower_ not in ACTION_VERBS:
             yield sentence
