@@ -204,6 +204,10 @@ def test_a_past_case_and_a_state_are_not_actions():
     assert narrated_actions("His first eye was operated two years ago.") == []
     assert narrated_actions("We implanted a toric lens in her other eye last month.") == []
     assert narrated_actions("The bubble is trapped under the optic.") == []
+    # a thing already done before this moment is not this clip's action
+    assert narrated_actions(
+        "The laser has already made the capsulotomy, so we just lift the disc out with forceps."
+    ) == ["Lift the disc out with forceps."]
     # the same verbs now, in this video
     assert narrated_actions("We implant the toric lens in the bag.") == ["Implant the toric lens in the bag."]
 

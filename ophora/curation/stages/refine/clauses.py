@@ -196,6 +196,7 @@ def _negated(verb) -> bool:
     return any(c.dep_ == "neg" or c.lower_ == "never" for h in heads for c in h.children)
 
 
+_BEFORE = frozenset("already previously".split())
 _PAST_TIME = frozenset("yesterday ago".split())
 _SPAN = frozenset("year years week weeks month months day days time".split())
 # Participles that name a state, not what the surgeon does: "that piece is stuck", "the bubble is gone".
@@ -204,7 +205,11 @@ _STATES = frozenset("stuck gone trapped".split())
 
 def _history(verb) -> bool:
     """ "Her other eye was done last year", "we did this one two weeks ago": a past clause placed at another time
-    tells the case's history, not an action of the video."""
+    tells the case's history, not an action of the video; so does a thing already done before this moment ("the
+    femto's already done the capsulotomy", "the incisions were made previously")."""
+    done = verb.tag_ in ("VBD", "VBN") and any(c.dep_ == "advmod" and c.lower_ in _BEFORE for c in verb.children)
+    if done:
+        return True
     past = verb.tag_ == "VBD" or any(a.dep_ in ("aux", "auxpass") and a.tag_ == "VBD" for a in verb.children)
     when = (
         t
