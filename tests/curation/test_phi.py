@@ -247,3 +247,24 @@ def test_a_missing_ner_model_fails_with_what_to_install():
 
 def test_the_generator_draws_from_at_least_eight_locales():
     assert len(LOCALES) >= 8 and len({loc.split("_")[0] for loc in LOCALES}) >= 8
+
+
+def test_ocr_letters_in_numbers_are_read_as_digits():
+    # OCR writes 0 as O and 1 as l: the date and the record number are still found, words stay as they are
+    assert phi.ocr_digits("DOB:O5.ll.1957  ID OO72l945  Oil") == "DOB:05.11.1957  ID 00721945  Oil"
+    scrubbed, _ = phi.scrub("HOSP NO 3301O2  DOB l9/O2/1944")
+    assert "3301" not in scrubbed and "1944" not in scrubbed
+
+
+def test_a_name_runs_on_through_a_hyphen_and_a_brand_through_a_space():
+    scrubbed, _ = phi.scrub("Thanks to Ngozi Adeyemi-Cole for the referral.")
+    assert "Cole" not in scrubbed and "Adeyemi" not in scrubbed
+    for text in ("Fill the chamber with Healon GV first.", "Vision Blue stains the capsule nicely."):
+        assert phi.scrub(text)[0] == text
+
+
+def test_spoken_ages_and_years_of_birth_without_their_century():
+    assert phi.scrub("Mr Okafor is ninety one and lives alone.")[1].get("AGE") == 1
+    assert phi.scrub("The vacuum is ninety today.")[0] == "The vacuum is ninety today."
+    scrubbed, _ = phi.scrub("date of birth is the second of june fifty two")
+    assert "fifty" not in scrubbed and "june" not in scrubbed

@@ -20,6 +20,7 @@ from ophora.curation.phi.engine import (
     engine,
     merge_spans,
     normalise_case,
+    ocr_digits,
     use_model,
 )
 
@@ -34,6 +35,7 @@ __all__ = [
     "find_phi_many",
     "looks_identifying",
     "merge_spans",
+    "ocr_digits",
     "scrub",
     "scrub_many",
     "use_model",
@@ -52,8 +54,9 @@ def _blank_placeholders(text: str) -> str:
 
 
 def engine_text(text: str) -> str:
-    """The text the engine analyses for ``text`` (placeholders blanked, capitals normalised; same length)."""
-    return normalise_case(_blank_placeholders(text))
+    """The text the engine analyses for ``text`` (placeholders blanked, capitals normalised, OCR's letters in numbers
+    read as digits; same length)."""
+    return ocr_digits(normalise_case(_blank_placeholders(text)))
 
 
 def find_phi_many(texts: list[str], model: str | None = None) -> list[list[tuple[int, int, str]]]:

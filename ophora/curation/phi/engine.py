@@ -8,6 +8,7 @@ the NER model reads "KOWALCZYK, ANNA" as it reads "Kowalczyk, Anna"); spans map 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterable
 
@@ -35,6 +36,23 @@ def normalise_case(text: str) -> str:
         word_start = not c.isalpha()
     title = "".join(out)
     return title if len(title) == len(text) else text
+
+
+# OCR reads 0 as O and 1 as l or I inside numbers ("1938O415", "O5.ll.1957"): in a run of digits and those letters
+# holding at least two digits, the letters are read as digits (same length, so offsets hold).
+_OCR_NUMBER = re.compile(r"(?<![A-Za-z])[0-9OIl][0-9OIl./:-]*(?![A-Za-z])")
+_AS_DIGIT = str.maketrans("OIl", "011")
+
+
+def ocr_digits(text: str) -> str:
+    """``text`` with OCR's letter-for-digit slips inside numbers read back as digits."""
+
+    def fix(m: re.Match) -> str:
+        run = m.group(0)
+        digits = sum(c.isdigit() for c in run)
+        return run.translate(_AS_DIGIT) if digits >= 2 and digits >= sum(c in "OIl" for c in run) else run
+
+    return _OCR_NUMBER.sub(fix, text)
 
 
 class PhiEngine:
@@ -90,7 +108,7 @@ class PhiEngine:
         """For each text, Presidio's RecognizerResults (offsets into the text as given)."""
         texts = list(texts)
         out: list[list] = [[] for _ in texts]
-        todo = [(i, normalise_case(t)) for i, t in enumerate(texts) if t and t.strip()]  # same length: offsets hold
+        todo = [(i, ocr_digits(normalise_case(t))) for i, t in enumerate(texts) if t and t.strip()]  # same length
         artifacts = self.nlp_engine.process_batch([t for _, t in todo], "en", batch_size=batch_size)
         for (i, text), (_, nlp_artifacts) in zip(todo, artifacts):
             out[i] = self.analyzer.analyze(text=text, language="en", nlp_artifacts=nlp_artifacts)
@@ -100,7 +118,7 @@ class PhiEngine:
         """For each text, its sorted, non-overlapping ``(start, end, kind)`` identifying spans."""
         texts = list(texts)
         return [
-            merge_spans([_trimmed(t, r.start, r.end, r.entity_type) for r in results])
+            merge_spans([_joined(t, *_trimmed(t, r.start, r.end, r.entity_type)) for r in results])
             for t, results in zip(texts, self.results_many(texts, batch_size))
         ]
 
@@ -110,6 +128,16 @@ def _trimmed(text: str, start: int, end: int, kind: str) -> tuple[int, int, str]
         end -= 1
     while start < end and text[start] in _TRIM:
         start += 1
+    return start, end, kind
+
+
+def _joined(text: str, start: int, end: int, kind: str) -> tuple[int, int, str]:
+    """A name runs on through a hyphen ("park ji" of "park ji-yeon", "Adeyemi" of "Adeyemi-Cole")."""
+    if kind == "NAME":
+        while end + 1 < len(text) and text[end] == "-" and text[end + 1].isalpha():
+            end += 1
+            while end < len(text) and text[end].isalpha():
+                end += 1
     return start, end, kind
 
 

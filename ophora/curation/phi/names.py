@@ -91,6 +91,8 @@ def is_surgical(doc, start: int, end: int) -> bool:
     words = [t for t in doc[start:end] if wordlike(t) and not t.is_stop]  # "the Alcon Centurion"
     if words and all(t.lower_ in brands or t.lower_ in nouns for t in words):
         return True
+    if len(words) > 1 and "".join(t.lower_ for t in words) in brands:  # "Vision Blue", "Healon GV"
+        return True
     if len(words) > 1 and _instrument(words[-1], nouns):
         return True
     after = end

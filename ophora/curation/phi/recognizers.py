@@ -24,6 +24,10 @@ _ORDINAL_WORDS = (
     r"twentieth|thirtieth"
 )
 _YEAR_WORDS = r"(?:nineteen|twenty)[- ](?:hundred|oh[- ]\w+|\w+(?:[- ]\w+)?)"
+# A year said in two words without its century ("born on the first of May, forty seven").
+_SHORT_YEAR_WORDS = (
+    r"(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)[- ](?:one|two|three|four|five|six|seven|eight|nine)"
+)
 _TITLES = r"(?:Mr|Mrs|Ms|Mx|Miss|Dr|Doctor|Prof|Professor|Sister|Nurse|Sir|Dame|Madam|Herr|Frau|Mme|Mlle|Sig|Sra|Sr)"
 _NAME_WORD = r"\p{Lu}[\p{Ll}'’]+(?:-\p{Lu}[\p{Ll}'’]+)?"
 _CAPS_WORD = r"\p{Lu}[\p{L}'’-]+"
@@ -112,7 +116,7 @@ def dates() -> PatternRecognizer:
             _p(
                 "year of birth",
                 rf"(?<=\b(?:born|birth|birthday|DOB|d\.o\.b|geb|n[ée]e?)\b[^.!?\n]{{0,60}})"
-                rf"\b(?:(?:18|19|20)\d{{2}}|{_YEAR_WORDS})\b",
+                rf"\b(?:(?:18|19|20)\d{{2}}|{_YEAR_WORDS}|{_SHORT_YEAR_WORDS})\b",
             ),
         ],
     )
@@ -130,6 +134,14 @@ def ages() -> PatternRecognizer:
                 "in words",
                 r"\b(?:ninety|one\s+hundred)(?:[\s-]+(?:and\s+)?(?:one|two|three|four|five|six|seven|"
                 r"eight|nine|ten|\w+teen))?[\s-]+years?[\s-]+old\b",
+            ),
+            # "Mr Grant is ninety-three and remarkably sharp": an age said of a person (a name or he/she), no unit
+            _p(
+                "is ninety",
+                r"(?<=\b(?:he|she|(?-i:\p{Lu}[\p{Ll}'’]+))\s+(?:is|was|turned|turns)\s+)(?:ninety|one\s+hundred)(?:[\s-]+(?:and\s+)?(?:one|two|three|"
+                r"four|five|six|seven|eight|nine))?\b(?!\s*(?:%|percent|per|mm|milli|micro|degree|second|minute|cm|"
+                r"centi|mil|dioptre|diopter|d\b))",
+                0.6,
             ),
         ],
     )
